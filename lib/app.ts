@@ -1,0 +1,73 @@
+/**
+ * The Hono app: dependencies into the context, body limit, authentication, one error handler,
+ * the route files, and the OpenAPI document generated from the same schemas that validate.
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import type { AppDeps, AppEnv } from "./context.ts";
+import { authenticate, createAuthenticator } from "./auth.ts";
+import { errorHandler } from "./errors.ts";
+import { newApp } from "./openapi.ts";
+import { jobsRoutes } from "../routes/jobs.ts";
+import { healthRoutes } from "../routes/health.ts";
+import { pageRoutes } from "../routes/pages.ts";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
+  const app = newApp();
+  const auth = await createAuthenticator(deps.config.tokens);
+  for (const t of deps.config.tokens) deps.log.addSecret(t.token);
+
+  app.onError(errorHandler(deps.log));
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+
+  app.use("*", async (c, next) => {
+    c.set("deps", deps);
+    c.set("config", deps.config);
+    c.set("log", deps.log);
+    c.set("queue", deps.queue);
+    c.set("history", deps.history);
+    c.set("hub", deps.hub);
+    c.set("jobTypes", deps.jobTypes);
+    c.set("policy", deps.policy);
+    await next();
+  });
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
+    }),
+  );
+  app.use("/api/*", authenticate(auth));
+  app.use("/ws/*", authenticate(auth));
+
+  app.route("/", healthRoutes());
+  app.route("/", jobsRoutes());
+  app.route("/", pageRoutes());
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "Needed when STREAMPLAY_TOKENS is set (roles viewer < operator < admin).",
+  });
+  for (const type of deps.jobTypes.values()) {
+    app.openAPIRegistry.register(
+      `${type.name.replace(/(^|-)(\w)/g, (_, _d, ch: string) => ch.toUpperCase())}Params`,
+      type.params,
+    );
+  }
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "streamplay",
+      version: deps.version,
+      description:
+        "Watch, drive, record and load-test web pages in real browsers. Every long-running " +
+        "thing is a job with an id, a status, live events (WebSocket /ws/jobs/{id}) and history.",
+    },
+    servers: [{ url: deps.config.publicUrl }],
+  });
+  return app as unknown as OpenAPIHono<AppEnv>;
+}

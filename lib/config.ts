@@ -1,0 +1,182 @@
+/**
+ * Configuration: every environment variable streamplay reads, with its default, in one typed
+ * object. `loadConfig()` fails at start-up with a message naming the variable that is wrong.
+ */
+
+export type Role = "viewer" | "operator" | "admin";
+
+export interface Token {
+  name: string;
+  token: string;
+  role: Role;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Base URL clients use to reach this process (for `ws_url`, `viewer_url`, ...). */
+  publicUrl: string;
+  /** Redis URL; undefined means "start an embedded redis-server". */
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  dataDir: string;
+  dbPath: string;
+  /** Jobs run at once by this process; 0 runs no worker pool here (API and history only). */
+  concurrency: number;
+  warmWorkers: number;
+  leaseMs: number;
+  shutdownGraceMs: number;
+  jobTtlS: number;
+  allowPrivate: boolean;
+  allowHosts: string[];
+  denyHosts: string[];
+  tokens: Token[];
+  chromiumPath: string;
+  logLevel: "debug" | "info" | "warn" | "error";
+  logFormat: "text" | "json";
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+type Env = Record<string, string | undefined>;
+
+/** The variables and their defaults, as documented in the README's configuration table. */
+export const CONFIG_DEFAULTS = {
+  HOST: "127.0.0.1",
+  PORT: "8000",
+  STREAMPLAY_PUBLIC_URL: "http://<HOST>:<PORT>",
+  REDIS_URL: "(embedded redis-server)",
+  STREAMPLAY_REDIS_PREFIX: "streamplay",
+  STREAMPLAY_DATA_DIR: "./data",
+  STREAMPLAY_DB: "<STREAMPLAY_DATA_DIR>/streamplay.duckdb",
+  STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
+  STREAMPLAY_WARM_WORKERS: "2",
+  STREAMPLAY_LEASE_S: "15",
+  STREAMPLAY_SHUTDOWN_GRACE_S: "10",
+  STREAMPLAY_JOB_TTL_S: "86400",
+  STREAMPLAY_ALLOW_PRIVATE: "true",
+  STREAMPLAY_ALLOW_HOSTS: "(empty: any host)",
+  STREAMPLAY_DENY_HOSTS: "(empty)",
+  STREAMPLAY_TOKENS: "(empty: no authentication)",
+  STREAMPLAY_CHROMIUM: "/usr/bin/chromium",
+  STREAMPLAY_LOG_LEVEL: "info",
+  STREAMPLAY_LOG_FORMAT: "text",
+} as const;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function num(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number from ${min} to ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function list(env: Env, name: string): string[] {
+  return (env[name] ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
+}
+
+/** Parses `name:token:role` entries separated by commas. */
+export function parseTokens(raw: string | undefined): Token[] {
+  if (!raw || !raw.trim()) return [];
+  const tokens: Token[] = [];
+  for (const [i, entry] of raw.split(",").map((s) => s.trim()).filter(Boolean).entries()) {
+    const [name, token, role] = entry.split(":");
+    if (!name || !token || !role) {
+      throw new ConfigError(`STREAMPLAY_TOKENS entry ${i + 1} must be name:token:role`);
+    }
+    if (role !== "viewer" && role !== "operator" && role !== "admin") {
+      throw new ConfigError(
+        `STREAMPLAY_TOKENS entry ${
+          i + 1
+        } ("${name}") has role "${role}"; use viewer, operator or admin`,
+      );
+    }
+    if (token.length < 8) {
+      throw new ConfigError(
+        `STREAMPLAY_TOKENS entry ${i + 1} ("${name}") needs a token of 8+ characters`,
+      );
+    }
+    tokens.push({ name, token, role });
+  }
+  return tokens;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "127.0.0.1" || host === "localhost" || host === "::1" || host === "[::1]" ||
+    /^127\./.test(host);
+}
+
+export function loadConfig(env: Env = Deno.env.toObject()): Config {
+  const host = env.HOST || CONFIG_DEFAULTS.HOST;
+  const port = int(env, "PORT", 8000, 0, 65535);
+  const dataDir = env.STREAMPLAY_DATA_DIR || CONFIG_DEFAULTS.STREAMPLAY_DATA_DIR;
+  const tokens = parseTokens(env.STREAMPLAY_TOKENS);
+  const logLevel = env.STREAMPLAY_LOG_LEVEL || "info";
+  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
+    throw new ConfigError(
+      `STREAMPLAY_LOG_LEVEL must be debug, info, warn or error, got "${logLevel}"`,
+    );
+  }
+  const logFormat = env.STREAMPLAY_LOG_FORMAT || "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new ConfigError(`STREAMPLAY_LOG_FORMAT must be text or json, got "${logFormat}"`);
+  }
+  const prefix = env.STREAMPLAY_REDIS_PREFIX || CONFIG_DEFAULTS.STREAMPLAY_REDIS_PREFIX;
+  if (!/^[A-Za-z0-9_.:-]+$/.test(prefix)) {
+    throw new ConfigError(`STREAMPLAY_REDIS_PREFIX may hold only letters, digits and _.:-`);
+  }
+  const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return {
+    host,
+    port,
+    publicUrl: (env.STREAMPLAY_PUBLIC_URL || `http://${publicHost}:${port}`).replace(/\/+$/, ""),
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: prefix,
+    dataDir,
+    dbPath: env.STREAMPLAY_DB || `${dataDir}/streamplay.duckdb`,
+    concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
+    warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
+    leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),
+    shutdownGraceMs: Math.round(num(env, "STREAMPLAY_SHUTDOWN_GRACE_S", 10, 0, 3600) * 1000),
+    jobTtlS: int(env, "STREAMPLAY_JOB_TTL_S", 86_400, 60, 365 * 86_400),
+    allowPrivate: bool(env, "STREAMPLAY_ALLOW_PRIVATE", true),
+    allowHosts: list(env, "STREAMPLAY_ALLOW_HOSTS"),
+    denyHosts: list(env, "STREAMPLAY_DENY_HOSTS"),
+    tokens,
+    chromiumPath: env.STREAMPLAY_CHROMIUM || CONFIG_DEFAULTS.STREAMPLAY_CHROMIUM,
+    logLevel: logLevel as Config["logLevel"],
+    logFormat,
+  };
+}
+
+/** Refuses configurations that would be unsafe to serve, e.g. a public bind without tokens. */
+export function checkServeSafety(config: Config): void {
+  if (!isLoopbackHost(config.host) && config.tokens.length === 0) {
+    throw new ConfigError(
+      `HOST=${config.host} exposes the API beyond this machine; set STREAMPLAY_TOKENS ` +
+        `(name:token:role,...) or bind HOST=127.0.0.1`,
+    );
+  }
+}

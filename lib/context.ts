@@ -1,0 +1,42 @@
+/**
+ * What every route can reach through the Hono context: `c.get("queue")`, `c.get("history")`,
+ * ... set once per request by `createApp`, plus the caller (`principal`).
+ */
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { Queue } from "./queue.ts";
+import type { History } from "./history.ts";
+import type { EventHub } from "./events.ts";
+import type { JobTypes } from "./job_types.ts";
+import type { UrlPolicy } from "./url_policy.ts";
+import type { Principal } from "./auth.ts";
+import type { Runner } from "./runner.ts";
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  queue: Queue;
+  history: History;
+  hub: EventHub;
+  jobTypes: JobTypes;
+  policy: UrlPolicy;
+  /** Waits until events read so far are in DuckDB. */
+  flushHistory: () => Promise<void>;
+  /** The local worker pool, when this process runs one. */
+  runner?: Runner | undefined;
+  version: string;
+}
+
+export type AppEnv = {
+  Variables: {
+    config: Config;
+    log: Logger;
+    queue: Queue;
+    history: History;
+    hub: EventHub;
+    jobTypes: JobTypes;
+    policy: UrlPolicy;
+    deps: AppDeps;
+    principal: Principal;
+  };
+};

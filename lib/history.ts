@@ -1,0 +1,527 @@
+/**
+ * Job history in DuckDB: one file, owned by one process. `openHistory(path)` applies the
+ * migrations and returns the writer (`applyEvents`, batched through appenders and one upsert per
+ * batch) and the read side used by the API (jobs, events, samples, stats, export).
+ */
+import {
+  type DuckDBAppender,
+  type DuckDBConnection,
+  DuckDBInstance,
+  DuckDBTimestampTZValue,
+  type DuckDBValue,
+} from "@duckdb/node-api";
+import { MIGRATIONS } from "./migrations.ts";
+import type { JobRecord, JobStatus } from "./queue.ts";
+import { type JobEvent, parseEvent, seqToId } from "./events.ts";
+
+/** One entry read from the global event stream. */
+export interface StreamEntry {
+  seq: bigint;
+  jobId: string;
+  /** The event body as JSON text (`{ "type", "ts", ... }`). */
+  json: string;
+}
+
+export interface JobFilter {
+  type?: string | undefined;
+  status?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}
+
+export interface JobPage {
+  jobs: JobRecord[];
+  next_cursor: string | null;
+}
+
+export interface Sample {
+  ts: string;
+  cpu_cores: number | null;
+  mem_used_bytes: number | null;
+  proc_mem_bytes: number | null;
+  disk_bytes: number | null;
+  net_rx_bytes: number | null;
+  net_tx_bytes: number | null;
+  [field: string]: unknown;
+}
+
+export interface Stats {
+  total: number;
+  by_type_status: Array<{ type: string; status: string; count: number }>;
+  duration_by_type: Array<
+    { type: string; finished: number; p50_s: number | null; p95_s: number | null }
+  >;
+  per_day: Array<{ day: string; type: string; count: number }>;
+}
+
+export type Row = Record<string, unknown>;
+
+export interface History {
+  path: string;
+  /** Writes a batch of stream entries; `replay` first removes rows of the same events. */
+  applyEvents(entries: StreamEntry[], options?: { replay?: boolean }): Promise<void>;
+  getJob(id: string): Promise<JobRecord | null>;
+  listJobs(filter: JobFilter & { limit: number; cursor?: string | undefined }): Promise<JobPage>;
+  events(jobId: string, types?: string[]): Promise<JobEvent[]>;
+  samples(jobId: string): Promise<Sample[]>;
+  stats(): Promise<Stats>;
+  /** Writes the filtered jobs to `file` as CSV or Parquet. */
+  exportJobs(filter: JobFilter, format: "csv" | "parquet", file: string): Promise<number>;
+  /** Runs a read query (numbers come back as JS numbers, timestamps as epoch ms). */
+  query<T = Row>(sql: string, params?: DuckDBValue[]): Promise<T[]>;
+  /** Runs a write statement on the writer connection. */
+  execute(sql: string, params?: DuckDBValue[]): Promise<void>;
+  /** Appends rows to a table through the writer connection's appender. */
+  append(table: string, fill: (appender: DuckDBAppender) => void): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Serialises work on one connection (DuckDB runs one statement at a time per connection). */
+function serial() {
+  let tail: Promise<unknown> = Promise.resolve();
+  return <T>(work: () => Promise<T>): Promise<T> => {
+    const next = tail.then(work, work);
+    tail = next.catch(() => {});
+    return next;
+  };
+}
+
+export function tsValue(ms: number): DuckDBTimestampTZValue {
+  return new DuckDBTimestampTZValue(BigInt(Math.round(ms)) * 1000n);
+}
+
+function plain(value: unknown): unknown {
+  if (typeof value === "bigint") return Number(value);
+  return value;
+}
+
+function iso(ms: unknown): string | null {
+  return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
+}
+
+function json(text: unknown): unknown {
+  if (text === null || text === undefined) return null;
+  try {
+    return JSON.parse(String(text));
+  } catch {
+    return text;
+  }
+}
+
+const JOB_COLUMNS = `id, type, status, params, result, error, attempts, max_attempts, timeout_s,
+  epoch_ms(created_at) AS created_at, epoch_ms(started_at) AS started_at,
+  epoch_ms(finished_at) AS finished_at, worker`;
+
+function jobFromRow(r: Row): JobRecord {
+  return {
+    id: String(r.id),
+    type: String(r.type ?? ""),
+    status: String(r.status ?? "queued") as JobStatus,
+    params: json(r.params),
+    result: json(r.result),
+    error: (r.error as string | null) ?? null,
+    attempts: Number(r.attempts ?? 0),
+    max_attempts: Number(r.max_attempts ?? 0),
+    timeout_s: Number(r.timeout_s ?? 0),
+    created_at: iso(r.created_at),
+    started_at: iso(r.started_at),
+    finished_at: iso(r.finished_at),
+    worker: (r.worker as string | null) ?? null,
+  };
+}
+
+function filterSql(filter: JobFilter, params: DuckDBValue[]): string[] {
+  const where: string[] = [];
+  if (filter.type) {
+    params.push(filter.type);
+    where.push(`type = $${params.length}`);
+  }
+  if (filter.status) {
+    params.push(filter.status);
+    where.push(`status = $${params.length}`);
+  }
+  if (filter.since) {
+    params.push(tsValue(Date.parse(filter.since)));
+    where.push(`created_at >= $${params.length}`);
+  }
+  if (filter.until) {
+    params.push(tsValue(Date.parse(filter.until)));
+    where.push(`created_at < $${params.length}`);
+  }
+  return where;
+}
+
+export function encodeCursor(createdAtMs: number, id: string): string {
+  return btoa(`${createdAtMs}:${id}`).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+}
+
+/** Returns null for a cursor that is not one of ours. */
+export function decodeCursor(cursor: string): { createdAtMs: number; id: string } | null {
+  try {
+    const text = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    const i = text.indexOf(":");
+    const ms = Number(text.slice(0, i));
+    const id = text.slice(i + 1);
+    if (i < 1 || !Number.isFinite(ms) || !id) return null;
+    return { createdAtMs: ms, id };
+  } catch {
+    return null;
+  }
+}
+
+interface StageRow {
+  id: string;
+  type: string | null;
+  status: string | null;
+  params: string | null;
+  result: string | null;
+  error: string | null;
+  attempts: number | null;
+  maxAttempts: number | null;
+  timeoutS: number | null;
+  createdAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  worker: string | null;
+}
+
+const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+export async function openHistory(path: string): Promise<History> {
+  const instance = await DuckDBInstance.create(path);
+  const writer = await instance.connect();
+  const reader = await instance.connect();
+  const onWriter = serial();
+  const onReader = serial();
+
+  await migrate(writer);
+
+  const read = <T = Row>(sql: string, params: DuckDBValue[] = []): Promise<T[]> =>
+    onReader(async () => {
+      const result = await reader.runAndReadAll(sql, params);
+      return result.getRowObjectsJS().map((row) => {
+        const out: Row = {};
+        for (const [k, v] of Object.entries(row)) out[k] = plain(v);
+        return out as T;
+      });
+    });
+
+  const applyEvents = (entries: StreamEntry[], options: { replay?: boolean } = {}) =>
+    onWriter(async () => {
+      if (entries.length === 0) return;
+      const jobs = new Map<string, StageRow>();
+      const stage = (id: string): StageRow => {
+        let row = jobs.get(id);
+        if (!row) {
+          row = {
+            id,
+            type: null,
+            status: null,
+            params: null,
+            result: null,
+            error: null,
+            attempts: null,
+            maxAttempts: null,
+            timeoutS: null,
+            createdAt: null,
+            startedAt: null,
+            finishedAt: null,
+            worker: null,
+          };
+          jobs.set(id, row);
+        }
+        return row;
+      };
+      const events: Array<[StreamEntry, Record<string, unknown>]> = [];
+      const samples: Array<[StreamEntry, Record<string, unknown>]> = [];
+      for (const entry of entries) {
+        let body: Record<string, unknown>;
+        try {
+          body = JSON.parse(entry.json);
+        } catch {
+          continue;
+        }
+        if (body.type === "status") {
+          const row = stage(entry.jobId);
+          row.type = (body.job_type as string) ?? row.type;
+          row.status = String(body.status);
+          row.error = (body.error as string) ?? null;
+          row.attempts = num(body.attempts);
+          row.maxAttempts = num(body.max_attempts);
+          row.timeoutS = num(body.timeout_s);
+          row.createdAt = num(body.created_at) ?? row.createdAt;
+          row.startedAt = num(body.started_at);
+          row.finishedAt = num(body.finished_at);
+          row.worker = (body.worker as string) ?? null;
+          if (body.params !== undefined) row.params = JSON.stringify(body.params);
+        } else if (body.type === "result") {
+          stage(entry.jobId).result = JSON.stringify(body.result ?? null);
+        }
+        if (body.type === "sample") samples.push([entry, body]);
+        else events.push([entry, body]);
+      }
+
+      await writer.run("BEGIN TRANSACTION");
+      try {
+        if (options.replay) {
+          const seqs = entries.map((e) => e.seq.toString()).join(",");
+          await writer.run(`DELETE FROM job_events WHERE seq IN (${seqs})`);
+          await writer.run(`DELETE FROM metric_samples WHERE seq IN (${seqs})`);
+        }
+        if (jobs.size > 0) {
+          const a = await writer.createAppender("jobs_stage");
+          for (const r of jobs.values()) {
+            a.appendVarchar(r.id);
+            r.type === null ? a.appendNull() : a.appendVarchar(r.type);
+            r.status === null ? a.appendNull() : a.appendVarchar(r.status);
+            r.params === null ? a.appendNull() : a.appendVarchar(r.params);
+            r.result === null ? a.appendNull() : a.appendVarchar(r.result);
+            r.error === null ? a.appendNull() : a.appendVarchar(r.error);
+            r.attempts === null ? a.appendNull() : a.appendInteger(r.attempts);
+            r.maxAttempts === null ? a.appendNull() : a.appendInteger(r.maxAttempts);
+            r.timeoutS === null ? a.appendNull() : a.appendDouble(r.timeoutS);
+            r.createdAt === null ? a.appendNull() : a.appendTimestampTZ(tsValue(r.createdAt));
+            r.startedAt === null ? a.appendNull() : a.appendTimestampTZ(tsValue(r.startedAt));
+            r.finishedAt === null ? a.appendNull() : a.appendTimestampTZ(tsValue(r.finishedAt));
+            r.worker === null ? a.appendNull() : a.appendVarchar(r.worker);
+            a.endRow();
+          }
+          a.flushSync();
+          a.closeSync();
+          // A row without status comes from a result-only update: keep the stored status fields.
+          await writer.run(`
+            INSERT INTO jobs SELECT * FROM jobs_stage ON CONFLICT (id) DO UPDATE SET
+              type = coalesce(excluded.type, jobs.type),
+              status = coalesce(excluded.status, jobs.status),
+              params = coalesce(excluded.params, jobs.params),
+              result = coalesce(excluded.result, jobs.result),
+              error = CASE WHEN excluded.status IS NULL THEN jobs.error ELSE excluded.error END,
+              attempts = coalesce(excluded.attempts, jobs.attempts),
+              max_attempts = coalesce(excluded.max_attempts, jobs.max_attempts),
+              timeout_s = coalesce(excluded.timeout_s, jobs.timeout_s),
+              created_at = coalesce(excluded.created_at, jobs.created_at),
+              started_at = CASE WHEN excluded.status IS NULL THEN jobs.started_at
+                ELSE excluded.started_at END,
+              finished_at = CASE WHEN excluded.status IS NULL THEN jobs.finished_at
+                ELSE excluded.finished_at END,
+              worker = CASE WHEN excluded.status IS NULL THEN jobs.worker ELSE excluded.worker END
+          `);
+          await writer.run("DELETE FROM jobs_stage");
+        }
+        if (events.length > 0) {
+          const a = await writer.createAppender("job_events");
+          for (const [entry, body] of events) {
+            a.appendVarchar(entry.jobId);
+            a.appendBigInt(entry.seq);
+            a.appendTimestampTZ(tsValue(num(body.ts) ?? Date.now()));
+            a.appendVarchar(String(body.type ?? "unknown"));
+            typeof body.level === "string" ? a.appendVarchar(body.level) : a.appendNull();
+            typeof body.message === "string" ? a.appendVarchar(body.message) : a.appendNull();
+            a.appendVarchar(entry.json);
+            a.endRow();
+          }
+          a.flushSync();
+          a.closeSync();
+        }
+        if (samples.length > 0) {
+          const a = await writer.createAppender("metric_samples");
+          const big = (v: unknown) => {
+            const n = num(v);
+            n === null ? a.appendNull() : a.appendBigInt(BigInt(Math.round(n)));
+          };
+          for (const [entry, body] of samples) {
+            a.appendVarchar(entry.jobId);
+            a.appendBigInt(entry.seq);
+            a.appendTimestampTZ(tsValue(num(body.ts) ?? Date.now()));
+            const cpu = num(body.cpu_cores);
+            cpu === null ? a.appendNull() : a.appendDouble(cpu);
+            big(body.mem_used_bytes);
+            big(body.proc_mem_bytes);
+            big(body.disk_bytes);
+            big(body.net_rx_bytes);
+            big(body.net_tx_bytes);
+            a.appendVarchar(entry.json);
+            a.endRow();
+          }
+          a.flushSync();
+          a.closeSync();
+        }
+        await writer.run("COMMIT");
+      } catch (err) {
+        await writer.run("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    closing ??= (async () => {
+      await onWriter(async () => {});
+      await onReader(async () => {});
+      writer.closeSync();
+      reader.closeSync();
+      instance.closeSync();
+    })();
+
+  return {
+    path,
+    applyEvents,
+
+    async getJob(id) {
+      const rows = await read(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
+      return rows[0] ? jobFromRow(rows[0]) : null;
+    },
+
+    async listJobs(filter) {
+      const params: DuckDBValue[] = [];
+      const where = filterSql(filter, params);
+      if (filter.cursor) {
+        const c = decodeCursor(filter.cursor);
+        if (c) {
+          params.push(tsValue(c.createdAtMs), c.id);
+          const t = `$${params.length - 1}`;
+          const i = `$${params.length}`;
+          where.push(`(created_at < ${t} OR (created_at = ${t} AND id < ${i}))`);
+        }
+      }
+      params.push(filter.limit + 1);
+      const rows = await read(
+        `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""}
+         ORDER BY created_at DESC NULLS LAST, id DESC LIMIT $${params.length}`,
+        params,
+      );
+      const jobs = rows.slice(0, filter.limit).map(jobFromRow);
+      const last = rows.length > filter.limit ? rows[filter.limit - 1] : undefined;
+      return {
+        jobs,
+        next_cursor: last ? encodeCursor(Number(last.created_at ?? 0), String(last.id)) : null,
+      };
+    },
+
+    async events(jobId, types) {
+      const params: DuckDBValue[] = [jobId];
+      let where = "job_id = $1";
+      if (types?.length) {
+        where += ` AND type IN (${
+          types.map((t) => (params.push(t), `$${params.length}`)).join(",")
+        })`;
+      }
+      // seq exceeds 2^53, so it is read back exactly from its text form.
+      const rows = await read<{ seq: string; data: string }>(
+        `SELECT seq::VARCHAR AS seq, data FROM job_events WHERE ${where} ORDER BY job_events.seq`,
+        params,
+      );
+      return rows.map((r) => parseEvent(seqToId(BigInt(r.seq)), jobId, r.data));
+    },
+
+    async samples(jobId) {
+      const rows = await read<{ data: string }>(
+        `SELECT data FROM metric_samples WHERE job_id = $1 ORDER BY seq`,
+        [jobId],
+      );
+      return rows.map((r) => {
+        const body = json(r.data) as Record<string, unknown>;
+        const { type: _type, ...rest } = body;
+        return { ...rest, ts: iso(body.ts) } as Sample;
+      });
+    },
+
+    async stats() {
+      const byTypeStatus = await read<{ type: string; status: string; count: number }>(
+        `SELECT type, status, count(*) AS count FROM jobs GROUP BY ALL ORDER BY type, status`,
+      );
+      const durations = await read<
+        { type: string; finished: number; p50_s: number | null; p95_s: number | null }
+      >(
+        `SELECT type, count(*) AS finished,
+           quantile_cont(epoch(finished_at) - epoch(started_at), 0.5) AS p50_s,
+           quantile_cont(epoch(finished_at) - epoch(started_at), 0.95) AS p95_s
+         FROM jobs WHERE finished_at IS NOT NULL AND started_at IS NOT NULL
+         GROUP BY type ORDER BY type`,
+      );
+      const perDay = await read<{ day: string; type: string; count: number }>(
+        `SELECT strftime(date_trunc('day', created_at AT TIME ZONE 'UTC'), '%Y-%m-%d') AS day,
+           type, count(*) AS count
+         FROM jobs WHERE created_at IS NOT NULL GROUP BY ALL ORDER BY day DESC, type LIMIT 1000`,
+      );
+      return {
+        total: byTypeStatus.reduce((sum, r) => sum + r.count, 0),
+        by_type_status: byTypeStatus,
+        duration_by_type: durations,
+        per_day: perDay,
+      };
+    },
+
+    async exportJobs(filter, format, file) {
+      const params: DuckDBValue[] = [];
+      const where = filterSql(filter, params);
+      const select = `SELECT id, type, status, params::VARCHAR AS params,
+          result::VARCHAR AS result, error, attempts, max_attempts, timeout_s,
+          created_at, started_at, finished_at, worker
+        FROM jobs ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY created_at DESC`;
+      const opts = format === "csv" ? "FORMAT CSV, HEADER" : "FORMAT PARQUET";
+      const quoted = `'${file.replaceAll("'", "''")}'`;
+      const rows = await onReader(async () => {
+        const res = await reader.runAndReadAll(`COPY (${select}) TO ${quoted} (${opts})`, params);
+        return Number(res.getRowsJS()[0]?.[0] ?? 0);
+      });
+      return rows;
+    },
+
+    query: read,
+
+    execute: (sql, params = []) =>
+      onWriter(async () => {
+        await writer.run(sql, params);
+      }),
+
+    append: (table, fill) =>
+      onWriter(async () => {
+        const a = await writer.createAppender(table);
+        fill(a);
+        a.flushSync();
+        a.closeSync();
+      }),
+
+    async ping() {
+      try {
+        await read("SELECT 1");
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+async function migrate(con: DuckDBConnection): Promise<void> {
+  await con.run(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMPTZ DEFAULT current_timestamp)`);
+  const done = new Set(
+    (await con.runAndReadAll("SELECT version FROM schema_migrations")).getRowsJS().map((r) =>
+      Number(r[0])
+    ),
+  );
+  for (const m of MIGRATIONS) {
+    if (done.has(m.version)) continue;
+    await con.run("BEGIN TRANSACTION");
+    try {
+      await con.run(m.sql);
+      await con.run("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", [
+        m.version,
+        m.name,
+      ]);
+      await con.run("COMMIT");
+    } catch (err) {
+      await con.run("ROLLBACK").catch(() => {});
+      throw new Error(
+        `DuckDB migration ${m.version} (${m.name}) failed: ${(err as Error).message}`,
+      );
+    }
+  }
+}

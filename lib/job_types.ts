@@ -1,0 +1,41 @@
+/**
+ * The job types this platform runs, and what each needs from the platform: its params schema,
+ * the URLs the URL policy must allow, its default timeout, and the sandbox (Worker module and
+ * narrowed permissions) a job of that type runs in. Each type lives in `workers/<type>.ts`
+ * (the part that runs in the pool) and `workers/<type>.worker.ts` (the part in the sandbox).
+ */
+import type { z } from "@hono/zod-openapi";
+import type { Config } from "./config.ts";
+import type { SandboxSpec } from "./sandbox.ts";
+import { noopJob } from "../workers/noop.ts";
+import { httpBenchJob } from "../workers/http-bench.ts";
+
+export interface JobTypeContext {
+  config: Config;
+  /** The job's own directory for files it writes (null when the type needs none). */
+  artifactDir: string | null;
+}
+
+// deno-lint-ignore no-explicit-any
+export interface JobType<P = any> {
+  name: string;
+  summary: string;
+  params: z.ZodType<P>;
+  defaultTimeoutS(params: P): number;
+  /** URLs the job will reach, by field path, for the URL policy. */
+  urls(params: P): Array<{ field: string; url: string }>;
+  sandbox(params: P, ctx: JobTypeContext): SandboxSpec;
+  /** A sandbox to start ahead of the first job, when it does not depend on params. */
+  warm?(config: Config): SandboxSpec;
+  /** Whether the job gets its own artifact directory under the data dir. */
+  artifacts: boolean;
+  /** Whether the pool samples machine resources every second while the job runs. */
+  sample: boolean;
+}
+
+export type JobTypes = ReadonlyMap<string, JobType>;
+
+export function createJobTypes(): JobTypes {
+  const list: JobType[] = [noopJob, httpBenchJob];
+  return new Map(list.map((t) => [t.name, t]));
+}

@@ -1,0 +1,64 @@
+/**
+ * Redis key names, built in one place: `<prefix>:<area>:<name>`. The Lua scripts in
+ * `queue.ts` and `events.ts` receive these names as KEYS or build them from the same prefix
+ * with the helpers below, so the layout is defined only here.
+ */
+
+export interface RedisKeys {
+  prefix: string;
+  /** List of job ids waiting to run, per job type (producers LPUSH, consumers take from the right). */
+  queue(type: string): string;
+  /** Per-consumer list of job ids taken and not yet finished. */
+  processing(consumer: string): string;
+  /** Lease key of a consumer; it expires when the consumer stops renewing it. */
+  lease(consumer: string): string;
+  /** Set of known consumers (for the reaper). */
+  consumers: string;
+  /** Hash holding one job's state. */
+  job(id: string): string;
+  /** Sorted set of job ids waiting for a retry, scored by the time they may run again. */
+  delayed: string;
+  /** List of job ids that failed their last attempt. */
+  dead: string;
+  /** Stream of every job event (read by the history writer and by live viewers). */
+  events: string;
+  /** Stream of one job's events (catch-up for late viewers). */
+  jobEvents(id: string): string;
+  /** Pub/sub channel for control messages (cancel). */
+  control: string;
+  /** Set of job types that have ever been enqueued (for queue depth). */
+  types: string;
+}
+
+export function redisKeys(prefix: string): RedisKeys {
+  return {
+    prefix,
+    queue: (type) => `${prefix}:queue:${type}`,
+    processing: (consumer) => `${prefix}:processing:${consumer}`,
+    lease: (consumer) => `${prefix}:lease:${consumer}`,
+    consumers: `${prefix}:consumers`,
+    job: (id) => `${prefix}:job:${id}`,
+    delayed: `${prefix}:delayed`,
+    dead: `${prefix}:dead`,
+    events: `${prefix}:events`,
+    jobEvents: (id) => `${prefix}:jobevents:${id}`,
+    control: `${prefix}:control`,
+    types: `${prefix}:types`,
+  };
+}
+
+/** Lua prelude giving scripts the same key layout from ARGV[1] (the prefix). */
+export const LUA_KEYS = `
+local P = ARGV[1]
+local function k_queue(t) return P .. ':queue:' .. t end
+local function k_processing(c) return P .. ':processing:' .. c end
+local function k_lease(c) return P .. ':lease:' .. c end
+local function k_job(id) return P .. ':job:' .. id end
+local function k_jobevents(id) return P .. ':jobevents:' .. id end
+local K_CONSUMERS = P .. ':consumers'
+local K_DELAYED = P .. ':delayed'
+local K_DEAD = P .. ':dead'
+local K_EVENTS = P .. ':events'
+local K_CONTROL = P .. ':control'
+local K_TYPES = P .. ':types'
+`;

@@ -1,0 +1,58 @@
+/**
+ * DuckDB schema, as an ordered list of migrations. A migration is never edited once released;
+ * a change is a new entry at the end. `openHistory` applies the ones not yet recorded in
+ * `schema_migrations`, each in its own transaction.
+ */
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "jobs, job events and metric samples",
+    sql: `
+      CREATE TABLE jobs (
+        id VARCHAR PRIMARY KEY,
+        type VARCHAR,
+        status VARCHAR,
+        params JSON,
+        result JSON,
+        error VARCHAR,
+        attempts INTEGER,
+        max_attempts INTEGER,
+        timeout_s DOUBLE,
+        created_at TIMESTAMPTZ,
+        started_at TIMESTAMPTZ,
+        finished_at TIMESTAMPTZ,
+        worker VARCHAR
+      );
+      -- Staging table for batched upserts into jobs (always empty between batches).
+      CREATE TABLE jobs_stage AS SELECT * FROM jobs LIMIT 0;
+      CREATE TABLE job_events (
+        job_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        ts TIMESTAMPTZ NOT NULL,
+        type VARCHAR NOT NULL,
+        level VARCHAR,
+        message VARCHAR,
+        data JSON
+      );
+      CREATE TABLE metric_samples (
+        job_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        ts TIMESTAMPTZ NOT NULL,
+        cpu_cores DOUBLE,
+        mem_used_bytes BIGINT,
+        proc_mem_bytes BIGINT,
+        disk_bytes BIGINT,
+        net_rx_bytes BIGINT,
+        net_tx_bytes BIGINT,
+        data JSON
+      );
+    `,
+  },
+];

@@ -1,0 +1,287 @@
+/**
+ * Sandboxed Deno Workers and their warm pool.
+ *
+ * A job runs in a Worker created with `deno.permissions` narrowed to what its type needs. Workers
+ * are pooled per permission profile (module + permissions + init data), so the next job with the
+ * same profile skips the cold start; a Worker may host several jobs at once when its type allows
+ * it. Terminating a Worker (cancel, timeout) fails the jobs it hosted with `WorkerLost`, telling
+ * the caller whether it was their own job that was killed.
+ */
+import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "../workers/runtime.ts";
+import { errorMessage, type Logger } from "./log.ts";
+
+export type Permissions = Deno.PermissionOptionsObject;
+
+/** No permission at all; job types widen only what they need. */
+export const NO_PERMISSIONS: Permissions = {
+  env: false,
+  ffi: false,
+  import: false,
+  net: false,
+  read: false,
+  run: false,
+  sys: false,
+  write: false,
+};
+
+export interface SandboxSpec {
+  module: URL;
+  permissions: Permissions;
+  /** Plain data sent to the Worker once, before its first job. */
+  init?: unknown;
+  /** How many jobs one Worker may run at the same time. */
+  jobsPerWorker: number;
+}
+
+export type RunResult = { ok: true; result: unknown } | {
+  ok: false;
+  error: string;
+  fatal: boolean;
+};
+
+/**
+ * The Worker that hosted a job ended before the job did: killed for this job (`self`), killed for
+ * another job it also hosted (`other`: this job did nothing wrong), or crashed (`crash`).
+ */
+export class WorkerLost extends Error {
+  override name = "WorkerLost";
+  constructor(message: string, readonly why: "self" | "other" | "crash") {
+    super(message);
+  }
+}
+
+export interface RunHandle {
+  done: Promise<RunResult>;
+  /** Cooperative abort: the job's AbortSignal fires. */
+  abort(): void;
+  /** Terminates the Worker hosting this job; `reason` ends up in the job's error. */
+  kill(reason: string): void;
+}
+
+interface Host {
+  key: string;
+  worker: Worker;
+  ready: Promise<void>;
+  jobs: Map<string, { resolve(r: RunResult): void; reject(e: Error): void; onEvent: EventSink }>;
+  capacity: number;
+  dead: boolean;
+  idleSince: number;
+}
+
+type EventSink = (event: Record<string, unknown>) => void;
+
+export interface SandboxOptions {
+  log: Logger;
+  /** Idle Workers kept per profile (0 = none: every job pays a cold start). */
+  warmPerProfile: number;
+  /** A profile not used for this long loses its idle Workers. */
+  idleMs?: number;
+}
+
+export interface Sandbox {
+  run(spec: SandboxSpec, job: WorkerJob, onEvent: EventSink): RunHandle;
+  /** Starts `count` idle Workers for a profile ahead of its first job. */
+  prewarm(spec: SandboxSpec, count?: number): Promise<void>;
+  stats(): { workers: number; busy: number; profiles: number };
+  close(): void;
+}
+
+function profileKey(spec: SandboxSpec): string {
+  return JSON.stringify([spec.module.href, spec.permissions, spec.init ?? null]);
+}
+
+export function createSandbox(options: SandboxOptions): Sandbox {
+  const { log } = options;
+  const idleMs = options.idleMs ?? 10 * 60_000;
+  const hosts = new Map<string, Host[]>();
+
+  const kill = (host: Host, reason: string, killedFor: string | null) => {
+    if (host.dead) return;
+    host.dead = true;
+    host.worker.terminate();
+    const list = hosts.get(host.key);
+    if (list) {
+      const i = list.indexOf(host);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) hosts.delete(host.key);
+    }
+    for (const [id, job] of host.jobs) {
+      const why = killedFor === null ? "crash" : killedFor === id ? "self" : "other";
+      job.reject(new WorkerLost(reason, why));
+    }
+    host.jobs.clear();
+  };
+
+  const spawn = (spec: SandboxSpec, key: string): Host => {
+    const worker = new Worker(spec.module, {
+      type: "module",
+      name: spec.module.pathname.split("/").pop(),
+      deno: { permissions: spec.permissions },
+    });
+    let readyResolve!: () => void;
+    let readyReject!: (e: Error) => void;
+    const ready = new Promise<void>((res, rej) => {
+      readyResolve = res;
+      readyReject = rej;
+    });
+    ready.catch(() => {});
+    const host: Host = {
+      key,
+      worker,
+      ready,
+      jobs: new Map(),
+      capacity: Math.max(1, spec.jobsPerWorker),
+      dead: false,
+      idleSince: performance.now(),
+    };
+    worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
+      const msg = e.data;
+      if (msg.t === "out") {
+        for (const [id, event] of msg.events) host.jobs.get(id)?.onEvent(event);
+        for (const d of msg.done) settle(host, d);
+      } else if (msg.t === "ready") {
+        readyResolve();
+      } else if (msg.t === "init_failed") {
+        readyReject(new Error(`worker start-up failed: ${msg.error}`));
+        kill(host, `worker start-up failed: ${msg.error}`, null);
+      }
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      const reason = `worker crashed: ${e.message}`;
+      log.warn("sandboxed worker crashed", { module: spec.module.pathname, error: e.message });
+      readyReject(new Error(reason));
+      kill(host, reason, null);
+    };
+    worker.onmessageerror = () => {
+      kill(host, "worker sent a message that could not be read", null);
+    };
+    worker.postMessage({ t: "init", data: spec.init ?? null } satisfies PoolMessage);
+    let list = hosts.get(key);
+    if (!list) hosts.set(key, list = []);
+    list.push(host);
+    return host;
+  };
+
+  const settle = (host: Host, d: JobDone) => {
+    const job = host.jobs.get(d.id);
+    if (!job) return;
+    host.jobs.delete(d.id);
+    if (host.jobs.size === 0) host.idleSince = performance.now();
+    job.resolve(
+      d.ok ? { ok: true, result: d.result } : {
+        ok: false,
+        error: d.error ?? "job failed",
+        fatal: d.fatal ?? false,
+      },
+    );
+    trimIdle(host.key);
+  };
+
+  /** Keeps at most `warmPerProfile` idle Workers for a profile. */
+  const trimIdle = (key: string) => {
+    const list = hosts.get(key);
+    if (!list) return;
+    const idle = list.filter((h) => h.jobs.size === 0);
+    for (const h of idle.slice(options.warmPerProfile)) kill(h, "idle", null);
+  };
+
+  const sweep = setInterval(() => {
+    const now = performance.now();
+    for (const list of [...hosts.values()]) {
+      for (const h of [...list]) {
+        if (h.jobs.size === 0 && now - h.idleSince > idleMs) kill(h, "idle", null);
+      }
+    }
+  }, Math.min(idleMs, 60_000));
+  Deno.unrefTimer(sweep);
+
+  const pick = (spec: SandboxSpec): Host => {
+    const key = profileKey(spec);
+    const list = hosts.get(key) ?? [];
+    // The busiest host that still has room, so idle ones stay idle and can be trimmed.
+    let best: Host | undefined;
+    for (const h of list) {
+      if (!h.dead && h.jobs.size < h.capacity && (!best || h.jobs.size > best.jobs.size)) best = h;
+    }
+    return best ?? spawn(spec, key);
+  };
+
+  // Jobs picked in the same tick for the same host go out in one message.
+  const outbox = new Map<Host, WorkerJob[]>();
+  let outboxScheduled = false;
+  const send = (host: Host, job: WorkerJob) => {
+    let list = outbox.get(host);
+    if (!list) outbox.set(host, list = []);
+    list.push(job);
+    if (!outboxScheduled) {
+      outboxScheduled = true;
+      queueMicrotask(() => {
+        outboxScheduled = false;
+        for (const [h, jobs] of outbox) {
+          h.ready.then(() => {
+            if (!h.dead) h.worker.postMessage({ t: "run", jobs } satisfies PoolMessage);
+          }, () => {});
+        }
+        outbox.clear();
+      });
+    }
+  };
+
+  return {
+    run(spec, job, onEvent) {
+      const host = pick(spec);
+      let resolve!: (r: RunResult) => void;
+      let reject!: (e: Error) => void;
+      const done = new Promise<RunResult>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      host.jobs.set(job.id, { resolve, reject, onEvent });
+      host.ready.catch((err: Error) => {
+        if (host.jobs.delete(job.id)) reject(new WorkerLost(err.message, "crash"));
+      });
+      send(host, job);
+      return {
+        done,
+        abort: () => {
+          if (!host.dead) {
+            host.worker.postMessage({ t: "cancel", id: job.id } satisfies PoolMessage);
+          }
+        },
+        kill: (reason) => kill(host, reason, job.id),
+      };
+    },
+
+    async prewarm(spec, count = 1) {
+      const key = profileKey(spec);
+      const existing = hosts.get(key)?.length ?? 0;
+      const started: Host[] = [];
+      for (let i = existing; i < count; i++) started.push(spawn(spec, key));
+      try {
+        await Promise.all(started.map((h) => h.ready));
+      } catch (err) {
+        log.warn("prewarming a worker failed", { error: errorMessage(err) });
+      }
+    },
+
+    stats() {
+      let workers = 0;
+      let busy = 0;
+      for (const list of hosts.values()) {
+        for (const h of list) {
+          workers++;
+          if (h.jobs.size > 0) busy++;
+        }
+      }
+      return { workers, busy, profiles: hosts.size };
+    },
+
+    close() {
+      clearInterval(sweep);
+      for (const list of [...hosts.values()]) {
+        for (const h of [...list]) kill(h, "sandbox closed", null);
+      }
+    },
+  };
+}

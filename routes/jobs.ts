@@ -1,0 +1,445 @@
+/**
+ * Jobs: create, read, list, cancel, delete, logs, events, samples, export, and the live event
+ * WebSocket `/ws/jobs/:id` (everything so far, then live events, closed after the final status).
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { upgradeWebSocket } from "hono/deno";
+import { requireRole } from "../lib/auth.ts";
+import { badRequest, describeZodError } from "../lib/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
+import { FINAL_STATUSES, type JobRecord, newJobId, QueueUnavailable } from "../lib/queue.ts";
+import { compareIds, type JobEvent, readJobEvents } from "../lib/events.ts";
+import { decodeCursor } from "../lib/history.ts";
+import type { Context } from "hono";
+import type { AppDeps, AppEnv } from "../lib/context.ts";
+import { errorMessage } from "../lib/log.ts";
+
+const STATUSES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] as const;
+
+export const JobSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  status: z.enum(STATUSES),
+  params: z.unknown(),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  attempts: z.number().int(),
+  max_attempts: z.number().int(),
+  timeout_s: z.number(),
+  created_at: z.string().nullable(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  worker: z.string().nullable(),
+}).openapi("Job");
+
+const CreateJob = z.object({
+  type: z.string().min(1).openapi({ example: "http-bench" }),
+  params: z.record(z.string(), z.unknown()).default({}).openapi({
+    description: "Parameters of the job type: see NoopParams and HttpBenchParams.",
+    example: { url: "http://127.0.0.1:8080/", concurrency: 10, duration_s: 10 },
+  }),
+  timeout_s: z.number().min(1).max(7 * 86_400).optional()
+    .openapi({ description: "Default depends on the type (http-bench: duration + 60 s)." }),
+  max_attempts: z.number().int().min(1).max(20).default(3),
+}).strict().openapi("CreateJob");
+
+const IdParam = z.object({ id: z.string().min(1).max(200) });
+
+const ListQuery = z.object({
+  type: z.string().max(100).optional(),
+  status: z.enum(STATUSES).optional(),
+  since: z.iso.datetime({ offset: true }).optional().openapi({ example: "2026-11-01T00:00:00Z" }),
+  until: z.iso.datetime({ offset: true }).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(500).optional(),
+});
+
+const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
+  format: z.enum(["csv", "parquet"]).default("csv"),
+});
+
+const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
+
+/** The freshest view of a job: Redis while it is live, DuckDB after. */
+async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
+  try {
+    const live = await deps.queue.get(id);
+    if (live) return live;
+  } catch (err) {
+    if (!(err instanceof QueueUnavailable)) throw err;
+  }
+  return await deps.history.getJob(id);
+}
+
+/** Every event of a job: DuckDB's copy merged with what Redis still holds. */
+async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
+  const [stored, live] = await Promise.all([
+    deps.history.events(id),
+    readJobEvents(deps.queue.redis, deps.config.redisPrefix, id).catch(() => [] as JobEvent[]),
+  ]);
+  const seen = new Set(stored.map((e) => e.id));
+  return [...stored, ...live.filter((e) => !seen.has(e.id))].sort((a, b) => compareIds(a.id, b.id));
+}
+
+export function jobsRoutes() {
+  const app = newApp();
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/jobs",
+      tags: ["jobs"],
+      summary: "Queue a job",
+      security: bearer,
+      middleware: [requireRole("operator")] as const,
+      request: { body: { content: { "application/json": { schema: CreateJob } }, required: true } },
+      responses: {
+        202: jsonResponse(JobSchema, "Queued"),
+        400: errorResponse("Invalid body, unknown type, bad params or a refused URL"),
+        413: errorResponse("Body over 1 MB"),
+        503: errorResponse("Queue (Redis) unavailable"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const body = c.req.valid("json");
+      const type = deps.jobTypes.get(body.type);
+      if (!type) {
+        throw badRequest(
+          `type: unknown job type "${body.type}"; use one of ${
+            [...deps.jobTypes.keys()].join(", ")
+          }`,
+        );
+      }
+      const parsed = type.params.safeParse(body.params);
+      if (!parsed.success) {
+        const { error, details } = describeZodError(parsed.error, "params");
+        throw badRequest(error, details);
+      }
+      for (const { field, url } of type.urls(parsed.data)) {
+        const verdict = await deps.policy.check(url);
+        if (!verdict.ok) throw badRequest(`${field}: ${url} is refused: ${verdict.reason}`);
+      }
+      const id = newJobId();
+      const timeoutS = body.timeout_s ?? type.defaultTimeoutS(parsed.data);
+      const createdMs = await deps.queue.enqueue([{
+        id,
+        type: type.name,
+        params: parsed.data,
+        maxAttempts: body.max_attempts,
+        timeoutS,
+      }]);
+      const job: JobRecord = {
+        id,
+        type: type.name,
+        status: "queued",
+        params: parsed.data,
+        result: null,
+        error: null,
+        attempts: 0,
+        max_attempts: body.max_attempts,
+        timeout_s: timeoutS,
+        created_at: new Date(createdMs).toISOString(),
+        started_at: null,
+        finished_at: null,
+        worker: null,
+      };
+      c.header("Location", `/api/jobs/${id}`);
+      return c.json(job, 202);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs/export",
+      tags: ["jobs"],
+      summary: "Download the filtered job history as CSV or Parquet",
+      security: bearer,
+      middleware: [requireRole("admin")] as const,
+      request: { query: ExportQuery },
+      responses: {
+        200: { description: "The file", content: { "text/csv": { schema: z.string() } } },
+        400: errorResponse("Bad filter"),
+        403: errorResponse("Needs the admin role"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const q = c.req.valid("query");
+      const dir = `${deps.config.dataDir}/tmp`;
+      await Deno.mkdir(dir, { recursive: true });
+      const file = `${dir}/export-${crypto.randomUUID()}.${q.format}`;
+      try {
+        await deps.history.exportJobs(q, q.format, file);
+        const bytes = await Deno.readFile(file);
+        const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+        c.header(
+          "Content-Type",
+          q.format === "csv" ? "text/csv; charset=utf-8" : "application/vnd.apache.parquet",
+        );
+        c.header(
+          "Content-Disposition",
+          `attachment; filename="streamplay-jobs-${stamp}.${q.format}"`,
+        );
+        return c.body(bytes, 200);
+      } finally {
+        await Deno.remove(file).catch(() => {});
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs",
+      tags: ["jobs"],
+      summary: "Job history, newest first (from DuckDB)",
+      security: bearer,
+      request: { query: ListQuery },
+      responses: {
+        200: jsonResponse(
+          z.object({ jobs: z.array(JobSchema), next_cursor: z.string().nullable() }),
+          "A page of jobs",
+        ),
+        400: errorResponse("Bad filter or cursor"),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      if (q.cursor && !decodeCursor(q.cursor)) {
+        throw badRequest("cursor: is not a cursor this API returned");
+      }
+      if (q.since && q.until && Date.parse(q.since) >= Date.parse(q.until)) {
+        throw badRequest("until: must be later than since");
+      }
+      return c.json(await c.get("history").listJobs(q), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs/{id}",
+      tags: ["jobs"],
+      summary: "One job",
+      security: bearer,
+      request: { params: IdParam },
+      responses: { 200: jsonResponse(JobSchema, "The job"), 404: errorResponse("Unknown id") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const job = await findJob(c.get("deps"), id);
+      if (!job) throw jobNotFound(id);
+      return c.json(job, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/jobs/{id}/cancel",
+      tags: ["jobs"],
+      summary: "Cancel a queued or running job (a running job's Worker is terminated)",
+      security: bearer,
+      middleware: [requireRole("operator")] as const,
+      request: { params: IdParam },
+      responses: {
+        200: jsonResponse(JobSchema, "The cancelled job"),
+        404: errorResponse("Unknown id"),
+        409: errorResponse("The job already ended"),
+        503: errorResponse("Queue (Redis) unavailable"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const { id } = c.req.valid("param");
+      const outcome = await deps.queue.cancel(id);
+      if (outcome === "missing") {
+        const stored = await deps.history.getJob(id);
+        if (!stored) throw jobNotFound(id);
+        throw new HTTPException(409, { message: `Job ${id} already ended: ${stored.status}` });
+      }
+      if (outcome !== "ok") {
+        throw new HTTPException(409, { message: `Job ${id} already ended: ${outcome}` });
+      }
+      return c.json((await findJob(deps, id))!, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/api/jobs/{id}",
+      tags: ["jobs"],
+      summary: "Delete a finished job and its events and samples",
+      security: bearer,
+      middleware: [requireRole("admin")] as const,
+      request: { params: IdParam },
+      responses: {
+        200: jsonResponse(z.object({ deleted: z.string() }), "Deleted"),
+        404: errorResponse("Unknown id"),
+        409: errorResponse("The job has not ended; cancel it first"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const { id } = c.req.valid("param");
+      const job = await findJob(deps, id);
+      if (!job) throw jobNotFound(id);
+      if (!FINAL_STATUSES.has(job.status)) {
+        throw new HTTPException(409, { message: `Job ${id} is ${job.status}; cancel it first` });
+      }
+      await deps.flushHistory();
+      for (const table of ["job_events", "metric_samples", "jobs"]) {
+        await deps.history.execute(
+          `DELETE FROM ${table} WHERE ${table === "jobs" ? "id" : "job_id"} = $1`,
+          [id],
+        );
+      }
+      const keys = deps.queue.keys;
+      await deps.queue.redis.del(keys.job(id), keys.jobEvents(id)).catch(() => {});
+      return c.json({ deleted: id }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs/{id}/logs",
+      tags: ["jobs"],
+      summary: "A job's log lines",
+      security: bearer,
+      request: { params: IdParam },
+      responses: {
+        200: jsonResponse(
+          z.object({
+            logs: z.array(z.object({ ts: z.string(), level: z.string(), message: z.string() })),
+          }),
+          "Log lines, oldest first",
+        ),
+        404: errorResponse("Unknown id"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const { id } = c.req.valid("param");
+      if (!(await findJob(deps, id))) throw jobNotFound(id);
+      const logs = (await allEvents(deps, id)).filter((e) => e.type === "log").map((e) => ({
+        ts: e.ts,
+        level: String(e.level ?? "info"),
+        message: String(e.message ?? ""),
+      }));
+      return c.json({ logs }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs/{id}/events",
+      tags: ["jobs"],
+      summary: "A job's events (status, log, progress, result, ...), oldest first",
+      security: bearer,
+      request: {
+        params: IdParam,
+        query: z.object({
+          type: z.string().max(200).optional().openapi({ example: "progress,status" }),
+        }),
+      },
+      responses: {
+        200: jsonResponse(
+          z.object({ events: z.array(z.record(z.string(), z.unknown())) }),
+          "Events",
+        ),
+        404: errorResponse("Unknown id"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const { id } = c.req.valid("param");
+      const { type } = c.req.valid("query");
+      if (!(await findJob(deps, id))) throw jobNotFound(id);
+      const types = type ? new Set(type.split(",")) : null;
+      const events = (await allEvents(deps, id)).filter((e) => !types || types.has(e.type));
+      return c.json({ events }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/jobs/{id}/samples",
+      tags: ["jobs"],
+      summary: "Resource samples stored for a job (one per second while it ran)",
+      security: bearer,
+      request: { params: IdParam },
+      responses: {
+        200: jsonResponse(
+          z.object({ samples: z.array(z.record(z.string(), z.unknown())) }),
+          "Samples",
+        ),
+        404: errorResponse("Unknown id"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const { id } = c.req.valid("param");
+      if (!(await findJob(deps, id))) throw jobNotFound(id);
+      return c.json({ samples: await deps.history.samples(id) }, 200);
+    },
+  );
+
+  app.get(
+    "/ws/jobs/:id",
+    async (c, next) => {
+      const id = c.req.param("id");
+      if (!(await findJob(c.get("deps"), id))) throw jobNotFound(id);
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new HTTPException(426, { message: "This endpoint speaks WebSocket" });
+      }
+      await next();
+    },
+    upgradeWebSocket((c) => {
+      const deps = (c as Context<AppEnv>).get("deps");
+      const id = c.req.param("id")!;
+      let unsubscribe = () => {};
+      return {
+        onOpen(_evt, ws) {
+          const buffered: JobEvent[] = [];
+          let last: string | null = null;
+          let live = false;
+          let closed = false;
+          const send = (e: JobEvent) => {
+            if (closed || (last !== null && compareIds(e.id, last) <= 0)) return;
+            last = e.id;
+            ws.send(JSON.stringify(e));
+            if (e.type === "status" && FINAL_STATUSES.has(String(e.status))) {
+              closed = true;
+              unsubscribe();
+              ws.close(1000, "job finished");
+            }
+          };
+          unsubscribe = deps.hub.subscribe(id, (e: JobEvent) => {
+            if (live) send(e);
+            else buffered.push(e);
+          });
+          allEvents(deps, id).then((history) => {
+            for (const e of history) send(e);
+            live = true;
+            for (const e of buffered.splice(0)) send(e);
+          }).catch((err) => {
+            deps.log.warn("job event catch-up failed", { job: id, error: errorMessage(err) });
+            live = true;
+          });
+        },
+        onClose() {
+          unsubscribe();
+        },
+      };
+    }),
+  );
+
+  return app;
+}

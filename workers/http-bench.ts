@@ -1,0 +1,76 @@
+/**
+ * `http-bench`: HTTP load against one URL — concurrency, duration or request count, optional
+ * rate cap and ramp-up — reporting throughput, errors by kind, status counts and latency
+ * percentiles. Its sandbox may connect to the target's host:port and nothing else.
+ */
+import { z } from "@hono/zod-openapi";
+import type { JobType } from "../lib/job_types.ts";
+import { NO_PERMISSIONS } from "../lib/sandbox.ts";
+
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
+
+export const HttpBenchParams = z.object({
+  url: z.string().max(8192).openapi({ example: "http://127.0.0.1:8080/" }),
+  method: z.enum(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]).default("GET"),
+  headers: z.record(z.string(), z.string().max(8192)).default({})
+    .superRefine((headers, ctx) => {
+      for (const [name, value] of Object.entries(headers)) {
+        if (!TOKEN.test(name)) {
+          ctx.addIssue({ code: "custom", path: [name], message: "is not a valid header name" });
+        } else if (RESERVED_HEADERS.has(name.toLowerCase())) {
+          ctx.addIssue({ code: "custom", path: [name], message: "is set by the load generator" });
+        } else if (/[\r\n\0]/.test(value)) {
+          ctx.addIssue({ code: "custom", path: [name], message: "must not contain CR, LF or NUL" });
+        }
+      }
+    }),
+  body: z.string().max(512 * 1024).optional(),
+  concurrency: z.number().int().min(1).max(1000).default(10),
+  duration_s: z.number().min(1).max(3600).optional()
+    .openapi({ description: "Run time; default 10 s unless `requests` is given." }),
+  requests: z.number().int().min(1).max(1_000_000_000).optional()
+    .openapi({ description: "Stop after this many requests instead of after a duration." }),
+  timeout_ms: z.number().int().min(1).max(600_000).default(10_000),
+  rate: z.number().positive().max(10_000_000).optional()
+    .openapi({ description: "Cap on requests per second across all connections." }),
+  ramp_s: z.number().min(0).max(3600).default(0)
+    .openapi({ description: "Connections open evenly over this many seconds." }),
+}).strict().superRefine((p, ctx) => {
+  if (p.duration_s !== undefined && p.requests !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["requests"],
+      message: "give duration_s or requests, not both",
+    });
+  }
+  if (p.duration_s !== undefined && p.ramp_s >= p.duration_s) {
+    ctx.addIssue({ code: "custom", path: ["ramp_s"], message: "must be shorter than duration_s" });
+  }
+}).openapi("HttpBenchParams");
+
+export type HttpBenchParams = z.infer<typeof HttpBenchParams>;
+
+/** The `host:port` a URL connects to, as Deno's net permission spells it. */
+export function netTarget(raw: string): string {
+  const url = new URL(raw);
+  const port = url.port || (url.protocol === "https:" ? "443" : "80");
+  return `${url.hostname}:${port}`;
+}
+
+const module = new URL("./http-bench.worker.ts", import.meta.url);
+
+export const httpBenchJob: JobType<HttpBenchParams> = {
+  name: "http-bench",
+  summary: "HTTP load test of one URL: throughput, errors and latency percentiles.",
+  params: HttpBenchParams,
+  defaultTimeoutS: (p) => (p.requests !== undefined ? 3600 : (p.duration_s ?? 10) + 60),
+  urls: (p) => [{ field: "params.url", url: p.url }],
+  sandbox: (p) => ({
+    module,
+    permissions: { ...NO_PERMISSIONS, net: [netTarget(p.url)] },
+    jobsPerWorker: 1,
+  }),
+  artifacts: false,
+  sample: true,
+};

@@ -1,0 +1,150 @@
+/**
+ * The harness every `*.worker.ts` uses. It speaks the sandbox protocol with the worker pool:
+ *
+ *   pool → worker  { t: "init", data }            once, plain data
+ *                  { t: "run", jobs: [...] }      one or more jobs to start
+ *                  { t: "cancel", id }            abort one job (its AbortSignal fires)
+ *   worker → pool  { t: "ready" } | { t: "init_failed", error }
+ *                  { t: "out", events: [...], done: [...] }   batched
+ *
+ * A job handler gets a context with its params, an AbortSignal and event emitters; what it
+ * returns is the job's result, what it throws fails the attempt (`JobError` with
+ * `retryable: false` fails the job for good).
+ */
+
+export interface WorkerJob {
+  id: string;
+  params: unknown;
+  attempt: number;
+  artifact_dir: string | null;
+}
+
+export interface JobDone {
+  id: string;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+  fatal?: boolean;
+}
+
+export type PoolMessage =
+  | { t: "init"; data: unknown }
+  | { t: "run"; jobs: WorkerJob[] }
+  | { t: "cancel"; id: string };
+
+export type WorkerMessage =
+  | { t: "ready" }
+  | { t: "init_failed"; error: string }
+  | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] };
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface JobContext<P, I = unknown> {
+  id: string;
+  params: P;
+  attempt: number;
+  artifactDir: string | null;
+  /** The plain data the pool sent at start-up. */
+  init: I;
+  signal: AbortSignal;
+  log(level: LogLevel, message: string, fields?: Record<string, unknown>): void;
+  /** `value` from 0 to 1. */
+  progress(value: number, text: string, extra?: Record<string, unknown>): void;
+  sample(data: Record<string, unknown>): void;
+  emit(type: string, data: Record<string, unknown>): void;
+}
+
+/** An error that should not be retried (bad input the schema could not catch, a 4xx target). */
+export class JobError extends Error {
+  override name = "JobError";
+  constructor(message: string, readonly retryable = true) {
+    super(message);
+  }
+}
+
+export interface ServeOptions<I> {
+  /** Runs once with the init data before any job (e.g. to launch a browser). */
+  setup?(init: I): Promise<void> | void;
+}
+
+export function serveJobs<P, R, I = unknown>(
+  handler: (ctx: JobContext<P, I>) => Promise<R>,
+  options: ServeOptions<I> = {},
+): void {
+  const scope = self as unknown as {
+    postMessage(m: WorkerMessage): void;
+    onmessage: ((e: MessageEvent<PoolMessage>) => void) | null;
+  };
+  let init: I;
+  let events: Array<[string, Record<string, unknown>]> = [];
+  let done: JobDone[] = [];
+  let scheduled = false;
+  const controllers = new Map<string, AbortController>();
+
+  const flush = () => {
+    scheduled = false;
+    if (events.length === 0 && done.length === 0) return;
+    scope.postMessage({ t: "out", events, done });
+    events = [];
+    done = [];
+  };
+  const schedule = () => {
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(flush, 0);
+    }
+  };
+  const push = (id: string, event: Record<string, unknown>) => {
+    events.push([id, { ts: Date.now(), ...event }]);
+    schedule();
+  };
+
+  const run = async (job: WorkerJob) => {
+    const controller = new AbortController();
+    controllers.set(job.id, controller);
+    const ctx: JobContext<P, I> = {
+      id: job.id,
+      params: job.params as P,
+      attempt: job.attempt,
+      artifactDir: job.artifact_dir,
+      init,
+      signal: controller.signal,
+      log: (level, message, fields) => push(job.id, { type: "log", level, message, ...fields }),
+      progress: (value, text, extra) =>
+        push(job.id, { type: "progress", value: Math.max(0, Math.min(1, value)), text, ...extra }),
+      sample: (data) => push(job.id, { type: "sample", ...data }),
+      emit: (type, data) => push(job.id, { ...data, type }),
+    };
+    try {
+      const result = await handler(ctx);
+      done.push({ id: job.id, ok: true, result: result ?? null });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const fatal = err instanceof JobError && !err.retryable;
+      done.push({ id: job.id, ok: false, error: message, fatal });
+    } finally {
+      controllers.delete(job.id);
+      schedule();
+    }
+  };
+
+  scope.onmessage = async (e) => {
+    const msg = e.data;
+    if (msg.t === "init") {
+      init = msg.data as I;
+      try {
+        await options.setup?.(init);
+        scope.postMessage({ t: "ready" });
+      } catch (err) {
+        scope.postMessage({
+          t: "init_failed",
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    } else if (msg.t === "run") {
+      for (const job of msg.jobs) run(job);
+    } else if (msg.t === "cancel") {
+      controllers.get(msg.id)?.abort(new JobError("cancelled", false));
+    }
+  };
+}
