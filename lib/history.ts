@@ -507,7 +507,7 @@ async function migrate(con: DuckDBConnection): Promise<void> {
       Number(r[0])
     ),
   );
-  for (const m of MIGRATIONS) {
+  for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
     if (done.has(m.version)) continue;
     await con.run("BEGIN TRANSACTION");
     try {
