@@ -3,10 +3,12 @@
  * set) and DuckDB, starts the roles and stops them cleanly on SIGINT/SIGTERM.
  *
  *   --role=all     API + worker pool + history writer (deno task start)
- *   --role=worker  worker pool only, against REDIS_URL (deno task worker)
+ *   --role=worker  worker pool against REDIS_URL, and an HTTP listener on HOST:PORT for the
+ *                  viewer WebSockets of the sessions it runs, advertised as
+ *                  STREAMPLAY_PUBLIC_URL (deno task worker)
  */
 import { parseArgs } from "node:util";
-import { checkServeSafety, ConfigError, loadConfig } from "./lib/config.ts";
+import { checkServeSafety, type Config, ConfigError, loadConfig } from "./lib/config.ts";
 import { createLogger, errorMessage } from "./lib/log.ts";
 import { connectRedis, type EmbeddedRedis, startEmbeddedRedis, waitReady } from "./lib/redis.ts";
 import { createQueue } from "./lib/queue.ts";
@@ -18,7 +20,9 @@ import { createSampler } from "./lib/sampler.ts";
 import { createJobTypes } from "./lib/job_types.ts";
 import { createRunner } from "./lib/runner.ts";
 import { createUrlPolicy } from "./lib/url_policy.ts";
-import { createApp } from "./lib/app.ts";
+import { createApp, createWorkerApp } from "./lib/app.ts";
+import { createSessionStore } from "./lib/session_store.ts";
+import { createSessionHost } from "./lib/session_host.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const { values: args } = parseArgs({
@@ -31,10 +35,10 @@ if (role !== "all" && role !== "worker") {
   Deno.exit(2);
 }
 
-let config;
+let config!: Config;
 try {
   config = loadConfig();
-  if (role === "all") checkServeSafety(config);
+  checkServeSafety(config);
   if (role === "worker" && !config.redisUrl) {
     throw new ConfigError("deno task worker needs REDIS_URL: the Redis of the server it works for");
   }
@@ -68,6 +72,22 @@ const events = createEventPublisher({ queue, log });
 const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
 const sampler = createSampler({ log });
 const jobTypes = createJobTypes();
+const policy = createUrlPolicy(config);
+const sessionStore = createSessionStore({
+  redis: command,
+  connect: () => connectRedis(redisUrl, "subscriber", log),
+  prefix: config.redisPrefix,
+  log,
+});
+/** How clients reach this process (the real port once listening, when PORT=0). */
+let nodeUrl = config.publicUrl;
+const sessionHost = config.concurrency === 0 ? undefined : createSessionHost({
+  log,
+  policy,
+  store: sessionStore,
+  publicUrl: () => nodeUrl,
+});
+const sessions = { store: sessionStore, host: sessionHost };
 const runner = config.concurrency === 0 ? undefined : createRunner({
   queue,
   connect: (kind) => connectRedis(redisUrl, kind, log),
@@ -77,9 +97,41 @@ const runner = config.concurrency === 0 ? undefined : createRunner({
   jobTypes,
   config,
   log,
+  companions: new Map([["session", sessionHost!.companion]]),
 });
 
 const stops: Array<() => Promise<unknown> | unknown> = [];
+
+/** Serves `handler` on HOST:PORT; null (after logging why) when the address is unavailable. */
+function listen(
+  handler: Deno.ServeHandler,
+  ready: (base: string) => void,
+): { stop(): Promise<void> } | null {
+  const abort = new AbortController();
+  try {
+    const server = Deno.serve({
+      hostname: config.host,
+      port: config.port,
+      signal: abort.signal,
+      onListen: ({ hostname, port }) => {
+        if (config.publicUrl.includes(`:${config.port}`)) {
+          nodeUrl = config.publicUrl.replace(`:${config.port}`, `:${port}`);
+        }
+        log.info("streamplay is listening", { address: `${hostname}:${port}` });
+        ready(nodeUrl);
+      },
+    }, handler);
+    return {
+      async stop() {
+        abort.abort();
+        await server.finished;
+      },
+    };
+  } catch (err) {
+    log.error(`cannot listen on ${config.host}:${config.port}`, { error: errorMessage(err) });
+    return null;
+  }
+}
 
 /** Fails start-up with one clear line, stopping the embedded Redis first. */
 async function fatal(message: string): Promise<never> {
@@ -117,40 +169,24 @@ if (role === "all") {
     history,
     hub,
     jobTypes,
-    policy: createUrlPolicy(config),
+    policy,
     flushHistory: writer.flush,
     runner,
+    sessions,
     version: denoJson.version,
   });
-  const abort = new AbortController();
-  let server: Deno.HttpServer;
-  try {
-    server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      signal: abort.signal,
-      onListen: ({ hostname, port }) => {
-        const base = config.publicUrl.includes(`:${config.port}`)
-          ? config.publicUrl.replace(`:${config.port}`, `:${port}`)
-          : config.publicUrl;
-        log.info("streamplay is listening", { address: `${hostname}:${port}` });
-        console.log(
-          `streamplay ${denoJson.version} ready\n  UI:       ${base}/\n  API docs: ${base}/docs`,
-        );
-      },
-    }, app.fetch);
-  } catch (err) {
+  const server = listen(app.fetch, (base) =>
+    console.log(
+      `streamplay ${denoJson.version} ready\n  UI:       ${base}/\n  API docs: ${base}/docs`,
+    ));
+  if (!server) {
     await writer.close();
     await history.close();
-    await fatal(`cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`);
-    throw err;
+    await fatal(`cannot listen on ${config.host}:${config.port}`);
   }
   stops.push(
     () => runner?.stop(),
-    async () => {
-      abort.abort();
-      await server.finished;
-    },
+    () => server?.stop(),
     () => hub.close(),
     () => writer.close(),
     () => history.close(),
@@ -159,8 +195,12 @@ if (role === "all") {
   if (!runner) {
     await fatal("deno task worker with STREAMPLAY_CONCURRENCY=0 would run nothing");
   }
-  stops.push(() => runner?.stop());
+  const app = await createWorkerApp({ config, log, sessions });
+  const server = listen(app.fetch, (base) => log.info("session viewers connect here", { base }));
+  if (!server) await fatal(`cannot listen on ${config.host}:${config.port}`);
+  stops.push(() => runner?.stop(), () => server?.stop());
 }
+stops.push(() => sessionStore.close(), () => sessionHost?.close());
 
 await runner?.start();
 

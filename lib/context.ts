@@ -11,6 +11,14 @@ import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
+import type { SessionStore } from "./session_store.ts";
+import type { SessionHost } from "./session_host.ts";
+
+/** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
+export interface SessionDeps {
+  store: SessionStore;
+  host?: SessionHost | undefined;
+}
 
 export interface AppDeps {
   config: Config;
@@ -24,6 +32,7 @@ export interface AppDeps {
   flushHistory: () => Promise<void>;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
+  sessions: SessionDeps;
   version: string;
 }
 

@@ -28,6 +28,14 @@ export interface RedisKeys {
   control: string;
   /** Set of job types that have ever been enqueued (for queue depth). */
   types: string;
+  /** Sorted set of session ids holding a session slot, scored by when it was taken. */
+  sessionSlots: string;
+  /** A live session's snapshot (JSON), refreshed by the process that runs it. */
+  session(id: string): string;
+  /** Pub/sub channel of session control requests (navigate, pause, stop, ...). */
+  sessionControl: string;
+  /** Pub/sub channel of the replies to one process's session control requests. */
+  sessionReplies(node: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -44,6 +52,10 @@ export function redisKeys(prefix: string): RedisKeys {
     jobEvents: (id) => `${prefix}:jobevents:${id}`,
     control: `${prefix}:control`,
     types: `${prefix}:types`,
+    sessionSlots: `${prefix}:sessions:slots`,
+    session: (id) => `${prefix}:session:${id}`,
+    sessionControl: `${prefix}:sessions:control`,
+    sessionReplies: (node) => `${prefix}:sessions:replies:${node}`,
   };
 }
 

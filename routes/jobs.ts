@@ -62,7 +62,7 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
 const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
 
 /** The freshest view of a job: Redis while it is live, DuckDB after. */
-async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
+export async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
   try {
     const live = await deps.queue.get(id);
     if (live) return live;
@@ -73,7 +73,7 @@ async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
 }
 
 /** Every event of a job: DuckDB's copy merged with what Redis still holds. */
-async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
+export async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
   const [stored, live] = await Promise.all([
     deps.history.events(id),
     readJobEvents(deps.queue.redis, deps.config.redisPrefix, id).catch(() => [] as JobEvent[]),
