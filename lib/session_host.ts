@@ -38,7 +38,10 @@ import {
 } from "./session_protocol.ts";
 import type { SessionParams } from "../workers/session.ts";
 
-/** A viewer whose socket still holds this many unsent bytes gets no new frame yet. */
+/**
+ * A viewer whose socket still holds more unsent bytes than this (or than two frames of the
+ * current size, for large frames) gets no new frame yet.
+ */
 const VIEWER_SLACK_BYTES = 256 * 1024;
 const DRAIN_EVERY_MS = 10;
 const BACKLOG_EVENTS = 200;
@@ -107,6 +110,10 @@ type Reply = { ok: boolean; error?: string; data?: unknown };
 function percentile(sorted: number[], p: number): number | null {
   if (sorted.length === 0) return null;
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+
+function slack(frame: LiveFrame): number {
+  return Math.max(VIEWER_SLACK_BYTES, 2 * frame.message.length);
 }
 
 function frameOf(message: Uint8Array, ts: number): LiveFrame {
@@ -229,7 +236,7 @@ class Live implements LiveSession, CompanionRun {
       this.buckets[0]!.dropped++;
       viewer.pending = null;
     }
-    if (viewer.socket.bufferedAmount <= VIEWER_SLACK_BYTES) {
+    if (viewer.socket.bufferedAmount <= slack(frame)) {
       this.sendFrame(viewer, frame);
     } else {
       viewer.pending = frame;
@@ -255,7 +262,7 @@ class Live implements LiveSession, CompanionRun {
     for (const viewer of this.viewers.values()) {
       if (!viewer.pending) continue;
       if (viewer.socket.readyState !== WebSocket.OPEN) viewer.pending = null;
-      else if (viewer.socket.bufferedAmount <= VIEWER_SLACK_BYTES) {
+      else if (viewer.socket.bufferedAmount <= slack(viewer.pending)) {
         const frame = viewer.pending;
         viewer.pending = null;
         this.sendFrame(viewer, frame);
@@ -468,7 +475,7 @@ class Live implements LiveSession, CompanionRun {
       this.link.emit({ type: "session", state: next });
       this.changed();
     }
-    return { ok: true, status: 200 };
+    return { ok: true, status: 200, data: this.snapshot() };
   }
 
   /** Asks the Worker to end the session; resolves with the final stats. */

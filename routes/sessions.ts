@@ -384,8 +384,9 @@ export function sessionsRoutes() {
       async (c) => {
         const deps = c.get("deps");
         const { id } = c.req.valid("param");
-        await control(deps, id, op);
-        return c.json(await liveView(deps, await findSession(deps, id)), 200);
+        const reply = await control(deps, id, op);
+        const job = await findSession(deps, id);
+        return c.json(sessionView(deps, job, reply.data as SessionSnapshot), 200);
       },
     );
   }
