@@ -3,7 +3,8 @@
  * runner.ts). For each session it
  *
  * - gives the session's browser its own SOCKS proxy (the URL policy on every connection);
- * - takes the frames the Worker captures and fans them out: to every viewer WebSocket with
+ * - captures the active tab (CDP screencast over the tab's DevTools WebSocket, see
+ *   `screencast.ts`; the Worker says which tab) and fans the frames out: to every viewer with
  *   latest-frame backpressure (a viewer still busy with earlier bytes skips to the newest frame;
  *   skipped frames count as `dropped_frames`; nobody else waits), and to frame subscribers;
  * - takes viewers' JSON messages (validated, view-only viewers refused, URLs checked) to the
@@ -23,6 +24,8 @@ import type { Logger } from "./log.ts";
 import { errorMessage } from "./log.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import { type SocksProxy, startSocksProxy } from "./socks_proxy.ts";
+import { type Screencast, startScreencast } from "./screencast.ts";
+import { freePort } from "./redis.ts";
 import { describeZodError } from "./errors.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./session_store.ts";
 import { decodeFrame, type FrameHeader } from "./screencast_frame.ts";
@@ -143,6 +146,7 @@ class Live implements LiveSession, CompanionRun {
   maxViewers = 0;
   // totals
   framesCaptured = 0;
+  jpegBytes = 0;
   framesSent = 0;
   bytesSent = 0;
   dropped = 0;
@@ -154,6 +158,10 @@ class Live implements LiveSession, CompanionRun {
   replies = new Map<number, (reply: Reply) => void>();
   nextRid = 1;
   proxy: SocksProxy;
+  cast: Screencast | undefined;
+  /** Bumped at every tab switch, so a slow connect to an old tab is dropped. */
+  castGeneration = 0;
+  seq = 0;
   ticks = 0;
   tick: ReturnType<typeof setInterval>;
   drainTimer: ReturnType<typeof setInterval> | undefined;
@@ -172,7 +180,9 @@ class Live implements LiveSession, CompanionRun {
       policy: host.policy,
       onRefused: (target, reason) => this.pageEvent({ type: "request_blocked", target, reason }),
     });
-    this.link.send({ k: "setup", proxy: this.proxy.url } satisfies SessionIn);
+    this.link.send(
+      { k: "setup", proxy: this.proxy.url, debugPort: freePort() } satisfies SessionIn,
+    );
     this.tick = setInterval(() => this.everySecond(), 1000);
     host.store.hold(id).catch(() => {});
     this.publish();
@@ -183,11 +193,12 @@ class Live implements LiveSession, CompanionRun {
   onMessage(data: unknown) {
     const msg = data as SessionOut;
     switch (msg.k) {
-      case "frame":
-        this.frame(frameOf(msg.data, msg.ts), msg.jpeg_bytes);
+      case "cast":
+        this.capture(msg.tab, msg.url);
         break;
       case "page":
         this.page = msg.page;
+        this.cast?.resize(msg.page.viewport);
         this.changed();
         break;
       case "active":
@@ -208,9 +219,49 @@ class Live implements LiveSession, CompanionRun {
     }
   }
 
+  /** Captures the tab the Worker made active, replacing the previous capture. */
+  async capture(tab: string, url: string) {
+    const generation = ++this.castGeneration;
+    this.cast?.close();
+    this.cast = undefined;
+    try {
+      const cast = await startScreencast({
+        url,
+        tab,
+        quality: this.params.quality,
+        maxFps: this.params.max_fps,
+        size: this.page.viewport,
+        nextSeq: () => ++this.seq,
+        onFrame: (message, ts, jpegBytes) => this.frame(frameOf(message, ts), jpegBytes),
+        onClose: () => {
+          if (this.cast === cast) this.cast = undefined;
+        },
+      });
+      if (generation !== this.castGeneration || this.isOver()) {
+        cast.close();
+        return;
+      }
+      this.cast = cast;
+      cast.setCapturing(this.state !== "paused");
+    } catch (err) {
+      if (generation !== this.castGeneration || this.isOver()) return;
+      this.link.send(
+        {
+          k: "fail",
+          reason: `cannot capture the page: ${errorMessage(err)}`,
+        } satisfies SessionIn,
+      );
+    }
+  }
+
+  isOver() {
+    return this.state === "stopped" || this.state === "failed";
+  }
+
   frame(frame: LiveFrame, jpegBytes: number) {
     const now = Date.now();
     this.framesCaptured++;
+    this.jpegBytes += jpegBytes;
     this.captured.push([now, jpegBytes]);
     this.latencies.push([now, now - frame.ts]);
     this.lastFrame = frame;
@@ -439,7 +490,7 @@ class Live implements LiveSession, CompanionRun {
   // ---- control (REST, from any API process) ----
 
   async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
-    if (this.state === "stopped" || this.state === "failed") {
+    if (this.isOver()) {
       return { ok: false, status: 409, error: `Session ${this.id} has ended (${this.state})` };
     }
     if (op === "stop") {
@@ -463,13 +514,11 @@ class Live implements LiveSession, CompanionRun {
         ? { ok: true, status: 200, bytes: reply.data as Uint8Array }
         : { ok: false, status: 502, error: reply.error ?? "screenshot failed" };
     }
-    const pause = op === "pause";
     if (this.state === "starting") {
       return { ok: false, status: 409, error: `Session ${this.id} is still starting` };
     }
-    const reply = await this.ask({ k: pause ? "pause" : "resume", rid: 0 });
-    if (!reply.ok) return { ok: false, status: 502, error: reply.error ?? `${op} failed` };
-    const next: SessionState = pause ? "paused" : "active";
+    const next: SessionState = op === "pause" ? "paused" : "active";
+    this.cast?.setCapturing(next === "active");
     if (this.state !== next) {
       this.state = next;
       this.link.emit({ type: "session", state: next });
@@ -520,6 +569,8 @@ class Live implements LiveSession, CompanionRun {
     this.subscribers.clear();
     for (const resolve of this.replies.values()) resolve({ ok: false, error: "The session ended" });
     this.replies.clear();
+    this.castGeneration++;
+    this.cast?.close();
     clearInterval(this.tick);
     clearInterval(this.drainTimer);
     clearTimeout(this.stateTimer);
@@ -590,6 +641,8 @@ class Live implements LiveSession, CompanionRun {
 
   hostStats() {
     return {
+      frames_captured: this.framesCaptured,
+      jpeg_bytes: this.jpegBytes,
       frames_sent: this.framesSent,
       bytes_sent: this.bytesSent,
       dropped_frames: this.dropped,

@@ -126,17 +126,19 @@ export interface SessionSnapshot extends PageState {
 
 /** Companion → Worker. Requests with `rid` get a `reply`. */
 export type SessionIn =
-  | { k: "setup"; proxy: string }
+  /** The proxy the browser context must use; the DevTools port for a browser launched now. */
+  | { k: "setup"; proxy: string; debugPort: number }
   | { k: "input"; rid: number; msg: InputMessage | { type: "tabs" } }
   | { k: "screenshot"; rid: number }
-  | { k: "pause"; rid: number }
-  | { k: "resume"; rid: number }
-  | { k: "stop"; reason: string; stats: Record<string, unknown> };
+  | { k: "stop"; reason: string; stats: Record<string, unknown> }
+  /** End the session as failed. */
+  | { k: "fail"; reason: string };
 
 /** Worker → companion. */
 export type SessionOut =
   | { k: "page"; page: PageState }
   | { k: "active"; page: PageState }
-  | { k: "frame"; data: Uint8Array; ts: number; jpeg_bytes: number }
+  /** The active tab changed: capture this target (`ws://127.0.0.1:<port>/devtools/page/<id>`). */
+  | { k: "cast"; tab: string; url: string }
   | { k: "event"; event: Record<string, unknown>; image?: Uint8Array }
   | { k: "reply"; rid: number; ok: boolean; error?: string; data?: unknown };

@@ -1,18 +1,17 @@
 /**
  * Sandbox side of `session`: one Chromium for every session of this Worker (launched on first
  * use, closed a minute after the last session), one browser context per session, its pages as
- * tabs (popups included). The active tab is captured with CDP `Page.startScreencast`; each frame
- * is turned into its wire message here and handed to the companion (buffer transferred), then
- * acknowledged, the acknowledgement paced to `max_fps`. Input from viewers arrives from the
- * companion already validated and allowed, and is applied in order through Playwright.
+ * tabs (popups included). Playwright drives the pages over its pipe: input from viewers arrives
+ * from the companion already validated and allowed, and is applied in order; page events go back
+ * to the companion. The screencast of the active tab is the companion's: this side tells it
+ * which DevTools target to capture (Chromium also listens on a loopback DevTools port for that).
  *
  * The browser reaches the network only through the companion's SOCKS proxy, which applies the
  * URL policy to every connection.
  */
-import type { Browser, BrowserContext, CDPSession, Dialog, Page } from "playwright";
+import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
 import { CHROMIUM_ARGS, loadPlaywright, type Playwright } from "../lib/browser.ts";
-import { encodeFrame } from "../lib/screencast_frame.ts";
 import type {
   InputMessage,
   PageState,
@@ -57,15 +56,24 @@ const SELECTION_JS = `(() => {
 let pw: Playwright;
 let init: SessionInit;
 let browser: Promise<Browser> | undefined;
+/** The DevTools port of the running browser. */
+let debugPort = 0;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 const sessions = new Set<Session>();
 
-function getBrowser(): Promise<Browser> {
+/** The shared browser; a new one listens for DevTools on `port` (loopback). */
+function getBrowser(port: number): Promise<Browser> {
   clearTimeout(idleTimer);
   if (!browser) {
+    debugPort = port;
     const launching = pw.chromium.launch({
       executablePath: init.chromium,
-      args: [...CHROMIUM_ARGS, ...SESSION_ARGS],
+      args: [
+        ...CHROMIUM_ARGS,
+        ...SESSION_ARGS,
+        "--remote-debugging-address=127.0.0.1",
+        `--remote-debugging-port=${port}`,
+      ],
       env: init.env,
       handleSIGINT: false,
       handleSIGTERM: false,
@@ -102,12 +110,11 @@ function releaseBrowser() {
 interface Tab {
   id: string;
   page: Page;
-  cdp?: CDPSession;
+  /** The DevTools target id (for the companion's screencast). */
+  target?: string;
 }
 
 interface Counters {
-  frames_captured: number;
-  jpeg_bytes: number;
   navigations: number;
   console_messages: number;
   page_errors: number;
@@ -125,14 +132,9 @@ class Session {
   readonly tabOf = new WeakMap<Page, Tab>();
   active: Tab | undefined;
   nextTab = 1;
-  seq = 0;
-  paused = false;
   viewport: { width: number; height: number };
-  lastFrameAt = 0;
   startedAt = Date.now();
   counters: Counters = {
-    frames_captured: 0,
-    jpeg_bytes: 0,
     navigations: 0,
     console_messages: 0,
     page_errors: 0,
@@ -151,7 +153,7 @@ class Session {
   pollTimer: ReturnType<typeof setInterval> | undefined;
   closing = false;
 
-  #setup = Promise.withResolvers<string>();
+  #setup = Promise.withResolvers<{ proxy: string; debugPort: number }>();
   #end = Promise.withResolvers<{ reason: string; stats: Record<string, unknown> }>();
 
   constructor(readonly ctx: JobContext<SessionParams, SessionInit>) {
@@ -177,10 +179,13 @@ class Session {
   receive(msg: SessionIn) {
     switch (msg.k) {
       case "setup":
-        this.#setup.resolve(msg.proxy);
+        this.#setup.resolve(msg);
         break;
       case "stop":
         this.#end.resolve({ reason: msg.reason, stats: msg.stats });
+        break;
+      case "fail":
+        this.fail(msg.reason);
         break;
       case "input":
         this.enqueue(msg.rid, msg.msg);
@@ -191,32 +196,25 @@ class Session {
           return new Uint8Array(png);
         });
         break;
-      case "pause":
-        this.request(msg.rid, () => this.setPaused(true));
-        break;
-      case "resume":
-        this.request(msg.rid, () => this.setPaused(false));
-        break;
     }
   }
 
   async run() {
-    const proxy = await Promise.race([this.#setup.promise, this.#end.promise.then(() => null)]);
-    if (proxy === null) return this.result((await this.#end.promise).reason, {});
-    this.browser = await getBrowser();
+    const setup = await Promise.race([this.#setup.promise, this.#end.promise.then(() => null)]);
+    if (setup === null) return this.result((await this.#end.promise).reason, {});
+    this.browser = await getBrowser(setup.debugPort);
     sessions.add(this);
     try {
       this.context = await this.browser.newContext({
         viewport: this.viewport,
         deviceScaleFactor: 1,
-        proxy: { server: proxy, bypass: "<-loopback>" },
+        proxy: { server: setup.proxy, bypass: "<-loopback>" },
         serviceWorkers: "block",
         acceptDownloads: false,
       });
       this.context.on("page", (page) => this.addTab(page, true));
       const page = await this.context.newPage();
       this.addTab(page, true);
-      await this.startCast(this.tab());
       await this.navigate(page, this.params.url);
       this.send({ k: "active", page: await this.pageState() });
       this.pollTimer = setInterval(() => this.pageChanged(), PAGE_POLL_MS);
@@ -323,90 +321,21 @@ class Session {
 
   async activate(tab: Tab) {
     if (this.active === tab) return;
-    const previous = this.active;
     this.active = tab;
-    if (previous) await this.stopCast(previous);
     await tab.page.bringToFront().catch(() => {});
-    if (!this.paused) await this.startCast(tab);
-    this.pageChanged();
-  }
-
-  // ---- screencast ----
-
-  async startCast(tab: Tab) {
-    if (!tab.cdp) {
+    if (!tab.target) {
       const cdp = await this.context.newCDPSession(tab.page);
-      tab.cdp = cdp;
-      cdp.on("Page.screencastFrame", (frame) => this.frame(tab, cdp, frame));
+      const { targetInfo } = await cdp.send("Target.getTargetInfo");
+      tab.target = targetInfo.targetId;
+      await cdp.detach().catch(() => {});
     }
-    await tab.cdp.send("Page.startScreencast", {
-      format: "jpeg",
-      quality: this.params.quality,
-      maxWidth: this.viewport.width,
-      maxHeight: this.viewport.height,
-      everyNthFrame: 1,
-    });
-  }
-
-  async stopCast(tab: Tab) {
-    await tab.cdp?.send("Page.stopScreencast").catch(() => {});
-  }
-
-  frame(
-    tab: Tab,
-    cdp: CDPSession,
-    frame: {
-      data: string;
-      sessionId: number;
-      metadata: {
-        offsetTop: number;
-        pageScaleFactor: number;
-        deviceWidth: number;
-        deviceHeight: number;
-        scrollOffsetX: number;
-        scrollOffsetY: number;
-        timestamp?: number;
-      };
-    },
-  ) {
-    const now = performance.now();
-    const ack = () =>
-      cdp.send("Page.screencastFrameAck", { sessionId: frame.sessionId }).catch(() => {});
-    if (tab !== this.active || this.paused) {
-      ack();
-      return;
-    }
-    const m = frame.metadata;
-    const ts = m.timestamp ? m.timestamp * 1000 : Date.now();
-    const data = encodeFrame({
-      seq: ++this.seq,
-      ts,
-      w: m.deviceWidth,
-      h: m.deviceHeight,
-      ot: m.offsetTop,
-      ps: m.pageScaleFactor,
-      sx: m.scrollOffsetX,
-      sy: m.scrollOffsetY,
+    if (this.active !== tab) return;
+    this.send({
+      k: "cast",
       tab: tab.id,
-    }, frame.data);
-    const jpegBytes = Math.floor(frame.data.length * 3 / 4);
-    this.counters.frames_captured++;
-    this.counters.jpeg_bytes += jpegBytes;
-    this.send({ k: "frame", data, ts, jpeg_bytes: jpegBytes }, [data.buffer]);
-    // Chromium captures the next frame once this one is acknowledged: pacing the ack paces the
-    // capture, so frames above max_fps are never encoded. A few ms of slack absorb jitter.
-    const gap = 1000 / this.params.max_fps;
-    const wait = this.params.max_fps >= 60 ? 0 : gap - (now - this.lastFrameAt) - 6;
-    this.lastFrameAt = now;
-    if (wait > 1) setTimeout(ack, wait);
-    else ack();
-  }
-
-  async setPaused(paused: boolean) {
-    if (this.paused === paused) return;
-    this.paused = paused;
-    if (paused) await this.stopCast(this.tab());
-    else await this.startCast(this.tab());
+      url: `ws://127.0.0.1:${debugPort}/devtools/page/${tab.target}`,
+    });
+    this.pageChanged();
   }
 
   // ---- page state and events ----
@@ -585,7 +514,6 @@ class Session {
       case "viewport": {
         this.viewport = { width: msg.width, height: msg.height };
         for (const t of this.tabs.values()) await t.page.setViewportSize(this.viewport);
-        if (!this.paused) await this.startCast(this.tab());
         this.pageChanged();
         return { viewport: this.viewport };
       }
