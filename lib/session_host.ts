@@ -115,6 +115,11 @@ function percentile(sorted: number[], p: number): number | null {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
 }
 
+/** Loopback and unspecified addresses (connecting to 0.0.0.0 reaches local listeners). */
+function isLocalAddress(address: string): boolean {
+  return /^127\./.test(address) || address === "::1" || address === "0.0.0.0" || address === "::";
+}
+
 function slack(frame: LiveFrame): number {
   return Math.max(VIEWER_SLACK_BYTES, 2 * frame.message.length);
 }
@@ -162,6 +167,8 @@ class Live implements LiveSession, CompanionRun {
   /** Bumped at every tab switch, so a slow connect to an old tab is dropped. */
   castGeneration = 0;
   seq = 0;
+  /** The DevTools port of the browser running this session. */
+  debugPort = 0;
   ticks = 0;
   tick: ReturnType<typeof setInterval>;
   drainTimer: ReturnType<typeof setInterval> | undefined;
@@ -178,6 +185,11 @@ class Live implements LiveSession, CompanionRun {
     this.page = { url: params.url, title: "", tabs: [], viewport: { ...params.viewport } };
     this.proxy = startSocksProxy({
       policy: host.policy,
+      // The browser's DevTools port drives the browser: pages must not reach it.
+      refuse: (addresses, port) =>
+        port === this.debugPort && addresses.some(isLocalAddress)
+          ? "the browser's own DevTools port is not for pages"
+          : null,
       onRefused: (target, reason) => this.pageEvent({ type: "request_blocked", target, reason }),
     });
     this.link.send(
@@ -194,6 +206,7 @@ class Live implements LiveSession, CompanionRun {
     const msg = data as SessionOut;
     switch (msg.k) {
       case "cast":
+        this.debugPort = Number(new URL(msg.url).port);
         this.capture(msg.tab, msg.url);
         break;
       case "page":
@@ -453,17 +466,12 @@ class Live implements LiveSession, CompanionRun {
     }
     const reply = await this.ask({ k: "input", rid: 0, msg });
     if (!reply.ok) return refuse(reply.error ?? "The input failed");
-    const data_ = reply.data as { clipboard?: string } | undefined;
-    if (typeof data_?.clipboard === "string") {
-      this.json(viewer, { type: "clipboard", text: data_.clipboard });
+    const result = (reply.data ?? {}) as { clipboard?: string };
+    if (typeof result.clipboard === "string") {
+      this.json(viewer, { type: "clipboard", text: result.clipboard });
     }
-    if (msg.type === "tabs" || "ref" in refField) {
-      this.json(viewer, {
-        type: msg.type === "tabs" ? "tabs" : "ack",
-        ...refField,
-        ...reply.data ?? {},
-      });
-    }
+    if (msg.type === "tabs") this.json(viewer, { type: "tabs", ...refField, ...result });
+    else if ("ref" in refField) this.json(viewer, { type: "ack", ...refField, ...result });
   }
 
   /** Sends a request to the Worker and waits for its reply. */

@@ -18,6 +18,8 @@ export interface SocksProxy {
 
 export interface SocksProxyOptions {
   policy: UrlPolicy;
+  /** A rule on top of the policy, given the checked addresses: a reason to refuse, or null. */
+  refuse?(addresses: string[], port: number): string | null;
   /** Called for each connection the policy refused (`target` is host:port). */
   onRefused?(target: string, reason: string): void;
   /** How long a policy verdict for a host is reused. */
@@ -130,9 +132,12 @@ export function startSocksProxy(options: SocksProxyOptions): SocksProxy {
         throw new Error(`SOCKS command ${command} is not supported`);
       }
       const verdict = await check(host.toLowerCase());
-      if (!verdict.ok) {
+      const refusal = verdict.ok
+        ? options.refuse?.(verdict.addresses, port) ?? null
+        : verdict.reason;
+      if (!verdict.ok || refusal) {
         await answer(reply(REPLY_NOT_ALLOWED));
-        options.onRefused?.(`${host}:${port}`, verdict.reason);
+        options.onRefused?.(`${host}:${port}`, refusal!);
         throw new Error("refused by the URL policy");
       }
       for (const address of verdict.addresses) {

@@ -1,7 +1,8 @@
 /**
  * Sessions under stress and at their limits, against a real server and Chromium: a viewer that
- * never reads does not stall another one; the idle timeout ends a session cleanly; a killed
- * browser process fails the session with its reason, tells the viewers and frees the slot.
+ * never reads does not stall another one; pages cannot reach the browser's DevTools port; the
+ * idle timeout ends a session cleanly; a killed browser process fails the session with its
+ * reason, tells the viewers and frees the slot.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor } from "./helpers.ts";
@@ -68,6 +69,28 @@ Deno.test("sessions at their limits: slow viewers, idle timeout, browser crash",
       await good.close();
       await api(base, `/api/sessions/${session.id}`, { method: "DELETE" });
     }
+  });
+
+  await t.step("pages cannot reach the browser's own DevTools port", async () => {
+    const session = await start({ url: `${pages.url}/` });
+    const viewer = await openViewer(session.ws_url);
+    const [pid] = await browserPids(server.process.pid);
+    const { stdout } = await new Deno.Command("ps", {
+      args: ["-o", "args=", "-p", String(pid)],
+      stdout: "piped",
+    }).output();
+    const port = /--remote-debugging-port=(\d+)/.exec(new TextDecoder().decode(stdout))?.[1];
+    assert.ok(port, "the browser listens for DevTools");
+    for (const host of ["127.0.0.1", "localhost"]) {
+      const r = await viewer.request({ type: "navigate", url: `http://${host}:${port}/json/list` });
+      assert.equal(r.type, "error");
+      await viewer.next((m: Json) =>
+        m.type === "event" && m.event.type === "request_blocked" &&
+        m.event.target === `${host}:${port}` && /DevTools/.test(m.event.reason)
+      );
+    }
+    await viewer.close();
+    await api(base, `/api/sessions/${session.id}`, { method: "DELETE" });
   });
 
   await t.step("without viewers or input, the idle timeout ends the session cleanly", async () => {
