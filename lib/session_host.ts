@@ -583,7 +583,7 @@ class Live implements LiveSession, CompanionRun {
     clearInterval(this.drainTimer);
     clearTimeout(this.stateTimer);
     this.proxy.close();
-    this.host.store.unpublish(this.id).catch(() => {});
+    this.publish();
     this.host.store.release(this.id).catch(() => {});
     this.host.forget(this.id);
     this.ended.resolve(final);

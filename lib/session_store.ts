@@ -19,6 +19,7 @@ import { errorMessage, type Logger } from "./log.ts";
 /** A slot whose job hash does not exist yet (queued right after) is kept this long. */
 const UNQUEUED_SLOT_MS = 30_000;
 const SNAPSHOT_TTL_MS = 15_000;
+const ENDED_SNAPSHOT_TTL_MS = 60_000;
 
 const RESERVE = LUA_KEYS + `
 local slots, id, max, now = P .. ':sessions:slots', ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -65,8 +66,9 @@ export interface SessionStore {
   release(id: string): Promise<void>;
   /** Ids holding a slot (finished ones dropped first), oldest first. */
   active(): Promise<string[]>;
+  /** Publishes the live view; it expires unless refreshed (the last one, of an ended session,
+   * stays a minute, bridging the moment before its job's final status is stored). */
   publish(snapshot: SessionSnapshot): Promise<void>;
-  unpublish(id: string): Promise<void>;
   snapshot(id: string): Promise<SessionSnapshot | null>;
   snapshots(ids: string[]): Promise<Array<SessionSnapshot | null>>;
   /** Asks the process running session `id`; null when no process answered in time. */
@@ -169,10 +171,9 @@ export function createSessionStore(options: {
     },
     active: async () => (await reserveScript("", -1)) as string[],
     publish: async (snapshot) => {
-      await redis.set(keys.session(snapshot.id), JSON.stringify(snapshot), "PX", SNAPSHOT_TTL_MS);
-    },
-    unpublish: async (id) => {
-      await redis.del(keys.session(id));
+      const ended = snapshot.state === "stopped" || snapshot.state === "failed";
+      const ttl = ended ? ENDED_SNAPSHOT_TTL_MS : SNAPSHOT_TTL_MS;
+      await redis.set(keys.session(snapshot.id), JSON.stringify(snapshot), "PX", ttl);
     },
     snapshot: async (id) => {
       const text = await redis.get(keys.session(id));

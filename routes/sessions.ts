@@ -96,13 +96,14 @@ function sessionView(
   const state = final
     ? (job.status === "failed" ? "failed" : "stopped")
     : snap?.state ?? "starting";
+  const over = state === "stopped" || state === "failed";
   const started = job.started_at ? Date.parse(job.started_at) : null;
   const ended = job.finished_at ? Date.parse(job.finished_at) : Date.now();
   const num = (v: unknown) => (typeof v === "number" ? v : 0);
   return {
     id: job.id,
     status: job.status,
-    active: !final,
+    active: !over,
     state,
     health: state === "failed" ? "unhealthy" : final ? "healthy" : snap?.health ?? "healthy",
     reason: final ? String(result?.reason ?? job.error ?? job.status) : snap?.reason ?? null,
@@ -112,7 +113,7 @@ function sessionView(
     tabs: snap?.tabs ?? [],
     viewport: snap?.viewport ?? params.viewport,
     viewer_url: `${deps.config.publicUrl}/?session=${job.id}`,
-    ws_url: final ? null : snap?.ws_url ?? null,
+    ws_url: over ? null : snap?.ws_url ?? null,
     node: snap?.node ?? null,
     created_at: job.created_at,
     started_at: job.started_at,
@@ -165,6 +166,12 @@ async function control(
     throw new HTTPException(409, { message: `Session ${id} has ended (${job.status})` });
   }
   const local = deps.sessions.host?.get(id);
+  if (!local) {
+    const snap = await deps.sessions.store.snapshot(id);
+    if (snap?.state === "stopped" || snap?.state === "failed") {
+      throw new HTTPException(409, { message: `Session ${id} has ended (${snap.state})` });
+    }
+  }
   const reply = local
     ? await local.control(op, args)
     : await deps.sessions.store.request(id, op, args, timeoutMs);
@@ -296,7 +303,7 @@ export function sessionsRoutes() {
         job && job.type === "session" && !FINAL_STATUSES.has(job.status)
           ? [sessionView(deps, job, deps.sessions.host?.get(job.id)?.snapshot() ?? snaps[i]!)]
           : []
-      );
+      ).filter((s) => s.active);
       return c.json({ sessions }, 200);
     },
   );
@@ -462,14 +469,17 @@ export function sessionsRoutes() {
       const deps = c.get("deps");
       const { id } = c.req.valid("param");
       let job = await findSession(deps, id);
-      if (job.status === "running") {
+      if (!FINAL_STATUSES.has(job.status)) {
         const local = deps.sessions.host?.get(id);
-        const reply = local
-          ? await local.control("stop", {})
-          : await deps.sessions.store.request(id, "stop", {}, 20_000);
-        if (!reply) await deps.queue.cancel(id);
-      } else if (!FINAL_STATUSES.has(job.status)) {
-        await deps.queue.cancel(id);
+        const snap = local ? null : await deps.sessions.store.snapshot(id);
+        const ended = snap?.state === "stopped" || snap?.state === "failed";
+        // A session that has just ended gets its job's final status in a moment.
+        if (local) await local.control("stop", {});
+        else if (!ended) {
+          const stopped = job.status === "running" &&
+            await deps.sessions.store.request(id, "stop", {}, snap ? 20_000 : 5_000);
+          if (!stopped) await deps.queue.cancel(id);
+        }
       }
       const deadline = Date.now() + 15_000;
       while (!FINAL_STATUSES.has(job.status) && Date.now() < deadline) {
@@ -496,6 +506,9 @@ export function sessionSocketRoutes(sessions: SessionDeps) {
     const live = sessions.host?.get(id);
     if (!live) {
       const snap = await sessions.store.snapshot(id).catch(() => null);
+      if (snap?.state === "stopped" || snap?.state === "failed") {
+        throw new HTTPException(410, { message: `Session ${id} has ended (${snap.state})` });
+      }
       if (snap) {
         throw new HTTPException(421, {
           message: `Session ${id} is served by another process: connect to ${snap.ws_url}`,
