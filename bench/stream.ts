@@ -275,6 +275,8 @@ interface StreamResult {
   fps: number;
   delivered: number;
   latency: { p50: number; p99: number };
+  /** Capture to send inside the server (its own metrics, last 5 s). */
+  serverLatency: { p50: number | null; p95: number | null };
   server: number;
   serverSplit: Cores;
   chromium: number;
@@ -328,6 +330,7 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
     () => sleep(SECONDS * 1000),
   );
   counting = false;
+  const { metrics } = await (await fetch(`${base}/api/sessions/${created[0]!.id}`)).json();
   for (const v of viewers) v.socket.close();
   await Promise.all(created.map((s) =>
     fetch(`${base}/api/sessions/${s.id}`, { method: "DELETE" })
@@ -343,6 +346,7 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
       p50: percentile(viewers.flatMap((v) => v.latencies), 0.5),
       p99: percentile(viewers.flatMap((v) => v.latencies), 0.99),
     },
+    serverLatency: metrics.latency_ms,
     server: m.cores.server!.total,
     serverSplit: m.cores.server!,
     chromium: m.cores.chromium!.total,
@@ -418,7 +422,9 @@ const targets: Array<[string, string, boolean]> = [
   ],
   [
     "capture-to-viewer latency p50 ≤ 50 ms, p99 ≤ 150 ms",
-    `${fixed(sp1.latency.p50, 0)} / ${fixed(sp1.latency.p99, 0)} ms`,
+    `${fixed(sp1.latency.p50, 0)} / ${fixed(sp1.latency.p99, 0)} ms (inside the server, ` +
+    `capture to send: p50 ${fixed(sp1.serverLatency.p50 ?? NaN, 0)}, ` +
+    `p95 ${fixed(sp1.serverLatency.p95 ?? NaN, 0)} ms)`,
     sp1.latency.p50 <= 50 && sp1.latency.p99 <= 150,
   ],
   [
