@@ -202,10 +202,18 @@ export function createRunner(options: RunnerOptions): Runner {
       (event) => events.publish(job.id, event),
       (data) => link.companion?.onMessage(data),
     );
-    const companion = link.companion = options.companions?.get(type.name)?.start(
-      { id: job.id, params: parsed.data, attempt: job.attempt },
-      { send: handle.send, emit: (event) => events.publish(job.id, event) },
-    );
+    let companionError: string | undefined;
+    try {
+      link.companion = options.companions?.get(type.name)?.start(
+        { id: job.id, params: parsed.data, attempt: job.attempt },
+        { send: handle.send, emit: (event) => events.publish(job.id, event) },
+      );
+    } catch (err) {
+      // The job cannot work without its companion: it is asked to end and fails.
+      companionError = `could not start: ${errorMessage(err)}`;
+      handle.abort("cancelled");
+    }
+    const companion = link.companion;
     const active: Active = {
       id: job.id,
       handle,
@@ -226,7 +234,9 @@ export function createRunner(options: RunnerOptions): Runner {
     let outcome: Outcome;
     try {
       const r = await handle.done;
-      if (active.killed === "timeout") {
+      if (companionError) {
+        outcome = { id: job.id, kind: "fatal", error: companionError };
+      } else if (active.killed === "timeout") {
         outcome = { id: job.id, kind: "fatal", error: "timeout" };
       } else if (r.ok) {
         const summary = tracking?.stop();

@@ -103,8 +103,12 @@ export async function startScreencast(options: ScreencastOptions): Promise<Scree
   });
   socket.onmessage = (e) => {
     if (typeof e.data !== "string") return;
-    const msg = JSON.parse(e.data);
-    if (msg.method === "Page.screencastFrame") onFrame(msg.params);
+    try {
+      const msg = JSON.parse(e.data);
+      if (msg.method === "Page.screencastFrame") onFrame(msg.params);
+    } catch {
+      // Not a frame this client can use; an exception here would end the process.
+    }
   };
   socket.onerror = () => {};
   socket.onclose = (e) => {

@@ -203,11 +203,24 @@ class Live implements LiveSession, CompanionRun {
   // ---- from the Worker ----
 
   onMessage(data: unknown) {
-    const msg = data as SessionOut;
+    // Runs in the sandbox's message handler: nothing may escape it.
+    try {
+      this.receive(data as SessionOut);
+    } catch (err) {
+      this.host.log.warn("session message not handled", {
+        session: this.id,
+        error: errorMessage(err),
+      });
+    }
+  }
+
+  receive(msg: SessionOut) {
     switch (msg.k) {
       case "cast":
         this.debugPort = Number(new URL(msg.url).port);
-        this.capture(msg.tab, msg.url);
+        this.capture(msg.tab, msg.url).catch((err) =>
+          this.host.log.warn("screencast failed", { session: this.id, error: errorMessage(err) })
+        );
         break;
       case "page":
         this.page = msg.page;
@@ -391,7 +404,15 @@ class Live implements LiveSession, CompanionRun {
     };
     if (socket.readyState === WebSocket.OPEN) open();
     else socket.addEventListener("open", open);
-    socket.addEventListener("message", (e) => this.fromViewer(viewer, e.data));
+    socket.addEventListener("message", (e) => {
+      this.fromViewer(viewer, e.data).catch((err) => {
+        this.host.log.warn("viewer message not handled", {
+          session: this.id,
+          error: errorMessage(err),
+        });
+        this.json(viewer, { type: "error", error: "The message could not be handled" });
+      });
+    });
     socket.addEventListener("close", () => {
       if (!this.viewers.delete(viewer.id)) return;
       this.lastActive = Date.now();

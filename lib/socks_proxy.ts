@@ -169,7 +169,7 @@ export function startSocksProxy(options: SocksProxyOptions): SocksProxy {
   };
 
   const accepting = (async () => {
-    for await (const conn of listener) handle(conn);
+    for await (const conn of listener) handle(conn).catch(() => {});
   })().catch(() => {});
 
   let closing: Promise<void> | undefined;

@@ -99,11 +99,11 @@ function getBrowser(port: number): Promise<Browser> {
 function releaseBrowser() {
   if (sessions.size > 0 || !browser) return;
   clearTimeout(idleTimer);
-  idleTimer = setTimeout(async () => {
+  idleTimer = setTimeout(() => {
     const idle = browser;
     if (sessions.size > 0 || !idle) return;
     browser = undefined;
-    await (await idle).close().catch(() => {});
+    idle.then((b) => b.close()).catch(() => {});
   }, BROWSER_IDLE_MS);
 }
 
