@@ -363,6 +363,9 @@ console.log(
     `${SECONDS} s windows, ${navigator.hardwareConcurrency} cores, load average ${loadBefore}`,
 );
 const step = (name: string) => console.log(`  measuring ${name}…`);
+step("the streamplay server without sessions");
+const idle = (await measure({ server: [server.pid] }, () => sleep(Math.min(SECONDS, 5) * 1000)))
+  .cores.server!.total;
 step("raw CDP, 1 page");
 const raw1 = await rawCdp(1);
 step("streamplay, 1 session, 1 viewer");
@@ -402,7 +405,7 @@ const rows: string[][] = [
   ],
   [
     "CPU outside Chromium, 1 / 5 sessions (cores)",
-    `${fixed(sp1.server, 3)} / ${fixed(sp5.server, 3)}`,
+    `${fixed(sp1.server, 3)} / ${fixed(sp5.server, 3)} (idle ${fixed(idle, 3)})`,
     `${fixed(raw1.client, 3)} / ${fixed(raw5.client, 3)}`,
     `${fixed(shot1.client, 3)} / ${fixed(shot5.client, 3)}`,
   ],
