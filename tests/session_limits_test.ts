@@ -1,8 +1,8 @@
 /**
  * Sessions under stress and at their limits, against a real server and Chromium: a viewer that
  * never reads does not stall another one; pages cannot reach the browser's DevTools port; the
- * idle timeout ends a session cleanly; a killed browser process fails the session with its
- * reason, tells the viewers and frees the slot.
+ * idle timeout and the max duration end sessions cleanly; a killed browser process fails the
+ * session with its reason, tells the viewers and frees the slot.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor } from "./helpers.ts";
@@ -30,9 +30,9 @@ async function browserPids(serverPid: number): Promise<number[]> {
     .filter(([, comm]) => comm === "chromium").map(([pid]) => Number(pid));
 }
 
-Deno.test("sessions at their limits: slow viewers, idle timeout, browser crash", async (t) => {
+Deno.test("sessions at their limits: slow viewers, idle and max duration, browser crash", async (t) => {
   await using pages = startPages();
-  await using server = await startServer({ env: { STREAMPLAY_MAX_SESSIONS: "1" } });
+  await using server = await startServer({ env: { STREAMPLAY_MAX_SESSIONS: "2" } });
   const base = server.url;
   const start = async (json: Record<string, unknown>) => {
     const res = await api(base, "/api/sessions", { method: "POST", json });
@@ -93,15 +93,24 @@ Deno.test("sessions at their limits: slow viewers, idle timeout, browser crash",
     await api(base, `/api/sessions/${session.id}`, { method: "DELETE" });
   });
 
-  await t.step("without viewers or input, the idle timeout ends the session cleanly", async () => {
-    const session = await start({ url: `${pages.url}/`, idle_timeout_s: 2 });
-    const ended = await waitFor(async () => {
-      const { body } = await api(base, `/api/sessions/${session.id}`);
-      return body.active ? null : body;
-    }, { timeoutMs: 15_000, what: "the idle session to end" });
-    assert.equal(ended.state, "stopped");
-    assert.equal(ended.reason, "idle_timeout");
-    assert.ok(ended.uptime_seconds >= 2);
+  await t.step("idle timeout and max duration end sessions cleanly", async () => {
+    const idle = await start({ url: `${pages.url}/`, idle_timeout_s: 2 });
+    const long = await start({ url: `${pages.url}/anim`, max_duration_s: 5 });
+    const watching = await openViewer(long.ws_url);
+    const ended = (id: string) =>
+      waitFor(async () => {
+        const { body } = await api(base, `/api/sessions/${id}`);
+        return body.active ? null : body;
+      }, { timeoutMs: 20_000, what: `session ${id} to end` });
+    const [byIdle, byDuration] = await Promise.all([ended(idle.id), ended(long.id)]);
+    assert.equal(byIdle.state, "stopped");
+    assert.equal(byIdle.reason, "idle_timeout");
+    assert.ok(byIdle.uptime_seconds >= 2);
+    assert.equal(byDuration.state, "stopped");
+    assert.equal(byDuration.reason, "max_duration");
+    const told = await watching.next((m: Json) => m.type === "ended");
+    assert.deepEqual([told.state, told.reason], ["stopped", "max_duration"]);
+    await watching.closed;
   });
 
   await t.step(
@@ -121,12 +130,14 @@ Deno.test("sessions at their limits: slow viewers, idle timeout, browser crash",
       assert.equal(body.state, "failed");
       assert.equal(body.health, "unhealthy");
       assert.match(body.reason, /browser process ended/);
-      // The only slot is free again, and the next session gets a new browser.
-      const next = await start({ url: `${pages.url}/` });
-      const again = await openViewer(next.ws_url);
+      // Both slots are free again, and the next sessions get a new browser.
+      const next = [await start({ url: `${pages.url}/` }), await start({ url: `${pages.url}/` })];
+      const again = await openViewer(next[0].ws_url);
       await again.waitFrames(1);
       await again.close();
-      assert.equal((await api(base, `/api/sessions/${next.id}`, { method: "DELETE" })).status, 200);
+      for (const s of next) {
+        assert.equal((await api(base, `/api/sessions/${s.id}`, { method: "DELETE" })).status, 200);
+      }
     },
   );
 });
