@@ -272,7 +272,7 @@ export async function main(args: string[]): Promise<number> {
       strict: true,
     }).values;
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
+    console.error(`${(err as Error).message} (see --help)`);
     return 2;
   }
   if (values.help) {
@@ -285,7 +285,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (!values.url) {
-    console.error(`--url is required\n\n${USAGE}`);
+    console.error("--url is required (see --help)");
     return 2;
   }
   let params: unknown;
