@@ -10,7 +10,7 @@ import { createSandbox } from "../lib/sandbox.ts";
 import { createLogger } from "../lib/log.ts";
 import { loadConfig } from "../lib/config.ts";
 import { freePort } from "../lib/redis.ts";
-import { HttpBenchParams, httpBenchJob } from "../workers/http-bench.ts";
+import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
 import type { LoadResult } from "../lib/http_load.ts";
 import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
 
@@ -68,10 +68,16 @@ async function streamplay(url: string, seconds: number): Promise<Figure> {
   const params = HttpBenchParams.parse({ url, concurrency: 32, duration_s: seconds });
   const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
   try {
-    const r = await sandbox.run(spec, { id: "bench", params, attempt: 1, artifact_dir: null }, () => {}).done;
+    const r = await sandbox.run(
+      spec,
+      { id: "bench", params, attempt: 1, artifact_dir: null },
+      () => {},
+    ).done;
     if (!r.ok) throw new Error(r.error);
     const res = r.result as LoadResult;
-    if (res.errors.total > 0) throw new Error(`streamplay saw errors: ${JSON.stringify(res.errors)}`);
+    if (res.errors.total > 0) {
+      throw new Error(`streamplay saw errors: ${JSON.stringify(res.errors)}`);
+    }
     return { rps: res.rps, p50: res.latency_ms.p50, p99: res.latency_ms.p99 };
   } finally {
     sandbox.close();
@@ -98,7 +104,15 @@ async function wrk(url: string, seconds: number): Promise<Figure> {
 async function autocannon(url: string, seconds: number): Promise<Figure> {
   await ensurePeers();
   const { stdout, success } = await new Deno.Command("node", {
-    args: ["node_modules/autocannon/autocannon.js", "-c", "32", "-d", String(seconds), "--json", url],
+    args: [
+      "node_modules/autocannon/autocannon.js",
+      "-c",
+      "32",
+      "-d",
+      String(seconds),
+      "--json",
+      url,
+    ],
     cwd: `${ROOT}bench/peers`,
     stdout: "piped",
     stderr: "null",
@@ -133,7 +147,9 @@ if (import.meta.main) {
   const nginx = await startNginx();
   const runs: Record<string, Figure[]> = { streamplay: [], wrk: [], autocannon: [] };
   try {
-    console.log(`target: nginx 1 KB file at ${nginx.url}; 32 connections, ${seconds} s per run, ${rounds} rounds`);
+    console.log(
+      `target: nginx 1 KB file at ${nginx.url}; 32 connections, ${seconds} s per run, ${rounds} rounds`,
+    );
     for (let r = 0; r < rounds; r++) {
       runs.streamplay!.push(await streamplay(nginx.url, seconds));
       runs.wrk!.push(await wrk(nginx.url, seconds));
@@ -156,11 +172,25 @@ if (import.meta.main) {
   printTable([
     ["tool", "req/s (median)", "p50 ms", "p99 ms", "streamplay ÷ tool"],
     ["streamplay http-bench", ours.rps.toFixed(0), ours.p50.toFixed(3), ours.p99.toFixed(3), "–"],
-    ["wrk (C, 2 threads)", w.rps.toFixed(0), w.p50.toFixed(3), w.p99.toFixed(3), `${(ours.rps / w.rps).toFixed(2)}×`],
-    ["autocannon (Node)", ac.rps.toFixed(0), ac.p50.toFixed(3), ac.p99.toFixed(3), `${(ours.rps / ac.rps).toFixed(2)}×`],
+    [
+      "wrk (C, 2 threads)",
+      w.rps.toFixed(0),
+      w.p50.toFixed(3),
+      w.p99.toFixed(3),
+      `${(ours.rps / w.rps).toFixed(2)}×`,
+    ],
+    [
+      "autocannon (Node)",
+      ac.rps.toFixed(0),
+      ac.p50.toFixed(3),
+      ac.p99.toFixed(3),
+      `${(ours.rps / ac.rps).toFixed(2)}×`,
+    ],
   ]);
   console.log(
-    `\ntarget ≥ 1.0× autocannon: ${ours.rps >= ac.rps ? "met" : "NOT met"} (${(ours.rps / ac.rps).toFixed(2)}×); ` +
+    `\ntarget ≥ 1.0× autocannon: ${ours.rps >= ac.rps ? "met" : "NOT met"} (${
+      (ours.rps / ac.rps).toFixed(2)
+    }×); ` +
       `${(ours.rps / w.rps).toFixed(2)}× wrk`,
   );
   console.log(`histogram: ${histogramCost().toFixed(0)} ns per recorded latency`);

@@ -11,7 +11,7 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import { MIGRATIONS } from "./migrations.ts";
-import type { JobRecord, JobStatus } from "./queue.ts";
+import { type JobRecord, toJobRecord } from "./queue.ts";
 import { type JobEvent, parseEvent, seqToId } from "./events.ts";
 
 /** One entry read from the global event stream. */
@@ -115,24 +115,6 @@ function json(text: unknown): unknown {
 const JOB_COLUMNS = `id, type, status, params, result, error, attempts, max_attempts, timeout_s,
   epoch_ms(created_at) AS created_at, epoch_ms(started_at) AS started_at,
   epoch_ms(finished_at) AS finished_at, worker`;
-
-function jobFromRow(r: Row): JobRecord {
-  return {
-    id: String(r.id),
-    type: String(r.type ?? ""),
-    status: String(r.status ?? "queued") as JobStatus,
-    params: json(r.params),
-    result: json(r.result),
-    error: (r.error as string | null) ?? null,
-    attempts: Number(r.attempts ?? 0),
-    max_attempts: Number(r.max_attempts ?? 0),
-    timeout_s: Number(r.timeout_s ?? 0),
-    created_at: iso(r.created_at),
-    started_at: iso(r.started_at),
-    finished_at: iso(r.finished_at),
-    worker: (r.worker as string | null) ?? null,
-  };
-}
 
 function filterSql(filter: JobFilter, params: DuckDBValue[]): string[] {
   const where: string[] = [];
@@ -365,7 +347,7 @@ export async function openHistory(path: string): Promise<History> {
 
     async getJob(id) {
       const rows = await read(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
-      return rows[0] ? jobFromRow(rows[0]) : null;
+      return rows[0] ? toJobRecord(rows[0]) : null;
     },
 
     async listJobs(filter) {
@@ -386,7 +368,7 @@ export async function openHistory(path: string): Promise<History> {
          ORDER BY created_at DESC NULLS LAST, id DESC LIMIT $${params.length}`,
         params,
       );
-      const jobs = rows.slice(0, filter.limit).map(jobFromRow);
+      const jobs = rows.slice(0, filter.limit).map(toJobRecord);
       const last = rows.length > filter.limit ? rows[filter.limit - 1] : undefined;
       return {
         jobs,

@@ -8,9 +8,12 @@ const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url))
 
 Deno.test("README documents every configuration variable with its default", () => {
   for (const [name, fallback] of Object.entries(CONFIG_DEFAULTS)) {
-    const row = readme.split("\n").find((l) => l.startsWith(`| \`${name}\` |`));
+    const row = readme.split("\n").find((l) => new RegExp(`^\\|\\s*\`${name}\`\\s*\\|`).test(l));
     assert.ok(row, `README has no row for ${name}`);
-    assert.ok(row.includes(fallback), `README row for ${name} does not show its default "${fallback}"`);
+    assert.ok(
+      row.includes(fallback),
+      `README row for ${name} does not show its default "${fallback}"`,
+    );
   }
 });
 
