@@ -18,7 +18,7 @@ import {
   waitReady,
 } from "./redis.ts";
 import { createQueue, type Queue } from "./queue.ts";
-import { createEventHub, createEventPublisher, type EventHub } from "./events.ts";
+import { createEventPublisher } from "./events.ts";
 import { type History, openHistory } from "./history.ts";
 import { type HistoryWriter, startHistoryWriter } from "./history_writer.ts";
 import { createSandbox, type Sandbox } from "./sandbox.ts";
@@ -45,8 +45,8 @@ export interface Platform {
   publicUrl: string;
   /** Present in the `all` role. */
   history: History | undefined;
+  /** The history writer, also the live event hub (present in the `all` role). */
   writer: HistoryWriter | undefined;
-  hub: EventHub | undefined;
   /** The HTTP address actually bound (port 0 picks a free one). */
   address: { hostname: string; port: number } | undefined;
   /** Stops everything; idempotent. */
@@ -143,7 +143,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
-    let hub: EventHub | undefined;
     let address: Platform["address"];
     const runner = config.concurrency === 0 ? undefined : createRunner({
       queue,
@@ -207,9 +206,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
-      hub = createEventHub({ connect: () => connect("blocking"), prefix: config.redisPrefix, log });
-      const eh = hub;
-      stops.push(() => eh.close());
 
       if (options.listen !== false) {
         const app = await createApp({
@@ -217,10 +213,9 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           log,
           queue,
           history,
-          hub,
+          hub: writer,
           jobTypes,
           policy,
-          flushHistory: writer.flush,
           runner,
           sessions,
           version: options.version,
@@ -250,7 +245,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       },
       history,
       writer,
-      hub,
       address,
       close,
       [Symbol.asyncDispose]: close,
