@@ -4,9 +4,10 @@
  * shorter path because Playwright's CDP client costs about five times more CPU per frame under
  * Deno (measured: ~5 ms vs ~0.9 ms for a 150 KB JPEG).
  *
- * Each `Page.screencastFrame` becomes one wire message (`screencast_frame.ts`) and is handed to
- * `onFrame`; then it is acknowledged, the acknowledgement paced to `maxFps`: Chromium captures
- * the next frame only once the last one is acknowledged, so no frame above the rate is encoded.
+ * Each `Page.screencastFrame` is acknowledged as soon as it is parsed, the acknowledgement paced
+ * to `maxFps` (Chromium captures the next frame only once the last ones are acknowledged, so no
+ * frame above the rate is encoded), then becomes one wire message (`screencast_frame.ts`) handed
+ * to `onFrame`.
  */
 import { encodeFrame } from "./screencast_frame.ts";
 
@@ -72,10 +73,13 @@ export async function startScreencast(options: ScreencastOptions): Promise<Scree
   const onFrame = (frame: CdpFrame) => {
     const now = performance.now();
     const ack = () => send("Page.screencastFrameAck", { sessionId: frame.sessionId });
-    if (!capturing) {
-      ack();
-      return;
-    }
+    // The frame is ours once parsed: acknowledging before the fan-out keeps the round trip to
+    // Chromium short. A few ms of slack absorb jitter; at 60 fps Chromium's own pace is the limit.
+    const wait = options.maxFps >= 60 ? 0 : 1000 / options.maxFps - (now - lastFrameAt) - 6;
+    lastFrameAt = now;
+    if (wait > 1) setTimeout(ack, wait);
+    else ack();
+    if (!capturing) return;
     const m = frame.metadata;
     const ts = m.timestamp ? m.timestamp * 1000 : Date.now();
     const message = encodeFrame({
@@ -90,11 +94,6 @@ export async function startScreencast(options: ScreencastOptions): Promise<Scree
       tab: options.tab,
     }, frame.data);
     options.onFrame(message, ts, Math.floor(frame.data.length * 3 / 4));
-    // A few ms of slack absorb jitter; at 60 fps Chromium's own pace is the limit.
-    const wait = options.maxFps >= 60 ? 0 : 1000 / options.maxFps - (now - lastFrameAt) - 6;
-    lastFrameAt = now;
-    if (wait > 1) setTimeout(ack, wait);
-    else ack();
   };
 
   await new Promise<void>((resolve, reject) => {
