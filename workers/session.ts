@@ -1,7 +1,7 @@
 /**
  * `session`: a live, interactive browser session. Its Worker holds one Chromium shared by every
- * session of the process and one browser context per session; it streams CDP screencast frames
- * and applies viewers' input. Its companion (`lib/session_host.ts`) serves the viewers. Sessions
+ * session of the process and one browser context per session, and applies viewers' input; its
+ * companion (`lib/session_host.ts`) captures the CDP screencast and serves the viewers. Sessions
  * have their own slots (STREAMPLAY_MAX_SESSIONS), are asked to stop rather than killed, and are
  * never retried: a session that restarted would not be the same session.
  */
