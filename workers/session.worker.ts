@@ -588,7 +588,11 @@ class Session {
 }
 
 serveJobs<SessionParams, Record<string, unknown>, SessionInit>(
-  (ctx) => new Session(ctx).run(),
+  // A session is never retried: a new attempt would not be the same session.
+  (ctx) =>
+    new Session(ctx).run().catch((err) => {
+      throw err instanceof JobError ? err : new JobError(String(err?.message ?? err), false);
+    }),
   {
     async setup(data) {
       init = data;
