@@ -95,6 +95,8 @@ interface Active {
   /** Set for types that are asked to stop before being killed. */
   graceMs: number | undefined;
   graceTimer?: ReturnType<typeof setTimeout>;
+  /** performance.now() after which the job is stopped for its timeout. */
+  deadline: number;
   timeoutS: number;
 }
 
@@ -220,13 +222,13 @@ export function createRunner(options: RunnerOptions): Runner {
       pool,
       killed: null,
       graceMs: type.stopGraceMs,
+      deadline: performance.now() + job.timeoutS * 1000,
       timeoutS: job.timeoutS,
     };
     running.set(job.id, active);
     pool.reserved--;
     pool.running++;
     started++;
-    const timer = setTimeout(() => stopJob(active, "timeout"), job.timeoutS * 1000);
     const tracking = type.sample
       ? sampler.track(job.id, (s) => events.publish(job.id, { type: "sample", ...s }))
       : null;
@@ -260,7 +262,6 @@ export function createRunner(options: RunnerOptions): Runner {
         outcome = { id: job.id, kind: "fail", error: errorMessage(err) };
       }
     } finally {
-      clearTimeout(timer);
       clearTimeout(active.graceTimer);
       tracking?.stop();
       running.delete(job.id);
@@ -408,6 +409,14 @@ export function createRunner(options: RunnerOptions): Runner {
         () => queue.reap(),
       );
       every(250, () => queue.promote());
+      // One sweep for every job's timeout (a timer per job costs more than the job at high rates).
+      every(100, () => {
+        const now = performance.now();
+        for (const active of running.values()) {
+          if (!active.killed && now > active.deadline) stopJob(active, "timeout");
+        }
+        return Promise.resolve();
+      });
       for (const type of jobTypes.values()) {
         const warm = type.warm?.(config);
         if (warm && config.warmWorkers > 0) {
