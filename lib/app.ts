@@ -10,11 +10,12 @@ import { errorHandler } from "./errors.ts";
 import { newApp } from "./openapi.ts";
 import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
-import { pageRoutes } from "../routes/pages.ts";
+import { assetRoutes, pageRoutes } from "../routes/pages.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
+import { streamMediaRoutes, streamsRoutes } from "../routes/streams.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
-import type { SessionDeps } from "./context.ts";
+import type { SessionDeps, StreamDeps } from "./context.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -52,6 +53,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.route("/", pageRoutes());
   app.route("/", sessionsRoutes());
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", streamsRoutes());
+  app.route("/", streamMediaRoutes(deps.streams));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -80,10 +83,11 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
 
 /**
  * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
- * sessions it runs, with the same tokens as the API, and a liveness answer at `/`.
+ * sessions it runs, with the same tokens as the API, the media and players of the video streams
+ * it encodes, and a liveness answer at `/`.
  */
 export async function createWorkerApp(
-  deps: { config: Config; log: Logger; sessions: SessionDeps },
+  deps: { config: Config; log: Logger; sessions: SessionDeps; streams: StreamDeps },
 ): Promise<OpenAPIHono<AppEnv>> {
   const app = newApp();
   const auth = await createAuthenticator(deps.config.tokens);
@@ -93,5 +97,7 @@ export async function createWorkerApp(
   app.use("/ws/*", authenticate(auth));
   app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", streamMediaRoutes(deps.streams));
+  app.route("/", assetRoutes());
   return app as unknown as OpenAPIHono<AppEnv>;
 }

@@ -13,11 +13,20 @@ import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
 import type { SessionStore } from "./session_store.ts";
 import type { SessionHost } from "./session_host.ts";
+import type { StreamStore } from "./stream_store.ts";
+import type { StreamHost } from "./stream_host.ts";
+import type { EncoderDetection } from "./video.ts";
 
 /** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
 export interface SessionDeps {
   store: SessionStore;
   host?: SessionHost | undefined;
+}
+
+/** Video streams: the shared Redis side, and the ones encoded here (when sessions run here). */
+export interface StreamDeps {
+  store: StreamStore;
+  host?: StreamHost | undefined;
 }
 
 export interface AppDeps {
@@ -32,6 +41,9 @@ export interface AppDeps {
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   sessions: SessionDeps;
+  streams: StreamDeps;
+  /** Video encoders usable in this process. */
+  encoders: EncoderDetection;
   version: string;
 }
 

@@ -10,6 +10,7 @@
  */
 import { type Logger } from "./log.ts";
 import {
+  type EncodeOptions,
   encoderArgs,
   encoderFilter,
   encoderInputArgs,
@@ -21,6 +22,8 @@ export interface EncoderOptions {
   encoder: string;
   profile: QualityProfile;
   output: OutputSettings;
+  /** Departures from the profile (live delivery, keyframe interval). */
+  encode?: EncodeOptions;
   /** Muxer arguments and the target: e.g. `["-f", "mp4", "-movflags", "...", "out.mp4"]`. */
   muxArgs: string[];
   log: Logger;
@@ -56,11 +59,15 @@ export interface EncoderExit {
 }
 
 export interface Encoder {
+  /** The ffmpeg process id. */
+  readonly pid: number;
   /** Hands the latest frame (a JPEG) to the pacer; it is written at the next frame tick. */
   push(jpeg: Uint8Array): void;
   stats(): EncoderStats;
   /** Ends the input after the frame due now and waits until ffmpeg has finished the output. */
   stop(): Promise<EncoderStats & EncoderExit>;
+  /** Ends ffmpeg at once, for output that is thrown away (a live stream's segments). */
+  abort(): Promise<EncoderStats & EncoderExit>;
   /** Settles when ffmpeg exits, for any reason. */
   exited: Promise<EncoderExit>;
 }
@@ -82,6 +89,11 @@ export function ffmpegCommandLine(options: EncoderOptions): string[] {
     "-progress",
     "pipe:2",
     ...encoderInputArgs(encoder),
+    // The input is known (JPEGs): no probing, which would hold back the first ~2 s of frames.
+    "-probesize",
+    "32",
+    "-analyzeduration",
+    "0",
     "-f",
     "image2pipe",
     "-c:v",
@@ -94,7 +106,7 @@ export function ffmpegCommandLine(options: EncoderOptions): string[] {
     filters.join(","),
     "-r",
     String(output.fps),
-    ...encoderArgs(encoder, profile, output),
+    ...encoderArgs(encoder, profile, output, options.encode),
     ...options.muxArgs,
   ];
 }
@@ -167,11 +179,12 @@ export function startEncoder(options: EncoderOptions): Encoder {
     }
   })().catch(() => {});
 
+  let aborted = false;
   const exited: Promise<EncoderExit> = child.status.then(async (status) => {
     closed = true;
     wake?.();
     await readStderr;
-    const error = status.success ? null : (errorLines.slice(-3).join(" | ") ||
+    const error = status.success || aborted ? null : (errorLines.slice(-3).join(" | ") ||
       `ffmpeg exited with code ${status.code}`);
     if (error) log.warn("ffmpeg stopped", { code: status.code, error });
     return { code: status.code, error };
@@ -218,7 +231,14 @@ export function startEncoder(options: EncoderOptions): Encoder {
   })();
 
   let stopping: Promise<EncoderStats & EncoderExit> | undefined;
+  const final = (exit: EncoderExit) => ({
+    ...stats,
+    backlog_frames: 0,
+    uptime_seconds: (performance.now() - (started || created)) / 1000,
+    ...exit,
+  });
   return {
+    pid: child.pid,
     push(jpeg) {
       stats.frames_in++;
       stats.bytes_in += jpeg.length;
@@ -252,12 +272,19 @@ export function startEncoder(options: EncoderOptions): Encoder {
         }, 15_000);
         const exit = await exited;
         clearTimeout(timer);
-        return {
-          ...stats,
-          backlog_frames: 0,
-          uptime_seconds: (performance.now() - (started || created)) / 1000,
-          ...exit,
-        };
+        return final(exit);
+      })(),
+    abort: () =>
+      stopping ??= (async () => {
+        stopped = true;
+        aborted = true;
+        wake?.();
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+        await pump;
+        await writer.abort().catch(() => {});
+        return final(await exited);
       })(),
     exited,
   };

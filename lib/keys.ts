@@ -32,6 +32,10 @@ export interface RedisKeys {
   session(id: string): string;
   /** Pub/sub channel of session control requests (navigate, pause, stop, ...). */
   sessionControl: string;
+  /** Sorted set of the ids of active video streams, scored by when each started. */
+  streams: string;
+  /** A video stream's status (JSON), refreshed by the process that encodes it. */
+  stream(id: string): string;
   /** Pub/sub channel of the replies to one process's session control requests. */
   sessionReplies(node: string): string;
 }
@@ -52,6 +56,8 @@ export function redisKeys(prefix: string): RedisKeys {
     sessionSlots: `${prefix}:sessions:slots`,
     session: (id) => `${prefix}:session:${id}`,
     sessionControl: `${prefix}:sessions:control`,
+    streams: `${prefix}:streams`,
+    stream: (id) => `${prefix}:stream:${id}`,
     sessionReplies: (node) => `${prefix}:sessions:replies:${node}`,
   };
 }

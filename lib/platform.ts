@@ -29,6 +29,9 @@ import { createUrlPolicy } from "./url_policy.ts";
 import { createApp, createWorkerApp } from "./app.ts";
 import { createSessionStore } from "./session_store.ts";
 import { createSessionHost, type SessionHost } from "./session_host.ts";
+import { createStreamStore } from "./stream_store.ts";
+import { createStreamHost, type StreamHost } from "./stream_host.ts";
+import { type EncoderDetection, startEncoderDetection } from "./video.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -41,6 +44,10 @@ export interface Platform {
   runner: Runner | undefined;
   /** The live sessions this process runs (with a worker pool). */
   sessions: SessionHost | undefined;
+  /** The video streams of those sessions this process encodes. */
+  streams: StreamHost | undefined;
+  /** The video encoders that work here (trial encodes at start). */
+  encoders: EncoderDetection;
   /** How clients reach this process: STREAMPLAY_PUBLIC_URL with the port actually bound. */
   publicUrl: string;
   /** Present in the `all` role. */
@@ -140,6 +147,21 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     stops.push(() => sessionHost?.close());
     const sessions = { store: sessionStore, host: sessionHost };
+    const encoders = startEncoderDetection();
+    stops.push(() => encoders.ready.catch(() => {}));
+    const streamStore = createStreamStore({ redis: command, prefix: config.redisPrefix });
+    const streamHost = sessionHost && await createStreamHost({
+      dataDir: config.dataDir,
+      maxStreams: config.maxStreams,
+      log,
+      sessions: sessionHost,
+      store: streamStore,
+      policy,
+      encoders,
+      publicUrl: () => publicUrl,
+    });
+    stops.push(() => streamHost?.close());
+    const streams = { store: streamStore, host: streamHost };
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
@@ -183,7 +205,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     };
 
     if (role === "worker" && options.listen !== false) {
-      listen((await createWorkerApp({ config, log, sessions })).fetch);
+      listen((await createWorkerApp({ config, log, sessions, streams })).fetch);
     }
 
     if (role === "all") {
@@ -218,6 +240,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           policy,
           runner,
           sessions,
+          streams,
+          encoders,
           version: options.version,
         });
         listen(app.fetch);
@@ -240,6 +264,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       runner,
       sessions: sessionHost,
+      streams: streamHost,
+      encoders,
       get publicUrl() {
         return publicUrl;
       },

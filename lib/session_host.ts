@@ -78,14 +78,26 @@ export interface LiveSession {
   /** Serves one viewer on an open (or opening) WebSocket until either side closes. */
   join(socket: WebSocket, viewer: { interactive: boolean; name: string }): void;
   subscribe(subscriber: FrameSubscriber): () => void;
+  /** The newest captured frame (a static page sends no more until it changes). */
+  latestFrame(): LiveFrame | null;
+  /** Adds an event to the session job's history (features built on the session use it too). */
+  emit(event: Record<string, unknown>): void;
   control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
 }
+
+/** Answers a control op that a feature built on sessions adds (see `SessionHost.handle`). */
+export type ControlExtension = (
+  session: LiveSession,
+  args: Record<string, unknown>,
+) => Promise<ControlReply>;
 
 export interface SessionHost {
   companion: Companion;
   get(id: string): LiveSession | undefined;
   /** Calls `listener` with each session that starts in this process. */
   onStart(listener: (session: LiveSession) => void): () => void;
+  /** Answers control requests `op` (from any API process) for the sessions running here. */
+  handle(op: ControlOp, handler: ControlExtension): void;
   close(): Promise<void>;
 }
 
@@ -516,6 +528,14 @@ class Live implements LiveSession, CompanionRun {
     return () => void this.subscribers.delete(subscriber);
   }
 
+  latestFrame() {
+    return this.lastFrame;
+  }
+
+  emit(event: Record<string, unknown>) {
+    this.link.emit(event);
+  }
+
   // ---- control (REST, from any API process) ----
 
   async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
@@ -525,6 +545,8 @@ class Live implements LiveSession, CompanionRun {
     if (op === "stop") {
       return { ok: true, status: 200, data: await this.stop("deleted") };
     }
+    const extension = this.host.extensions.get(op);
+    if (extension) return await extension(this, args);
     if (op === "navigate") {
       const url = String(args.url);
       const verdict = await this.host.policy.check(url);
@@ -732,6 +754,7 @@ interface HostContext {
   log: Logger;
   publicUrl(): string;
   forget(id: string): void;
+  extensions: Map<ControlOp, ControlExtension>;
 }
 
 export function createSessionHost(options: SessionHostOptions): SessionHost {
@@ -743,6 +766,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     log: options.log,
     publicUrl: options.publicUrl,
     forget: (id) => sessions.delete(id),
+    extensions: new Map(),
   };
   let serving: Promise<void> | undefined;
 
@@ -773,6 +797,9 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     onStart(listener) {
       startListeners.add(listener);
       return () => void startListeners.delete(listener);
+    },
+    handle(op, handler) {
+      context.extensions.set(op, handler);
     },
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.proxy.close()));

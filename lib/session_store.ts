@@ -7,8 +7,9 @@
  *   taking a slot first drops the entries of finished jobs.
  * - snapshots: the process running a session publishes its live view every second (state, page,
  *   tabs, metrics, `ws_url`) with a short expiry, so any API process can answer for it.
- * - control: navigate / pause / resume / screenshot / stop reach the process running the session
- *   as a request on a pub/sub channel; the reply comes back on the asking process's own channel.
+ * - control: navigate / pause / resume / screenshot / stop (and the ops features add, e.g. video
+ *   streams) reach the process running the session as a request on a pub/sub channel; the reply
+ *   comes back on the asking process's own channel.
  */
 import type { Redis } from "./redis.ts";
 import { closeRedis } from "./redis.ts";
@@ -39,7 +40,15 @@ redis.call('ZADD', slots, now, id)
 return 1
 `;
 
-export type ControlOp = "navigate" | "pause" | "resume" | "screenshot" | "stop";
+export type ControlOp =
+  | "navigate"
+  | "pause"
+  | "resume"
+  | "screenshot"
+  | "stop"
+  // live video streams (lib/stream_host.ts)
+  | "stream_start"
+  | "stream_stop";
 
 /** A control reply: `status` is the HTTP status the API answers with. */
 export interface ControlReply {

@@ -251,6 +251,19 @@ export async function detectEncoders(ffmpeg = "ffmpeg"): Promise<EncoderTable> {
   return table;
 }
 
+/** Detection run once per process: `ready` settles with the table, `current()` is null until. */
+export interface EncoderDetection {
+  ready: Promise<EncoderTable>;
+  current(): EncoderTable | null;
+}
+
+/** Starts `detectEncoders()` in the background (a few seconds of trial encodes at start-up). */
+export function startEncoderDetection(ffmpeg = "ffmpeg"): EncoderDetection {
+  let table: EncoderTable | null = null;
+  const ready = detectEncoders(ffmpeg).then((t) => (table = t));
+  return { ready, current: () => table };
+}
+
 export interface OutputSettings {
   width: number;
   height: number;
@@ -271,17 +284,29 @@ export function outputSettings(
   };
 }
 
+/** How an encode departs from its profile for a use (live delivery). */
+export interface EncodeOptions {
+  /** Live delivery: no frame lookahead and no B-frames (zero-latency tuning), whatever the
+   * profile, so a frame leaves the encoder as soon as it is coded. */
+  live?: boolean;
+  /** Keyframe interval in seconds instead of the profile's (a live stream's segment length). */
+  keyframe_s?: number;
+}
+
 /**
  * ffmpeg arguments that encode with `encoder` at the profile's rate control: average bitrate
  * held by a VBV buffer when the profile has a bitrate, quality-driven (CRF) otherwise; keyframes
- * every `keyframe_s`; no B-frames and zero-latency tuning for low-latency profiles.
+ * every `keyframe_s`; no B-frames and zero-latency tuning for low-latency profiles and for live
+ * encodes.
  */
 export function encoderArgs(
   encoder: string,
   profile: QualityProfile,
   out: OutputSettings,
+  options: EncodeOptions = {},
 ): string[] {
-  const gop = Math.max(1, Math.round(profile.keyframe_s * out.fps));
+  const zeroLatency = profile.low_latency || options.live === true;
+  const gop = Math.max(1, Math.round((options.keyframe_s ?? profile.keyframe_s) * out.fps));
   const kbps = profile.bitrate_kbps;
   const vbv = kbps === null
     ? []
@@ -295,13 +320,13 @@ export function encoderArgs(
         "libx264",
         "-preset",
         profile.low_latency ? "ultrafast" : "veryfast",
-        ...(profile.low_latency ? ["-tune", "zerolatency"] : []),
+        ...(zeroLatency ? ["-tune", "zerolatency"] : []),
         ...(lossless ? ["-qp", "0"] : vbv),
         ...gopArgs,
         "-sc_threshold",
         "0",
         "-bf",
-        profile.low_latency ? "0" : "2",
+        zeroLatency ? "0" : "2",
         "-pix_fmt",
         lossless ? "yuv444p" : "yuv420p",
       ];
@@ -311,7 +336,7 @@ export function encoderArgs(
         "libx265",
         "-preset",
         profile.low_latency ? "ultrafast" : "veryfast",
-        ...(profile.low_latency ? ["-tune", "zerolatency"] : []),
+        ...(zeroLatency ? ["-tune", "zerolatency"] : []),
         ...(lossless ? [] : vbv),
         "-x265-params",
         [
@@ -320,7 +345,7 @@ export function encoderArgs(
           "scenecut=0",
           "log-level=error",
           ...(lossless ? ["lossless=1"] : []),
-          ...(profile.low_latency ? ["bframes=0"] : []),
+          ...(zeroLatency ? ["bframes=0"] : []),
         ].join(":"),
         "-pix_fmt",
         "yuv420p",
@@ -337,6 +362,7 @@ export function encoderArgs(
         "8",
         "-row-mt",
         "1",
+        ...(zeroLatency ? ["-lag-in-frames", "0"] : []),
         ...(lossless ? ["-lossless", "1"] : vbv),
         ...gopArgs,
         "-pix_fmt",
@@ -350,6 +376,7 @@ export function encoderArgs(
         "realtime",
         "-cpu-used",
         "8",
+        ...(zeroLatency ? ["-lag-in-frames", "0"] : []),
         ...(lossless ? ["-crf", "4", "-b:v", "100M"] : vbv),
         ...gopArgs,
         "-pix_fmt",
@@ -374,6 +401,7 @@ export function encoderArgs(
         "realtime",
         "-cpu-used",
         "8",
+        ...(zeroLatency ? ["-lag-in-frames", "0"] : []),
         ...(lossless ? ["-crf", "0"] : vbv),
         ...gopArgs,
         "-pix_fmt",

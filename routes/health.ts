@@ -1,6 +1,7 @@
 /** Health of the parts (`/api/health`) and history statistics (`/api/stats`). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { bearer, jsonResponse, newApp } from "../lib/openapi.ts";
+import type { EncoderTable } from "../lib/video.ts";
 
 const Health = z.object({
   status: z.enum(["ok", "degraded"]),
@@ -8,6 +9,13 @@ const Health = z.object({
   duckdb: z.enum(["ok", "down"]),
   version: z.string(),
   workers: z.object({ concurrency: z.number(), running: z.number() }).optional(),
+  encoders: z.record(
+    z.string(),
+    z.array(z.object({ encoder: z.string(), hardware: z.boolean() })),
+  ).nullable().openapi({
+    description: "Video encoders that passed a trial encode here, per codec, hardware first " +
+      "(null while the trial encodes run at start-up)",
+  }),
 }).openapi("Health");
 
 const Stats = z.object({
@@ -22,6 +30,16 @@ const Stats = z.object({
   per_day: z.array(z.object({ day: z.string(), type: z.string(), count: z.number() })),
 }).openapi("Stats");
 
+function usableEncoders(table: EncoderTable | null) {
+  if (!table) return null;
+  return Object.fromEntries(
+    Object.entries(table).map(([codec, found]) => [
+      codec,
+      found.map(({ encoder, hardware }) => ({ encoder, hardware })),
+    ]),
+  );
+}
+
 export function healthRoutes() {
   const app = newApp();
 
@@ -30,7 +48,7 @@ export function healthRoutes() {
       method: "get",
       path: "/api/health",
       tags: ["platform"],
-      summary: "Health of Redis and DuckDB; 503 naming the part that is down",
+      summary: "Health of Redis and DuckDB (503 naming the part that is down), usable encoders",
       security: bearer,
       responses: {
         200: jsonResponse(Health, "All parts answer"),
@@ -45,6 +63,7 @@ export function healthRoutes() {
         redis: redisOk ? "ok" : "down",
         duckdb: duckOk ? "ok" : "down",
         version: deps.version,
+        encoders: usableEncoders(deps.encoders.current()),
       };
       if (deps.runner) {
         const s = deps.runner.stats();

@@ -17,6 +17,8 @@ export const VENDOR: Record<string, string> = {
   "uplot.css": "uplot/dist/uPlot.min.css",
   "swagger-ui.js": "swagger-ui-dist/swagger-ui-bundle.js",
   "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+  "hls.mjs": "hls.js/dist/hls.min.mjs",
+  "dash.mjs": "dashjs/dist/modern/esm/dash.mediaplayer.min.js",
 };
 
 /** Path → page file. */
@@ -28,15 +30,28 @@ export const PAGES: Record<string, string> = {
   "/docs": "docs.html",
 };
 
+const noCache = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
+  await next();
+  c.header("Cache-Control", "no-cache");
+};
+
+/** Serves one page file (`static/<file>`) uncached. */
+export function pageFile(file: string) {
+  return [noCache, serveStatic({ root: STATIC, path: file })] as const;
+}
+
 export function pageRoutes() {
   const app = new Hono<AppEnv>();
-  const noCache = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
-    await next();
-    c.header("Cache-Control", "no-cache");
-  };
   for (const [path, file] of Object.entries(PAGES)) {
-    app.get(path, noCache, serveStatic({ root: STATIC, path: file }));
+    app.get(path, ...pageFile(file));
   }
+  app.route("/", assetRoutes());
+  return app;
+}
+
+/** `/static/*` and `/vendor/<name>`: what pages load (also served by worker processes). */
+export function assetRoutes() {
+  const app = new Hono<AppEnv>();
   app.get(
     "/static/*",
     noCache,

@@ -139,7 +139,7 @@ function sessionView(
 
 const noSession = (id: string) => new HTTPException(404, { message: `No session with id "${id}"` });
 
-async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
+export async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
   const job = await findJob(deps, id);
   if (!job || job.type !== "session") throw noSession(id);
   return job;
@@ -154,7 +154,7 @@ async function liveView(deps: AppDeps, job: JobRecord): Promise<SessionView> {
 }
 
 /** Sends a control request to the session wherever it runs; answers as the API should. */
-async function control(
+export async function control(
   deps: AppDeps,
   id: string,
   op: ControlOp,
