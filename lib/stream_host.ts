@@ -90,7 +90,6 @@ export interface StreamHostOptions {
   encoders: EncoderDetection;
   /** This process's base URL as clients reach it. */
   publicUrl(): string;
-  ffmpegPath?: string;
 }
 
 /** Stream ids are capabilities (anyone with the media URL can watch): 80 random bits. */
@@ -157,6 +156,7 @@ class Stream implements LiveStream {
     this.timing = liveTiming(this.profile);
     this.dir = join(host.dataDir, this.id);
     if (request.rtmp_key) host.log.addSecret(request.rtmp_key);
+    if (session.snapshot().state === "paused") this.state = "paused";
     this.unsubscribe = session.subscribe({
       frame: (f) => this.encoder?.push(f.jpeg),
       state: (s) => {
@@ -198,7 +198,6 @@ class Stream implements LiveStream {
         timeUrl: `${this.host.publicUrl()}/streams/time`,
       }),
       log: this.host.log.child({ stream: this.id }),
-      ffmpegPath: this.host.ffmpegPath,
       cwd: this.isHttp ? this.dir : undefined,
       secrets: request.rtmp_key ? [request.rtmp_key] : [],
     });
@@ -237,23 +236,18 @@ class Stream implements LiveStream {
     this.publish();
   }
 
-  /** Waits until the stream has output (a playlist or manifest; RTMP: encoded frames). */
+  /**
+   * Waits until the stream has output (HLS/DASH: the playlist or manifest; RTMP: encoded frames,
+   * which ffmpeg only writes once connected); the reason when it stopped instead.
+   */
   async ready(): Promise<string | null> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
-    let exit: EncoderExit | null = null;
-    this.encoder.exited.then((e) => (exit = e));
+    const main = this.isHttp
+      ? join(this.dir, MAIN_FILE[this.request.protocol as "hls" | "dash"])
+      : "";
     while (Date.now() < deadline) {
-      if (this.stopping) return this.reason ?? "the stream stopped";
-      if (exit && this.generation === 0) return (exit as EncoderExit).error ?? "ffmpeg exited";
-      if (this.isHttp) {
-        if (await exists(join(this.dir, MAIN_FILE[this.request.protocol as "hls" | "dash"]))) {
-          return null;
-        }
-      } else if (this.encoder.stats().encoded_frames > 0) {
-        // The push is connected once ffmpeg has written its first frames without exiting.
-        await sleep(500);
-        if (!exit) return null;
-      }
+      if (this.stopping) return (await this.stopping).reason;
+      if (this.isHttp ? await exists(main) : this.encoder.stats().encoded_frames > 0) return null;
       await sleep(50);
     }
     return null;
@@ -576,7 +570,6 @@ interface HostContext {
   log: Logger;
   store: StreamStore;
   publicUrl(): string;
-  ffmpegPath?: string;
   forget(stream: Stream): void;
 }
 
@@ -593,7 +586,6 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
     log: options.log,
     store: options.store,
     publicUrl: options.publicUrl,
-    ffmpegPath: options.ffmpegPath,
     forget: (s) => streams.delete(s.id),
   };
 
@@ -662,10 +654,7 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
       encoder: encoder.encoder,
     });
     const problem = await stream.ready();
-    if (problem) {
-      const final = await stream.stop(`ffmpeg could not start the stream: ${problem}`);
-      return fail(502, final.reason!);
-    }
+    if (problem) return fail(502, `ffmpeg could not start the stream: ${problem}`);
     const status = stream.status();
     stream.publish();
     return { ok: true, status: 201, data: status };
