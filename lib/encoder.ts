@@ -59,8 +59,8 @@ export interface EncoderExit {
 }
 
 export interface Encoder {
-  /** The ffmpeg process id. */
-  readonly pid: number;
+  /** The ffmpeg process id (for resource accounting). */
+  pid: number;
   /** Hands the latest frame (a JPEG) to the pacer; it is written at the next frame tick. */
   push(jpeg: Uint8Array): void;
   stats(): EncoderStats;

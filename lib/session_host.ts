@@ -16,7 +16,8 @@
  * Frame subscribers are how other features tap the stream in the process that runs a session:
  * `host.onStart(s => s.subscribe({ frame, state, end }))` gets every captured frame in order
  * (the same bytes viewers get), each page/state change, and the end. A subscriber that cannot
- * keep up must drop or queue on its own side: `frame` is called synchronously.
+ * keep up must drop or queue on its own side: `frame` is called synchronously. Features may
+ * answer control ops of their own for the sessions of this process (`host.handle(op, ...)`).
  */
 import type { Companion, CompanionRun, JobLink } from "./runner.ts";
 import type { Outcome } from "./queue.ts";
@@ -71,33 +72,33 @@ export interface FrameSubscriber {
   end?(final: { state: SessionState; reason: string | null }): void;
 }
 
-export interface LiveSession {
-  readonly id: string;
-  readonly params: SessionParams;
-  snapshot(): SessionSnapshot;
-  /** Serves one viewer on an open (or opening) WebSocket until either side closes. */
-  join(socket: WebSocket, viewer: { interactive: boolean; name: string }): void;
-  subscribe(subscriber: FrameSubscriber): () => void;
-  /** The newest captured frame (a static page sends no more until it changes). */
-  latestFrame(): LiveFrame | null;
-  /** Adds an event to the session job's history (features built on the session use it too). */
-  emit(event: Record<string, unknown>): void;
-  control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
-}
-
-/** Answers a control op that a feature built on sessions adds (see `SessionHost.handle`). */
-export type ControlExtension = (
+/** Answers a control op for a session of this process (see `SessionHost.handle`). */
+export type SessionOpHandler = (
   session: LiveSession,
   args: Record<string, unknown>,
 ) => Promise<ControlReply>;
+
+export interface LiveSession {
+  readonly id: string;
+  readonly params: SessionParams;
+  /** The latest captured frame (what the page shows while it does not repaint). */
+  readonly lastFrame: LiveFrame | null;
+  snapshot(): SessionSnapshot;
+  /** Serves one viewer on an open (or opening) WebSocket until either side closes. */
+  join(socket: WebSocket, viewer: { interactive: boolean; name: string }): void;
+  /** Adds an event to the session job's history (what features built on it do there). */
+  emit(event: Record<string, unknown>): void;
+  subscribe(subscriber: FrameSubscriber): () => void;
+  control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
+}
 
 export interface SessionHost {
   companion: Companion;
   get(id: string): LiveSession | undefined;
   /** Calls `listener` with each session that starts in this process. */
   onStart(listener: (session: LiveSession) => void): () => void;
-  /** Answers control requests `op` (from any API process) for the sessions running here. */
-  handle(op: ControlOp, handler: ControlExtension): void;
+  /** Answers control op `op` (from any API process) for the sessions of this process. */
+  handle(op: ControlOp, handler: SessionOpHandler): () => void;
   close(): Promise<void>;
 }
 
@@ -438,6 +439,10 @@ class Live implements LiveSession, CompanionRun {
     });
   }
 
+  emit(event: Record<string, unknown>) {
+    this.link.emit(event);
+  }
+
   json(viewer: Viewer, message: Record<string, unknown>) {
     if (viewer.socket.readyState !== WebSocket.OPEN) return;
     try {
@@ -528,14 +533,6 @@ class Live implements LiveSession, CompanionRun {
     return () => void this.subscribers.delete(subscriber);
   }
 
-  latestFrame() {
-    return this.lastFrame;
-  }
-
-  emit(event: Record<string, unknown>) {
-    this.link.emit(event);
-  }
-
   // ---- control (REST, from any API process) ----
 
   async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
@@ -545,8 +542,8 @@ class Live implements LiveSession, CompanionRun {
     if (op === "stop") {
       return { ok: true, status: 200, data: await this.stop("deleted") };
     }
-    const extension = this.host.extensions.get(op);
-    if (extension) return await extension(this, args);
+    const handler = this.host.handlers.get(op);
+    if (handler) return await handler(this, args);
     if (op === "navigate") {
       const url = String(args.url);
       const verdict = await this.host.policy.check(url);
@@ -749,24 +746,25 @@ class Live implements LiveSession, CompanionRun {
 }
 
 interface HostContext {
+  handlers: ReadonlyMap<ControlOp, SessionOpHandler>;
   policy: UrlPolicy;
   store: SessionStore;
   log: Logger;
   publicUrl(): string;
   forget(id: string): void;
-  extensions: Map<ControlOp, ControlExtension>;
 }
 
 export function createSessionHost(options: SessionHostOptions): SessionHost {
   const sessions = new Map<string, Live>();
   const startListeners = new Set<(session: LiveSession) => void>();
+  const handlers = new Map<ControlOp, SessionOpHandler>();
   const context: HostContext = {
+    handlers,
     policy: options.policy,
     store: options.store,
     log: options.log,
     publicUrl: options.publicUrl,
     forget: (id) => sessions.delete(id),
-    extensions: new Map(),
   };
   let serving: Promise<void> | undefined;
 
@@ -799,7 +797,8 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       return () => void startListeners.delete(listener);
     },
     handle(op, handler) {
-      context.extensions.set(op, handler);
+      handlers.set(op, handler);
+      return () => void handlers.delete(op);
     },
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.proxy.close()));

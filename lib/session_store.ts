@@ -46,7 +46,6 @@ export type ControlOp =
   | "resume"
   | "screenshot"
   | "stop"
-  // live video streams (lib/stream_host.ts)
   | "stream_start"
   | "stream_stop";
 

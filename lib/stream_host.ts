@@ -204,7 +204,7 @@ class Stream implements LiveStream {
     this.encoder = encoder;
     this.encoderStarted = Date.now();
     this.samples = [];
-    const latest = this.session.latestFrame();
+    const latest = this.session.lastFrame;
     if (latest) encoder.push(latest.jpeg);
     encoder.exited.then((exit) => this.exited(encoder, exit)).catch((err) =>
       this.host.log.warn("stream exit not handled", { stream: this.id, error: errorMessage(err) })

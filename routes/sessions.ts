@@ -139,7 +139,7 @@ function sessionView(
 
 const noSession = (id: string) => new HTTPException(404, { message: `No session with id "${id}"` });
 
-export async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
+async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
   const job = await findJob(deps, id);
   if (!job || job.type !== "session") throw noSession(id);
   return job;
