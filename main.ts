@@ -19,6 +19,10 @@ import { createJobTypes } from "./lib/job_types.ts";
 import { createRunner } from "./lib/runner.ts";
 import { createUrlPolicy } from "./lib/url_policy.ts";
 import { createApp } from "./lib/app.ts";
+import { createMetrics } from "./lib/metrics.ts";
+import { createMachineProbe } from "./lib/machine.ts";
+import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./lib/cluster.ts";
+import { createMonitor } from "./lib/monitor.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const { values: args } = parseArgs({
@@ -68,6 +72,7 @@ const events = createEventPublisher({ queue, log });
 const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
 const sampler = createSampler({ log });
 const jobTypes = createJobTypes();
+const metrics = createMetrics({ version: denoJson.version });
 const runner = config.concurrency === 0 ? undefined : createRunner({
   queue,
   connect: (kind) => connectRedis(redisUrl, kind, log),
@@ -76,6 +81,19 @@ const runner = config.concurrency === 0 ? undefined : createRunner({
   sampler,
   jobTypes,
   config,
+  log,
+  observer: metrics.jobs,
+});
+const machine = createMachineProbe({ dataDir: config.dataDir, log });
+const cluster = createCluster({ redis: command, prefix: config.redisPrefix });
+const reporter = createReporter({
+  cluster,
+  metrics,
+  machine,
+  runner,
+  id: processId(runner),
+  role,
+  version: denoJson.version,
   log,
 });
 
@@ -110,6 +128,20 @@ if (role === "all") {
     prefix: config.redisPrefix,
     log,
   });
+  const policy = createUrlPolicy(config);
+  const monitor = createMonitor({
+    config,
+    log,
+    history,
+    redis: command,
+    metrics,
+    cluster,
+    reporter,
+    machine,
+    runner,
+    policy,
+    version: denoJson.version,
+  });
   const app = await createApp({
     config,
     log,
@@ -117,10 +149,12 @@ if (role === "all") {
     history,
     hub,
     jobTypes,
-    policy: createUrlPolicy(config),
+    policy,
     flushHistory: writer.flush,
     runner,
     version: denoJson.version,
+    metrics,
+    monitor,
   });
   const abort = new AbortController();
   let server: Deno.HttpServer;
@@ -145,8 +179,10 @@ if (role === "all") {
     await fatal(`cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`);
     throw err;
   }
+  if (config.monitor) monitor.start();
   stops.push(
     () => runner?.stop(),
+    () => monitor.close(),
     async () => {
       abort.abort();
       await server.finished;
@@ -159,7 +195,8 @@ if (role === "all") {
   if (!runner) {
     await fatal("deno task worker with STREAMPLAY_CONCURRENCY=0 would run nothing");
   }
-  stops.push(() => runner?.stop());
+  reporter.start(REPORT_INTERVAL_MS);
+  stops.push(() => runner?.stop(), () => reporter.stop());
 }
 
 await runner?.start();

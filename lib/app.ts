@@ -11,6 +11,7 @@ import { newApp } from "./openapi.ts";
 import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -22,6 +23,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 
+  app.use("*", deps.metrics.http);
   app.use("*", async (c, next) => {
     c.set("deps", deps);
     c.set("config", deps.config);
@@ -40,12 +42,15 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
       onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
     }),
   );
-  app.use("/api/*", authenticate(auth));
+  const { publicPressure, publicMetrics } = deps.config;
+  app.use("/api/*", authenticate(auth, (path) => publicPressure && path === "/api/pressure"));
   app.use("/ws/*", authenticate(auth));
+  if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
   app.route("/", healthRoutes());
   app.route("/", jobsRoutes());
   app.route("/", pageRoutes());
+  app.route("/", metricsRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",

@@ -11,6 +11,8 @@ import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Monitor } from "./monitor.ts";
 
 export interface AppDeps {
   config: Config;
@@ -25,6 +27,9 @@ export interface AppDeps {
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   version: string;
+  metrics: Metrics;
+  /** Pressure and admission, the dashboard feed, alerts, history of the platform series. */
+  monitor: Monitor;
 }
 
 export type AppEnv = {

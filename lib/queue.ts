@@ -48,6 +48,8 @@ export interface ClaimedJob {
   maxAttempts: number;
   timeoutS: number;
   createdAtMs: number;
+  /** How long it waited in the queue before this claim, by the Redis clock. */
+  waitMs: number;
 }
 
 /**
@@ -90,9 +92,18 @@ local function emit(id, ev)
   redis.call('EXPIRE', jk, TTL)
   return sid
 end
+-- State changes per type and status, added to K_JOB_COUNTS in one HINCRBY per key by
+-- flush_counts() at the end of the script (so a batch of 500 claims costs one write).
+local COUNTS = {}
+local function flush_counts()
+  for k, n in pairs(COUNTS) do redis.call('HINCRBY', K_JOB_COUNTS, k, n) end
+end
+-- The status event of a job, read from its hash; also counts the state change it reports.
 local function status_ev(id, now, raw_params)
   local h = redis.call('HMGET', k_job(id), 'type', 'status', 'attempts', 'max_attempts',
     'timeout_s', 'created_at', 'started_at', 'finished_at', 'worker', 'error')
+  local ck = (h[1] or '?') .. '|' .. (h[2] or '?')
+  COUNTS[ck] = (COUNTS[ck] or 0) + 1
   local ev = cjson.encode({ type = 'status', ts = now, job_type = h[1], status = h[2],
     attempts = tonumber(h[3]), max_attempts = tonumber(h[4]), timeout_s = tonumber(h[5]),
     created_at = tonumber(h[6]), started_at = tonumber(h[7]), finished_at = tonumber(h[8]),
@@ -116,6 +127,7 @@ for i = 4, #ARGV, 5 do
   redis.call('SADD', K_TYPES, typ)
   emit(id, status_ev(id, now, params))
 end
+flush_counts()
 return now
 `;
 
@@ -135,8 +147,10 @@ local function claim(id)
   local att = redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', c)
   emit(id, status_ev(id, now))
-  local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at')
-  out[#out + 1] = { id, h[1], att, h[2], h[3], h[4] }
+  local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at',
+    'queued_at')
+  local waited = now - (tonumber(h[5]) or tonumber(h[4]) or now)
+  out[#out + 1] = { id, h[1], att, h[2], h[3], h[4], waited }
 end
 for i = 8, #ARGV do claim(ARGV[i]) end
 while #out < max do
@@ -144,6 +158,7 @@ while #out < max do
   if not id then break end
   claim(id)
 end
+flush_counts()
 return out
 `;
 
@@ -165,7 +180,7 @@ for i = 7, #ARGV, 3 do
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)
-      redis.call('HSET', jk, 'status', 'queued')
+      redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
       redis.call('HDEL', jk, 'started_at', 'worker')
       redis.call('RPUSH', k_queue(h[3]), id)
       emit(id, status_ev(id, now))
@@ -185,6 +200,7 @@ for i = 7, #ARGV, 3 do
     end
   end
 end
+flush_counts()
 return now
 `;
 
@@ -196,12 +212,13 @@ for _, id in ipairs(ids) do
   local jk = k_job(id)
   local h = redis.call('HMGET', jk, 'status', 'type')
   if h[1] == 'retrying' then
-    redis.call('HSET', jk, 'status', 'queued')
+    redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
     redis.call('HDEL', jk, 'started_at', 'worker')
     redis.call('LPUSH', k_queue(h[2]), id)
     emit(id, status_ev(id, now))
   end
 end
+flush_counts()
 return #ids
 `;
 
@@ -224,6 +241,7 @@ local now = nowms()
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
 finish(jk)
 emit(id, status_ev(id, now))
+flush_counts()
 return 'ok'
 `;
 
@@ -268,6 +286,7 @@ for _, id in ipairs(redis.call('LRANGE', pl, 0, -1)) do
 end
 redis.call('DEL', pl)
 redis.call('SREM', K_CONSUMERS, c)
+flush_counts()
 return n
 `;
 
@@ -426,8 +445,8 @@ export function createQueue(options: QueueOptions): Queue {
           Math.max(max, preTaken.length),
           leaseMs,
           ...preTaken,
-        )) as Array<[string, string, number, string, string, string]>;
-        return rows.map(([id, params, attempt, maxAttempts, timeoutS, createdAt]) => ({
+        )) as Array<[string, string, number, string, string, string, number]>;
+        return rows.map(([id, params, attempt, maxAttempts, timeoutS, createdAt, waited]) => ({
           id,
           type,
           params: parseJson(params),
@@ -435,6 +454,7 @@ export function createQueue(options: QueueOptions): Queue {
           maxAttempts: Number(maxAttempts),
           timeoutS: Number(timeoutS),
           createdAtMs: Number(createdAt),
+          waitMs: Number(waited),
         }));
       }),
 

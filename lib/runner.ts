@@ -33,6 +33,17 @@ export interface RunnerOptions {
   config: Config;
   log: Logger;
   consumerId?: string;
+  /** Told when each job starts and ends (the metrics hooks); must be cheap and never throw. */
+  observer?: JobObserver;
+}
+
+/** How a run ended, as the metrics see it. */
+export type RunOutcome = "succeeded" | "failed" | "cancelled" | "requeued";
+
+/** Hooks called on the hot path of every job. */
+export interface JobObserver {
+  started(type: string, waitMs: number): void;
+  ended(type: string, outcome: RunOutcome, runMs: number): void;
 }
 
 export interface RunnerStats {
@@ -70,7 +81,7 @@ export function defaultConsumerId(): string {
 }
 
 export function createRunner(options: RunnerOptions): Runner {
-  const { queue, events, sandbox, sampler, jobTypes, config, log } = options;
+  const { queue, events, sandbox, sampler, jobTypes, config, log, observer } = options;
   const consumer = options.consumerId ?? defaultConsumerId();
   const concurrency = config.concurrency;
   const leaseMs = config.leaseMs;
@@ -152,6 +163,8 @@ export function createRunner(options: RunnerOptions): Runner {
     running.set(job.id, active);
     reserved--;
     started++;
+    const startedAt = performance.now();
+    observer?.started(job.type, job.waitMs);
     const timer = setTimeout(() => {
       active.killed = "timeout";
       handle.kill(`job ${job.id} timed out after ${job.timeoutS} s`);
@@ -191,6 +204,17 @@ export function createRunner(options: RunnerOptions): Runner {
       finished++;
       wake();
     }
+    observer?.ended(
+      job.type,
+      outcome.kind === "ok"
+        ? "succeeded"
+        : outcome.kind === "requeue"
+        ? "requeued"
+        : active.killed === "cancelled"
+        ? "cancelled"
+        : "failed",
+      performance.now() - startedAt,
+    );
     complete(outcome);
   };
 

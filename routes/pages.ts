@@ -26,6 +26,7 @@ export const PAGES: Record<string, string> = {
   "/bench/history": "history.html",
   "/bench/jobs/:id": "job.html",
   "/docs": "docs.html",
+  "/dashboard": "dashboard.html",
 };
 
 export function pageRoutes() {
