@@ -83,6 +83,11 @@ export interface EventHub {
   subscribe(jobId: string, listener: EventListener): () => void;
   /** Live events of every job. */
   subscribeAll(listener: EventListener): () => void;
+  /**
+   * Resolves once live delivery covers every event written from now on: a subscriber that
+   * reads its catch-up after this misses nothing between catch-up and live.
+   */
+  ready(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -100,6 +105,7 @@ export function createEventHub(options: {
   const all = new Set<EventListener>();
   let conn: Redis | undefined;
   let loop: Promise<void> | undefined;
+  let started: Promise<void> | undefined;
   let stopped = false;
 
   const dispatch = (event: JobEvent) => {
@@ -107,9 +113,8 @@ export function createEventHub(options: {
     for (const l of all) l(event);
   };
 
-  const run = async () => {
-    conn = options.connect();
-    let last = "$";
+  const run = async (conn: Redis, from: string) => {
+    let last = from;
     while (!stopped) {
       try {
         const reply = (await conn.xread(
@@ -138,9 +143,21 @@ export function createEventHub(options: {
     }
   };
 
-  const ensure = () => {
-    loop ??= run();
-  };
+  // The loop starts from the newest id at start-up (not "$", which would skip whatever is
+  // written before the first XREAD reaches Redis).
+  const ensure = () =>
+    started ??= (async () => {
+      const c = conn = options.connect();
+      let from = "0-0";
+      try {
+        from = (await c.xrevrange(keys.events, "+", "-", "COUNT", 1))[0]?.[0] ?? "0-0";
+      } catch (err) {
+        options.log.warn("event hub could not read the stream's end", {
+          error: errorMessage(err),
+        });
+      }
+      loop = run(c, from);
+    })();
 
   return {
     subscribe(jobId, listener) {
@@ -158,8 +175,10 @@ export function createEventHub(options: {
       all.add(listener);
       return () => all.delete(listener);
     },
+    ready: () => ensure(),
     async close() {
       stopped = true;
+      await started;
       conn?.disconnect();
       await loop;
     },

@@ -427,7 +427,7 @@ export function jobsRoutes() {
             if (live) send(e);
             else buffered.push(e);
           });
-          allEvents(deps, id).then((history) => {
+          deps.hub.ready().then(() => allEvents(deps, id)).then((history) => {
             for (const e of history) send(e);
             live = true;
             for (const e of buffered.splice(0)) send(e);
