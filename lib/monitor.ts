@@ -214,6 +214,115 @@ function fmtBytes(n: number): string {
 }
 const fmt = (n: number, digits = 1) => n.toLocaleString("en-US", { maximumFractionDigits: digits });
 
+async function trends(history: History, names: string[], windowMs: number, now: number) {
+  const params: DuckDBValue[] = [tsValue(now - windowMs)];
+  const list = names.map((s) => (params.push(s), `$${params.length}`)).join(", ");
+  const rows = await history.query<
+    { series: string; span_s: number; slope: number | null; last: number | null }
+  >(
+    `SELECT series, epoch(max(ts)) - epoch(min(ts)) AS span_s,
+       regr_slope(value, epoch(ts)) AS slope, arg_max(value, ts) AS last
+     FROM platform_samples WHERE ts >= $1 AND series IN (${list}) GROUP BY series`,
+    params,
+  );
+  return new Map(rows.map((r) => [r.series, r]));
+}
+
+/**
+ * Forecasts from the stored trends (least-squares slope in DuckDB): when the data disk fills,
+ * whether the queue grows faster than it drains, when memory reaches its limit.
+ */
+export async function forecasts(
+  history: History,
+  limits: { maxQueued: number; maxMemoryPercent: number },
+  now = Date.now(),
+): Promise<Forecast[]> {
+  // A trend is extrapolated only from samples spanning a quarter of its window at least.
+  const hourly = await trends(history, ["disk_free_bytes", "memory_percent"], 3_600_000, now);
+  const recent = await trends(history, ["jobs_queued"], 15 * 60_000, now);
+  const enough = (r: { span_s: number } | undefined, minS: number) =>
+    r !== undefined && r.span_s >= minS;
+  const unknown = (kind: Forecast["kind"], minutes: number): Forecast => ({
+    kind,
+    status: "unknown",
+    message: `Not enough history yet: this forecast needs ${minutes} minutes of samples`,
+    eta_hours: null,
+    current: null,
+    rate_per_hour: null,
+  });
+  const out: Forecast[] = [];
+
+  const disk = hourly.get("disk_free_bytes");
+  if (!enough(disk, 900) || disk!.last === null || disk!.slope === null) {
+    out.push(unknown("disk", 15));
+  } else {
+    const perHour = disk!.slope * 3600;
+    const eta = perHour < 0 ? disk!.last / -perHour : null;
+    out.push({
+      kind: "disk",
+      status: eta !== null && eta < 24 ? "warning" : "ok",
+      message: eta !== null
+        ? `The disk holding the data directory fills in ${fmt(eta)} hours at this rate (${
+          fmtBytes(disk!.last)
+        } free, ${fmtBytes(perHour)}/hour)`
+        : `Free disk space is steady or growing (${fmtBytes(disk!.last)} free)`,
+      eta_hours: eta === null ? null : round(eta),
+      current: disk!.last,
+      rate_per_hour: round(perHour),
+    });
+  }
+
+  const queue = recent.get("jobs_queued");
+  if (!enough(queue, 240) || queue!.last === null || queue!.slope === null) {
+    out.push(unknown("queue", 4));
+  } else {
+    const perMin = queue!.slope * 60;
+    const last = queue!.last;
+    const room = Math.max(0, limits.maxQueued - last);
+    const growing = perMin > 0.05 && last > 0;
+    const draining = perMin < -0.05 && last > 0;
+    out.push({
+      kind: "queue",
+      status: growing ? "warning" : "ok",
+      message: growing
+        ? `The queue grows faster than it drains: +${fmt(perMin)} jobs/min, ${
+          fmt(last, 0)
+        } waiting; it reaches STREAMPLAY_MAX_QUEUED (${fmt(limits.maxQueued, 0)}) in ${
+          fmt(room / perMin)
+        } min`
+        : draining
+        ? `The queue drains at ${fmt(-perMin)} jobs/min: ${fmt(last, 0)} waiting, empty in ${
+          fmt(last / -perMin)
+        } min`
+        : `The queue keeps up (${fmt(last, 0)} waiting)`,
+      eta_hours: growing ? round(room / perMin / 60) : null,
+      current: last,
+      rate_per_hour: round(perMin * 60),
+    });
+  }
+
+  const mem = hourly.get("memory_percent");
+  if (!enough(mem, 900) || mem!.last === null || mem!.slope === null) {
+    out.push(unknown("memory", 15));
+  } else {
+    const perHour = mem!.slope * 3600;
+    const eta = perHour > 0.01 ? Math.max(0, limits.maxMemoryPercent - mem!.last) / perHour : null;
+    out.push({
+      kind: "memory",
+      status: eta !== null && eta < 24 ? "warning" : "ok",
+      message: eta !== null
+        ? `Memory reaches STREAMPLAY_MAX_MEMORY_PERCENT (${limits.maxMemoryPercent}%) in ${
+          fmt(eta)
+        } hours at this rate (now ${fmt(mem!.last)}%, +${fmt(perHour, 2)}%/hour)`
+        : `Memory use is steady (${fmt(mem!.last)}%)`,
+      eta_hours: eta === null ? null : round(eta),
+      current: mem!.last,
+      rate_per_hour: round(perHour),
+    });
+  }
+  return out;
+}
+
 export function createMonitor(options: {
   config: Config;
   log: Logger;
@@ -470,107 +579,6 @@ export function createMonitor(options: {
     };
   };
 
-  const trends = async (names: string[], windowMs: number) => {
-    const params: DuckDBValue[] = [tsValue(Date.now() - windowMs)];
-    const list = names.map((s) => (params.push(s), `$${params.length}`)).join(", ");
-    const rows = await history.query<
-      { series: string; n: number; slope: number | null; last: number | null }
-    >(
-      `SELECT series, count(*) AS n, regr_slope(value, epoch(ts)) AS slope,
-         arg_max(value, ts) AS last
-       FROM platform_samples WHERE ts >= $1 AND series IN (${list}) GROUP BY series`,
-      params,
-    );
-    return new Map(rows.map((r) => [r.series, r]));
-  };
-
-  const forecasts = async (): Promise<Forecast[]> => {
-    const hourly = await trends(["disk_free_bytes", "memory_percent"], 3_600_000);
-    const recent = await trends(["jobs_queued"], 15 * 60_000);
-    const enough = (r: { n: number } | undefined) => r !== undefined && r.n >= 6;
-    const unknown = (kind: Forecast["kind"], what: string): Forecast => ({
-      kind,
-      status: "unknown",
-      message: `Not enough ${what} history yet: forecasts need a few minutes of samples`,
-      eta_hours: null,
-      current: null,
-      rate_per_hour: null,
-    });
-    const out: Forecast[] = [];
-
-    const disk = hourly.get("disk_free_bytes");
-    if (!enough(disk) || disk!.last === null || disk!.slope === null) {
-      out.push(unknown("disk", "disk"));
-    } else {
-      const perHour = disk!.slope * 3600;
-      const eta = perHour < 0 ? disk!.last / -perHour : null;
-      out.push({
-        kind: "disk",
-        status: eta !== null && eta < 24 ? "warning" : "ok",
-        message: eta !== null
-          ? `The disk holding the data directory fills in ${fmt(eta)} hours at this rate (${
-            fmtBytes(disk!.last)
-          } free, ${fmtBytes(perHour)}/hour)`
-          : `Free disk space is steady or growing (${fmtBytes(disk!.last)} free)`,
-        eta_hours: eta === null ? null : round(eta),
-        current: disk!.last,
-        rate_per_hour: round(perHour),
-      });
-    }
-
-    const queue = recent.get("jobs_queued");
-    if (!enough(queue) || queue!.last === null || queue!.slope === null) {
-      out.push(unknown("queue", "queue"));
-    } else {
-      const perMin = queue!.slope * 60;
-      const last = queue!.last;
-      const room = Math.max(0, config.maxQueued - last);
-      const growing = perMin > 0.05 && last > 0;
-      const draining = perMin < -0.05 && last > 0;
-      out.push({
-        kind: "queue",
-        status: growing ? "warning" : "ok",
-        message: growing
-          ? `The queue grows faster than it drains: +${fmt(perMin)} jobs/min, ${
-            fmt(last, 0)
-          } waiting; it reaches STREAMPLAY_MAX_QUEUED (${fmt(config.maxQueued, 0)}) in ${
-            fmt(room / perMin)
-          } min`
-          : draining
-          ? `The queue drains at ${fmt(-perMin)} jobs/min: ${fmt(last, 0)} waiting, empty in ${
-            fmt(last / -perMin)
-          } min`
-          : `The queue keeps up (${fmt(last, 0)} waiting)`,
-        eta_hours: growing ? round(room / perMin / 60) : null,
-        current: last,
-        rate_per_hour: round(perMin * 60),
-      });
-    }
-
-    const mem = hourly.get("memory_percent");
-    if (!enough(mem) || mem!.last === null || mem!.slope === null) {
-      out.push(unknown("memory", "memory"));
-    } else {
-      const perHour = mem!.slope * 3600;
-      const eta = perHour > 0.01
-        ? Math.max(0, config.maxMemoryPercent - mem!.last) / perHour
-        : null;
-      out.push({
-        kind: "memory",
-        status: eta !== null && eta < 24 ? "warning" : "ok",
-        message: eta !== null
-          ? `Memory reaches STREAMPLAY_MAX_MEMORY_PERCENT (${config.maxMemoryPercent}%) in ${
-            fmt(eta)
-          } hours at this rate (now ${fmt(mem!.last)}%, +${fmt(perHour, 2)}%/hour)`
-          : `Memory use is steady (${fmt(mem!.last)}%)`,
-        eta_hours: eta === null ? null : round(eta),
-        current: mem!.last,
-        rate_per_hour: round(perHour),
-      });
-    }
-    return out;
-  };
-
   let closing: Promise<void> | undefined;
   return {
     platform,
@@ -590,7 +598,7 @@ export function createMonitor(options: {
     async analytics() {
       const [recent, f] = await Promise.all([
         alerts.recent(Date.now() - 86_400_000, 100),
-        forecasts(),
+        forecasts(history, config),
       ]);
       return {
         generated_at: new Date().toISOString(),
