@@ -6,7 +6,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Queue } from "./queue.ts";
 import type { History } from "./history.ts";
-import type { EventHub } from "./events.ts";
+import type { HistoryWriter } from "./history_writer.ts";
 import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
@@ -19,11 +19,10 @@ export interface AppDeps {
   log: Logger;
   queue: Queue;
   history: History;
-  hub: EventHub;
+  /** Live events of this process and the not-yet-stored ones (the history writer). */
+  hub: HistoryWriter;
   jobTypes: JobTypes;
   policy: UrlPolicy;
-  /** Waits until events read so far are in DuckDB. */
-  flushHistory: () => Promise<void>;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   version: string;
@@ -38,7 +37,7 @@ export type AppEnv = {
     log: Logger;
     queue: Queue;
     history: History;
-    hub: EventHub;
+    hub: HistoryWriter;
     jobTypes: JobTypes;
     policy: UrlPolicy;
     deps: AppDeps;

@@ -26,7 +26,7 @@ import { createPressureGauge, type PressureGauge } from "./pressure.ts";
 import { type AlertRecord, type Alerts, createAlerts, createWebhook } from "./alerts.ts";
 import { createDashboardFeed, type DashboardFeed } from "./dashboard.ts";
 import type { Runner } from "./runner.ts";
-import type { Redis } from "./redis.ts";
+import type { EventHub } from "./events.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import { createDetector, type Detector } from "./anomaly.ts";
 import { type HistogramWindow, SERIES, type SeriesContext, type SeriesSpec } from "./series.ts";
@@ -327,8 +327,8 @@ export function createMonitor(options: {
   config: Config;
   log: Logger;
   history: History;
-  /** The command connection (fails fast when Redis is away). */
-  redis: Redis;
+  /** Live job events (the history writer), for the dashboard's feed. */
+  hub: EventHub;
   metrics: Metrics;
   cluster: Cluster;
   reporter: Reporter;
@@ -363,7 +363,7 @@ export function createMonitor(options: {
       })
       : null,
   });
-  const feed = createDashboardFeed({ redis: options.redis, prefix: config.redisPrefix, log });
+  const feed = createDashboardFeed({ hub: options.hub });
   metrics.gauge("local", {
     name: "streamplay_dashboard_clients",
     help: "WebSocket clients of the live dashboard",
@@ -612,7 +612,7 @@ export function createMonitor(options: {
           await reporter.stop();
           await storeSamples(Date.now());
         }
-        await feed.close();
+        feed.close();
         await alerts.drain(2_000);
       })(),
   };

@@ -17,7 +17,7 @@ import {
   waitReady,
 } from "./redis.ts";
 import { createQueue, type Queue } from "./queue.ts";
-import { createEventHub, createEventPublisher, type EventHub } from "./events.ts";
+import { createEventPublisher } from "./events.ts";
 import { type History, openHistory } from "./history.ts";
 import { type HistoryWriter, startHistoryWriter } from "./history_writer.ts";
 import { createSandbox, type Sandbox } from "./sandbox.ts";
@@ -42,8 +42,8 @@ export interface Platform {
   runner: Runner | undefined;
   /** Present in the `all` role. */
   history: History | undefined;
+  /** The history writer, also the live event hub (present in the `all` role). */
   writer: HistoryWriter | undefined;
-  hub: EventHub | undefined;
   metrics: Metrics;
   /** Present in the `all` role (ticking unless STREAMPLAY_MONITOR=false). */
   monitor: Monitor | undefined;
@@ -127,7 +127,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
-    let hub: EventHub | undefined;
     let monitor: Monitor | undefined;
     let address: Platform["address"];
     const runner = config.concurrency === 0 ? undefined : createRunner({
@@ -174,15 +173,12 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
-      hub = createEventHub({ connect: () => connect("blocking"), prefix: config.redisPrefix, log });
-      const eh = hub;
-      stops.push(() => eh.close());
       const policy = createUrlPolicy(config);
       const m = monitor = createMonitor({
         config,
         log,
         history,
-        redis: command,
+        hub: w,
         metrics,
         cluster,
         reporter,
@@ -200,10 +196,9 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           log,
           queue,
           history,
-          hub,
+          hub: writer,
           jobTypes,
           policy,
-          flushHistory: writer.flush,
           runner,
           version: options.version,
           metrics,
@@ -252,7 +247,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       runner,
       history,
       writer,
-      hub,
       metrics,
       monitor,
       address,

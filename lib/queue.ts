@@ -6,7 +6,7 @@
  *   lease key renewed by heartbeat; an id leaves the processing list only when the job ends.
  * - A reaper puts back the jobs of consumers whose lease expired (process killed, machine gone).
  * - Every state change is one Lua script that also appends the matching `status` event to the
- *   event streams, so a crash can never leave a state change without its event or half a move.
+ *   event stream, so a crash can never leave a state change without its event or half a move.
  */
 import type { Redis } from "./redis.ts";
 import { LUA_KEYS, type RedisKeys, redisKeys } from "./keys.ts";
@@ -85,12 +85,8 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function emit(id, ev)
-  local sid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'j', id, 'e', ev)
-  local jk = k_jobevents(id)
-  redis.call('XADD', jk, sid, 'e', ev)
-  redis.call('EXPIRE', jk, TTL)
-  return sid
+local function emit(id, t, ev)
+  return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'j', id, 't', t, 'e', ev)
 end
 -- State changes per type and status, added to K_JOB_COUNTS in one HINCRBY per key by
 -- flush_counts() at the end of the script (so a batch of 500 claims costs one write).
@@ -98,18 +94,28 @@ local COUNTS = {}
 local function flush_counts()
   for k, n in pairs(COUNTS) do redis.call('HINCRBY', K_JOB_COUNTS, k, n) end
 end
--- The status event of a job, read from its hash; also counts the state change it reports.
-local function status_ev(id, now, raw_params)
-  local h = redis.call('HMGET', k_job(id), 'type', 'status', 'attempts', 'max_attempts',
-    'timeout_s', 'created_at', 'started_at', 'finished_at', 'worker', 'error')
-  local ck = (h[1] or '?') .. '|' .. (h[2] or '?')
+-- The job's state as a status event, built from hash values (already JSON-safe numbers and
+-- identifiers); free text goes through cjson for escaping.
+local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
+  'finished_at', 'worker', 'error' }
+local function status_ev(id, status, now, raw_params)
+  local h = redis.call('HMGET', k_job(id), unpack(SNAP))
+  local ev = '{"type":"status","status":"' .. status .. '","ts":' .. now ..
+    ',"job_type":"' .. h[1] .. '","attempts":' .. h[2] .. ',"max_attempts":' .. h[3] ..
+    ',"timeout_s":' .. h[4] .. ',"created_at":' .. h[5]
+  if h[6] then ev = ev .. ',"started_at":' .. h[6] end
+  if h[7] then ev = ev .. ',"finished_at":' .. h[7] end
+  if h[8] then ev = ev .. ',"worker":' .. cjson.encode(h[8]) end
+  if h[9] then ev = ev .. ',"error":' .. cjson.encode(h[9]) end
+  if raw_params then ev = ev .. ',"params":' .. raw_params end
+  return ev .. '}', h[1]
+end
+-- Appends the status event and counts the state change.
+local function emit_status(id, status, now, raw_params)
+  local ev, typ = status_ev(id, status, now, raw_params)
+  local ck = typ .. '|' .. status
   COUNTS[ck] = (COUNTS[ck] or 0) + 1
-  local ev = cjson.encode({ type = 'status', ts = now, job_type = h[1], status = h[2],
-    attempts = tonumber(h[3]), max_attempts = tonumber(h[4]), timeout_s = tonumber(h[5]),
-    created_at = tonumber(h[6]), started_at = tonumber(h[7]), finished_at = tonumber(h[8]),
-    worker = h[9] or nil, error = h[10] or nil })
-  if raw_params then ev = string.sub(ev, 1, -2) .. ',"params":' .. raw_params .. '}' end
-  return ev
+  return emit(id, 'status', ev)
 end
 local function finish(jk)
   redis.call('EXPIRE', jk, TTL)
@@ -120,12 +126,11 @@ const ENQUEUE = LUA_COMMON + `
 local now = nowms()
 for i = 4, #ARGV, 5 do
   local id, typ, params = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local jk = k_job(id)
-  redis.call('HSET', jk, 'id', id, 'type', typ, 'status', 'queued', 'params', params,
+  redis.call('HSET', k_job(id), 'id', id, 'type', typ, 'status', 'queued', 'params', params,
     'attempts', 0, 'max_attempts', ARGV[i + 3], 'timeout_s', ARGV[i + 4], 'created_at', now)
   redis.call('LPUSH', k_queue(typ), id)
   redis.call('SADD', K_TYPES, typ)
-  emit(id, status_ev(id, now, params))
+  emit_status(id, 'queued', now, params)
 end
 flush_counts()
 return now
@@ -146,7 +151,7 @@ local function claim(id)
   end
   local att = redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', c)
-  emit(id, status_ev(id, now))
+  emit_status(id, 'running', now)
   local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at',
     'queued_at')
   local waited = now - (tonumber(h[5]) or tonumber(h[4]) or now)
@@ -175,28 +180,29 @@ for i = 7, #ARGV, 3 do
     if kind == 'ok' then
       redis.call('HSET', jk, 'status', 'succeeded', 'result', payload, 'finished_at', now)
       redis.call('HDEL', jk, 'error')
-      emit(id, '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
-      emit(id, status_ev(id, now))
+      emit(id, 'result', '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
+      emit_status(id, 'succeeded', now)
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)
       redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
       redis.call('HDEL', jk, 'started_at', 'worker')
       redis.call('RPUSH', k_queue(h[3]), id)
-      emit(id, status_ev(id, now))
+      emit_status(id, 'queued', now)
     else
       local att, maxa = tonumber(h[4]), tonumber(h[5])
       if kind == 'fail' and att < maxa then
         local delay = math.min(base * 2 ^ (att - 1), cap)
         redis.call('HSET', jk, 'status', 'retrying', 'error', payload)
         redis.call('ZADD', K_DELAYED, now + delay, id)
+        emit_status(id, 'retrying', now)
       else
         redis.call('HSET', jk, 'status', 'failed', 'error', payload, 'finished_at', now)
         redis.call('LPUSH', K_DEAD, id)
         redis.call('LTRIM', K_DEAD, 0, 99999)
+        emit_status(id, 'failed', now)
         finish(jk)
       end
-      emit(id, status_ev(id, now))
     end
   end
 end
@@ -215,7 +221,7 @@ for _, id in ipairs(ids) do
     redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
     redis.call('HDEL', jk, 'started_at', 'worker')
     redis.call('LPUSH', k_queue(h[2]), id)
-    emit(id, status_ev(id, now))
+    emit_status(id, 'queued', now)
   end
 end
 flush_counts()
@@ -240,7 +246,7 @@ end
 local now = nowms()
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
 finish(jk)
-emit(id, status_ev(id, now))
+emit_status(id, 'cancelled', now)
 flush_counts()
 return 'ok'
 `;
@@ -275,12 +281,13 @@ for _, id in ipairs(redis.call('LRANGE', pl, 0, -1)) do
     if tonumber(h[4]) >= tonumber(h[5]) then
       redis.call('HSET', jk, 'status', 'failed', 'error', msg, 'finished_at', now)
       redis.call('LPUSH', K_DEAD, id)
+      emit_status(id, 'failed', now)
       finish(jk)
     else
       redis.call('HSET', jk, 'status', 'retrying', 'error', msg)
       redis.call('ZADD', K_DELAYED, now, id)
+      emit_status(id, 'retrying', now)
     end
-    emit(id, status_ev(id, now))
     n = n + 1
   end
 end
@@ -299,7 +306,7 @@ return 1
 `;
 
 const EMIT = LUA_COMMON + `
-for i = 4, #ARGV, 2 do emit(ARGV[i], ARGV[i + 1]) end
+for i = 4, #ARGV, 3 do emit(ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
 return 1
 `;
 
@@ -401,7 +408,8 @@ export interface Queue {
   /** Gives up a consumer's lease at shutdown and puts back whatever it still holds. */
   retire(consumer: string): Promise<number>;
   promote(limit?: number): Promise<number>;
-  emit(events: Array<[jobId: string, eventJson: string]>): Promise<void>;
+  /** Appends events (job id, event type, event JSON) to the event streams. */
+  emit(events: Array<[jobId: string, type: string, eventJson: string]>): Promise<void>;
   depth(): Promise<Record<string, number>>;
   ping(): Promise<boolean>;
 }
@@ -502,7 +510,7 @@ export function createQueue(options: QueueOptions): Queue {
       guard(async () => {
         if (events.length === 0) return;
         const args: (string | number)[] = [...common];
-        for (const [id, ev] of events) args.push(id, ev);
+        for (const [id, type, ev] of events) args.push(id, type, ev);
         await s.spEmit(...args);
       }),
 

@@ -57,7 +57,12 @@ Deno.test("dashboard page: live values, feed, alerts and history", async (t) => 
       null,
       { timeout: 20_000 },
     );
-    assert.equal(await page.locator('#feed .change[data-action="ended"]').count(), 4);
+    // The feed follows the job events, a moment after the runner's own count.
+    await page.waitForFunction(
+      `document.querySelectorAll('#feed .change[data-action="ended"]').length === 4`,
+      null,
+      { timeout: 5_000 },
+    );
     assert.equal(await page.locator('#feed .change[data-action="started"]').count(), 4);
   });
 
