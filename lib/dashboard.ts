@@ -3,6 +3,10 @@
  * per message for all of them, and the `content_change` events (a job, session or stream
  * started, ended or failed) taken from the live events of the history writer.
  *
+ * Job status changes become changes of kind `job` (`session` for jobs of type session). A job
+ * announces anything else it starts or stops, such as a video stream, with an event:
+ * `ctx.emit("content_change", { kind: "stream", action: "started", entity_id: "<stream id>" })`.
+ *
  * The cost is bounded whatever the load: events are looked at only while a client is connected;
  * only status and `content_change` events are considered, by their type, before any parsing;
  * changes wait in a queue of 20 and go out at 2 every 200 ms (10 a second: more than anyone
