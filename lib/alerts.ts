@@ -44,14 +44,14 @@ export interface Alerts {
 }
 
 /** Formats a number for a sentence: 3 significant digits, thousands separators. */
-export function fmtValue(v: number, unit: string): string {
+function fmtValue(v: number, unit: string): string {
   const abs = Math.abs(v);
   const digits = abs >= 100 ? 0 : abs >= 10 ? 1 : abs >= 1 ? 2 : 3;
   const text = v.toLocaleString("en-US", { maximumFractionDigits: digits });
   return unit === "%" ? `${text}%` : `${text} ${unit}`;
 }
 
-export function alertMessage(a: Anomaly, unit: string): string {
+function alertMessage(a: Anomaly, unit: string): string {
   const range = `${fmtValue(a.expected_low, unit)} to ${fmtValue(a.expected_high, unit)}`;
   return `${a.series} is ${fmtValue(a.value, unit)}, ${
     a.direction === "high" ? "above" : "below"

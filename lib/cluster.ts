@@ -124,7 +124,7 @@ export function processId(runner: Runner | undefined): string {
     `${safeHostname()}:${Deno.pid}:${crypto.randomUUID().slice(0, 6)}`;
 }
 
-export function safeHostname(): string {
+function safeHostname(): string {
   try {
     return hostname();
   } catch {

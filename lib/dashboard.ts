@@ -58,7 +58,7 @@ const STATUS_ACTIONS: Record<string, string> = {
 };
 
 /** The change an event stands for, or null if it is not one. */
-export function toChange(event: JobEvent): ContentChange | null {
+function toChange(event: JobEvent): ContentChange | null {
   if (event.type === "status") {
     const status = String(event.status);
     const action = STATUS_ACTIONS[status];

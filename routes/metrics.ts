@@ -63,7 +63,7 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
 const UNIT_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
 
 /** Seconds from "90", "30s", "5m", "1h", "7d"; null when it is not one. */
-export function parseDuration(text: string): number | null {
+function parseDuration(text: string): number | null {
   const m = DURATION.exec(text.trim());
   return m ? Number(m[1]) * UNIT_S[m[2] ?? "s"]! : null;
 }
