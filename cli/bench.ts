@@ -18,6 +18,8 @@ import { createUrlPolicy } from "../lib/url_policy.ts";
 import { describeZodError } from "../lib/errors.ts";
 import type { JobType } from "../lib/job_types.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
+import type { LoadResult } from "../lib/http_load.ts";
+import type { ResourceSummary } from "../lib/sampler.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
 
 const USAGE = `Usage: deno task bench --mode http --url URL [options]
@@ -95,20 +97,7 @@ export const httpMode: CliMode = {
     } req/s  p95 ${s.latency_ms.p95.toFixed(2)} ms  errors ${formatNumber(s.errors)}`;
   },
   report(r) {
-    const res = r as {
-      method: string;
-      url: string;
-      concurrency: number;
-      duration_s: number;
-      requests: number;
-      rps: number;
-      bytes: number;
-      throughput_bytes_per_s: number;
-      errors: Record<string, number>;
-      status_counts: Record<string, number>;
-      latency_ms: Record<string, number>;
-      resources?: Record<string, number>;
-    };
+    const res = r as unknown as LoadResult & { resources?: ResourceSummary };
     const errs = Object.entries(res.errors).filter(([k, n]) => k !== "total" && n > 0)
       .map(([k, n]) => `${k} ${formatNumber(n)}`).join(", ");
     const lines = [
@@ -123,7 +112,9 @@ export const httpMode: CliMode = {
         "–"
       }`,
       `  latency ms   ${
-        ["p50", "p90", "p95", "p99", "max", "mean"].map((p) => `${p} ${res.latency_ms[p]}`).join(
+        (["p50", "p90", "p95", "p99", "max", "mean"] as const).map((p) =>
+          `${p} ${res.latency_ms[p]}`
+        ).join(
           "  ",
         )
       }`,

@@ -32,15 +32,7 @@ export interface AppDeps {
 }
 
 export type AppEnv = {
-  Variables: {
-    config: Config;
-    log: Logger;
-    queue: Queue;
-    history: History;
-    hub: HistoryWriter;
-    jobTypes: JobTypes;
-    policy: UrlPolicy;
-    deps: AppDeps;
-    principal: Principal;
-  };
+  Variables:
+    & Pick<AppDeps, "config" | "log" | "queue" | "history" | "hub" | "jobTypes" | "policy">
+    & { deps: AppDeps; principal: Principal };
 };

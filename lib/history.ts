@@ -11,7 +11,7 @@ import {
   type DuckDBValue,
 } from "@duckdb/node-api";
 import { MIGRATIONS } from "./migrations.ts";
-import type { JobRecord, JobStatus } from "./queue.ts";
+import { type JobRecord, toJobRecord } from "./queue.ts";
 import { type JobEvent, parseEvent, seqToId } from "./events.ts";
 
 /** One entry read from the global event stream. */
@@ -116,24 +116,6 @@ const JOB_COLUMNS = `id, type, status, params, result, error, attempts, max_atte
   epoch_ms(created_at) AS created_at, epoch_ms(started_at) AS started_at,
   epoch_ms(finished_at) AS finished_at, worker`;
 
-function jobFromRow(r: Row): JobRecord {
-  return {
-    id: String(r.id),
-    type: String(r.type ?? ""),
-    status: String(r.status ?? "queued") as JobStatus,
-    params: json(r.params),
-    result: json(r.result),
-    error: (r.error as string | null) ?? null,
-    attempts: Number(r.attempts ?? 0),
-    max_attempts: Number(r.max_attempts ?? 0),
-    timeout_s: Number(r.timeout_s ?? 0),
-    created_at: iso(r.created_at),
-    started_at: iso(r.started_at),
-    finished_at: iso(r.finished_at),
-    worker: (r.worker as string | null) ?? null,
-  };
-}
-
 function filterSql(filter: JobFilter, params: DuckDBValue[]): string[] {
   const where: string[] = [];
   if (filter.type) {
@@ -190,6 +172,10 @@ interface StageRow {
   worker: string | null;
 }
 
+/** How read_csv reads the batch files: job id, seq, event JSON; tabs, no quoting. */
+const TSV = `delim = '\t', quote = '', escape = '', header = false, ` +
+  `columns = { j: 'VARCHAR', s: 'BIGINT', e: 'VARCHAR' }`;
+
 const emptyRow = (id: string): StageRow => ({
   id,
   type: null,
@@ -227,9 +213,9 @@ export async function openHistory(path: string): Promise<History> {
       });
     });
 
-  // Batches reach DuckDB as newline-delimited JSON files loaded with read_ndjson: one bulk,
-  // typed C++ parse per batch instead of one N-API call per value (an appender costs ~2.5 µs per
-  // value under Deno, which capped the whole platform at a few thousand jobs per second).
+  // Batches reach DuckDB as files (tab-separated events, NDJSON job rows) loaded with read_csv /
+  // read_ndjson: one bulk C++ parse per batch instead of one N-API call per value (an appender
+  // costs ~2.5 µs per value under Deno, which capped the platform at a few thousand jobs/s).
   const batchDir = `${path === ":memory:" ? Deno.makeTempDirSync() : path + ".batches"}`;
   Deno.mkdirSync(batchDir, { recursive: true });
   let batchNo = 0;
@@ -242,14 +228,22 @@ export async function openHistory(path: string): Promise<History> {
       const sampleLines: string[] = [];
       for (const entry of entries) {
         const kind = entry.type;
-        const head = `{"j":${JSON.stringify(entry.jobId)},"s":${entry.seq},"e":`;
+        // Tab-separated rows: event JSON never holds a raw tab or newline (JSON escapes them),
+        // so no quoting is needed; anything else is re-encoded first.
+        let json = entry.json;
+        if (/[\t\n\r]/.test(json)) {
+          try {
+            json = JSON.stringify(JSON.parse(json));
+          } catch {
+            json = JSON.stringify({ type: kind, unreadable: json });
+          }
+        }
+        const line = `${entry.jobId.replace(/[\t\n\r]/g, " ")}\t${entry.seq}\t${json}`;
         if (kind === "sample") {
-          // Samples are read as JSON objects: their fields become typed columns.
-          sampleLines.push(`${head}${entry.json}}`);
+          sampleLines.push(line);
           continue;
         }
-        // Other events go in as a JSON string: DuckDB stores the text without re-serialising it.
-        eventLines.push(`${head}${JSON.stringify(entry.json)}}`);
+        eventLines.push(line);
         if (kind !== "status" && kind !== "result") continue;
         let body: Record<string, unknown>;
         try {
@@ -280,14 +274,14 @@ export async function openHistory(path: string): Promise<History> {
       const files: string[] = [];
       const write = async (name: string, lines: string[]) => {
         if (lines.length === 0) return null;
-        const file = `${stem}-${name}.ndjson`;
+        const file = `${stem}-${name}`;
         await Deno.writeTextFile(file, lines.join("\n"));
         files.push(file);
         return `'${file.replaceAll("'", "''")}'`;
       };
-      const eventsFile = await write("events", eventLines);
-      const samplesFile = await write("samples", sampleLines);
-      const jobsFile = await write("jobs", [...jobs.values()].map((r) => JSON.stringify(r)));
+      const eventsFile = await write("events.tsv", eventLines);
+      const samplesFile = await write("samples.tsv", sampleLines);
+      const jobsFile = await write("jobs.ndjson", [...jobs.values()].map((r) => JSON.stringify(r)));
 
       await writer.run("BEGIN TRANSACTION");
       try {
@@ -328,8 +322,7 @@ export async function openHistory(path: string): Promise<History> {
         if (eventsFile) {
           await writer.run(`
             INSERT INTO job_events (job_id, seq, data)
-            SELECT j, s, e FROM read_ndjson(${eventsFile},
-              columns = { j: 'VARCHAR', s: 'BIGINT', e: 'VARCHAR' })`);
+            SELECT j, s, e FROM read_csv(${eventsFile}, ${TSV})`);
         }
         if (samplesFile) {
           await writer.run(`
@@ -338,7 +331,7 @@ export async function openHistory(path: string): Promise<History> {
               (e->>'mem_used_bytes')::BIGINT, (e->>'proc_mem_bytes')::BIGINT,
               (e->>'disk_bytes')::BIGINT, (e->>'net_rx_bytes')::BIGINT,
               (e->>'net_tx_bytes')::BIGINT, e
-            FROM read_ndjson(${samplesFile}, columns = { j: 'VARCHAR', s: 'BIGINT', e: 'JSON' })`);
+            FROM (SELECT j, s, e::JSON AS e FROM read_csv(${samplesFile}, ${TSV}))`);
         }
         await writer.run("COMMIT");
       } catch (err) {
@@ -365,7 +358,7 @@ export async function openHistory(path: string): Promise<History> {
 
     async getJob(id) {
       const rows = await read(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);
-      return rows[0] ? jobFromRow(rows[0]) : null;
+      return rows[0] ? toJobRecord(rows[0]) : null;
     },
 
     async listJobs(filter) {
@@ -386,7 +379,7 @@ export async function openHistory(path: string): Promise<History> {
          ORDER BY created_at DESC NULLS LAST, id DESC LIMIT $${params.length}`,
         params,
       );
-      const jobs = rows.slice(0, filter.limit).map(jobFromRow);
+      const jobs = rows.slice(0, filter.limit).map(toJobRecord);
       const last = rows.length > filter.limit ? rows[filter.limit - 1] : undefined;
       return {
         jobs,

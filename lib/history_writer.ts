@@ -167,20 +167,28 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     idle = writing.catch(() => {});
   };
 
+  /** Reads entries: "0" re-reads this consumer's unacknowledged ones, ">" new ones. */
+  const read = async (from: "0" | ">", blockMs?: number) =>
+    toEntries(
+      (await (blockMs === undefined
+        ? redis.xreadgroup("GROUP", HISTORY_GROUP, consumer, "COUNT", 5000, "STREAMS", stream, from)
+        : redis.xreadgroup(
+          "GROUP",
+          HISTORY_GROUP,
+          consumer,
+          "COUNT",
+          5000,
+          "BLOCK",
+          blockMs,
+          "STREAMS",
+          stream,
+          from,
+        ))) as Reply,
+    );
+
   // First, entries read before a crash but never acknowledged.
   while (true) {
-    const pending = toEntries(
-      (await redis.xreadgroup(
-        "GROUP",
-        HISTORY_GROUP,
-        consumer,
-        "COUNT",
-        5000,
-        "STREAMS",
-        stream,
-        "0",
-      )) as Reply,
-    );
+    const pending = await read("0");
     if (pending.length === 0) break;
     await write(pending, true);
     log.info("history writer recovered unacknowledged events", { count: pending.length });
@@ -194,20 +202,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
         const wait = buffer.length
           ? Math.max(1, Math.min(quietMs, maxDelay - (Date.now() - firstAt)))
           : 1_000;
-        const entries = toEntries(
-          (await redis.xreadgroup(
-            "GROUP",
-            HISTORY_GROUP,
-            consumer,
-            "COUNT",
-            5000,
-            "BLOCK",
-            wait,
-            "STREAMS",
-            stream,
-            ">",
-          )) as Reply,
-        );
+        const entries = await read(">", wait);
         if (entries.length && buffer.length === 0) firstAt = Date.now();
         for (const e of entries) {
           buffer.push(e);

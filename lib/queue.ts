@@ -341,30 +341,35 @@ function toIso(ms: unknown): string | null {
     : new Date(n).toISOString();
 }
 
-function parseJson(raw: string | undefined): unknown {
-  if (raw === undefined || raw === "") return null;
+function parseJson(raw: unknown): unknown {
+  if (raw === undefined || raw === null || raw === "") return null;
   try {
-    return JSON.parse(raw);
+    return JSON.parse(String(raw));
   } catch {
     return raw;
   }
 }
 
-export function recordFromHash(h: Record<string, string>): JobRecord {
+/**
+ * A job record from stored fields — a Redis job hash (all strings) or a DuckDB row — where times
+ * are epoch milliseconds and params/result are JSON text.
+ */
+export function toJobRecord(f: Record<string, unknown>): JobRecord {
+  const text = (v: unknown) => (v === undefined || v === null ? null : String(v));
   return {
-    id: h.id ?? "",
-    type: h.type ?? "",
-    status: (h.status ?? "queued") as JobStatus,
-    params: parseJson(h.params),
-    result: parseJson(h.result),
-    error: h.error ?? null,
-    attempts: Number(h.attempts ?? 0),
-    max_attempts: Number(h.max_attempts ?? 0),
-    timeout_s: Number(h.timeout_s ?? 0),
-    created_at: toIso(h.created_at),
-    started_at: toIso(h.started_at),
-    finished_at: toIso(h.finished_at),
-    worker: h.worker ?? null,
+    id: String(f.id ?? ""),
+    type: String(f.type ?? ""),
+    status: String(f.status ?? "queued") as JobStatus,
+    params: parseJson(f.params),
+    result: parseJson(f.result),
+    error: text(f.error),
+    attempts: Number(f.attempts ?? 0),
+    max_attempts: Number(f.max_attempts ?? 0),
+    timeout_s: Number(f.timeout_s ?? 0),
+    created_at: toIso(f.created_at),
+    started_at: toIso(f.started_at),
+    finished_at: toIso(f.finished_at),
+    worker: text(f.worker),
   };
 }
 
@@ -438,7 +443,7 @@ export function createQueue(options: QueueOptions): Queue {
     get: (id) =>
       guard(async () => {
         const h = await redis.hgetall(keys.job(id));
-        return h && h.id ? recordFromHash(h) : null;
+        return h && h.id ? toJobRecord(h) : null;
       }),
 
     cancel: (id) =>

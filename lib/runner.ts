@@ -68,6 +68,9 @@ type KillReason = "timeout" | "cancelled" | "lost" | "shutdown";
 interface Active {
   handle: RunHandle;
   killed: KillReason | null;
+  /** performance.now() after which the job is killed for its timeout. */
+  deadline: number;
+  timeoutS: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -159,16 +162,17 @@ export function createRunner(options: RunnerOptions): Runner {
       { id: job.id, params: parsed.data, attempt: job.attempt, artifact_dir: artifactDir },
       (event) => events.publish(job.id, event),
     );
-    const active: Active = { handle, killed: null };
+    const active: Active = {
+      handle,
+      killed: null,
+      deadline: performance.now() + job.timeoutS * 1000,
+      timeoutS: job.timeoutS,
+    };
     running.set(job.id, active);
     reserved--;
     started++;
     const startedAt = performance.now();
     observer?.started(job.type, job.waitMs);
-    const timer = setTimeout(() => {
-      active.killed = "timeout";
-      handle.kill(`job ${job.id} timed out after ${job.timeoutS} s`);
-    }, job.timeoutS * 1000);
     const tracking = type.sample
       ? sampler.track(job.id, (s) => events.publish(job.id, { type: "sample", ...s }))
       : null;
@@ -198,7 +202,6 @@ export function createRunner(options: RunnerOptions): Runner {
         outcome = { id: job.id, kind: "fail", error: errorMessage(err) };
       }
     } finally {
-      clearTimeout(timer);
       tracking?.stop();
       running.delete(job.id);
       finished++;
@@ -329,6 +332,17 @@ export function createRunner(options: RunnerOptions): Runner {
         () => queue.reap(),
       );
       every(250, () => queue.promote());
+      // One sweep for every job's timeout (a timer per job costs more than the job at high rates).
+      every(100, () => {
+        const now = performance.now();
+        for (const [id, active] of running) {
+          if (!active.killed && now > active.deadline) {
+            active.killed = "timeout";
+            active.handle.kill(`job ${id} timed out after ${active.timeoutS} s`);
+          }
+        }
+        return Promise.resolve();
+      });
       for (const type of jobTypes.values()) {
         const warm = type.warm?.(config);
         if (warm && config.warmWorkers > 0) {

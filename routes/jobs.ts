@@ -391,7 +391,14 @@ export function jobsRoutes() {
       const deps = c.get("deps");
       const { id } = c.req.valid("param");
       if (!(await findJob(deps, id))) throw jobNotFound(id);
-      return c.json({ samples: await deps.history.samples(id) }, 200);
+      const recent = deps.hub.recent(id).filter((e) => e.type === "sample");
+      const stored = await deps.history.samples(id);
+      const seen = new Set(stored.map((s) => s.ts));
+      const samples = [
+        ...stored,
+        ...recent.filter((e) => !seen.has(e.ts)).map(({ id: _i, job_id: _j, type: _t, ...s }) => s),
+      ];
+      return c.json({ samples }, 200);
     },
   );
 
