@@ -12,6 +12,10 @@ import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
+import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { SessionDeps } from "./context.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -51,6 +55,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.route("/", jobsRoutes());
   app.route("/", pageRoutes());
   app.route("/", metricsRoutes());
+  app.route("/", sessionsRoutes());
+  app.route("/", sessionSocketRoutes(deps.sessions));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -74,5 +80,23 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
     },
     servers: [{ url: deps.config.publicUrl }],
   });
+  return app as unknown as OpenAPIHono<AppEnv>;
+}
+
+/**
+ * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
+ * sessions it runs, with the same tokens as the API, and a liveness answer at `/`.
+ */
+export async function createWorkerApp(
+  deps: { config: Config; log: Logger; sessions: SessionDeps },
+): Promise<OpenAPIHono<AppEnv>> {
+  const app = newApp();
+  const auth = await createAuthenticator(deps.config.tokens);
+  for (const t of deps.config.tokens) deps.log.addSecret(t.token);
+  app.onError(errorHandler(deps.log));
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.use("/ws/*", authenticate(auth));
+  app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
+  app.route("/", sessionSocketRoutes(deps.sessions));
   return app as unknown as OpenAPIHono<AppEnv>;
 }

@@ -25,6 +25,8 @@ export interface Config {
   /** Jobs run at once by this process; 0 runs no worker pool here (API and history only). */
   concurrency: number;
   warmWorkers: number;
+  /** Live sessions at once: across the cluster (the API answers 429 beyond) and per process. */
+  maxSessions: number;
   leaseMs: number;
   shutdownGraceMs: number;
   jobTtlS: number;
@@ -74,6 +76,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_DB: "<STREAMPLAY_DATA_DIR>/streamplay.duckdb",
   STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
   STREAMPLAY_WARM_WORKERS: "2",
+  STREAMPLAY_MAX_SESSIONS: "4",
   STREAMPLAY_LEASE_S: "15",
   STREAMPLAY_SHUTDOWN_GRACE_S: "10",
   STREAMPLAY_JOB_TTL_S: "86400",
@@ -216,6 +219,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     dbPath: env.STREAMPLAY_DB || `${dataDir}/streamplay.duckdb`,
     concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
     warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
+    maxSessions: int(env, "STREAMPLAY_MAX_SESSIONS", 4, 1, 1000),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),
     shutdownGraceMs: Math.round(num(env, "STREAMPLAY_SHUTDOWN_GRACE_S", 10, 0, 3600) * 1000),
     jobTtlS: int(env, "STREAMPLAY_JOB_TTL_S", 86_400, 60, 365 * 86_400),

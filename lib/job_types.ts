@@ -9,6 +9,7 @@ import type { Config } from "./config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
+import { sessionJob } from "../workers/session.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -31,11 +32,22 @@ export interface JobType<P = any> {
   artifacts: boolean;
   /** Whether the pool samples machine resources every second while the job runs. */
   sample: boolean;
+  /**
+   * Jobs of this type get their own slots in each process instead of sharing
+   * STREAMPLAY_CONCURRENCY (long-lived, mostly idle jobs such as live sessions).
+   */
+  slots?(config: Config): number;
+  /**
+   * Long-lived jobs that share a Worker: on cancel, timeout or pool shutdown the job's
+   * AbortSignal fires ("cancelled", "timeout", "shutdown") and it has this long to end on its
+   * own before its Worker is terminated, so one job's end does not take its neighbours down.
+   */
+  stopGraceMs?: number;
 }
 
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob];
+  const list: JobType[] = [noopJob, httpBenchJob, sessionJob];
   return new Map(list.map((t) => [t.name, t]));
 }

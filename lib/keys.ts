@@ -32,6 +32,14 @@ export interface RedisKeys {
   reports: string;
   /** One process's metrics report (JSON), expiring unless renewed. */
   report(id: string): string;
+  /** Sorted set of session ids holding a session slot, scored by when it was taken. */
+  sessionSlots: string;
+  /** A live session's snapshot (JSON), refreshed by the process that runs it. */
+  session(id: string): string;
+  /** Pub/sub channel of session control requests (navigate, pause, stop, ...). */
+  sessionControl: string;
+  /** Pub/sub channel of the replies to one process's session control requests. */
+  sessionReplies(node: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -50,6 +58,10 @@ export function redisKeys(prefix: string): RedisKeys {
     jobCounts: `${prefix}:stats:jobs`,
     reports: `${prefix}:metrics:procs`,
     report: (id) => `${prefix}:metrics:proc:${id}`,
+    sessionSlots: `${prefix}:sessions:slots`,
+    session: (id) => `${prefix}:session:${id}`,
+    sessionControl: `${prefix}:sessions:control`,
+    sessionReplies: (node) => `${prefix}:sessions:replies:${node}`,
   };
 }
 

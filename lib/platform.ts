@@ -2,7 +2,8 @@
  * Starts the platform's parts for a role and stops them in the right order:
  *
  *   all     embedded redis (unless REDIS_URL) + DuckDB + history writer + API server + worker pool
- *   worker  worker pool only, against REDIS_URL
+ *   worker  worker pool against REDIS_URL, and an HTTP listener for the viewer WebSockets of the
+ *           sessions it runs (advertised as STREAMPLAY_PUBLIC_URL, the real port when PORT=0)
  *
  * `main.ts` calls this with the loaded config; benchmarks and tests call it in-process.
  */
@@ -25,7 +26,9 @@ import { createSampler } from "./sampler.ts";
 import { createJobTypes, type JobTypes } from "./job_types.ts";
 import { createRunner, type Runner } from "./runner.ts";
 import { createUrlPolicy } from "./url_policy.ts";
-import { createApp } from "./app.ts";
+import { createApp, createWorkerApp } from "./app.ts";
+import { createSessionStore } from "./session_store.ts";
+import { createSessionHost, type SessionHost } from "./session_host.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createMachineProbe } from "./machine.ts";
 import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
@@ -40,6 +43,10 @@ export interface Platform {
   sandbox: Sandbox;
   jobTypes: JobTypes;
   runner: Runner | undefined;
+  /** The live sessions this process runs (with a worker pool). */
+  sessions: SessionHost | undefined;
+  /** How clients reach this process: STREAMPLAY_PUBLIC_URL with the port actually bound. */
+  publicUrl: string;
   /** Present in the `all` role. */
   history: History | undefined;
   /** The history writer, also the live event hub (present in the `all` role). */
@@ -58,7 +65,7 @@ export interface PlatformOptions {
   role: PlatformRole;
   log: Logger;
   version: string;
-  /** Serve HTTP (default true in the `all` role). */
+  /** Serve HTTP (default true; a worker serves only its sessions' viewer WebSockets). */
   listen?: boolean;
 }
 
@@ -124,6 +131,23 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     stops.push(() => sampler.close());
     const jobTypes = createJobTypes();
     const metrics = createMetrics({ version: options.version });
+    const policy = createUrlPolicy(config);
+    const sessionStore = createSessionStore({
+      redis: command,
+      connect: () => connect("subscriber"),
+      prefix: config.redisPrefix,
+      log,
+    });
+    stops.push(() => sessionStore.close());
+    let publicUrl = config.publicUrl;
+    const sessionHost = config.concurrency === 0 ? undefined : createSessionHost({
+      log,
+      policy,
+      store: sessionStore,
+      publicUrl: () => publicUrl,
+    });
+    stops.push(() => sessionHost?.close());
+    const sessions = { store: sessionStore, host: sessionHost };
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
@@ -138,6 +162,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       config,
       log,
+      companions: new Map([["session", sessionHost!.companion]]),
       observer: metrics.jobs,
     });
     const machine = createMachineProbe({ dataDir: config.dataDir, log });
@@ -152,6 +177,36 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       version: options.version,
       log,
     });
+
+    /** Serves `fetch` on HOST:PORT and records the address and public URL. */
+    const listen = (fetch: Deno.ServeHandler) => {
+      const abort = new AbortController();
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = Deno.serve({
+          hostname: config.host,
+          port: config.port,
+          signal: abort.signal,
+          onListen: () => {},
+        }, fetch);
+      } catch (err) {
+        throw new StartupError(
+          `cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`,
+        );
+      }
+      address = { hostname: server.addr.hostname, port: server.addr.port };
+      if (config.publicUrl.endsWith(`:${config.port}`)) {
+        publicUrl = config.publicUrl.replace(/:\d+$/, `:${address.port}`);
+      }
+      stops.push(async () => {
+        abort.abort();
+        await server.finished;
+      });
+    };
+
+    if (role === "worker" && options.listen !== false) {
+      listen((await createWorkerApp({ config, log, sessions })).fetch);
+    }
 
     if (role === "all") {
       history = await openHistory(config.dbPath).catch((err) => {
@@ -173,7 +228,6 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
-      const policy = createUrlPolicy(config);
       const m = monitor = createMonitor({
         config,
         log,
@@ -200,29 +254,12 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           jobTypes,
           policy,
           runner,
+          sessions,
           version: options.version,
           metrics,
           monitor,
         });
-        const abort = new AbortController();
-        let server: Deno.HttpServer<Deno.NetAddr>;
-        try {
-          server = Deno.serve({
-            hostname: config.host,
-            port: config.port,
-            signal: abort.signal,
-            onListen: () => {},
-          }, app.fetch);
-        } catch (err) {
-          throw new StartupError(
-            `cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`,
-          );
-        }
-        address = { hostname: server.addr.hostname, port: server.addr.port };
-        stops.push(async () => {
-          abort.abort();
-          await server.finished;
-        });
+        listen(app.fetch);
       }
     }
 
@@ -245,6 +282,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       sandbox,
       jobTypes,
       runner,
+      sessions: sessionHost,
+      get publicUrl() {
+        return publicUrl;
+      },
       history,
       writer,
       metrics,

@@ -1,16 +1,20 @@
 /**
  * The worker pool role: takes jobs from the Redis queue and runs each in its sandboxed Worker.
  *
- * - Up to `concurrency` jobs at once per process. When slots are free it claims jobs in batches
- *   with one script call; when the queue is empty it blocks on BLMOVE (one blocking connection
- *   per job type), so a new job starts within a round trip.
+ * - Up to `concurrency` jobs at once per process; a type with its own `slots` (live sessions)
+ *   has a separate count. When slots are free it claims jobs in batches with one script call;
+ *   when the queue is empty it blocks on BLMOVE (one blocking connection per job type), so a new
+ *   job starts within a round trip.
  * - Heartbeat renews the lease and reports jobs that were cancelled or taken over elsewhere;
  *   the reaper and the retry promoter run here too (any process may run them).
  * - Timeouts and cancellations terminate the Worker; jobs that shared that Worker are put back
  *   on the queue without losing an attempt. Results go back to Redis in batches, after the
  *   job's own events, so a viewer sees every log line before the final status.
  * - `stop(grace)` stops taking jobs, lets running ones finish within the grace period and puts
- *   the rest back on the queue.
+ *   the rest back on the queue. Types with `stopGraceMs` are asked to end (AbortSignal) rather
+ *   than killed, on cancel, timeout and shutdown alike.
+ * - A type may have a companion here, in the pool process: it hears the job's messages and can
+ *   send it some (live sessions keep their viewers' WebSockets there).
  */
 import type { Redis } from "./redis.ts";
 import type { ClaimedJob, Outcome, Queue } from "./queue.ts";
@@ -35,6 +39,8 @@ export interface RunnerOptions {
   consumerId?: string;
   /** Told when each job starts and ends (the metrics hooks); must be cheap and never throw. */
   observer?: JobObserver;
+  /** Companions by job type name. */
+  companions?: ReadonlyMap<string, Companion>;
 }
 
 /** How a run ended, as the metrics see it. */
@@ -46,10 +52,37 @@ export interface JobObserver {
   ended(type: string, outcome: RunOutcome, runMs: number): void;
 }
 
+/** What a companion can do for its job. */
+export interface JobLink {
+  /** Sends a message to the job in its Worker (`ctx.onMessage`); `transfer` moves buffers. */
+  send(data: unknown, transfer?: Transferable[]): void;
+  /** Publishes an event on the job's stream (live viewers and history see it). */
+  emit(event: Record<string, unknown>): void;
+}
+
+/** The companion's side of one running job. */
+export interface CompanionRun {
+  /** A message the job sent with `ctx.send`. */
+  onMessage(data: unknown): void;
+  /** The job left this process: how it ended. */
+  end(outcome: Outcome): void;
+}
+
+/**
+ * The part of a job type that lives in the pool process next to the sandboxed job, for what a
+ * Worker cannot do or should not own (serving live viewers, listening sockets).
+ */
+export interface Companion {
+  start(job: { id: string; params: unknown; attempt: number }, link: JobLink): CompanionRun;
+}
+
 export interface RunnerStats {
   consumer: string;
   concurrency: number;
+  /** Jobs running in the shared slots (out of `concurrency`). */
   running: number;
+  /** Types with their own slots: capacity and jobs running. */
+  pools: Record<string, { capacity: number; running: number }>;
   started: number;
   finished: number;
 }
@@ -66,11 +99,23 @@ export interface Runner {
 type KillReason = "timeout" | "cancelled" | "lost" | "shutdown";
 
 interface Active {
+  id: string;
   handle: RunHandle;
+  pool: SlotPool;
   killed: KillReason | null;
-  /** performance.now() after which the job is killed for its timeout. */
+  /** Set for types that are asked to stop before being killed. */
+  graceMs: number | undefined;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  /** performance.now() after which the job is stopped for its timeout. */
   deadline: number;
   timeoutS: number;
+}
+
+interface SlotPool {
+  capacity: number;
+  running: number;
+  /** Slots held by claims in flight. */
+  reserved: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -89,7 +134,12 @@ export function createRunner(options: RunnerOptions): Runner {
   const concurrency = config.concurrency;
   const leaseMs = config.leaseMs;
   const running = new Map<string, Active>();
-  let reserved = 0;
+  const shared: SlotPool = { capacity: concurrency, running: 0, reserved: 0 };
+  const own = new Map<string, SlotPool>();
+  for (const type of jobTypes.values()) {
+    if (type.slots) own.set(type.name, { capacity: type.slots(config), running: 0, reserved: 0 });
+  }
+  const poolOf = (type: string) => own.get(type) ?? shared;
   let stopping = false;
   let started = 0;
   let finished = 0;
@@ -99,9 +149,9 @@ export function createRunner(options: RunnerOptions): Runner {
   const timers: ReturnType<typeof setInterval>[] = [];
   let subscriber: Redis | undefined;
 
-  const free = () => concurrency - running.size - reserved;
-  const waitFree = () =>
-    free() > 0 || stopping ? Promise.resolve() : new Promise<void>((r) => waiters.push(r));
+  const free = (pool: SlotPool) => pool.capacity - pool.running - pool.reserved;
+  const waitFree = (pool: SlotPool) =>
+    free(pool) > 0 || stopping ? Promise.resolve() : new Promise<void>((r) => waiters.push(r));
   const wake = () => {
     for (const w of waiters.splice(0)) w();
   };
@@ -133,10 +183,10 @@ export function createRunner(options: RunnerOptions): Runner {
 
   // ---- running one job ----
   /** Runs one claimed job; its slot is reserved until it is in `running`. */
-  const run = async (job: ClaimedJob) => {
+  const run = async (job: ClaimedJob, pool: SlotPool) => {
     const type = jobTypes.get(job.type);
     if (!type) {
-      unreserve(1);
+      unreserve(pool, 1);
       complete({
         id: job.id,
         kind: "fatal",
@@ -146,7 +196,7 @@ export function createRunner(options: RunnerOptions): Runner {
     }
     const parsed = type.params.safeParse(job.params);
     if (!parsed.success) {
-      unreserve(1);
+      unreserve(pool, 1);
       complete({ id: job.id, kind: "fatal", error: `invalid params: ${parsed.error.message}` });
       return;
     }
@@ -157,19 +207,38 @@ export function createRunner(options: RunnerOptions): Runner {
       artifactDir = await Deno.realPath(artifactDir);
     }
     const spec = type.sandbox(parsed.data, { config, artifactDir });
+    // The Worker cannot answer before this tick ends, so the companion is there for its messages.
+    const link: { companion?: CompanionRun | undefined } = {};
     const handle = sandbox.run(
       spec,
       { id: job.id, params: parsed.data, attempt: job.attempt, artifact_dir: artifactDir },
       (event) => events.publish(job.id, event),
+      (data) => link.companion?.onMessage(data),
     );
+    let companionError: string | undefined;
+    try {
+      link.companion = options.companions?.get(type.name)?.start(
+        { id: job.id, params: parsed.data, attempt: job.attempt },
+        { send: handle.send, emit: (event) => events.publish(job.id, event) },
+      );
+    } catch (err) {
+      // The job cannot work without its companion: it is asked to end and fails.
+      companionError = `could not start: ${errorMessage(err)}`;
+      handle.abort("cancelled");
+    }
+    const companion = link.companion;
     const active: Active = {
+      id: job.id,
       handle,
+      pool,
       killed: null,
+      graceMs: type.stopGraceMs,
       deadline: performance.now() + job.timeoutS * 1000,
       timeoutS: job.timeoutS,
     };
     running.set(job.id, active);
-    reserved--;
+    pool.reserved--;
+    pool.running++;
     started++;
     const startedAt = performance.now();
     observer?.started(job.type, job.waitMs);
@@ -180,7 +249,11 @@ export function createRunner(options: RunnerOptions): Runner {
     let outcome: Outcome;
     try {
       const r = await handle.done;
-      if (r.ok) {
+      if (companionError) {
+        outcome = { id: job.id, kind: "fatal", error: companionError };
+      } else if (active.killed === "timeout") {
+        outcome = { id: job.id, kind: "fatal", error: "timeout" };
+      } else if (r.ok) {
         const summary = tracking?.stop();
         const result =
           summary && r.result && typeof r.result === "object" && !Array.isArray(r.result)
@@ -192,7 +265,7 @@ export function createRunner(options: RunnerOptions): Runner {
       }
     } catch (err) {
       if (err instanceof WorkerLost && err.why === "self") {
-        outcome = active.killed === "shutdown"
+        outcome = active.killed === "shutdown" && active.graceMs === undefined
           ? { id: job.id, kind: "requeue" }
           : { id: job.id, kind: "fatal", error: active.killed ?? err.message };
       } else if (err instanceof WorkerLost && err.why === "other") {
@@ -202,8 +275,10 @@ export function createRunner(options: RunnerOptions): Runner {
         outcome = { id: job.id, kind: "fail", error: errorMessage(err) };
       }
     } finally {
+      clearTimeout(active.graceTimer);
       tracking?.stop();
       running.delete(job.id);
+      pool.running--;
       finished++;
       wake();
     }
@@ -218,14 +293,23 @@ export function createRunner(options: RunnerOptions): Runner {
         : "failed",
       performance.now() - startedAt,
     );
+    try {
+      companion?.end(outcome);
+    } catch (err) {
+      log.warn("job companion failed at the end of a job", {
+        job: job.id,
+        error: errorMessage(err),
+      });
+    }
     complete(outcome);
   };
 
-  const startAll = (jobs: ClaimedJob[]) => {
+  const startAll = (jobs: ClaimedJob[], pool: SlotPool) => {
     for (const job of jobs) {
-      run(job).catch((err) => {
+      run(job, pool).catch((err) => {
         log.error("job start failed", { job: job.id, error: errorMessage(err) });
-        if (!running.delete(job.id)) reserved--;
+        if (running.delete(job.id)) pool.running--;
+        else pool.reserved--;
         wake();
         complete({ id: job.id, kind: "fail", error: `could not start: ${errorMessage(err)}` });
       });
@@ -234,48 +318,49 @@ export function createRunner(options: RunnerOptions): Runner {
 
   // ---- taking jobs ----
   // Slots are reserved while a claim is in flight so concurrent type loops never over-claim.
-  const unreserve = (n: number) => {
-    reserved = Math.max(0, reserved - n);
+  const unreserve = (pool: SlotPool, n: number) => {
+    pool.reserved = Math.max(0, pool.reserved - n);
     wake();
   };
   const loop = async (type: string) => {
+    const pool = poolOf(type);
     const blocking = options.connect("blocking");
     blockingConns.push(blocking);
     while (!stopping) {
-      await waitFree();
+      await waitFree(pool);
       if (stopping) break;
-      const n = Math.min(free(), 512);
+      const n = Math.min(free(pool), 512);
       if (n <= 0) continue;
-      reserved += n;
+      pool.reserved += n;
       let jobs: ClaimedJob[];
       try {
         jobs = await queue.claim(type, consumer, n, leaseMs);
       } catch (err) {
-        unreserve(n);
+        unreserve(pool, n);
         if (stopping) break;
         log.warn("taking jobs failed; retrying", { type, error: errorMessage(err) });
         await sleep(500);
         continue;
       }
       // Claimed jobs keep their slot reserved until they are in `running`.
-      unreserve(n - jobs.length);
+      unreserve(pool, n - jobs.length);
       if (jobs.length === 0) {
         try {
           const id = await queue.take(blocking, type, consumer, 2);
           if (!id) continue;
-          const m = free();
+          const m = free(pool);
           if (stopping || m <= 0) {
             await queue.giveBack(consumer, type, id);
             continue;
           }
-          reserved += m;
+          pool.reserved += m;
           try {
             jobs = await queue.claim(type, consumer, m, leaseMs, [id]);
           } catch (err) {
-            unreserve(m);
+            unreserve(pool, m);
             throw err;
           }
-          unreserve(m - jobs.length);
+          unreserve(pool, m - jobs.length);
         } catch (err) {
           if (stopping) break;
           log.warn("waiting for jobs failed; retrying", { type, error: errorMessage(err) });
@@ -283,15 +368,31 @@ export function createRunner(options: RunnerOptions): Runner {
           continue;
         }
       }
-      startAll(jobs);
+      startAll(jobs, pool);
     }
+  };
+
+  const killMessage = (active: Active, reason: KillReason) =>
+    reason === "timeout" ? `timed out after ${active.timeoutS} s` : reason;
+
+  /** Ends a running job: asks it first when its type allows, kills its Worker otherwise. */
+  const stopJob = (active: Active, reason: KillReason) => {
+    if (active.killed) return;
+    active.killed = reason;
+    if (active.graceMs === undefined) {
+      active.handle.kill(`job ${active.id}: ${killMessage(active, reason)}`);
+      return;
+    }
+    active.handle.abort(reason);
+    active.graceTimer = setTimeout(
+      () => active.handle.kill(`job ${active.id}: ${killMessage(active, reason)}`),
+      active.graceMs,
+    );
   };
 
   const killRunning = (id: string, reason: KillReason) => {
     const active = running.get(id);
-    if (!active || active.killed) return;
-    active.killed = reason;
-    active.handle.kill(`job ${id}: ${reason}`);
+    if (active) stopJob(active, reason);
   };
 
   const every = (ms: number, work: () => Promise<unknown>) => {
@@ -335,11 +436,8 @@ export function createRunner(options: RunnerOptions): Runner {
       // One sweep for every job's timeout (a timer per job costs more than the job at high rates).
       every(100, () => {
         const now = performance.now();
-        for (const [id, active] of running) {
-          if (!active.killed && now > active.deadline) {
-            active.killed = "timeout";
-            active.handle.kill(`job ${id} timed out after ${active.timeoutS} s`);
-          }
+        for (const active of running.values()) {
+          if (!active.killed && now > active.deadline) stopJob(active, "timeout");
         }
         return Promise.resolve();
       });
@@ -359,11 +457,18 @@ export function createRunner(options: RunnerOptions): Runner {
         wake();
         for (const c of blockingConns) c.disconnect();
         await Promise.allSettled(loops);
+        // Jobs that never end by themselves (sessions) are asked to end now.
+        for (const active of running.values()) {
+          if (active.graceMs !== undefined) stopJob(active, "shutdown");
+        }
         const deadline = Date.now() + graceMs;
         while (running.size > 0 && Date.now() < deadline) await sleep(50);
         if (running.size > 0) {
           log.info("putting unfinished jobs back on the queue", { count: running.size });
-          for (const id of [...running.keys()]) killRunning(id, "shutdown");
+          for (const active of running.values()) {
+            active.killed = "shutdown";
+            active.handle.kill(`job ${active.id}: shutdown`);
+          }
         }
         while (running.size > 0) await sleep(10);
         while (flushing) await flushing;
@@ -378,7 +483,16 @@ export function createRunner(options: RunnerOptions): Runner {
       })();
     },
 
-    stats: () => ({ consumer, concurrency, running: running.size, started, finished }),
+    stats: () => ({
+      consumer,
+      concurrency,
+      running: shared.running,
+      pools: Object.fromEntries(
+        [...own].map(([name, p]) => [name, { capacity: p.capacity, running: p.running }]),
+      ),
+      started,
+      finished,
+    }),
     runningIds: () => [...running.keys()],
   };
 }

@@ -62,7 +62,7 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
 const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
 
 /** The freshest view of a job: Redis while it is live, DuckDB after. */
-async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
+export async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
   try {
     const live = await deps.queue.get(id);
     if (live) return live;
@@ -76,7 +76,7 @@ async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
  * Every event of a job so far: the ones read but not yet stored (taken first, synchronously),
  * then DuckDB's; an event stored in between appears in both and is kept once.
  */
-async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
+export async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
   const recent = deps.hub.recent(id);
   const stored = await deps.history.events(id);
   const seen = new Set(stored.map((e) => e.id));
