@@ -33,6 +33,7 @@ import { createMetrics, type Metrics } from "./metrics.ts";
 import { createMachineProbe } from "./machine.ts";
 import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
+import { watchSessions } from "./session_metrics.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -148,6 +149,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     stops.push(() => sessionHost?.close());
     const sessions = { store: sessionStore, host: sessionHost };
+    if (sessionHost) watchSessions(metrics, sessionHost);
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;

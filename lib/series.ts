@@ -4,8 +4,9 @@
  * those with `watch`, checked for anomalies. A series is null while it has no source (no job
  * started in the window, no session running).
  *
- * Sessions and streams are read from metrics their features register in the `shared` registry
- * (see `lib/metrics.ts`); these names are the contract:
+ * Sessions and streams are read from metrics registered in the `shared` registry (see
+ * `lib/metrics.ts`): sessions by `lib/session_metrics.ts`, streams by the streaming feature.
+ * These names are the contract:
  *
  *   streamplay_sessions_active                 gauge    live sessions
  *   streamplay_session_viewers                 gauge    viewers connected, all sessions

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { api, startServer } from "./helpers.ts";
 import { launchBrowser } from "./browser.ts";
+import { startPages } from "./session_helpers.ts";
 
 Deno.test("dashboard page: live values, feed, alerts and history", async (t) => {
   await using server = await startServer({
@@ -16,6 +17,7 @@ Deno.test("dashboard page: live values, feed, alerts and history", async (t) => 
     },
   });
   await using browser = await launchBrowser();
+  await using pages = startPages();
   const page = await browser.newPage();
   const pageErrors: string[] = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
@@ -64,6 +66,32 @@ Deno.test("dashboard page: live values, feed, alerts and history", async (t) => 
       { timeout: 5_000 },
     );
     assert.equal(await page.locator('#feed .change[data-action="started"]').count(), 4);
+  });
+
+  await t.step("a live session shows in the KPIs, the feed and its frame rate", async () => {
+    const res = await api(server.url, "/api/sessions", {
+      method: "POST",
+      json: { url: `${pages.url}/anim`, max_fps: 10 },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    await page.waitForFunction(
+      `Number(document.querySelector('[data-kpi="sessions"]').dataset.value) === 1`,
+      null,
+      { timeout: 10_000 },
+    );
+    await page.locator('#feed .change[data-kind="session"][data-action="started"]').waitFor();
+    await page.waitForFunction(
+      `Number(document.querySelector('[data-kpi="fps"]').dataset.value) > 0`,
+      null,
+      { timeout: 10_000 },
+    );
+    assert.equal(
+      (await api(server.url, `/api/sessions/${res.body.id}`, { method: "DELETE" })).status,
+      200,
+    );
+    await page.locator('#feed .change[data-kind="session"][data-action="ended"]').waitFor({
+      timeout: 10_000,
+    });
   });
 
   await t.step("an anomaly is highlighted", async () => {

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { api, startRedis, startServer, waitFor, waitForJob } from "./helpers.ts";
+import { openViewer, startPages } from "./session_helpers.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -66,10 +67,12 @@ async function promtool(text: string): Promise<{ code: number; output: string }>
 const submit = (base: string, params: Record<string, unknown>, extra = {}, token?: string) =>
   api(base, "/api/jobs", { method: "POST", json: { type: "noop", params, ...extra }, token });
 
-Deno.test("GET /metrics passes promtool and counts exactly the jobs that ran", async (t) => {
+Deno.test("GET /metrics passes promtool and counts exactly the jobs and sessions that ran", async (t) => {
   await using server = await startServer({ env: { STREAMPLAY_CONCURRENCY: "4" } });
+  await using pages = startPages();
   const base = server.url;
   const ids: string[] = [];
+  let sessionFrames = 0;
 
   await t.step("a mix of jobs: successes, failures, a retry and a cancel", async () => {
     for (let i = 0; i < 4; i++) ids.push((await submit(base, {})).body.id);
@@ -82,6 +85,31 @@ Deno.test("GET /metrics passes promtool and counts exactly the jobs that ran", a
     assert.equal((await api(base, `/api/jobs/${long}/cancel`, { method: "POST" })).status, 200);
     ids.push(long);
     for (const id of ids) await waitForJob(base, id);
+  });
+
+  await t.step("a live session with two viewers shows in the session metrics", async () => {
+    const res = await api(base, "/api/sessions", {
+      method: "POST",
+      json: { url: `${pages.url}/anim`, max_fps: 10 },
+    });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const viewers = [await openViewer(res.body.ws_url), await openViewer(res.body.ws_url)];
+    await Promise.all(viewers.map((v) => v.waitFrames(5, 15_000)));
+    const live = await waitFor(async () => {
+      const { samples } = await scrape(base);
+      return value(samples, "streamplay_session_viewers") === 2 ? samples : null;
+    }, { what: "2 viewers in the metrics" });
+    assert.equal(value(live, "streamplay_sessions_active"), 1);
+    assert.ok(value(live, "streamplay_session_frames_captured_total") >= 5);
+    assert.ok(value(live, "streamplay_session_frames_sent_total") >= 10);
+    const health = value(live, "streamplay_session_buffer_health_ratio");
+    assert.ok(health > 0 && health <= 1, `buffer health ${health}`);
+    const ended = await api(base, `/api/sessions/${res.body.id}`, { method: "DELETE" });
+    assert.equal(ended.status, 200);
+    for (const v of viewers) await v.close();
+    sessionFrames = ended.body.metrics.frames_captured;
+    assert.ok(sessionFrames >= 5);
+    await waitForJob(base, res.body.id);
   });
 
   await t.step("promtool accepts the exposition and the counters match", async () => {
@@ -116,6 +144,17 @@ Deno.test("GET /metrics passes promtool and counts exactly the jobs that ran", a
       value(samples, "streamplay_job_run_seconds_bucket", { type: "noop", le: "+Inf" }) === 9,
     );
 
+    assert.equal(
+      value(samples, "streamplay_jobs_total", { type: "session", status: "succeeded" }),
+      1,
+    );
+    assert.equal(value(samples, "streamplay_sessions_active"), 0);
+    assert.equal(value(samples, "streamplay_session_viewers"), 0);
+    assert.equal(
+      value(samples, "streamplay_session_frames_captured_total"),
+      sessionFrames,
+      "an ended session's frames stay counted",
+    );
     assert.equal(value(samples, "streamplay_worker_slots"), 4);
     assert.equal(value(samples, "streamplay_worker_processes"), 1);
     assert.equal(value(samples, "streamplay_redis_up"), 1);

@@ -64,6 +64,7 @@ const KPIS = [
   ],
   ["sessions", "Sessions", (v) => fmtNumber(v.sessions_active ?? 0)],
   ["viewers", "Viewers", (v) => fmtNumber(v.session_viewers ?? 0)],
+  ["fps", "Session fps", (v) => v.session_fps === null ? "–" : fmtNumber(v.session_fps, 1)],
   ["disk", "Disk free", (v) => fmtBytes(v.disk_free_bytes)],
 ];
 const RAW = {
@@ -76,6 +77,7 @@ const RAW = {
   wait: "queue_wait_s",
   sessions: "sessions_active",
   viewers: "session_viewers",
+  fps: "session_fps",
   disk: "disk_free_bytes",
 };
 
