@@ -11,6 +11,8 @@ import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Monitor } from "./monitor.ts";
 import type { SessionStore } from "./session_store.ts";
 import type { SessionHost } from "./session_host.ts";
 import type { StreamStore } from "./stream_store.ts";
@@ -45,6 +47,9 @@ export interface AppDeps {
   /** Video encoders usable in this process. */
   encoders: EncoderDetection;
   version: string;
+  metrics: Metrics;
+  /** Pressure and admission, the dashboard feed, alerts, history of the platform series. */
+  monitor: Monitor;
 }
 
 export type AppEnv = {

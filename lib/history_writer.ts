@@ -68,7 +68,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   let writing: Promise<void> | null = null;
   let idle: Promise<void> = Promise.resolve();
   const byJob = new Map<string, Set<EventListener>>();
-  const all = new Set<EventListener>();
+  const all = new Map<EventListener, ((jobId: string, type: string) => boolean) | undefined>();
 
   const toEntries = (reply: Reply): Entry[] => {
     const out: Entry[] = [];
@@ -92,9 +92,11 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   const dispatch = (e: Entry) => {
     const listeners = byJob.get(e.jobId);
     if (!listeners && all.size === 0) return;
-    const event = parseEvent(e.id, e.jobId, e.json);
-    for (const l of listeners ?? []) l(event);
-    for (const l of all) l(event);
+    let event: JobEvent | undefined;
+    for (const l of listeners ?? []) l(event ??= parseEvent(e.id, e.jobId, e.json));
+    for (const [l, accept] of all) {
+      if (!accept || accept(e.jobId, e.type)) l(event ??= parseEvent(e.id, e.jobId, e.json));
+    }
   };
 
   /**
@@ -244,8 +246,8 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
         if (set.size === 0) byJob.delete(jobId);
       };
     },
-    subscribeAll(listener) {
-      all.add(listener);
+    subscribeAll(listener, accept) {
+      all.set(listener, accept);
       return () => all.delete(listener);
     },
     close: () =>

@@ -32,6 +32,11 @@ import { createSessionHost, type SessionHost } from "./session_host.ts";
 import { createStreamStore } from "./stream_store.ts";
 import { createStreamHost, type StreamHost } from "./stream_host.ts";
 import { type EncoderDetection, startEncoderDetection } from "./video.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMachineProbe } from "./machine.ts";
+import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
+import { createMonitor, type Monitor } from "./monitor.ts";
+import { watchSessions } from "./session_metrics.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -54,6 +59,9 @@ export interface Platform {
   history: History | undefined;
   /** The history writer, also the live event hub (present in the `all` role). */
   writer: HistoryWriter | undefined;
+  metrics: Metrics;
+  /** Present in the `all` role (ticking unless STREAMPLAY_MONITOR=false). */
+  monitor: Monitor | undefined;
   /** The HTTP address actually bound (port 0 picks a free one). */
   address: { hostname: string; port: number } | undefined;
   /** Stops everything; idempotent. */
@@ -130,6 +138,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     const sampler = createSampler({ log });
     stops.push(() => sampler.close());
     const jobTypes = createJobTypes();
+    const metrics = createMetrics({ version: options.version });
     const policy = createUrlPolicy(config);
     const sessionStore = createSessionStore({
       redis: command,
@@ -162,9 +171,11 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     stops.push(() => streamHost?.close());
     const streams = { store: streamStore, host: streamHost };
+    if (sessionHost) watchSessions(metrics, sessionHost);
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
+    let monitor: Monitor | undefined;
     let address: Platform["address"];
     const runner = config.concurrency === 0 ? undefined : createRunner({
       queue,
@@ -176,6 +187,19 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       config,
       log,
       companions: new Map([["session", sessionHost!.companion]]),
+      observer: metrics.jobs,
+    });
+    const machine = createMachineProbe({ dataDir: config.dataDir, log });
+    const cluster = createCluster({ redis: command, prefix: config.redisPrefix });
+    const reporter = createReporter({
+      cluster,
+      metrics,
+      machine,
+      runner,
+      id: processId(runner),
+      role,
+      version: options.version,
+      log,
     });
 
     /** Serves `fetch` on HOST:PORT and records the address and public URL. */
@@ -228,6 +252,21 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
+      const m = monitor = createMonitor({
+        config,
+        log,
+        history,
+        hub: w,
+        metrics,
+        cluster,
+        reporter,
+        machine,
+        runner,
+        policy,
+        version: options.version,
+      });
+      if (config.monitor) m.start();
+      stops.push(() => m.close());
 
       if (options.listen !== false) {
         const app = await createApp({
@@ -243,11 +282,17 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           streams,
           encoders,
           version: options.version,
+          metrics,
+          monitor,
         });
         listen(app.fetch);
       }
     }
 
+    if (role === "worker") {
+      reporter.start(REPORT_INTERVAL_MS);
+      stops.push(() => reporter.stop());
+    }
     if (runner) {
       await runner.start();
       // Stopped first: running jobs finish or go back to the queue while the rest still works.
@@ -271,6 +316,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       },
       history,
       writer,
+      metrics,
+      monitor,
       address,
       close,
       [Symbol.asyncDispose]: close,

@@ -28,6 +28,7 @@ export const PAGES: Record<string, string> = {
   "/bench/history": "history.html",
   "/bench/jobs/:id": "job.html",
   "/docs": "docs.html",
+  "/dashboard": "dashboard.html",
 };
 
 const noCache = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
