@@ -16,6 +16,7 @@ Deno.test("a stream on a worker process: served there, redirected to, stopped re
   await using redis = await startRedis();
   await using pages = startPages();
   await using bin = await tempDir();
+  await using workerTmp = await tempDir();
   const shared = {
     REDIS_URL: redis.url,
     STREAMPLAY_REDIS_PREFIX: uniquePrefix(),
@@ -24,12 +25,13 @@ Deno.test("a stream on a worker process: served there, redirected to, stopped re
   await using server = await startServer({ env: { ...shared, STREAMPLAY_CONCURRENCY: "0" } });
   const workerPort = freePort();
   const worker = `http://127.0.0.1:${workerPort}`;
-  // The worker's ffmpeg is a build without libx265.
+  // The worker's ffmpeg is a build without libx265. (Its sessions get their own TMPDIR: Deno
+  // refuses a Worker write access where an executable it may run lives.)
   const path = `${await ffmpegWithout("libx265", bin.path)}:${Deno.env.get("PATH")}`;
   await using _worker = await startServer({
     role: "worker",
     port: workerPort,
-    env: { ...shared, PATH: path },
+    env: { ...shared, PATH: path, TMPDIR: workerTmp.path },
   });
   const base = server.url;
   const as = { token: OPERATOR };
