@@ -115,9 +115,6 @@ function decodeClock(gray: Uint8Array, width: number, height: number): number | 
   return a === row(2) ? a : null;
 }
 
-/** Milliseconds from a decoded clock to now (the clock wraps every 2^BITS ms). */
-const age = (clock: number) => (Date.now() % 2 ** BITS - clock + 2 ** BITS) % 2 ** BITS;
-
 // ---- CPU accounting ----
 
 const clockTicks = Number(
@@ -196,11 +193,10 @@ async function captureFrames(count: number): Promise<Uint8Array[]> {
   return frames;
 }
 
-console.log("  capturing screencast frames of the animated page…");
-const frames = await captureFrames(FPS * 5);
+/** Screencast frames of the animated page, and the same frames over and over in a file for the
+ * longest plain-ffmpeg run (image2pipe cannot loop a file). Set by the encoding part. */
+let frames: Uint8Array[] = [];
 const framesFile = join(dataDir, "frames.mjpeg");
-await Deno.writeFile(framesFile, concat(frames));
-const jpegKb = frames.reduce((a, f) => a + f.length, 0) / frames.length / 1024;
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
@@ -276,21 +272,18 @@ async function pipeline(
   return runs;
 }
 
-/** The same encode by plain ffmpeg: the frames file read at FPS (-re), same encoder settings. */
-async function plainFfmpeg(codec: Codec, seconds: number, paced: boolean) {
+/** Plain ffmpeg on the frames file with the same encoder settings (from `-i` to the muxer). */
+function plainCommand(codec: Codec, seconds: number, paced: boolean, cwd: string) {
   const encoder = table[codec][0]!.encoder;
-  const dir = await Deno.makeTempDir({ dir: dataDir });
   const timing = liveTiming(medium);
   const protocol = codec === "vp8" || codec === "vp9" ? "dash" : "hls";
-  const child = new Deno.Command("ffmpeg", {
+  return new Deno.Command("ffmpeg", {
     args: [
       "-hide_banner",
       "-loglevel",
       "error",
       "-nostats",
       ...(paced ? ["-re"] : []),
-      "-stream_loop",
-      "-1",
       "-f",
       "image2pipe",
       "-c:v",
@@ -300,17 +293,22 @@ async function plainFfmpeg(codec: Codec, seconds: number, paced: boolean) {
       "-i",
       framesFile,
       "-t",
-      String(seconds + 2),
+      String(seconds),
       ...encoderArgs(encoder, medium, out720, { live: true, keyframe_s: timing.segment_s }),
       ...(paced
         ? muxArgs({ protocol, codec, timing, output: out720, generation: 0 })
         : ["-f", "null", "-"]),
     ],
-    cwd: dir,
+    cwd,
     stdout: "null",
     stderr: "inherit",
-  }).spawn();
-  const t0 = performance.now();
+  });
+}
+
+/** Plain ffmpeg reading the frames at FPS (-re): its CPU cores over a window. */
+async function plainFfmpeg(codec: Codec, seconds: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ dir: dataDir });
+  const child = plainCommand(codec, seconds + 3, true, dir).spawn();
   await sleep(2_000);
   const [before] = await cpuSeconds([child.pid]);
   const t1 = performance.now();
@@ -318,61 +316,107 @@ async function plainFfmpeg(codec: Codec, seconds: number, paced: boolean) {
   const [after] = await cpuSeconds([child.pid]);
   const cores = (after! - before!) / ((performance.now() - t1) / 1000);
   await child.status;
+  await Deno.remove(dir, { recursive: true });
+  return cores;
+}
+
+/** The real-time factor: how much faster than real time plain ffmpeg encodes the frames. */
+async function realTimeFactor(codec: Codec, seconds: number): Promise<number> {
+  const dir = await Deno.makeTempDir({ dir: dataDir });
+  const t0 = performance.now();
+  await plainCommand(codec, seconds, false, dir).output();
   const wall = (performance.now() - t0) / 1000;
   await Deno.remove(dir, { recursive: true });
-  return { cores, speed: (seconds + 2) / wall };
+  return seconds / wall;
 }
 
-const idle = await (async () => {
-  const [a] = await cpuSeconds([Deno.pid]);
-  await sleep(2_000);
-  const [b] = await cpuSeconds([Deno.pid]);
-  return (b! - a!) / 2;
-})();
+/** Parts 2–4; returns the report. */
+async function encodingPart(): Promise<() => void> {
+  console.log("  capturing screencast frames of the animated page…");
+  frames = await captureFrames(FPS * 5);
+  await Deno.writeFile(
+    framesFile,
+    concat(Array.from({ length: (SECONDS + 4) * FPS }, (_, i) => frames[i % frames.length]!)),
+  );
+  const jpegKb = frames.reduce((a, f) => a + f.length, 0) / frames.length / 1024;
+  const idle = await (async () => {
+    const [a] = await cpuSeconds([Deno.pid]);
+    await sleep(2_000);
+    const [b] = await cpuSeconds([Deno.pid]);
+    return (b! - a!) / 2;
+  })();
 
-console.log("  encoder cost per codec…");
-const perCodec: string[][] = [[
-  "codec",
-  "encoder",
-  "cores at 720p30 (ours)",
-  "real-time factor (plain ffmpeg, unpaced)",
-  "speed fed live",
-]];
-const costs = new Map<Codec, number>();
-for (const codec of CODECS) {
-  if (!table[codec][0]) continue;
-  const seconds = Math.max(4, Math.round(SECONDS / 2));
-  const [run] = await pipeline(codec, seconds);
-  const max = await plainFfmpeg(codec, seconds, false);
-  costs.set(codec, run!.ffmpeg);
-  perCodec.push([
-    codec,
-    table[codec][0]!.encoder,
-    fixed(run!.ffmpeg),
-    `${fixed(max.speed)}×`,
-    `${fixed(run!.speed)}×`,
-  ]);
-}
+  console.log("  encoder cost per codec…");
+  const perCodec: string[][] = [[
+    "codec",
+    "encoder",
+    "cores at 720p30 (ours)",
+    "real-time factor (plain ffmpeg, unpaced)",
+    "speed fed live",
+  ]];
+  const costs = new Map<Codec, number>();
+  for (const codec of CODECS) {
+    if (!table[codec][0]) continue;
+    const seconds = Math.max(4, Math.round(SECONDS / 2));
+    const [run] = await pipeline(codec, seconds);
+    const factor = await realTimeFactor(codec, seconds);
+    costs.set(codec, run!.ffmpeg);
+    perCodec.push([
+      codec,
+      table[codec][0]!.encoder,
+      fixed(run!.ffmpeg),
+      `${fixed(factor)}×`,
+      `${fixed(run!.speed)}×`,
+    ]);
+  }
 
-console.log("  pipeline vs plain ffmpeg (H.264 HLS)…");
-const ours: number[] = [];
-const plain: number[] = [];
-for (let round = 0; round < 2; round++) {
-  const [run] = await pipeline("h264", SECONDS);
-  ours.push(run!.ffmpeg + Math.max(0, run!.feeder - idle));
-  plain.push((await plainFfmpeg("h264", SECONDS, true)).cores);
-}
-const oursCores = ours.reduce((a, b) => a + b) / ours.length;
-const plainCores = plain.reduce((a, b) => a + b) / plain.length;
-const ratio = oursCores / plainCores;
+  console.log("  pipeline vs plain ffmpeg (H.264 HLS)…");
+  const ours: number[] = [];
+  const plain: number[] = [];
+  for (let round = 0; round < 2; round++) {
+    const [run] = await pipeline("h264", SECONDS);
+    ours.push(run!.ffmpeg + Math.max(0, run!.feeder - idle));
+    plain.push(await plainFfmpeg("h264", SECONDS));
+  }
+  const oursCores = ours.reduce((a, b) => a + b) / ours.length;
+  const plainCores = plain.reduce((a, b) => a + b) / plain.length;
+  const ratio = oursCores / plainCores;
 
-console.log("  simultaneous 720p H.264 streams…");
-const perStream = costs.get("h264") ?? oursCores;
-let sustained = Math.max(1, Math.floor(navigator.hardwareConcurrency * 0.9 / perStream));
-let sustainedRuns: Run[] = [];
-for (; sustained >= 1; sustained--) {
-  sustainedRuns = await pipeline("h264", Math.max(5, Math.round(SECONDS / 2)), sustained);
-  if (sustainedRuns.every((r) => r.speed >= 0.95 && r.dropped === 0)) break;
+  console.log("  simultaneous 720p H.264 streams…");
+  const perStream = costs.get("h264") ?? oursCores;
+  let sustained = Math.max(1, Math.floor(navigator.hardwareConcurrency * 0.9 / perStream));
+  let sustainedRuns: Run[] = [];
+  for (; sustained >= 1; sustained--) {
+    sustainedRuns = await pipeline("h264", Math.max(5, Math.round(SECONDS / 2)), sustained);
+    if (sustainedRuns.every((r) => r.speed >= 0.95 && r.dropped === 0)) break;
+  }
+
+  return () => {
+    console.log(
+      `\nencoder cost per stream, 720p30 medium (frames: screencast JPEGs, ${
+        fixed(jpegKb, 0)
+      } KB avg)`,
+    );
+    printTable(perCodec);
+    printTable([
+      ["H.264 720p30 HLS, same frames", "CPU cores", "runs"],
+      [
+        "streamplay pipeline (pacer + pipe + ffmpeg)",
+        fixed(oursCores),
+        ours.map((c) => fixed(c)).join(", "),
+      ],
+      ["plain ffmpeg (-re from a file)", fixed(plainCores), plain.map((c) => fixed(c)).join(", ")],
+      ["ratio", `${fixed(ratio)}×`, `target ≤ 1.15×: ${ratio <= 1.15 ? "met" : "NOT met"}`],
+    ]);
+    console.log(
+      `\nsimultaneous 720p30 H.264 streams sustained here: ${sustained} ` +
+        `(speeds ${sustainedRuns.map((r) => `${fixed(r.speed)}×`).join(", ")}, ` +
+        `dropped ${sustainedRuns.reduce((a, r) => a + r.dropped, 0)}; ` +
+        `estimate from ${
+          fixed(perStream)
+        } core per stream on ${navigator.hardwareConcurrency} cores)`,
+    );
+  };
 }
 
 // ---- 1: glass-to-glass latency ----
@@ -384,8 +428,11 @@ interface Latency {
   stalls: number;
 }
 
-/** The frame on screen in the player page, decoded (null before playback or when unreadable). */
-function readScreen(page: Page): Promise<number | null> {
+/**
+ * The age of the frame on screen in the player page: the clock it shows, decoded from the video
+ * element, against the page's own clock at that moment (null before playback or unreadable).
+ */
+function screenAge(page: Page): Promise<number | null> {
   return page.evaluate(({ WIDTH, HEIGHT, BITS, BLOCK }) => {
     // deno-lint-ignore no-explicit-any
     const v = (globalThis as any).document.querySelector("video");
@@ -411,8 +458,9 @@ function readScreen(page: Page): Promise<number | null> {
       }
       return n;
     };
+    const now = Date.now();
     const a = row(0);
-    return a === row(2) ? a : null;
+    return a === row(2) ? (now % 2 ** BITS - a + 2 ** BITS) % 2 ** BITS : null;
   }, { WIDTH, HEIGHT, BITS, BLOCK });
 }
 
@@ -438,24 +486,32 @@ async function segmentClock(url: string): Promise<number | null> {
   return decodeClock(stdout.subarray(stdout.length - size), WIDTH, HEIGHT);
 }
 
-/** Polls an HLS playlist; each new segment's last frame gives the live edge's age. */
+/**
+ * Follows an HLS playlist as a low-latency player does (blocking reload: each request returns
+ * when the next segment is listed); the last frame of each new segment, against when it was
+ * listed, gives the live edge's age: the newest frame any client could have.
+ */
 async function watchEdge(playlistUrl: string, until: number): Promise<number[]> {
-  const ages: number[] = [];
-  const seen = new Set<string>();
-  let first = true;
+  const decoding: Array<Promise<number | null>> = [];
+  let next = -1;
   while (Date.now() < until) {
-    const res = await fetch(playlistUrl);
-    const text = await res.text();
-    const fresh = text.split("\n").filter((l) => l && !l.startsWith("#") && !seen.has(l));
-    for (const name of fresh) seen.add(name);
-    if (!first && fresh.length) {
-      const clock = await segmentClock(new URL(fresh.at(-1)!, playlistUrl).href);
-      if (clock !== null) ages.push(age(clock));
+    const url = next < 0 ? playlistUrl : `${playlistUrl}?_HLS_msn=${next}`;
+    const text = await (await fetch(url)).text();
+    const listedAt = Date.now();
+    const first = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
+    const uris = text.split("\n").filter((l) => l && !l.startsWith("#"));
+    const last = first + uris.length - 1;
+    if (next >= 0 && last >= next && uris.length) {
+      const segment = new URL(uris.at(-1)!, playlistUrl).href;
+      decoding.push(
+        segmentClock(segment).then((clock) =>
+          clock === null ? null : (listedAt % 2 ** BITS - clock + 2 ** BITS) % 2 ** BITS
+        ),
+      );
     }
-    first = false;
-    await sleep(20);
+    next = last + 1;
   }
-  return ages;
+  return (await Promise.all(decoding)).filter((a): a is number => a !== null);
 }
 
 async function latency(
@@ -474,7 +530,7 @@ async function latency(
   const page = await browser.newPage();
   await page.goto(stream.player_url);
   const startBy = Date.now() + 30_000;
-  while ((await readScreen(page)) === null && Date.now() < startBy) await sleep(200);
+  while ((await screenAge(page)) === null && Date.now() < startBy) await sleep(200);
   await sleep(4_000);
   const until = Date.now() + SECONDS * 1000;
   const edge = protocol === "hls" ? watchEdge(stream.stream_url, until) : Promise.resolve([]);
@@ -482,8 +538,8 @@ async function latency(
   let stalls = 0;
   let lastTime = -1;
   while (Date.now() < until) {
-    const clock = await readScreen(page);
-    if (clock !== null) player.push(age(clock));
+    const ms = await screenAge(page);
+    if (ms !== null) player.push(ms);
     const t = await page.evaluate(() =>
       // deno-lint-ignore no-explicit-any
       (globalThis as any).document.querySelector("video").currentTime as number
@@ -498,20 +554,67 @@ async function latency(
   return { label, player, edge: await edge, stalls };
 }
 
-console.log("  glass-to-glass latency…");
-const clockSession = await startSession(`${PAGES}/clock`);
-const latencies: Latency[] = [];
-for (
-  const [protocol, quality] of [
-    ["hls", "medium"],
-    ["hls", "ultra_low_latency"],
-    ["dash", "medium"],
-    ["dash", "ultra_low_latency"],
-  ] as const
-) {
-  latencies.push(await latency(clockSession, protocol, quality));
+/** Part 1; returns the report. */
+async function latencyPart(): Promise<() => void> {
+  console.log("  glass-to-glass latency…");
+  const clockSession = await startSession(`${PAGES}/clock`);
+  const latencies: Latency[] = [];
+  for (
+    const [protocol, quality] of [
+      ["hls", "medium"],
+      ["hls", "ultra_low_latency"],
+      ["dash", "medium"],
+      ["dash", "ultra_low_latency"],
+    ] as const
+  ) {
+    latencies.push(await latency(clockSession, protocol, quality));
+  }
+  await api(`/api/sessions/${clockSession}`, "DELETE");
+
+  return () => {
+    const TARGETS: Record<string, [number, string]> = {
+      "HLS medium": [3000, "≤ 3 s"],
+      "HLS ultra_low_latency": [1500, "≤ 1.5 s"],
+    };
+    const REFERENCE: Record<string, string> = {
+      HLS: "~2–3 s (claimed)",
+      DASH: "< 1 s (claimed)",
+    };
+    const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
+    const s = (ms: number) => `${fixed(ms / 1000)} s`;
+    const rows = [[
+      "glass-to-glass (player on screen)",
+      "p50",
+      "p95",
+      "live edge p50 (ffmpeg)",
+      "samples",
+      "stalled samples",
+      "reference product",
+      "target",
+    ]];
+    for (const l of latencies) {
+      const key = l.label.replace(/ \(.*/, "");
+      const p50 = percentile(sorted(l.player), 50);
+      const target = TARGETS[key];
+      rows.push([
+        l.label,
+        s(p50),
+        s(percentile(sorted(l.player), 95)),
+        l.edge.length ? s(percentile(sorted(l.edge), 50)) : "–",
+        String(l.player.length),
+        String(l.stalls),
+        REFERENCE[key.split(" ")[0]!]!,
+        target ? `${target[1]}: ${p50 <= target[0] ? "met" : "NOT met"}` : "–",
+      ]);
+    }
+    printTable(rows);
+  };
 }
-await api(`/api/sessions/${clockSession}`, "DELETE");
+
+const PARTS = (Deno.env.get("BENCH_PARTS") ?? "latency,encoding").split(",");
+const reports: Array<() => void> = [];
+if (PARTS.includes("latency")) reports.push(await latencyPart());
+if (PARTS.includes("encoding")) reports.push(await encodingPart());
 const loadAfter = await loadAverage();
 
 await browser.close();
@@ -519,69 +622,5 @@ await platform.close();
 await pageServer.shutdown();
 await Deno.remove(dataDir, { recursive: true });
 
-// ---- report ----
-
-const TARGETS: Record<string, [number, string]> = {
-  "HLS medium": [3000, "≤ 3 s"],
-  "HLS ultra_low_latency": [1500, "≤ 1.5 s"],
-};
-const REFERENCE: Record<string, string> = {
-  HLS: "~2–3 s (claimed)",
-  DASH: "< 1 s (claimed)",
-};
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const s = (ms: number) => `${fixed(ms / 1000)} s`;
-const rows = [[
-  "glass-to-glass (player on screen)",
-  "p50",
-  "p95",
-  "live edge p50 (ffmpeg)",
-  "samples",
-  "stalled samples",
-  "reference product",
-  "target",
-]];
-for (const l of latencies) {
-  const key = l.label.replace(/ \(.*/, "");
-  const p50 = percentile(sorted(l.player), 50);
-  const target = TARGETS[key];
-  rows.push([
-    l.label,
-    s(p50),
-    s(percentile(sorted(l.player), 95)),
-    l.edge.length ? s(percentile(sorted(l.edge), 50)) : "–",
-    String(l.player.length),
-    String(l.stalls),
-    REFERENCE[key.split(" ")[0]!]!,
-    target ? `${target[1]}: ${p50 <= target[0] ? "met" : "NOT met"}` : "–",
-  ]);
-}
-printTable(rows);
-
-console.log(
-  `\nencoder cost per stream, 720p30 medium (frames: screencast JPEGs, ${fixed(jpegKb, 0)} KB avg)`,
-);
-printTable(perCodec);
-
-printTable([
-  ["H.264 720p30 HLS, same frames", "CPU cores", "runs"],
-  [
-    "streamplay pipeline (pacer + pipe + ffmpeg)",
-    fixed(oursCores),
-    ours.map((c) => fixed(c)).join(", "),
-  ],
-  ["plain ffmpeg (-re from a file)", fixed(plainCores), plain.map((c) => fixed(c)).join(", ")],
-  [
-    "ratio",
-    `${fixed(ratio)}×`,
-    `target ≤ 1.15×: ${ratio <= 1.15 ? "met" : "NOT met"}`,
-  ],
-]);
-
-console.log(
-  `\nsimultaneous 720p30 H.264 streams sustained here: ${sustained} ` +
-    `(speeds ${sustainedRuns.map((r) => `${fixed(r.speed)}×`).join(", ")}, ` +
-    `dropped ${sustainedRuns.reduce((a, r) => a + r.dropped, 0)}; ` +
-    `estimate from ${fixed(perStream)} core per stream on ${navigator.hardwareConcurrency} cores)`,
-);
-console.log(`load average after: ${loadAfter}`);
+for (const report of reports) report();
+console.log(`\nload average after: ${loadAfter}`);

@@ -31,6 +31,7 @@ import { createSessionStore } from "./session_store.ts";
 import { createSessionHost, type SessionHost } from "./session_host.ts";
 import { createStreamStore } from "./stream_store.ts";
 import { createStreamHost, type StreamHost } from "./stream_host.ts";
+import { watchStreams } from "./stream_metrics.ts";
 import { type EncoderDetection, startEncoderDetection } from "./video.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { createMachineProbe } from "./machine.ts";
@@ -172,6 +173,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     stops.push(() => streamHost?.close());
     const streams = { store: streamStore, host: streamHost };
     if (sessionHost) watchSessions(metrics, sessionHost);
+    if (streamHost) watchStreams(metrics, streamHost);
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;

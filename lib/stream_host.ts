@@ -67,8 +67,11 @@ export interface LiveStream {
   readonly id: string;
   readonly sessionId: string;
   status(): StreamStatus;
-  /** A file of the stream for `client` (a player's identity), or null when there is none. */
-  serve(file: string, client: string): Promise<Response | null>;
+  /**
+   * A file of the stream for `client` (a player's identity), or null when there is none.
+   * `msn`: an HLS player's `_HLS_msn`, the playlist is answered once that segment is listed.
+   */
+  serve(file: string, client: string, msn?: number): Promise<Response | null>;
   /** Stops ffmpeg, removes the files, and answers the final status. */
   stop(reason: string): Promise<StreamStatus>;
 }
@@ -76,6 +79,8 @@ export interface LiveStream {
 export interface StreamHost {
   get(id: string): LiveStream | undefined;
   list(): LiveStream[];
+  /** Calls `listener` with the final status of each stream that stops. */
+  onStop(listener: (final: StreamStatus) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -153,7 +158,7 @@ class Stream implements LiveStream {
       height: request.height,
       fps: request.frame_rate,
     });
-    this.timing = liveTiming(this.profile);
+    this.timing = liveTiming(this.profile, request.protocol);
     this.dir = join(host.dataDir, this.id);
     if (request.rtmp_key) host.log.addSecret(request.rtmp_key);
     if (session.snapshot().state === "paused") this.state = "paused";
@@ -168,6 +173,11 @@ class Stream implements LiveStream {
       },
       end: (e) => void this.stop(`the session ended (${e.reason ?? e.state})`),
     });
+  }
+
+  /** A lifecycle event of the stream in the session's history (and the dashboard's feed). */
+  change(action: string) {
+    return { type: "content_change", kind: "stream", action, entity_id: this.id };
   }
 
   get isHttp() {
@@ -229,7 +239,7 @@ class Stream implements LiveStream {
     this.base.dropped += stats.frames_dropped;
     this.health = "unhealthy";
     this.reason = `ffmpeg exited (${why}); restarted`;
-    this.session.emit({ type: "stream", action: "restarted", stream_id: this.id, error: why });
+    this.session.emit({ ...this.change("restarted"), error: why });
     this.host.log.warn("stream encoder restarted", { stream: this.id, error: why });
     this.generation++;
     this.launch();
@@ -282,13 +292,7 @@ class Stream implements LiveStream {
     const next = this.judge();
     if (next.health !== this.health || (next.reason !== this.reason && next.health !== "healthy")) {
       if (next.health !== this.health) {
-        this.session.emit({
-          type: "stream",
-          action: "health",
-          stream_id: this.id,
-          health: next.health,
-          reason: next.reason,
-        });
+        this.session.emit({ ...this.change("health"), health: next.health, reason: next.reason });
       }
       this.health = next.health;
       this.reason = next.reason;
@@ -420,6 +424,7 @@ class Stream implements LiveStream {
       height: this.output.height,
       frame_rate: this.output.fps,
       segment_seconds: this.isHttp ? this.timing.segment_s : null,
+      target_latency_seconds: this.isHttp ? this.timing.target_latency_s : null,
       state: this.state,
       health: this.health,
       reason: this.reason,
@@ -454,13 +459,11 @@ class Stream implements LiveStream {
       this.reason = reason;
       const final = this.status();
       this.session.emit({
-        type: "stream",
-        action: "stopped",
-        stream_id: this.id,
+        ...this.change(this.health === "unhealthy" ? "failed" : "ended"),
         reason,
         metrics: final.metrics,
       });
-      this.host.forget(this);
+      this.host.stopped(this, final);
       await this.host.store.publish(final).catch(() => {});
       this.host.log.info("stream stopped", { stream: this.id, reason });
       return final;
@@ -469,18 +472,16 @@ class Stream implements LiveStream {
 
   // ---- HTTP delivery ----
 
-  async serve(file: string, client: string): Promise<Response | null> {
+  async serve(file: string, client: string, msn?: number): Promise<Response | null> {
     if (!this.isHttp || !MEDIA_FILE.test(file) || this.stopping) return null;
     const path = join(this.dir, file);
+    if (file === MAIN_FILE.hls) return this.servePlaylist(path, msn);
+    if (file === MAIN_FILE.dash) return this.serveManifest(path);
     const segment = isSegment(file);
     const growing = segment && this.request.protocol === "dash" &&
       dashUsesMp4(this.request.codec);
     // A segment of the live edge (DASH) or the first playlist may not be there yet: wait a bit.
-    const waitMs = growing
-      ? (this.timing.segment_s * 2 + 1) * 1000
-      : file.startsWith("playlist") || file.startsWith("manifest")
-      ? READY_TIMEOUT_MS
-      : 0;
+    const waitMs = growing ? (this.timing.segment_s * 2 + 1) * 1000 : 0;
     const body = await this.open(path, growing, Date.now() + waitMs);
     if (!body) return null;
     this.requestsServed++;
@@ -496,13 +497,68 @@ class Stream implements LiveStream {
         },
       }),
     );
-    return new Response(counted, {
-      headers: {
-        "content-type": mediaType(file),
-        "cache-control": cacheControl(file),
-        "access-control-allow-origin": "*",
-      },
-    });
+    return new Response(counted, { headers: mediaHeaders(file) });
+  }
+
+  /**
+   * The DASH manifest on the pacer's clock: ffmpeg dates the stream (`availabilityStartTime`)
+   * from when its muxer started, a moment after the first frame it was fed; players compute
+   * the live edge and their latency from that date, so it is set to when the first frame
+   * arrived, which is media time zero.
+   */
+  async serveManifest(path: string): Promise<Response | null> {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    let text: string | null = null;
+    while (text === null && Date.now() < deadline && !this.stopping) {
+      text = await Deno.readTextFile(path).catch(() => null);
+      if (text === null) await sleep(50);
+    }
+    if (text === null) return null;
+    const { uptime_seconds } = this.encoder.stats();
+    const zero = new Date(Date.now() - uptime_seconds * 1000).toISOString();
+    const body = new TextEncoder().encode(
+      text.replace(/availabilityStartTime="[^"]*"/, `availabilityStartTime="${zero}"`),
+    );
+    this.requestsServed++;
+    this.bytesServed += body.length;
+    return new Response(body, { headers: mediaHeaders(MAIN_FILE.dash) });
+  }
+
+  /**
+   * The HLS playlist with LL-HLS blocking reload: it says the server can block
+   * (`EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES`), and a player asking for the next segment
+   * (`_HLS_msn`) gets the playlist as soon as ffmpeg lists that segment instead of polling for it.
+   */
+  async servePlaylist(path: string, msn?: number): Promise<Response | null> {
+    const asked = msn ?? -1;
+    const deadline = Date.now() +
+      (msn === undefined ? READY_TIMEOUT_MS : 3_000 * Math.ceil(this.timing.segment_s));
+    let text: string | null = null;
+    for (;;) {
+      text = await Deno.readTextFile(path).catch(() => text);
+      if (text !== null) {
+        const last = lastSequence(text);
+        if (asked > last + 2) {
+          return Response.json(
+            { error: `_HLS_msn ${asked} is beyond the next segments (the last is ${last})` },
+            { status: 400, headers: { "access-control-allow-origin": "*" } },
+          );
+        }
+        if (last >= asked) break;
+      }
+      if (Date.now() >= deadline || this.stopping) break;
+      await sleep(POLL_MS);
+    }
+    if (text === null) return null;
+    const body = new TextEncoder().encode(
+      text.replace(
+        /^(#EXT-X-TARGETDURATION:.*)$/m,
+        "$1\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
+      ),
+    );
+    this.requestsServed++;
+    this.bytesServed += body.length;
+    return new Response(body, { headers: mediaHeaders(MAIN_FILE.hls) });
   }
 
   /**
@@ -556,6 +612,21 @@ class Stream implements LiveStream {
   }
 }
 
+function mediaHeaders(file: string): HeadersInit {
+  return {
+    "content-type": mediaType(file),
+    "cache-control": cacheControl(file),
+    "access-control-allow-origin": "*",
+  };
+}
+
+/** The media sequence number of the last segment an HLS playlist lists (-1: none yet). */
+function lastSequence(playlist: string): number {
+  const first = Number(/^#EXT-X-MEDIA-SEQUENCE:(\d+)/m.exec(playlist)?.[1] ?? 0);
+  const count = playlist.split("\n").filter((l) => l.trim() && !l.startsWith("#")).length;
+  return first + count - 1;
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -570,7 +641,8 @@ interface HostContext {
   log: Logger;
   store: StreamStore;
   publicUrl(): string;
-  forget(stream: Stream): void;
+  /** The stream stopped: no longer listed, its final status to the listeners. */
+  stopped(stream: Stream, final: StreamStatus): void;
 }
 
 /**
@@ -579,6 +651,7 @@ interface HostContext {
  */
 export async function createStreamHost(options: StreamHostOptions): Promise<StreamHost> {
   const streams = new Map<string, Stream>();
+  const stopListeners = new Set<(final: StreamStatus) => void>();
   const dataDir = join(options.dataDir, "streams");
   await Deno.mkdir(dataDir, { recursive: true });
   const context: HostContext = {
@@ -586,7 +659,16 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
     log: options.log,
     store: options.store,
     publicUrl: options.publicUrl,
-    forget: (s) => streams.delete(s.id),
+    stopped(stream, final) {
+      streams.delete(stream.id);
+      for (const listener of stopListeners) {
+        try {
+          listener(final);
+        } catch (err) {
+          options.log.warn("stream stop listener failed", { error: errorMessage(err) });
+        }
+      }
+    },
   };
 
   // Directories of streams no process runs any more (a crash or kill -9 left them).
@@ -635,9 +717,7 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
       return fail(500, `The stream could not start: ${errorMessage(err)}`);
     }
     session.emit({
-      type: "stream",
-      action: "started",
-      stream_id: stream.id,
+      ...stream.change("started"),
       protocol: request.protocol,
       quality: request.quality,
       codec: request.codec,
@@ -670,6 +750,10 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
   return {
     get: (id) => streams.get(id),
     list: () => [...streams.values()],
+    onStop(listener) {
+      stopListeners.add(listener);
+      return () => void stopListeners.delete(listener);
+    },
     async close() {
       await Promise.all([...streams.values()].map((s) => s.stop("the server is stopping")));
     },

@@ -149,24 +149,28 @@ export function isSegment(file: string): boolean {
   return file.startsWith("seg");
 }
 
-/** A live delivery's timing: segment length and how many segments the playlist keeps. */
+/** A live delivery's timing: segment length, playlist window, and the player's distance. */
 export interface LiveTiming {
   segment_s: number;
   window_segments: number;
-  /** Latency a low-latency DASH player should aim for (ServiceDescription), seconds. */
+  /**
+   * How far behind the live edge a player should stay, in seconds (hls.js `liveSyncDuration`,
+   * dash.js `liveDelay` and the manifest's ServiceDescription): HLS players need 1.5 segments
+   * of buffer, DASH players read segments while they are written (chunked CMAF).
+   */
   target_latency_s: number;
 }
 
 /**
- * Segments of 1 s (0.5 s for low-latency profiles: the profile's keyframe interval) and a
- * window of 6 segments; keyframes start every segment.
+ * Segments of 1 s (0.5 s for low-latency profiles: the profile's keyframe interval), a window
+ * of 6 segments, keyframes at every segment start.
  */
-export function liveTiming(profile: QualityProfile): LiveTiming {
+export function liveTiming(profile: QualityProfile, protocol: Protocol = "hls"): LiveTiming {
   const segment = Math.min(1, profile.keyframe_s);
   return {
     segment_s: segment,
     window_segments: 6,
-    target_latency_s: profile.low_latency ? 0.8 : 1.5,
+    target_latency_s: protocol === "dash" ? (profile.low_latency ? 0.7 : 1.2) : segment * 1.5,
   };
 }
 
@@ -201,7 +205,6 @@ export function muxArgs(o: MuxOptions): string[] {
       "delete_segments",
       "temp_file",
       "independent_segments",
-      "program_date_time",
       ...(o.generation > 0 ? ["append_list", "discont_start"] : []),
     ];
     return [

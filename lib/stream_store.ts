@@ -56,6 +56,8 @@ export interface StreamStatus {
   height: number;
   frame_rate: number;
   segment_seconds: number | null;
+  /** How far behind the live edge players are tuned to stay (HLS/DASH). */
+  target_latency_seconds: number | null;
   state: StreamState;
   health: StreamHealth;
   /** Why the health is not `healthy`, or why the stream stopped. */

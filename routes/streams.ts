@@ -62,6 +62,8 @@ const StatusFields = {
   height: z.number(),
   frame_rate: z.number(),
   segment_seconds: z.number().nullable(),
+  target_latency_seconds: z.number().nullable()
+    .openapi({ description: "How far behind the live edge the player is tuned to stay" }),
   state: z.enum(["active", "paused", "stopped"]),
   health: z.enum(["healthy", "degraded", "unhealthy"]),
   reason: z.string().nullable()
@@ -310,7 +312,12 @@ export function streamMediaRoutes(streams: StreamDeps) {
       const info = getConnInfo(c);
       const client = c.req.header("x-playback-session-id") ??
         `${info.remote.address}|${c.req.header("user-agent") ?? ""}`;
-      const res = await stream.serve(file, client);
+      const msn = c.req.query("_HLS_msn");
+      const res = await stream.serve(
+        file,
+        client,
+        msn !== undefined && /^\d{1,9}$/.test(msn) ? Number(msn) : undefined,
+      );
       if (res) return res;
       return c.json({ error: `Stream ${id} has no file "${file}"` }, 404, cors);
     }

@@ -44,7 +44,6 @@ function playerFigures() {
 
 async function playHls(status) {
   const url = status.hls_url;
-  const lowLatency = status.segment_seconds <= 0.5;
   const { default: Hls } = await import("/vendor/hls.mjs");
   if (!Hls.isSupported()) {
     if (video.canPlayType("application/vnd.apple.mpegurl")) {
@@ -53,12 +52,15 @@ async function playHls(status) {
     }
     throw new Error("This browser cannot play HLS (no Media Source Extensions)");
   }
-  const seg = status.segment_seconds;
   const hls = new Hls({
-    // Stay close to the live edge: a couple of segments behind, catching up when late.
-    liveSyncDuration: lowLatency ? seg * 2 : seg * 1.5,
-    liveMaxLatencyDuration: lowLatency ? seg * 5 : seg * 5,
+    // Close to the live edge (the playlist blocks until the next segment: LL-HLS reload),
+    // catching up when late.
+    lowLatencyMode: true,
+    liveSyncDuration: status.target_latency_seconds,
+    liveMaxLatencyDuration: status.target_latency_seconds + status.segment_seconds * 4,
     maxLiveSyncPlaybackRate: 1.2,
+    // A stall moves the target back by a quarter segment (hls.js: a second), up to a segment.
+    liveSyncOnStallIncrease: status.segment_seconds / 4,
     backBufferLength: 10,
     enableWorker: true,
     xhrSetup: (xhr, target) => {
@@ -79,7 +81,7 @@ async function playDash(status) {
   dash.updateSettings({
     debug: { logLevel: 1 },
     streaming: {
-      delay: { liveDelay: status.segment_seconds <= 0.5 ? 0.8 : 1.5 },
+      delay: { liveDelay: status.target_latency_seconds },
       liveCatchup: { enabled: true, maxDrift: 1, playbackRate: { min: -0.2, max: 0.2 } },
       utcSynchronization: {
         defaultTimingSource: {
