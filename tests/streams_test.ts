@@ -146,6 +146,11 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
       assert.equal(segment.body[0], 0x47, "MPEG-TS sync byte");
       const list = (await api(base, "/api/streams")).body.streams;
       assert.deepEqual(list.map((s: Json) => s.stream_id), [hls.stream_id]);
+      await waitFor(async () => {
+        const text = await (await fetch(`${base}/metrics`)).text();
+        return /^streamplay_streams_active\{protocol="hls"\} 1$/m.test(text) &&
+          /^streamplay_stream_frames_total\{protocol="hls"\} [1-9]/m.test(text);
+      }, { what: "the stream in /metrics" });
     },
   );
 
