@@ -167,6 +167,23 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
     assert.ok(files.length <= 10, `${files.length} files on disk`);
   });
 
+  await t.step("LL-HLS blocking reload: the playlist waits for the segment asked", async () => {
+    const text = new TextDecoder().decode((await fetchBytes(hls.hls_url)).body);
+    assert.match(text, /^#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES$/m);
+    const first = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)![1]);
+    const next = first + segmentsOf(text, hls.hls_url).length;
+    const t0 = performance.now();
+    const blocked = new TextDecoder().decode(
+      (await fetchBytes(`${hls.hls_url}?_HLS_msn=${next}`)).body,
+    );
+    const waited = performance.now() - t0;
+    const after = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(blocked)![1]);
+    assert.ok(after + segmentsOf(blocked, hls.hls_url).length - 1 >= next, "lists the segment");
+    assert.ok(waited < 3_000, `${waited} ms`);
+    const tooFar = await fetchBytes(`${hls.hls_url}?_HLS_msn=${next + 10}`);
+    assert.equal(tooFar.status, 400);
+  });
+
   await t.step("viewer_count counts the distinct players fetching segments", async () => {
     await waitFor(async () => (await status(hls.stream_id)).status.metrics.viewer_count === 0, {
       timeoutMs: 20_000,
@@ -256,6 +273,8 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
     const xml = new TextDecoder().decode((await fetchBytes(ll.dash_url)).body);
     assert.match(xml, /availabilityTimeOffset=/);
     assert.match(xml, /<UTCTiming [^>]*value="[^"]*\/streams\/time"/);
+    const zero = Date.parse(/availabilityStartTime="([^"]+)"/.exec(xml)![1]!);
+    assert.ok(Math.abs(zero - Date.parse(ll.started_at)) < 3_000, "dated by the first frame");
     assert.deepEqual(await probe(ll.stream_url), { codec: "h264", width: 320, height: 180 });
     const dir = `${server.dataDir}/streams/${ll.stream_id}`;
     // The segment ffmpeg is writing now, fetched as it grows: complete when ffmpeg closes it.
