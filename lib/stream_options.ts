@@ -155,8 +155,9 @@ export interface LiveTiming {
   window_segments: number;
   /**
    * How far behind the live edge a player should stay, in seconds (hls.js `liveSyncDuration`,
-   * dash.js `liveDelay` and the manifest's ServiceDescription): HLS players need 1.5 segments
-   * of buffer, DASH players read segments while they are written (chunked CMAF).
+   * dash.js `liveDelay` and the manifest's ServiceDescription): HLS players hold 1.5 segments
+   * (1.25 for low-latency profiles, whose segments are short), DASH players read segments while
+   * they are written (chunked CMAF).
    */
   target_latency_s: number;
 }
@@ -170,7 +171,9 @@ export function liveTiming(profile: QualityProfile, protocol: Protocol = "hls"):
   return {
     segment_s: segment,
     window_segments: 6,
-    target_latency_s: protocol === "dash" ? (profile.low_latency ? 0.7 : 1.2) : segment * 1.5,
+    target_latency_s: protocol === "dash"
+      ? (profile.low_latency ? 0.7 : 1.2)
+      : segment * (profile.low_latency ? 1.25 : 1.5),
   };
 }
 
