@@ -11,6 +11,8 @@ import { newApp } from "./openapi.ts";
 import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
+import { artifactRoutes } from "../routes/artifacts.ts";
+import { benchRoutes } from "../routes/bench.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -45,6 +47,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
 
   app.route("/", healthRoutes());
   app.route("/", jobsRoutes());
+  app.route("/", artifactRoutes());
+  app.route("/", benchRoutes());
   app.route("/", pageRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {

@@ -7,8 +7,10 @@
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "./config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
+import type { Sample } from "./sampler.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
+import { browserBenchJob } from "../workers/browser-bench.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -31,11 +33,18 @@ export interface JobType<P = any> {
   artifacts: boolean;
   /** Whether the pool samples machine resources every second while the job runs. */
   sample: boolean;
+  /** Seconds between resource samples (default 1), when `sample` is true. */
+  sampleIntervalS?(params: P): number;
+  /**
+   * Completes a successful result with what only the pool has: the resource samples taken while
+   * the job ran (the benchmarks add their sizing report here).
+   */
+  finish?(params: P, result: unknown, samples: Sample[]): unknown;
 }
 
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob];
+  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob];
   return new Map(list.map((t) => [t.name, t]));
 }

@@ -21,6 +21,8 @@ import type { JobTypes } from "./job_types.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { closeRedis } from "./redis.ts";
+import { killProcessTree } from "./procfs.ts";
+import { PROCESSES_EVENT } from "../workers/runtime.ts";
 
 export interface RunnerOptions {
   queue: Queue;
@@ -143,10 +145,23 @@ export function createRunner(options: RunnerOptions): Runner {
       artifactDir = await Deno.realPath(artifactDir);
     }
     const spec = type.sandbox(parsed.data, { config, artifactDir });
+    const tracking = type.sample
+      ? sampler.track(
+        job.id,
+        { intervalMs: (type.sampleIntervalS?.(parsed.data) ?? 1) * 1000, artifactDir },
+        (s) => events.publish(job.id, { type: "sample", ...s }),
+      )
+      : null;
+    // Processes the job started (its browsers): measured while it runs, killed if its Worker goes.
+    let processes: number[] = [];
     const handle = sandbox.run(
       spec,
       { id: job.id, params: parsed.data, attempt: job.attempt, artifact_dir: artifactDir },
-      (event) => events.publish(job.id, event),
+      (event) => {
+        if (event.type !== PROCESSES_EVENT) return events.publish(job.id, event);
+        processes = Array.isArray(event.pids) ? event.pids.filter(Number.isInteger) : [];
+        tracking?.setProcesses(processes);
+      },
     );
     const active: Active = { handle, killed: null };
     running.set(job.id, active);
@@ -156,19 +171,23 @@ export function createRunner(options: RunnerOptions): Runner {
       active.killed = "timeout";
       handle.kill(`job ${job.id} timed out after ${job.timeoutS} s`);
     }, job.timeoutS * 1000);
-    const tracking = type.sample
-      ? sampler.track(job.id, (s) => events.publish(job.id, { type: "sample", ...s }))
-      : null;
 
     let outcome: Outcome;
     try {
       const r = await handle.done;
       if (r.ok) {
+        const samples = tracking?.samples() ?? [];
         const summary = tracking?.stop();
+        let finished = r.result;
+        try {
+          if (type.finish) finished = type.finish(parsed.data, r.result, samples);
+        } catch (err) {
+          log.warn("completing a job's result failed", { job: job.id, error: errorMessage(err) });
+        }
         const result =
-          summary && r.result && typeof r.result === "object" && !Array.isArray(r.result)
-            ? { ...r.result as Record<string, unknown>, resources: summary }
-            : r.result;
+          summary && finished && typeof finished === "object" && !Array.isArray(finished)
+            ? { ...finished as Record<string, unknown>, resources: summary }
+            : finished;
         outcome = { id: job.id, kind: "ok", result };
       } else {
         outcome = { id: job.id, kind: r.fatal ? "fatal" : "fail", error: r.error };
@@ -187,6 +206,12 @@ export function createRunner(options: RunnerOptions): Runner {
     } finally {
       clearTimeout(timer);
       tracking?.stop();
+      if (processes.length > 0) {
+        // Still listed: the Worker ended (terminated, crashed) before it could close them.
+        await killProcessTree(processes, Deno.pid).catch((err) =>
+          log.warn("could not stop a job's processes", { job: job.id, error: errorMessage(err) })
+        );
+      }
       running.delete(job.id);
       finished++;
       wake();

@@ -37,6 +37,9 @@ export type WorkerMessage =
   | { t: "init_failed"; error: string }
   | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] };
 
+/** The event type `processes()` sends; the pool consumes it instead of publishing it. */
+export const PROCESSES_EVENT = "processes";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface JobContext<P, I = unknown> {
@@ -52,6 +55,11 @@ export interface JobContext<P, I = unknown> {
   progress(value: number, text: string, extra?: Record<string, unknown>): void;
   sample(data: Record<string, unknown>): void;
   emit(type: string, data: Record<string, unknown>): void;
+  /**
+   * Names the processes this job started (e.g. its browsers): the pool measures them and their
+   * descendants in the job's resource samples, and kills them if the job's Worker is terminated.
+   */
+  processes(pids: number[]): void;
 }
 
 /** An error that should not be retried (bad input the schema could not catch, a 4xx target). */
@@ -114,6 +122,7 @@ export function serveJobs<P, R, I = unknown>(
         push(job.id, { type: "progress", value: Math.max(0, Math.min(1, value)), text, ...extra }),
       sample: (data) => push(job.id, { type: "sample", ...data }),
       emit: (type, data) => push(job.id, { ...data, type }),
+      processes: (pids) => push(job.id, { type: PROCESSES_EVENT, pids }),
     };
     try {
       const result = await handler(ctx);
