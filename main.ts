@@ -1,187 +1,55 @@
 /**
- * streamplay entry point: reads the configuration, opens Redis (embedded unless REDIS_URL is
- * set) and DuckDB, starts the roles and stops them cleanly on SIGINT/SIGTERM.
+ * streamplay entry point: reads the configuration, starts the platform for the role given on
+ * the command line, prints where to find it, and stops it cleanly on SIGINT/SIGTERM.
  *
  *   --role=all     API + worker pool + history writer (deno task start)
  *   --role=worker  worker pool only, against REDIS_URL (deno task worker)
  */
 import { parseArgs } from "node:util";
 import { checkServeSafety, ConfigError, loadConfig } from "./lib/config.ts";
-import { createLogger, errorMessage } from "./lib/log.ts";
-import { connectRedis, type EmbeddedRedis, startEmbeddedRedis, waitReady } from "./lib/redis.ts";
-import { createQueue } from "./lib/queue.ts";
-import { createEventHub, createEventPublisher } from "./lib/events.ts";
-import { openHistory } from "./lib/history.ts";
-import { startHistoryWriter } from "./lib/history_writer.ts";
-import { createSandbox } from "./lib/sandbox.ts";
-import { createSampler } from "./lib/sampler.ts";
-import { createJobTypes } from "./lib/job_types.ts";
-import { createRunner } from "./lib/runner.ts";
-import { createUrlPolicy } from "./lib/url_policy.ts";
-import { createApp } from "./lib/app.ts";
+import { createLogger } from "./lib/log.ts";
+import { startPlatform, StartupError } from "./lib/platform.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 const { values: args } = parseArgs({
   args: Deno.args,
   options: { role: { type: "string", default: "all" } },
 });
+if (args.role !== "all" && args.role !== "worker") {
+  console.error(`streamplay: --role must be "all" or "worker", got "${args.role}"`);
+  Deno.exit(2);
+}
 const role = args.role;
-if (role !== "all" && role !== "worker") {
-  console.error(`--role must be "all" or "worker", got "${role}"`);
-  Deno.exit(2);
-}
 
-let config;
+let platform;
 try {
-  config = loadConfig();
+  const config = loadConfig();
   if (role === "all") checkServeSafety(config);
-  if (role === "worker" && !config.redisUrl) {
-    throw new ConfigError("deno task worker needs REDIS_URL: the Redis of the server it works for");
-  }
-} catch (err) {
-  if (!(err instanceof ConfigError)) throw err;
-  console.error(`streamplay: ${err.message}`);
-  Deno.exit(2);
-}
-const log = createLogger({ level: config.logLevel, format: config.logFormat });
-await Deno.mkdir(config.dataDir, { recursive: true });
-
-let embedded: EmbeddedRedis | undefined;
-const redisUrl = config.redisUrl ?? (embedded = await startEmbeddedRedis({
-  dir: `${config.dataDir}/redis`,
-  log,
-})).url;
-const password = new URL(redisUrl).password;
-if (password) log.addSecret(decodeURIComponent(password));
-
-const command = connectRedis(redisUrl, "command", log);
-try {
-  await waitReady(command, 10_000);
-} catch (err) {
-  log.error("cannot reach Redis; is REDIS_URL right?", { error: errorMessage(err) });
-  await embedded?.close();
-  Deno.exit(1);
-}
-
-const queue = createQueue({ redis: command, prefix: config.redisPrefix, jobTtlS: config.jobTtlS });
-const events = createEventPublisher({ queue, log });
-const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
-const sampler = createSampler({ log });
-const jobTypes = createJobTypes();
-const runner = config.concurrency === 0 ? undefined : createRunner({
-  queue,
-  connect: (kind) => connectRedis(redisUrl, kind, log),
-  events,
-  sandbox,
-  sampler,
-  jobTypes,
-  config,
-  log,
-});
-
-const stops: Array<() => Promise<unknown> | unknown> = [];
-
-/** Fails start-up with one clear line, stopping the embedded Redis first. */
-async function fatal(message: string): Promise<never> {
-  log.error(message);
-  command.disconnect();
-  await embedded?.close();
-  Deno.exit(1);
-}
-
-if (role === "all") {
-  const history = await openHistory(config.dbPath).catch((err) => {
-    const msg = errorMessage(err);
-    return fatal(
-      /lock/i.test(msg)
-        ? `${config.dbPath} is in use by another process (${msg.replace(/.*held in /, "")}); ` +
-          `stop it or set STREAMPLAY_DB`
-        : `cannot open DuckDB at ${config.dbPath}: ${msg}`,
+  const log = createLogger({ level: config.logLevel, format: config.logFormat });
+  platform = await startPlatform(config, { role, log, version: denoJson.version });
+  if (platform.address) {
+    const { port } = platform.address;
+    const base = config.publicUrl.replace(`:${config.port}`, `:${port}`);
+    console.log(
+      `streamplay ${denoJson.version} ready\n  UI:       ${base}/\n  API docs: ${base}/docs`,
     );
-  });
-  const writer = await startHistoryWriter({
-    redis: connectRedis(redisUrl, "blocking", log),
-    prefix: config.redisPrefix,
-    history,
-    log,
-  });
-  const hub = createEventHub({
-    connect: () => connectRedis(redisUrl, "blocking", log),
-    prefix: config.redisPrefix,
-    log,
-  });
-  const app = await createApp({
-    config,
-    log,
-    queue,
-    history,
-    hub,
-    jobTypes,
-    policy: createUrlPolicy(config),
-    flushHistory: writer.flush,
-    runner,
-    version: denoJson.version,
-  });
-  const abort = new AbortController();
-  let server: Deno.HttpServer;
-  try {
-    server = Deno.serve({
-      hostname: config.host,
-      port: config.port,
-      signal: abort.signal,
-      onListen: ({ hostname, port }) => {
-        const base = config.publicUrl.includes(`:${config.port}`)
-          ? config.publicUrl.replace(`:${config.port}`, `:${port}`)
-          : config.publicUrl;
-        log.info("streamplay is listening", { address: `${hostname}:${port}` });
-        console.log(
-          `streamplay ${denoJson.version} ready\n  UI:       ${base}/\n  API docs: ${base}/docs`,
-        );
-      },
-    }, app.fetch);
-  } catch (err) {
-    await writer.close();
-    await history.close();
-    await fatal(`cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`);
-    throw err;
+  } else {
+    console.log(`streamplay ${denoJson.version} worker ready (${platform.runner?.consumerId})`);
   }
-  stops.push(
-    () => runner?.stop(),
-    async () => {
-      abort.abort();
-      await server.finished;
-    },
-    () => hub.close(),
-    () => writer.close(),
-    () => history.close(),
-  );
-} else {
-  if (!runner) {
-    await fatal("deno task worker with STREAMPLAY_CONCURRENCY=0 would run nothing");
+} catch (err) {
+  if (err instanceof ConfigError || err instanceof StartupError) {
+    console.error(`streamplay: ${err.message}`);
+    Deno.exit(err instanceof ConfigError ? 2 : 1);
   }
-  stops.push(() => runner?.stop());
+  throw err;
 }
-
-await runner?.start();
 
 let stopping = false;
-const shutdown = async (signal: string) => {
+const shutdown = async () => {
   if (stopping) return;
   stopping = true;
-  log.info("shutting down", { signal });
-  for (const stop of stops) {
-    try {
-      await stop();
-    } catch (err) {
-      log.warn("shutdown step failed", { error: errorMessage(err) });
-    }
-  }
-  await events.close();
-  sampler.close();
-  sandbox.close();
-  command.disconnect();
-  await embedded?.close();
+  await platform.close();
   Deno.exit(0);
 };
-Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
-Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
+Deno.addSignalListener("SIGINT", shutdown);
+Deno.addSignalListener("SIGTERM", shutdown);

@@ -6,7 +6,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Queue } from "./queue.ts";
 import type { History } from "./history.ts";
-import type { EventHub } from "./events.ts";
+import type { HistoryWriter } from "./history_writer.ts";
 import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
@@ -17,26 +17,17 @@ export interface AppDeps {
   log: Logger;
   queue: Queue;
   history: History;
-  hub: EventHub;
+  /** Live events of this process and the not-yet-stored ones (the history writer). */
+  hub: HistoryWriter;
   jobTypes: JobTypes;
   policy: UrlPolicy;
-  /** Waits until events read so far are in DuckDB. */
-  flushHistory: () => Promise<void>;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   version: string;
 }
 
 export type AppEnv = {
-  Variables: {
-    config: Config;
-    log: Logger;
-    queue: Queue;
-    history: History;
-    hub: EventHub;
-    jobTypes: JobTypes;
-    policy: UrlPolicy;
-    deps: AppDeps;
-    principal: Principal;
-  };
+  Variables:
+    & Pick<AppDeps, "config" | "log" | "queue" | "history" | "hub" | "jobTypes" | "policy">
+    & { deps: AppDeps; principal: Principal };
 };

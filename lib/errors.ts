@@ -49,7 +49,11 @@ export function errorHandler(log: Logger) {
       });
     }
     const body: Record<string, unknown> = {
-      error: status === 500 ? "Internal error; the server log has the details" : err.message,
+      error: status === 500
+        ? "Internal error; the server log has the details"
+        : status === 415
+        ? "body: send JSON with the header Content-Type: application/json"
+        : err.message,
     };
     if (err instanceof HTTPException && err.cause !== undefined && status < 500) {
       body.details = err.cause;

@@ -1,19 +1,15 @@
 /**
- * Job events through Redis.
+ * Job events through Redis: the event shape, stream ids, and the batched publisher.
  *
- * Every event is appended to the global stream `<prefix>:events` and, with the same stream id,
- * to the job's own stream `<prefix>:jobevents:<id>`. Writers: the queue's Lua scripts (status,
- * result) and the event publisher below (log, progress, sample, ...). Readers: the history
- * writer (consumer group on the global stream), and the event hub, which runs one XREAD loop per
- * API process and fans events out to local subscribers (WebSocket clients, dashboard).
- * A late subscriber catches up from the job's stream, then continues live without gaps or
- * duplicates because both carry the same ids.
+ * Every event is one entry of the global stream `<prefix>:events` (fields: j = job id,
+ * t = event type, e = event JSON). Writers: the queue's Lua scripts (status, result) and the
+ * publisher below (log, progress, sample, ...). The one reader is the history writer
+ * (`lib/history_writer.ts`), which stores events in DuckDB and serves them live to this
+ * process's subscribers.
  */
-import type { Redis } from "./redis.ts";
 import type { Queue } from "./queue.ts";
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./log.ts";
-import { redisKeys } from "./keys.ts";
 
 /** An event as clients see it. */
 export interface JobEvent {
@@ -56,114 +52,14 @@ export function parseEvent(id: string, jobId: string, json: string): JobEvent {
   return { ...body, id, job_id: jobId, type: String(body.type ?? "unknown"), ts };
 }
 
-type StreamReply = Array<[string, Array<[string, string[]]>]> | null;
-
-function fields(list: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < list.length; i += 2) out[list[i]!] = list[i + 1]!;
-  return out;
-}
-
-/** All events of one job still held in Redis, oldest first (after `afterId` when given). */
-export async function readJobEvents(
-  redis: Redis,
-  prefix: string,
-  jobId: string,
-  afterId?: string,
-): Promise<JobEvent[]> {
-  const start = afterId ? `(${afterId}` : "-";
-  const rows = await redis.xrange(redisKeys(prefix).jobEvents(jobId), start, "+");
-  return rows.map(([id, list]) => parseEvent(id, jobId, fields(list).e ?? "{}"));
-}
-
 export type EventListener = (event: JobEvent) => void;
 
+/** Live events of this process's event stream reader (the history writer implements it). */
 export interface EventHub {
   /** Live events of one job. Returns an unsubscribe function. */
   subscribe(jobId: string, listener: EventListener): () => void;
-  /** Live events of every job. */
+  /** Live events of every job. Returns an unsubscribe function. */
   subscribeAll(listener: EventListener): () => void;
-  close(): Promise<void>;
-}
-
-/**
- * One blocking XREAD loop on the global stream per process, started on first subscription.
- * `connect` makes the dedicated blocking connection.
- */
-export function createEventHub(options: {
-  connect: () => Redis;
-  prefix: string;
-  log: Logger;
-}): EventHub {
-  const keys = redisKeys(options.prefix);
-  const byJob = new Map<string, Set<EventListener>>();
-  const all = new Set<EventListener>();
-  let conn: Redis | undefined;
-  let loop: Promise<void> | undefined;
-  let stopped = false;
-
-  const dispatch = (event: JobEvent) => {
-    for (const l of byJob.get(event.job_id) ?? []) l(event);
-    for (const l of all) l(event);
-  };
-
-  const run = async () => {
-    conn = options.connect();
-    let last = "$";
-    while (!stopped) {
-      try {
-        const reply = (await conn.xread(
-          "COUNT",
-          5000,
-          "BLOCK",
-          1000,
-          "STREAMS",
-          keys.events,
-          last,
-        )) as StreamReply;
-        if (!reply) continue;
-        for (const [, entries] of reply) {
-          for (const [id, list] of entries) {
-            last = id;
-            const f = fields(list);
-            if (!f.j || (!byJob.has(f.j) && all.size === 0)) continue;
-            dispatch(parseEvent(id, f.j, f.e ?? "{}"));
-          }
-        }
-      } catch (err) {
-        if (stopped) break;
-        options.log.warn("event hub read failed; retrying", { error: errorMessage(err) });
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
-  };
-
-  const ensure = () => {
-    loop ??= run();
-  };
-
-  return {
-    subscribe(jobId, listener) {
-      ensure();
-      let set = byJob.get(jobId);
-      if (!set) byJob.set(jobId, set = new Set());
-      set.add(listener);
-      return () => {
-        set.delete(listener);
-        if (set.size === 0) byJob.delete(jobId);
-      };
-    },
-    subscribeAll(listener) {
-      ensure();
-      all.add(listener);
-      return () => all.delete(listener);
-    },
-    async close() {
-      stopped = true;
-      conn?.disconnect();
-      await loop;
-    },
-  };
 }
 
 /**
@@ -184,7 +80,7 @@ export function createEventPublisher(options: {
 }): EventPublisher {
   const interval = options.intervalMs ?? 10;
   const maxBatch = options.maxBatch ?? 1000;
-  let buffer: Array<[string, string]> = [];
+  let buffer: Array<[string, string, string]> = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
   let inflight: Promise<void> = Promise.resolve();
 
@@ -209,7 +105,7 @@ export function createEventPublisher(options: {
 
   return {
     publish(jobId, event) {
-      buffer.push([jobId, JSON.stringify({ ts: Date.now(), ...event })]);
+      buffer.push([jobId, String(event.type), JSON.stringify({ ts: Date.now(), ...event })]);
       if (buffer.length >= maxBatch) flush();
       else timer ??= setTimeout(flush, interval);
     },

@@ -1,12 +1,19 @@
 /**
- * The history writer: the only code that writes job history to DuckDB. It reads the global event
- * stream through the `history` consumer group, writes in batches (at 100 entries or after 1 s,
- * whichever comes first), and acknowledges entries only after DuckDB committed them, so a crash
- * at any point loses nothing: unacknowledged entries are read again at the next start.
+ * The history writer: the only code that writes job events to DuckDB, and the live event hub of
+ * the process that runs it.
+ *
+ * It reads the global event stream through the `history` consumer group, hands each event to
+ * the local subscribers (WebSocket viewers, dashboard) as it is read, and writes batches to
+ * DuckDB — at 100 entries, after 1 s, or once the stream has been quiet for 50 ms, whichever
+ * comes first — while it keeps reading. Entries are acknowledged only after DuckDB committed
+ * them, so a crash loses nothing: unacknowledged entries are read again at the next start.
+ *
+ * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
+ * not yet committed) and live events after it subscribed; duplicates share a stream id.
  */
 import type { Redis } from "./redis.ts";
 import type { History, StreamEntry } from "./history.ts";
-import { idToSeq } from "./events.ts";
+import { type EventHub, type EventListener, idToSeq, type JobEvent, parseEvent } from "./events.ts";
 import { redisKeys } from "./keys.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
@@ -20,17 +27,22 @@ export interface HistoryWriterOptions {
   log: Logger;
   maxBatch?: number;
   maxDelayMs?: number;
-  /** How much of the stream to keep after it is written (for live readers that lag). */
-  keepMs?: number;
+  /** Write what is buffered once no new entry arrived for this long. */
+  quietMs?: number;
+  /** Stop reading while this many entries wait for DuckDB (backpressure). */
+  maxBuffered?: number;
 }
 
-export interface HistoryWriter {
+export interface HistoryWriter extends EventHub {
   /** Resolves once everything read so far is in DuckDB. */
   flush(): Promise<void>;
+  /** Events of a job read from the stream but not yet committed to DuckDB, oldest first. */
+  recent(jobId: string): JobEvent[];
   close(): Promise<void>;
 }
 
 type Reply = Array<[string, Array<[string, string[] | null]>]> | null;
+type Entry = StreamEntry & { id: string };
 
 export async function startHistoryWriter(options: HistoryWriterOptions): Promise<HistoryWriter> {
   const { redis, history, log } = options;
@@ -38,7 +50,8 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   const consumer = "writer";
   const maxBatch = options.maxBatch ?? 100;
   const maxDelay = options.maxDelayMs ?? 1_000;
-  const keepMs = options.keepMs ?? 10_000;
+  const quietMs = options.quietMs ?? 50;
+  const maxBuffered = options.maxBuffered ?? 200_000;
 
   try {
     await redis.xgroup("CREATE", stream, HISTORY_GROUP, "0", "MKSTREAM");
@@ -47,53 +60,109 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   }
 
   let stopped = false;
-  let buffer: Array<StreamEntry & { id: string }> = [];
+  /** Read, not yet handed to DuckDB. */
+  let buffer: Entry[] = [];
   let firstAt = 0;
-  let flushing: Promise<void> = Promise.resolve();
+  /** Read, not yet committed (buffered or being written), per job. */
+  const uncommitted = new Map<string, Entry[]>();
+  let writing: Promise<void> | null = null;
+  let idle: Promise<void> = Promise.resolve();
+  const byJob = new Map<string, Set<EventListener>>();
+  const all = new Set<EventListener>();
 
-  const toEntries = (reply: Reply) => {
-    const out: Array<StreamEntry & { id: string }> = [];
+  const toEntries = (reply: Reply): Entry[] => {
+    const out: Entry[] = [];
     for (const [, entries] of reply ?? []) {
       for (const [id, list] of entries) {
         if (!list) continue; // deleted while pending
         let jobId = "";
+        let type = "";
         let json = "{}";
         for (let i = 0; i + 1 < list.length; i += 2) {
           if (list[i] === "j") jobId = list[i + 1]!;
+          else if (list[i] === "t") type = list[i + 1]!;
           else if (list[i] === "e") json = list[i + 1]!;
         }
-        out.push({ id, seq: idToSeq(id), jobId, json });
+        out.push({ id, seq: idToSeq(id), jobId, type, json });
       }
     }
     return out;
   };
 
-  const write = async (batch: Array<StreamEntry & { id: string }>, replay: boolean) => {
-    while (true) {
-      try {
-        await history.applyEvents(batch, { replay });
-        break;
-      } catch (err) {
-        if (stopped) throw err;
-        log.error("history write failed; retrying", { error: errorMessage(err) });
-        await new Promise((r) => setTimeout(r, 1_000));
-      }
-    }
-    const ids = batch.map((e) => e.id);
-    for (let i = 0; i < ids.length; i += 5000) {
-      await redis.xack(stream, HISTORY_GROUP, ...ids.slice(i, i + 5000));
-    }
-    const last = ids[ids.length - 1]!;
-    const keepFrom = Math.max(0, Number(last.split("-")[0]) - keepMs);
-    await redis.xtrim(stream, "MINID", "~", `${keepFrom}-0`);
+  const dispatch = (e: Entry) => {
+    const listeners = byJob.get(e.jobId);
+    if (!listeners && all.size === 0) return;
+    const event = parseEvent(e.id, e.jobId, e.json);
+    for (const l of listeners ?? []) l(event);
+    for (const l of all) l(event);
   };
 
-  const flush = (): Promise<void> => {
-    if (buffer.length === 0) return flushing;
+  /**
+   * Stores a batch. A failure is retried (DuckDB busy, disk briefly full); a batch that keeps
+   * failing is split in halves until the one event DuckDB refuses is found, logged and skipped,
+   * so one bad event cannot stop history for everyone.
+   */
+  const store = async (batch: Entry[], replay: boolean): Promise<void> => {
+    for (let attempt = 1;; attempt++) {
+      try {
+        await history.applyEvents(batch, { replay });
+        return;
+      } catch (err) {
+        if (stopped) throw err;
+        if (attempt < 3) {
+          log.warn("history write failed; retrying", {
+            count: batch.length,
+            error: errorMessage(err),
+          });
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+          continue;
+        }
+        if (batch.length === 1) {
+          log.error("skipping an event DuckDB refuses", {
+            job: batch[0]!.jobId,
+            type: batch[0]!.type,
+            error: errorMessage(err),
+          });
+          return;
+        }
+        const half = Math.ceil(batch.length / 2);
+        await store(batch.slice(0, half), replay);
+        await store(batch.slice(half), replay);
+        return;
+      }
+    }
+  };
+
+  /** Stores one batch, then acknowledges it in Redis. */
+  const write = async (batch: Entry[], replay: boolean) => {
+    await store(batch, replay);
+    for (const e of batch) {
+      const list = uncommitted.get(e.jobId);
+      if (list?.[0] === e) list.shift();
+      if (list?.length === 0) uncommitted.delete(e.jobId);
+    }
+    const ids = batch.map((e) => e.id);
+    try {
+      for (let i = 0; i < ids.length; i += 5000) {
+        await redis.xack(stream, HISTORY_GROUP, ...ids.slice(i, i + 5000));
+      }
+      await redis.xtrim(stream, "MINID", "~", ids[ids.length - 1]!);
+    } catch (err) {
+      // Written but not acknowledged: replayed (idempotently) at the next start.
+      log.warn("could not acknowledge written events", { error: errorMessage(err) });
+    }
+  };
+
+  /** Starts writing the buffer unless a write is already running. */
+  const startWrite = () => {
+    if (writing || buffer.length === 0) return;
     const batch = buffer;
     buffer = [];
-    flushing = flushing.then(() => write(batch, false));
-    return flushing;
+    writing = write(batch, false).finally(() => {
+      writing = null;
+      if (buffer.length >= maxBatch) startWrite();
+    });
+    idle = writing.catch(() => {});
   };
 
   // First, entries read before a crash but never acknowledged.
@@ -119,24 +188,38 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   const loop = (async () => {
     while (!stopped) {
       try {
-        const wait = buffer.length ? Math.max(1, maxDelay - (Date.now() - firstAt)) : 1_000;
-        const reply = (await redis.xreadgroup(
-          "GROUP",
-          HISTORY_GROUP,
-          consumer,
-          "COUNT",
-          5000,
-          "BLOCK",
-          wait,
-          "STREAMS",
-          stream,
-          ">",
-        )) as Reply;
-        const entries = toEntries(reply);
+        if (buffer.length >= maxBuffered && writing) await writing;
+        const wait = buffer.length
+          ? Math.max(1, Math.min(quietMs, maxDelay - (Date.now() - firstAt)))
+          : 1_000;
+        const entries = toEntries(
+          (await redis.xreadgroup(
+            "GROUP",
+            HISTORY_GROUP,
+            consumer,
+            "COUNT",
+            5000,
+            "BLOCK",
+            wait,
+            "STREAMS",
+            stream,
+            ">",
+          )) as Reply,
+        );
         if (entries.length && buffer.length === 0) firstAt = Date.now();
-        for (const e of entries) buffer.push(e);
-        if (buffer.length >= maxBatch || (buffer.length && Date.now() - firstAt >= maxDelay)) {
-          await flush();
+        for (const e of entries) {
+          buffer.push(e);
+          let list = uncommitted.get(e.jobId);
+          if (!list) uncommitted.set(e.jobId, list = []);
+          list.push(e);
+          dispatch(e);
+        }
+        const quiet = entries.length === 0;
+        if (
+          buffer.length >= maxBatch ||
+          (buffer.length && (quiet || Date.now() - firstAt >= maxDelay))
+        ) {
+          startWrite();
         }
       } catch (err) {
         if (stopped) break;
@@ -146,30 +229,49 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     }
   })();
 
+  const flush = async () => {
+    while (buffer.length || writing) {
+      startWrite();
+      await idle;
+    }
+  };
+
   let closing: Promise<void> | undefined;
   return {
     flush,
+    recent: (jobId) => (uncommitted.get(jobId) ?? []).map((e) => parseEvent(e.id, e.jobId, e.json)),
+    subscribe(jobId, listener) {
+      let set = byJob.get(jobId);
+      if (!set) byJob.set(jobId, set = new Set());
+      set.add(listener);
+      return () => {
+        set.delete(listener);
+        if (set.size === 0) byJob.delete(jobId);
+      };
+    },
+    subscribeAll(listener) {
+      all.add(listener);
+      return () => all.delete(listener);
+    },
     close: () =>
       closing ??= (async () => {
         stopped = true;
-        // Unblock the XREADGROUP by closing the connection, then write what was read.
+        // Unblock the XREADGROUP by closing the connection, then write what was read; it is
+        // not acknowledged, so the next start replays it from the pending list (idempotently).
         redis.disconnect();
         await loop;
+        await idle;
         if (buffer.length) {
-          const batch = buffer;
-          buffer = [];
           try {
-            await flushing;
-            await history.applyEvents(batch, { replay: false });
+            await history.applyEvents(buffer, { replay: false });
           } catch (err) {
-            // Not acknowledged: it is read again, from the pending list, at the next start.
             log.warn("history writer stopped before writing a batch", {
-              count: batch.length,
+              count: buffer.length,
               error: errorMessage(err),
             });
           }
+          buffer = [];
         }
-        await flushing.catch(() => {});
       })(),
   };
 }

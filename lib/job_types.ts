@@ -7,7 +7,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "./config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
-import type { Sample } from "./sampler.ts";
+import type { Sample, Tracking } from "./sampler.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { browserBenchJob } from "../workers/browser-bench.ts";
@@ -47,4 +47,29 @@ export type JobTypes = ReadonlyMap<string, JobType>;
 export function createJobTypes(): JobTypes {
   const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob];
   return new Map(list.map((t) => [t.name, t]));
+}
+
+/**
+ * A succeeded job's stored result: the type's `finish` applied to the resource samples taken
+ * while it ran, plus their summary under `resources`. Stops the tracking. A `finish` that throws
+ * is reported to `onError` and leaves the Worker's result as it was.
+ */
+export function completeResult(
+  type: JobType,
+  params: unknown,
+  result: unknown,
+  tracking: Tracking | null,
+  onError: (err: unknown) => void,
+): unknown {
+  const samples = tracking?.samples() ?? [];
+  const summary = tracking?.stop();
+  let finished = result;
+  try {
+    if (type.finish) finished = type.finish(params, result, samples);
+  } catch (err) {
+    onError(err);
+  }
+  return summary && finished && typeof finished === "object" && !Array.isArray(finished)
+    ? { ...finished as Record<string, unknown>, resources: summary }
+    : finished;
 }

@@ -20,10 +20,8 @@ export interface RedisKeys {
   delayed: string;
   /** List of job ids that failed their last attempt. */
   dead: string;
-  /** Stream of every job event (read by the history writer and by live viewers). */
+  /** Stream of every job event (read by the history writer, which also serves live viewers). */
   events: string;
-  /** Stream of one job's events (catch-up for late viewers). */
-  jobEvents(id: string): string;
   /** Pub/sub channel for control messages (cancel). */
   control: string;
   /** Set of job types that have ever been enqueued (for queue depth). */
@@ -41,7 +39,6 @@ export function redisKeys(prefix: string): RedisKeys {
     delayed: `${prefix}:delayed`,
     dead: `${prefix}:dead`,
     events: `${prefix}:events`,
-    jobEvents: (id) => `${prefix}:jobevents:${id}`,
     control: `${prefix}:control`,
     types: `${prefix}:types`,
   };
@@ -54,7 +51,6 @@ local function k_queue(t) return P .. ':queue:' .. t end
 local function k_processing(c) return P .. ':processing:' .. c end
 local function k_lease(c) return P .. ':lease:' .. c end
 local function k_job(id) return P .. ':job:' .. id end
-local function k_jobevents(id) return P .. ':jobevents:' .. id end
 local K_CONSUMERS = P .. ':consumers'
 local K_DELAYED = P .. ':delayed'
 local K_DEAD = P .. ':dead'

@@ -30,16 +30,16 @@ export const MIGRATIONS: Migration[] = [
         finished_at TIMESTAMPTZ,
         worker VARCHAR
       );
-      -- Staging table for batched upserts into jobs (always empty between batches).
-      CREATE TABLE jobs_stage AS SELECT * FROM jobs LIMIT 0;
+      -- One row per event; seq is the Redis stream id as ms * 10^6 + sequence.
+      -- The event is stored as written; its common fields are virtual columns.
       CREATE TABLE job_events (
         job_id VARCHAR NOT NULL,
         seq BIGINT NOT NULL,
-        ts TIMESTAMPTZ NOT NULL,
-        type VARCHAR NOT NULL,
-        level VARCHAR,
-        message VARCHAR,
-        data JSON
+        data VARCHAR NOT NULL,
+        ts TIMESTAMPTZ GENERATED ALWAYS AS (to_timestamp((data->>'ts')::DOUBLE / 1000)) VIRTUAL,
+        type VARCHAR GENERATED ALWAYS AS (data->>'type') VIRTUAL,
+        level VARCHAR GENERATED ALWAYS AS (data->>'level') VIRTUAL,
+        message VARCHAR GENERATED ALWAYS AS (data->>'message') VIRTUAL
       );
       CREATE TABLE metric_samples (
         job_id VARCHAR NOT NULL,

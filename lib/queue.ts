@@ -6,7 +6,7 @@
  *   lease key renewed by heartbeat; an id leaves the processing list only when the job ends.
  * - A reaper puts back the jobs of consumers whose lease expired (process killed, machine gone).
  * - Every state change is one Lua script that also appends the matching `status` event to the
- *   event streams, so a crash can never leave a state change without its event or half a move.
+ *   event stream, so a crash can never leave a state change without its event or half a move.
  */
 import type { Redis } from "./redis.ts";
 import { LUA_KEYS, type RedisKeys, redisKeys } from "./keys.ts";
@@ -83,22 +83,27 @@ local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function emit(id, ev)
-  local sid = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'j', id, 'e', ev)
-  local jk = k_jobevents(id)
-  redis.call('XADD', jk, sid, 'e', ev)
-  redis.call('EXPIRE', jk, TTL)
-  return sid
+local function emit(id, t, ev)
+  return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'j', id, 't', t, 'e', ev)
 end
-local function status_ev(id, now, raw_params)
-  local h = redis.call('HMGET', k_job(id), 'type', 'status', 'attempts', 'max_attempts',
-    'timeout_s', 'created_at', 'started_at', 'finished_at', 'worker', 'error')
-  local ev = cjson.encode({ type = 'status', ts = now, job_type = h[1], status = h[2],
-    attempts = tonumber(h[3]), max_attempts = tonumber(h[4]), timeout_s = tonumber(h[5]),
-    created_at = tonumber(h[6]), started_at = tonumber(h[7]), finished_at = tonumber(h[8]),
-    worker = h[9] or nil, error = h[10] or nil })
-  if raw_params then ev = string.sub(ev, 1, -2) .. ',"params":' .. raw_params .. '}' end
-  return ev
+-- The job's state as a status event, built from hash values (already JSON-safe numbers and
+-- identifiers); free text goes through cjson for escaping.
+local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
+  'finished_at', 'worker', 'error' }
+local function status_ev(id, status, now, raw_params)
+  local h = redis.call('HMGET', k_job(id), unpack(SNAP))
+  local ev = '{"type":"status","status":"' .. status .. '","ts":' .. now ..
+    ',"job_type":"' .. h[1] .. '","attempts":' .. h[2] .. ',"max_attempts":' .. h[3] ..
+    ',"timeout_s":' .. h[4] .. ',"created_at":' .. h[5]
+  if h[6] then ev = ev .. ',"started_at":' .. h[6] end
+  if h[7] then ev = ev .. ',"finished_at":' .. h[7] end
+  if h[8] then ev = ev .. ',"worker":' .. cjson.encode(h[8]) end
+  if h[9] then ev = ev .. ',"error":' .. cjson.encode(h[9]) end
+  if raw_params then ev = ev .. ',"params":' .. raw_params end
+  return ev .. '}'
+end
+local function emit_status(id, status, now, raw_params)
+  return emit(id, 'status', status_ev(id, status, now, raw_params))
 end
 local function finish(jk)
   redis.call('EXPIRE', jk, TTL)
@@ -109,12 +114,11 @@ const ENQUEUE = LUA_COMMON + `
 local now = nowms()
 for i = 4, #ARGV, 5 do
   local id, typ, params = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local jk = k_job(id)
-  redis.call('HSET', jk, 'id', id, 'type', typ, 'status', 'queued', 'params', params,
+  redis.call('HSET', k_job(id), 'id', id, 'type', typ, 'status', 'queued', 'params', params,
     'attempts', 0, 'max_attempts', ARGV[i + 3], 'timeout_s', ARGV[i + 4], 'created_at', now)
   redis.call('LPUSH', k_queue(typ), id)
   redis.call('SADD', K_TYPES, typ)
-  emit(id, status_ev(id, now, params))
+  emit_status(id, 'queued', now, params)
 end
 return now
 `;
@@ -134,7 +138,7 @@ local function claim(id)
   end
   local att = redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', c)
-  emit(id, status_ev(id, now))
+  emit_status(id, 'running', now)
   local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at')
   out[#out + 1] = { id, h[1], att, h[2], h[3], h[4] }
 end
@@ -160,28 +164,29 @@ for i = 7, #ARGV, 3 do
     if kind == 'ok' then
       redis.call('HSET', jk, 'status', 'succeeded', 'result', payload, 'finished_at', now)
       redis.call('HDEL', jk, 'error')
-      emit(id, '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
-      emit(id, status_ev(id, now))
+      emit(id, 'result', '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
+      emit_status(id, 'succeeded', now)
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)
       redis.call('HSET', jk, 'status', 'queued')
       redis.call('HDEL', jk, 'started_at', 'worker')
       redis.call('RPUSH', k_queue(h[3]), id)
-      emit(id, status_ev(id, now))
+      emit_status(id, 'queued', now)
     else
       local att, maxa = tonumber(h[4]), tonumber(h[5])
       if kind == 'fail' and att < maxa then
         local delay = math.min(base * 2 ^ (att - 1), cap)
         redis.call('HSET', jk, 'status', 'retrying', 'error', payload)
         redis.call('ZADD', K_DELAYED, now + delay, id)
+        emit_status(id, 'retrying', now)
       else
         redis.call('HSET', jk, 'status', 'failed', 'error', payload, 'finished_at', now)
         redis.call('LPUSH', K_DEAD, id)
         redis.call('LTRIM', K_DEAD, 0, 99999)
+        emit_status(id, 'failed', now)
         finish(jk)
       end
-      emit(id, status_ev(id, now))
     end
   end
 end
@@ -199,7 +204,7 @@ for _, id in ipairs(ids) do
     redis.call('HSET', jk, 'status', 'queued')
     redis.call('HDEL', jk, 'started_at', 'worker')
     redis.call('LPUSH', k_queue(h[2]), id)
-    emit(id, status_ev(id, now))
+    emit_status(id, 'queued', now)
   end
 end
 return #ids
@@ -223,7 +228,7 @@ end
 local now = nowms()
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
 finish(jk)
-emit(id, status_ev(id, now))
+emit_status(id, 'cancelled', now)
 return 'ok'
 `;
 
@@ -257,12 +262,13 @@ for _, id in ipairs(redis.call('LRANGE', pl, 0, -1)) do
     if tonumber(h[4]) >= tonumber(h[5]) then
       redis.call('HSET', jk, 'status', 'failed', 'error', msg, 'finished_at', now)
       redis.call('LPUSH', K_DEAD, id)
+      emit_status(id, 'failed', now)
       finish(jk)
     else
       redis.call('HSET', jk, 'status', 'retrying', 'error', msg)
       redis.call('ZADD', K_DELAYED, now, id)
+      emit_status(id, 'retrying', now)
     end
-    emit(id, status_ev(id, now))
     n = n + 1
   end
 end
@@ -280,7 +286,7 @@ return 1
 `;
 
 const EMIT = LUA_COMMON + `
-for i = 4, #ARGV, 2 do emit(ARGV[i], ARGV[i + 1]) end
+for i = 4, #ARGV, 3 do emit(ARGV[i], ARGV[i + 1], ARGV[i + 2]) end
 return 1
 `;
 
@@ -315,30 +321,35 @@ function toIso(ms: unknown): string | null {
     : new Date(n).toISOString();
 }
 
-function parseJson(raw: string | undefined): unknown {
-  if (raw === undefined || raw === "") return null;
+function parseJson(raw: unknown): unknown {
+  if (raw === undefined || raw === null || raw === "") return null;
   try {
-    return JSON.parse(raw);
+    return JSON.parse(String(raw));
   } catch {
     return raw;
   }
 }
 
-export function recordFromHash(h: Record<string, string>): JobRecord {
+/**
+ * A job record from stored fields — a Redis job hash (all strings) or a DuckDB row — where times
+ * are epoch milliseconds and params/result are JSON text.
+ */
+export function toJobRecord(f: Record<string, unknown>): JobRecord {
+  const text = (v: unknown) => (v === undefined || v === null ? null : String(v));
   return {
-    id: h.id ?? "",
-    type: h.type ?? "",
-    status: (h.status ?? "queued") as JobStatus,
-    params: parseJson(h.params),
-    result: parseJson(h.result),
-    error: h.error ?? null,
-    attempts: Number(h.attempts ?? 0),
-    max_attempts: Number(h.max_attempts ?? 0),
-    timeout_s: Number(h.timeout_s ?? 0),
-    created_at: toIso(h.created_at),
-    started_at: toIso(h.started_at),
-    finished_at: toIso(h.finished_at),
-    worker: h.worker ?? null,
+    id: String(f.id ?? ""),
+    type: String(f.type ?? ""),
+    status: String(f.status ?? "queued") as JobStatus,
+    params: parseJson(f.params),
+    result: parseJson(f.result),
+    error: text(f.error),
+    attempts: Number(f.attempts ?? 0),
+    max_attempts: Number(f.max_attempts ?? 0),
+    timeout_s: Number(f.timeout_s ?? 0),
+    created_at: toIso(f.created_at),
+    started_at: toIso(f.started_at),
+    finished_at: toIso(f.finished_at),
+    worker: text(f.worker),
   };
 }
 
@@ -382,7 +393,8 @@ export interface Queue {
   /** Gives up a consumer's lease at shutdown and puts back whatever it still holds. */
   retire(consumer: string): Promise<number>;
   promote(limit?: number): Promise<number>;
-  emit(events: Array<[jobId: string, eventJson: string]>): Promise<void>;
+  /** Appends events (job id, event type, event JSON) to the event streams. */
+  emit(events: Array<[jobId: string, type: string, eventJson: string]>): Promise<void>;
   depth(): Promise<Record<string, number>>;
   ping(): Promise<boolean>;
 }
@@ -411,7 +423,7 @@ export function createQueue(options: QueueOptions): Queue {
     get: (id) =>
       guard(async () => {
         const h = await redis.hgetall(keys.job(id));
-        return h && h.id ? recordFromHash(h) : null;
+        return h && h.id ? toJobRecord(h) : null;
       }),
 
     cancel: (id) =>
@@ -482,7 +494,7 @@ export function createQueue(options: QueueOptions): Queue {
       guard(async () => {
         if (events.length === 0) return;
         const args: (string | number)[] = [...common];
-        for (const [id, ev] of events) args.push(id, ev);
+        for (const [id, type, ev] of events) args.push(id, type, ev);
         await s.spEmit(...args);
       }),
 

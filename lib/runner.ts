@@ -17,7 +17,7 @@ import type { ClaimedJob, Outcome, Queue } from "./queue.ts";
 import type { EventPublisher } from "./events.ts";
 import { type RunHandle, type Sandbox, WorkerLost } from "./sandbox.ts";
 import type { Sampler } from "./sampler.ts";
-import type { JobTypes } from "./job_types.ts";
+import { completeResult, type JobTypes } from "./job_types.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { closeRedis } from "./redis.ts";
@@ -176,18 +176,14 @@ export function createRunner(options: RunnerOptions): Runner {
     try {
       const r = await handle.done;
       if (r.ok) {
-        const samples = tracking?.samples() ?? [];
-        const summary = tracking?.stop();
-        let finished = r.result;
-        try {
-          if (type.finish) finished = type.finish(parsed.data, r.result, samples);
-        } catch (err) {
-          log.warn("completing a job's result failed", { job: job.id, error: errorMessage(err) });
-        }
-        const result =
-          summary && finished && typeof finished === "object" && !Array.isArray(finished)
-            ? { ...finished as Record<string, unknown>, resources: summary }
-            : finished;
+        const result = completeResult(
+          type,
+          parsed.data,
+          r.result,
+          tracking,
+          (err) =>
+            log.warn("completing a job's result failed", { job: job.id, error: errorMessage(err) }),
+        );
         outcome = { id: job.id, kind: "ok", result };
       } else {
         outcome = { id: job.id, kind: r.fatal ? "fatal" : "fail", error: r.error };

@@ -24,6 +24,11 @@ export const NO_PERMISSIONS: Permissions = {
   write: false,
 };
 
+/** Read and write limited to a job's own artifact directory, nothing else. */
+export function artifactPermissions(artifactDir: string): Permissions {
+  return { ...NO_PERMISSIONS, read: [artifactDir], write: [artifactDir] };
+}
+
 export interface SandboxSpec {
   module: URL;
   permissions: Permissions;

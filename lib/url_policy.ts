@@ -76,14 +76,21 @@ async function defaultResolve(host: string): Promise<string[]> {
 export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
   const resolve = options.resolve ?? defaultResolve;
 
-  const checkAddress = (address: string): string | null => {
-    const ip = normalize(address);
-    if (!ip) return `"${address}" is not an IP address`;
+  /** Refused whatever the lists say. */
+  const neverAllowed = (ip: ipaddr.IPv4 | ipaddr.IPv6, address: string): string | null => {
     for (const range of ALWAYS_REFUSED) {
       if (ip.kind() === range[0].kind() && ip.match(range)) {
         return `${address} is a link-local or cloud metadata address (never allowed)`;
       }
     }
+    return null;
+  };
+
+  const checkAddress = (address: string): string | null => {
+    const ip = normalize(address);
+    if (!ip) return `"${address}" is not an IP address`;
+    const never = neverAllowed(ip, address);
+    if (never) return never;
     if (!options.allowPrivate && PRIVATE_RANGES.has(ip.range())) {
       return `${address} is a private or loopback address and STREAMPLAY_ALLOW_PRIVATE is false`;
     }
@@ -112,6 +119,12 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
       const literal = normalize(host);
       const addresses = literal ? [literal.toString()] : await resolve(host);
       if (addresses.length === 0) return { ok: false, reason: `host ${host} does not resolve` };
+      const describe = (problem: string) => (literal ? problem : `${host} resolves to ${problem}`);
+      for (const address of addresses) {
+        const ip = normalize(address);
+        const never = ip && neverAllowed(ip, address);
+        if (never) return { ok: false, reason: describe(never) };
+      }
       for (const pattern of options.denyHosts) {
         if (matchesHost(pattern, host, addresses)) {
           return { ok: false, reason: `host ${host} is on the deny-list` };

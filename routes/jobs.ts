@@ -9,7 +9,7 @@ import { requireRole } from "../lib/auth.ts";
 import { badRequest, describeZodError } from "../lib/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
 import { FINAL_STATUSES, type JobRecord, newJobId, QueueUnavailable } from "../lib/queue.ts";
-import { compareIds, type JobEvent, readJobEvents } from "../lib/events.ts";
+import { compareIds, type JobEvent } from "../lib/events.ts";
 import { decodeCursor } from "../lib/history.ts";
 import type { Context } from "hono";
 import type { AppDeps, AppEnv } from "../lib/context.ts";
@@ -73,14 +73,17 @@ async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
   return await deps.history.getJob(id);
 }
 
-/** Every event of a job: DuckDB's copy merged with what Redis still holds. */
+/**
+ * Every event of a job so far: the ones read but not yet stored (taken first, synchronously),
+ * then DuckDB's; an event stored in between appears in both and is kept once.
+ */
 async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
-  const [stored, live] = await Promise.all([
-    deps.history.events(id),
-    readJobEvents(deps.queue.redis, deps.config.redisPrefix, id).catch(() => [] as JobEvent[]),
-  ]);
+  const recent = deps.hub.recent(id);
+  const stored = await deps.history.events(id);
   const seen = new Set(stored.map((e) => e.id));
-  return [...stored, ...live.filter((e) => !seen.has(e.id))].sort((a, b) => compareIds(a.id, b.id));
+  return [...stored, ...recent.filter((e) => !seen.has(e.id))].sort((a, b) =>
+    compareIds(a.id, b.id)
+  );
 }
 
 export function jobsRoutes() {
@@ -292,15 +295,14 @@ export function jobsRoutes() {
       if (!FINAL_STATUSES.has(job.status)) {
         throw new HTTPException(409, { message: `Job ${id} is ${job.status}; cancel it first` });
       }
-      await deps.flushHistory();
+      await deps.hub.flush();
       for (const table of ["job_events", "metric_samples", "jobs"]) {
         await deps.history.execute(
           `DELETE FROM ${table} WHERE ${table === "jobs" ? "id" : "job_id"} = $1`,
           [id],
         );
       }
-      const keys = deps.queue.keys;
-      await deps.queue.redis.del(keys.job(id), keys.jobEvents(id)).catch(() => {});
+      await deps.queue.redis.del(deps.queue.keys.job(id)).catch(() => {});
       await Deno.remove(`${deps.config.dataDir}/artifacts/${id}`, { recursive: true })
         .catch(() => {});
       return c.json({ deleted: id }, 200);
@@ -390,7 +392,14 @@ export function jobsRoutes() {
       const deps = c.get("deps");
       const { id } = c.req.valid("param");
       if (!(await findJob(deps, id))) throw jobNotFound(id);
-      return c.json({ samples: await deps.history.samples(id) }, 200);
+      const recent = deps.hub.recent(id).filter((e) => e.type === "sample");
+      const stored = await deps.history.samples(id);
+      const seen = new Set(stored.map((s) => s.ts));
+      const samples = [
+        ...stored,
+        ...recent.filter((e) => !seen.has(e.ts)).map(({ id: _i, job_id: _j, type: _t, ...s }) => s),
+      ];
+      return c.json({ samples }, 200);
     },
   );
 

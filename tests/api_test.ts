@@ -30,7 +30,8 @@ Deno.test("REST API and job WebSocket", async (t) => {
     assert.equal(created.headers.get("location"), `/api/jobs/${created.body.id}`);
     const done = await waitForJob(base, created.body.id);
     assert.equal(done.status, "succeeded");
-    assert.deepEqual(done.result, { ok: true });
+    assert.equal(done.result.ok, true);
+    assert.ok(Math.abs(done.result.started_ms - Date.parse(done.started_at)) < 5_000);
     assert.equal(done.attempts, 1);
     assert.ok(done.started_at && done.finished_at && done.worker);
     const logs = await api(base, `/api/jobs/${created.body.id}/logs`);
@@ -350,6 +351,17 @@ Deno.test("REST API and job WebSocket", async (t) => {
     const missing = await api(base, "/api/jobs/job_doesnotexist");
     assert.equal(missing.status, 404);
     assert.match(missing.body.error, /No job with id "job_doesnotexist"/);
+    for (const sub of ["logs", "events", "samples"]) {
+      assert.equal((await api(base, `/api/jobs/job_doesnotexist/${sub}`)).status, 404, sub);
+    }
+    assert.equal((await api(base, "/api/jobs/job_doesnotexist", { method: "DELETE" })).status, 404);
+    const wrongType = await api(base, "/api/jobs", {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "type=noop",
+    });
+    assert.equal(wrongType.status, 415);
+    assert.match(wrongType.body.error, /Content-Type: application\/json/);
     const route = await api(base, "/api/nothing-here");
     assert.equal(route.status, 404);
     assert.ok(!server.output().includes("request failed"), "no 500 was logged");

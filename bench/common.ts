@@ -1,0 +1,34 @@
+/** Shared benchmark helpers: percentiles, the result table, and the Node peers' install. */
+
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Value at percentile `p` (0–100) of an ascending array (nearest rank). */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Prints rows as an aligned plain-text table (first row is the header). */
+export function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+  const line = (r: string[]) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ");
+  console.log("\n" + line(rows[0]!));
+  console.log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows.slice(1)) console.log(line(r));
+}
+
+/** Installs the Node peers (BullMQ, autocannon) under bench/peers once, from the lockfile. */
+export async function ensurePeers(): Promise<void> {
+  try {
+    await Deno.stat(`${ROOT}bench/peers/node_modules/bullmq`);
+    return;
+  } catch { /* not installed yet */ }
+  const { success } = await new Deno.Command("npm", {
+    args: ["ci", "--silent", "--no-audit", "--no-fund"],
+    cwd: `${ROOT}bench/peers`,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!success) throw new Error("npm ci in bench/peers failed");
+}

@@ -1,0 +1,198 @@
+/**
+ * `deno task bench:http` — requests per second of the `http-bench` engine (in its sandboxed
+ * Worker, as jobs run it) against nginx serving a 1 KB file, beside wrk (Debian) and autocannon
+ * (npm, on Node) against the same server in the same run: 32 connections, 10 s each, rounds
+ * alternating between tools. Also the cost of recording one latency in the histogram.
+ */
+import { parseArgs } from "node:util";
+import * as hdr from "hdr-histogram-js";
+import { createSandbox } from "../lib/sandbox.ts";
+import { createLogger } from "../lib/log.ts";
+import { loadConfig } from "../lib/config.ts";
+import { freePort } from "../lib/redis.ts";
+import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
+import type { LoadResult } from "../lib/http_load.ts";
+import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
+
+interface Figure {
+  rps: number;
+  p50: number;
+  p99: number;
+}
+
+async function startNginx(): Promise<{ url: string; stop(): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "bench-nginx-" });
+  await Deno.mkdir(`${dir}/html`);
+  await Deno.writeTextFile(`${dir}/html/1k.txt`, "x".repeat(1024));
+  const port = freePort();
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:${port}; root ${dir}/html; }
+}
+`,
+  );
+  const child = new Deno.Command("nginx", {
+    args: ["-c", `${dir}/nginx.conf`, "-p", dir],
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const url = `http://127.0.0.1:${port}/1k.txt`;
+  for (let i = 0; i < 100; i++) {
+    try {
+      const res = await fetch(url);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url,
+    async stop() {
+      child.kill("SIGQUIT");
+      await child.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+async function streamplay(url: string, seconds: number): Promise<Figure> {
+  const sandbox = createSandbox({ log: createLogger({ level: "warn" }), warmPerProfile: 0 });
+  const params = HttpBenchParams.parse({ url, concurrency: 32, duration_s: seconds });
+  const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
+  try {
+    const r = await sandbox.run(
+      spec,
+      { id: "bench", params, attempt: 1, artifact_dir: null },
+      () => {},
+    ).done;
+    if (!r.ok) throw new Error(r.error);
+    const res = r.result as LoadResult;
+    if (res.errors.total > 0) {
+      throw new Error(`streamplay saw errors: ${JSON.stringify(res.errors)}`);
+    }
+    return { rps: res.rps, p50: res.latency_ms.p50, p99: res.latency_ms.p99 };
+  } finally {
+    sandbox.close();
+  }
+}
+
+async function wrk(url: string, seconds: number): Promise<Figure> {
+  const { stdout, success } = await new Deno.Command("wrk", {
+    args: ["-t2", "-c32", `-d${seconds}s`, "--latency", url],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!success) throw new Error("wrk failed (apt-get install wrk)");
+  const text = new TextDecoder().decode(stdout);
+  const ms = (label: string) => {
+    const m = new RegExp(`${label}%\\s+([\\d.]+)(us|ms|s)`).exec(text);
+    if (!m) return NaN;
+    const v = Number(m[1]);
+    return m[2] === "us" ? v / 1000 : m[2] === "s" ? v * 1000 : v;
+  };
+  return { rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1]), p50: ms("50"), p99: ms("99") };
+}
+
+async function autocannon(url: string, seconds: number): Promise<Figure> {
+  await ensurePeers();
+  const { stdout, success } = await new Deno.Command("node", {
+    args: [
+      "node_modules/autocannon/autocannon.js",
+      "-c",
+      "32",
+      "-d",
+      String(seconds),
+      "--json",
+      url,
+    ],
+    cwd: `${ROOT}bench/peers`,
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!success) throw new Error("autocannon failed");
+  const r = JSON.parse(new TextDecoder().decode(stdout));
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
+}
+
+function histogramCost(): number {
+  const h = hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+  const n = 2_000_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) h.recordValue(200 + (i % 4000));
+  return ((performance.now() - t0) * 1e6) / n;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      seconds: { type: "string", default: "10" },
+      rounds: { type: "string", default: "2" },
+    },
+  });
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const nginx = await startNginx();
+  const runs: Record<string, Figure[]> = { streamplay: [], wrk: [], autocannon: [] };
+  try {
+    console.log(
+      `target: nginx 1 KB file at ${nginx.url}; 32 connections, ${seconds} s per run, ${rounds} rounds`,
+    );
+    for (let r = 0; r < rounds; r++) {
+      runs.streamplay!.push(await streamplay(nginx.url, seconds));
+      runs.wrk!.push(await wrk(nginx.url, seconds));
+      runs.autocannon!.push(await autocannon(nginx.url, seconds));
+      console.log(
+        `  round ${r + 1}: ` +
+          Object.entries(runs).map(([k, v]) => `${k} ${v[r]!.rps.toFixed(0)} req/s`).join(", "),
+      );
+    }
+  } finally {
+    await nginx.stop();
+  }
+  const median = (xs: Figure[]): Figure => {
+    const by = (k: keyof Figure) => percentile(xs.map((x) => x[k]).sort((a, b) => a - b), 50);
+    return { rps: by("rps"), p50: by("p50"), p99: by("p99") };
+  };
+  const ours = median(runs.streamplay!);
+  const w = median(runs.wrk!);
+  const ac = median(runs.autocannon!);
+  printTable([
+    ["tool", "req/s (median)", "p50 ms", "p99 ms", "streamplay ÷ tool"],
+    ["streamplay http-bench", ours.rps.toFixed(0), ours.p50.toFixed(3), ours.p99.toFixed(3), "–"],
+    [
+      "wrk (C, 2 threads)",
+      w.rps.toFixed(0),
+      w.p50.toFixed(3),
+      w.p99.toFixed(3),
+      `${(ours.rps / w.rps).toFixed(2)}×`,
+    ],
+    [
+      "autocannon (Node)",
+      ac.rps.toFixed(0),
+      ac.p50.toFixed(3),
+      ac.p99.toFixed(3),
+      `${(ours.rps / ac.rps).toFixed(2)}×`,
+    ],
+  ]);
+  console.log(
+    `\ntarget ≥ 1.0× autocannon: ${ours.rps >= ac.rps ? "met" : "NOT met"} (${
+      (ours.rps / ac.rps).toFixed(2)
+    }×); ` +
+      `${(ours.rps / w.rps).toFixed(2)}× wrk`,
+  );
+  console.log(`histogram: ${histogramCost().toFixed(0)} ns per recorded latency`);
+  Deno.exit(0);
+}

@@ -1,0 +1,205 @@
+/**
+ * `deno task bench:queue` — no-op jobs end to end (enqueue → Redis → sandboxed Worker → result
+ * in DuckDB) against the same number of no-op jobs through BullMQ (Node, concurrency 50) on the
+ * same Redis, plus queue-to-start latency for a warm Worker pool and for cold Workers.
+ *
+ * The driver functions are exported for other benchmarks (e.g. monitoring overhead).
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { type Platform, startPlatform } from "../lib/platform.ts";
+import { type NewJob, newJobId } from "../lib/queue.ts";
+import { type EmbeddedRedis, startEmbeddedRedis } from "../lib/redis.ts";
+import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
+
+export async function startBenchRedis(): Promise<EmbeddedRedis> {
+  return await startEmbeddedRedis({ dir: await Deno.makeTempDir({ prefix: "bench-redis-" }) });
+}
+
+/** The platform as `deno task start` runs it (API off), on a given Redis, in this process. */
+export async function startBenchPlatform(
+  redisUrl: string,
+  env: Record<string, string> = {},
+): Promise<Platform & { dataDir: string }> {
+  const dataDir = await Deno.makeTempDir({ prefix: "bench-data-" });
+  const config = loadConfig({
+    REDIS_URL: redisUrl,
+    STREAMPLAY_DATA_DIR: dataDir,
+    STREAMPLAY_REDIS_PREFIX: `bench-${crypto.randomUUID().slice(0, 6)}`,
+    STREAMPLAY_CONCURRENCY: "50",
+    STREAMPLAY_LOG_LEVEL: "warn",
+    ...env,
+  });
+  const platform = await startPlatform(config, {
+    role: "all",
+    listen: false,
+    log: createLogger({ level: "warn" }),
+    version: "bench",
+  });
+  const stop = platform.close;
+  return Object.assign(platform, {
+    dataDir,
+    close: async () => {
+      await stop();
+      await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+    },
+  });
+}
+
+const noop = (): NewJob => ({
+  id: newJobId(),
+  type: "noop",
+  params: {},
+  maxAttempts: 1,
+  timeoutS: 60,
+});
+
+async function succeededInDuckDB(platform: Platform): Promise<number> {
+  const [row] = await platform.history!.query<{ n: number }>(
+    `SELECT count(*)::INTEGER AS n FROM jobs WHERE status = 'succeeded'`,
+  );
+  return row?.n ?? 0;
+}
+
+/** Enqueues `jobs` no-op jobs in batches and waits until DuckDB holds all their results. */
+export async function measureThroughput(platform: Platform, jobs: number) {
+  const before = await succeededInDuckDB(platform);
+  const t0 = performance.now();
+  for (let i = 0; i < jobs; i += 1000) {
+    await platform.queue.enqueue(Array.from({ length: Math.min(1000, jobs - i) }, noop));
+  }
+  while ((await succeededInDuckDB(platform)) < before + jobs) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { jobs, seconds, jobs_per_s: jobs / seconds };
+}
+
+/** Queue-to-start latency: one job at a time, from enqueue to the job's code starting. */
+export async function measureLatency(platform: Platform, count: number, gapMs = 2) {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const job = noop();
+    const enqueuedAt = performance.timeOrigin + performance.now();
+    await platform.queue.enqueue([job]);
+    let started: number | undefined;
+    while (started === undefined) {
+      const record = await platform.queue.get(job.id);
+      if (record?.status === "succeeded") {
+        started = (record.result as { started_ms: number }).started_ms;
+      } else await new Promise((r) => setTimeout(r, 1));
+    }
+    latencies.push(started - enqueuedAt);
+    await new Promise((r) => setTimeout(r, gapMs));
+  }
+  latencies.sort((a, b) => a - b);
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function runBullmq(redisUrl: string, jobs: number, latency: number) {
+  await ensurePeers();
+  const { stdout, success, stderr } = await new Deno.Command("node", {
+    args: [
+      "bullmq.mjs",
+      "--redis",
+      redisUrl,
+      "--jobs",
+      String(jobs),
+      "--concurrency",
+      "50",
+      "--latency",
+      String(latency),
+    ],
+    cwd: `${ROOT}bench/peers`,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!success) throw new Error(`BullMQ peer failed: ${new TextDecoder().decode(stderr)}`);
+  return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").pop()!) as {
+    jobs_per_s: number;
+    seconds: number;
+    latency_p50_ms: number;
+    latency_p99_ms: number;
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      jobs: { type: "string", default: "50000" },
+      latency: { type: "string", default: "300" },
+      rounds: { type: "string", default: "3" },
+    },
+  });
+  const jobs = Number(values.jobs);
+  const latencyCount = Number(values.latency);
+  const rounds = Number(values.rounds);
+  const redis = await startBenchRedis();
+  try {
+    console.log(
+      `no-op jobs: ${jobs} per round, ${rounds} rounds, concurrency 50, Redis ${redis.url}`,
+    );
+    const ours: number[] = [];
+    const peers: number[] = [];
+    let bull = { latency_p50_ms: NaN, latency_p99_ms: NaN };
+    // Alternate the two so background noise hits both alike.
+    for (let r = 0; r < rounds; r++) {
+      const platform = await startBenchPlatform(redis.url);
+      await measureThroughput(platform, 2000); // warm-up
+      ours.push((await measureThroughput(platform, jobs)).jobs_per_s);
+      await platform.close();
+      const b = await runBullmq(redis.url, jobs, r === rounds - 1 ? latencyCount : 0);
+      peers.push(b.jobs_per_s);
+      if (r === rounds - 1) bull = b;
+      console.log(
+        `  round ${r + 1}: streamplay ${ours[r]!.toFixed(0)} jobs/s, BullMQ ${
+          peers[r]!.toFixed(0)
+        } jobs/s`,
+      );
+    }
+    const warmPlatform = await startBenchPlatform(redis.url, { STREAMPLAY_CONCURRENCY: "4" });
+    await measureLatency(warmPlatform, 20);
+    const warm = await measureLatency(warmPlatform, latencyCount);
+    await warmPlatform.close();
+    const coldPlatform = await startBenchPlatform(redis.url, {
+      STREAMPLAY_CONCURRENCY: "4",
+      STREAMPLAY_WARM_WORKERS: "0",
+    });
+    await measureLatency(coldPlatform, 5, 10);
+    const cold = await measureLatency(coldPlatform, Math.min(latencyCount, 100), 10);
+    await coldPlatform.close();
+
+    const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+    const ratio = median(ours) / median(peers);
+    printTable([
+      ["figure", "streamplay", "BullMQ 5 (Node)", "target", "met"],
+      [
+        "throughput, jobs/s (median of rounds)",
+        median(ours).toFixed(0),
+        median(peers).toFixed(0),
+        "≥ 1.0× BullMQ",
+        `${ratio >= 1 ? "yes" : "no"} (${ratio.toFixed(2)}×)`,
+      ],
+      [
+        "queue-to-start p50 / p99, warm (ms)",
+        `${warm.p50.toFixed(2)} / ${warm.p99.toFixed(2)}`,
+        `${bull.latency_p50_ms.toFixed(2)} / ${bull.latency_p99_ms.toFixed(2)}`,
+        "p50 ≤ 2 ms",
+        warm.p50 <= 2 ? "yes" : "no",
+      ],
+      [
+        "queue-to-start p50 / p99, cold Worker (ms)",
+        `${cold.p50.toFixed(2)} / ${cold.p99.toFixed(2)}`,
+        "–",
+        "p50 ≤ 15 ms",
+        cold.p50 <= 15 ? "yes" : "no",
+      ],
+    ]);
+  } finally {
+    await redis.close();
+    await Deno.remove(redis.dir, { recursive: true }).catch(() => {});
+  }
+  Deno.exit(0);
+}

@@ -1,0 +1,520 @@
+/**
+ * `deno task bench` — run a benchmark from the command line.
+ *
+ *   deno task bench --mode http --url URL --concurrency 5 --duration 30
+ *   deno task bench --mode http --url URL --requests 10000 --json
+ *   deno task bench --mode http --url URL --submit [--server http://127.0.0.1:8000] [--token T]
+ *   deno task bench --mode playwright --url URL --concurrency 3 --duration 30 --screenshot-every 5
+ *   deno task bench --mode playwright --url URL --sweep 1,2,4,8 --target 10,100,1000
+ *
+ * Locally the job runs in the same sandboxed Worker as on the server (network limited to the
+ * target), with a live progress line on stderr and the report on stdout. `--submit` queues it
+ * on a running server instead and follows its events.
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { createSandbox } from "../lib/sandbox.ts";
+import { createSampler, type Sample } from "../lib/sampler.ts";
+import { createUrlPolicy } from "../lib/url_policy.ts";
+import { describeZodError } from "../lib/errors.ts";
+import { completeResult, type JobType } from "../lib/job_types.ts";
+import { httpBenchJob } from "../workers/http-bench.ts";
+import { browserBenchJob } from "../workers/browser-bench.ts";
+import type { BrowserBenchResult } from "../workers/browser-bench.worker.ts";
+import type { LoadResult } from "../lib/http_load.ts";
+import type { ResourceSummary } from "../lib/sampler.ts";
+import { killProcessTree } from "../lib/procfs.ts";
+import { PROCESSES_EVENT } from "../workers/runtime.ts";
+import type { LevelTick, Percentiles } from "../lib/browser_load.ts";
+import { formatSizingReport, type SizingReport } from "../lib/sizing.ts";
+import { formatBytes, formatNumber, progressBar } from "./format.ts";
+
+const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
+
+  --mode M                 http (raw HTTP load) or playwright (real Chromium users)
+  --url URL                target URL (http or https)
+  --concurrency N          connections / virtual users (default 10 / 1)
+  --duration S             seconds to run, per level (default 10 / 30)
+  --ramp S                 start connections or users over S seconds
+
+ http mode
+  --requests N             stop after N requests instead of a duration
+  --method M               HTTP method (default GET)
+  --header "Name: value"   request header (repeatable)
+  --body TEXT              request body
+  --timeout-ms N           per-request timeout (default 10000)
+  --rate N                 cap on requests per second
+
+ playwright mode
+  --scenario FILE          JSON list of steps (default: open the URL, scroll, wait)
+  --screenshot-every S     periodic screenshot of every user's page (default 10, 0: none)
+  --screenshot-quality Q   JPEG quality 1-100 (default 60)
+  --browser-per-user       a browser per user instead of a context per user
+  --allow-host HOST        another host the pages may load from (repeatable)
+  --basis system|process   sizing from machine use net of idle, or from the browsers' own use
+
+ sizing (both modes)
+  --sweep 1,2,4,8          run these concurrency levels in turn and fit models
+  --target 10,100,1000     concurrencies to project to
+  --safety-factor F        headroom multiplier (default 1.5)
+  --node CxG               node shape, e.g. 8x32 for 8 cores / 32 GB
+  --baseline S             idle seconds sampled before the load (default 3)
+  --retention-days D       days artifacts are kept (default 7)
+  --sessions-per-day N     sessions each user slot runs per day (default 1)
+
+  --json                   print the result as JSON
+  --submit                 queue it on a running server instead of running here
+  --server URL             server for --submit (default $STREAMPLAY_URL or http://127.0.0.1:8000)
+  --token T                API token for --submit (default $STREAMPLAY_TOKEN)
+`;
+
+/** Thrown for bad command-line input; printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+export interface CliMode {
+  type: JobType;
+  /** Builds the job params from the parsed flags. */
+  params(values: Record<string, unknown>): Record<string, unknown>;
+  /** One progress line from a progress event. */
+  progress(event: Record<string, unknown>): string;
+  /** The human-readable report from the job's result. */
+  report(result: Record<string, unknown>): string;
+}
+
+const num = (v: unknown, flag: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
+  return n;
+};
+
+const numList = (v: unknown, flag: string): number[] | undefined => {
+  if (v === undefined) return undefined;
+  const list = String(v).split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n))) {
+    throw new UsageError(`--${flag} must be a comma-separated list of numbers, got "${v}"`);
+  }
+  return list;
+};
+
+/** The sizing flags both modes accept, as params. */
+function capacityParams(v: Record<string, unknown>): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  const levels = numList(v.sweep, "sweep");
+  if (levels) p.levels = levels;
+  else if (v.concurrency !== undefined) p.concurrency = num(v.concurrency, "concurrency");
+  const targets = numList(v.target, "target");
+  if (targets) p.targets = targets;
+  const map: Array<[string, string]> = [
+    ["safety-factor", "safety_factor"],
+    ["baseline", "baseline_s"],
+    ["retention-days", "retention_days"],
+    ["sessions-per-day", "sessions_per_day"],
+  ];
+  for (const [flag, field] of map) if (v[flag] !== undefined) p[field] = num(v[flag], flag);
+  if (v.node !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)$/i.exec(String(v.node));
+    if (!m) throw new UsageError(`--node must look like 8x32 (cores x GB), got "${v.node}"`);
+    p.node_shape = { cores: Number(m[1]), memory_gb: Number(m[2]) };
+  }
+  return p;
+}
+
+/** The sizing report as text, when the result has one. */
+function sizingText(r: Record<string, unknown>): string {
+  const sizing = r.sizing as SizingReport | undefined;
+  return sizing ? `\n${formatSizingReport(sizing)}` : "";
+}
+
+/** "level 2/4 [####------]" when the run has several levels. */
+function levelBar(e: Record<string, unknown>, levels: number): string {
+  const level = e.level as { index: number; concurrency: number; value: number } | undefined;
+  if (!level || levels < 2) return "";
+  return `level ${level.index + 1}/${levels} (${level.concurrency}) ${
+    progressBar(level.value, 10)
+  } `;
+}
+
+export const httpMode: CliMode = {
+  type: httpBenchJob,
+  params(v) {
+    const headers: Record<string, string> = {};
+    for (const h of (v.header as string[] | undefined) ?? []) {
+      const i = h.indexOf(":");
+      if (i < 1) throw new UsageError(`--header must look like "Name: value", got "${h}"`);
+      headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+    }
+    const params: Record<string, unknown> = {
+      url: v.url,
+      method: ((v.method as string | undefined) ?? "GET").toUpperCase(),
+      headers,
+      timeout_ms: num(v["timeout-ms"], "timeout-ms") ?? 10_000,
+      ramp_s: num(v.ramp, "ramp") ?? 0,
+      ...capacityParams(v),
+    };
+    if (v.requests !== undefined) params.requests = num(v.requests, "requests");
+    else params.duration_s = num(v.duration, "duration") ?? 10;
+    if (v.rate !== undefined) params.rate = num(v.rate, "rate");
+    if (v.body !== undefined) params.body = v.body;
+    return params;
+  },
+  progress(e) {
+    const s = e.stats as {
+      requests: number;
+      rps: number;
+      errors: number;
+      latency_ms: { p95: number };
+    };
+    if (!s) return String(e.text ?? "");
+    return `${progressBar(Number(e.value ?? 0))} ${levelBar(e, levelCount)}${
+      formatNumber(s.requests)
+    } req  ${formatNumber(s.rps)} req/s  p95 ${s.latency_ms.p95.toFixed(2)} ms  errors ${
+      formatNumber(s.errors)
+    }`;
+  },
+  report(r) {
+    const res = r as unknown as LoadResult & { resources?: ResourceSummary };
+    const errs = Object.entries(res.errors).filter(([k, n]) => k !== "total" && n > 0)
+      .map(([k, n]) => `${k} ${formatNumber(n)}`).join(", ");
+    const lines = [
+      `http-bench ${res.method} ${res.url}  ${res.concurrency} connections, ${
+        res.duration_s.toFixed(1)
+      } s`,
+      `  requests     ${formatNumber(res.requests)}  (${formatNumber(res.rps, 1)} req/s)`,
+      `  transferred  ${formatBytes(res.bytes)}  (${formatBytes(res.throughput_bytes_per_s)}/s)`,
+      `  errors       ${formatNumber(res.errors.total ?? 0)}${errs ? `  (${errs})` : ""}`,
+      `  status       ${
+        Object.entries(res.status_counts).map(([k, n]) => `${k}: ${formatNumber(n)}`).join(", ") ||
+        "–"
+      }`,
+      `  latency ms   ${
+        (["p50", "p90", "p95", "p99", "max", "mean"] as const).map((p) =>
+          `${p} ${res.latency_ms[p]}`
+        ).join(
+          "  ",
+        )
+      }`,
+    ];
+    if (res.resources) {
+      const x = res.resources;
+      lines.push(
+        `  resources    CPU ${x.cpu_cores_avg} cores avg (max ${x.cpu_cores_max}) · memory ${
+          formatBytes(x.mem_used_avg_bytes!)
+        } avg · net in ${formatBytes(x.net_rx_bytes!)} / out ${formatBytes(x.net_tx_bytes!)}`,
+      );
+    }
+    return lines.join("\n") + sizingText(r);
+  },
+};
+
+const ms = (p: Percentiles | null | undefined, digits = 0) => p ? `${p.p75.toFixed(digits)}` : "–";
+
+export const playwrightMode: CliMode = {
+  type: browserBenchJob,
+  params(v) {
+    const params: Record<string, unknown> = { url: v.url, ...capacityParams(v) };
+    const map: Array<[string, string]> = [
+      ["duration", "duration_s"],
+      ["ramp", "ramp_s"],
+      ["screenshot-every", "screenshot_every_s"],
+      ["screenshot-quality", "screenshot_quality"],
+    ];
+    for (const [flag, field] of map) if (v[flag] !== undefined) params[field] = num(v[flag], flag);
+    if (v["browser-per-user"]) params.browser_per_user = true;
+    if (v["allow-host"]) params.allow_hosts = v["allow-host"];
+    if (v.basis !== undefined) params.resource_basis = v.basis;
+    if (v.scenario !== undefined) {
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(String(v.scenario));
+      } catch (err) {
+        throw new UsageError(`--scenario: cannot read ${v.scenario}: ${(err as Error).message}`);
+      }
+      try {
+        params.scenario = JSON.parse(text);
+      } catch {
+        throw new UsageError(`--scenario: ${v.scenario} is not JSON (a list of steps)`);
+      }
+    }
+    return params;
+  },
+  progress(e) {
+    const b = e.browser as LevelTick | undefined;
+    if (!b) return String(e.text ?? "");
+    const level = e.level as { concurrency: number } | undefined;
+    const vital = (x: number | null, unit = " ms") =>
+      x === null ? "–" : `${x < 10 ? x.toFixed(3) : Math.round(x)}${unit}`;
+    return `${progressBar(Number(e.value ?? 0))} ${levelBar(e, levelCount)}${b.users_active}/${
+      level?.concurrency ?? "?"
+    } users  ${formatNumber(b.iterations)} iterations  LCP p75 ${vital(b.vitals.lcp_ms)}  ` +
+      `errors ${formatNumber(b.errors)}`;
+  },
+  report(r) {
+    const res = r as unknown as BrowserBenchResult & { resources?: ResourceSummary };
+    const lines = [
+      `browser-bench ${res.url}  ${
+        res.browser_per_user ? "a browser per user" : "a browser context per user"
+      }`,
+      `${"users".padStart(6)} ${"iterations".padStart(10)} ${"visits".padStart(7)} ` +
+      `${"LCP p75".padStart(8)} ${"FCP p75".padStart(8)} ${"TTFB p75".padStart(9)} ` +
+      `${"CLS p75".padStart(8)} ${"INP p75".padStart(8)} ${"heap p75".padStart(9)} ` +
+      `${"errors".padStart(7)}`,
+    ];
+    for (const l of res.levels) {
+      lines.push(
+        `${String(l.concurrency).padStart(6)} ${formatNumber(l.iterations).padStart(10)} ` +
+          `${formatNumber(l.visits).padStart(7)} ${ms(l.lcp_ms).padStart(8)} ` +
+          `${ms(l.fcp_ms).padStart(8)} ${ms(l.ttfb_ms, 1).padStart(9)} ` +
+          `${ms(l.cls, 3).padStart(8)} ${ms(l.inp_ms).padStart(8)} ` +
+          `${(l.js_heap_bytes ? formatBytes(l.js_heap_bytes.p75) : "–").padStart(9)} ` +
+          `${formatNumber(l.errors.total).padStart(7)}`,
+      );
+    }
+    lines.push("  (times in ms)");
+    const kinds = Object.entries(res.errors).filter(([k, n]) => k !== "total" && n > 0)
+      .map(([k, n]) => `${k} ${formatNumber(n)}`).join(", ");
+    lines.push(`errors       ${formatNumber(res.errors.total)}${kinds ? `  (${kinds})` : ""}`);
+    for (const e of res.error_log.slice(0, 10)) {
+      lines.push(`  ${e.kind}: ${e.message}${e.screenshot ? `  [${e.screenshot}]` : ""}`);
+    }
+    lines.push(`screenshots  ${formatNumber(res.screenshots)}`);
+    return lines.join("\n") + sizingText(r);
+  },
+};
+
+/** Params whose flag is spelled differently. */
+const FLAG_FOR_FIELD: Record<string, string> = {
+  duration_s: "duration",
+  ramp_s: "ramp",
+  timeout_ms: "timeout-ms",
+  headers: "header",
+  levels: "sweep",
+  targets: "target",
+  baseline_s: "baseline",
+  node_shape: "node",
+  screenshot_every_s: "screenshot-every",
+  allow_hosts: "allow-host",
+  browser_per_user: "browser-per-user",
+  resource_basis: "basis",
+};
+
+/** The modes this CLI knows, by --mode value. */
+export const MODES: Record<string, CliMode> = {
+  http: httpMode,
+  playwright: playwrightMode,
+  browser: playwrightMode,
+};
+
+/** Levels of the run being shown (for the per-level progress bar). */
+let levelCount = 1;
+
+const isTty = Deno.stderr.isTerminal();
+const encoder = new TextEncoder();
+function showProgress(line: string) {
+  Deno.stderr.writeSync(encoder.encode(isTty ? `\r\x1b[2K${line}` : `${line}\n`));
+}
+
+async function runLocally(mode: CliMode, params: unknown, json: boolean): Promise<number> {
+  const config = loadConfig();
+  const log = createLogger({ level: "warn" });
+  const sandbox = createSandbox({ log, warmPerProfile: 0 });
+  const sampler = createSampler({ log });
+  const id = `cli_${Date.now().toString(36)}`;
+  let artifactDir: string | null = null;
+  if (mode.type.artifacts) {
+    artifactDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "streamplay-bench-" }));
+    console.error(`artifacts: ${artifactDir}`);
+  }
+  const spec = mode.type.sandbox(params, { config, artifactDir });
+  const tracking = mode.type.sample
+    ? sampler.track(id, {
+      intervalMs: (mode.type.sampleIntervalS?.(params) ?? 1) * 1000,
+      artifactDir,
+    }, (_s: Sample) => {})
+    : null;
+  // The browsers the job starts: measured in the samples, killed if the run is interrupted.
+  let processes: number[] = [];
+  const handle = sandbox.run(spec, { id, params, attempt: 1, artifact_dir: artifactDir }, (e) => {
+    if (e.type === PROCESSES_EVENT) {
+      processes = Array.isArray(e.pids) ? e.pids.filter(Number.isInteger) : [];
+      tracking?.setProcesses(processes);
+    }
+    if (e.type === "progress" && !json) showProgress(mode.progress(e));
+    if (e.type === "log" && (e.level === "warn" || e.level === "error")) {
+      console.error(`\n${e.level}: ${e.message}`);
+    }
+  });
+  const stop = () => handle.abort();
+  Deno.addSignalListener("SIGINT", stop);
+  try {
+    const r = await handle.done;
+    if (isTty && !json) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+    if (!r.ok) {
+      tracking?.stop();
+      console.error(`benchmark failed: ${r.error}`);
+      return 1;
+    }
+    const result = completeResult(
+      mode.type,
+      params,
+      r.result,
+      tracking,
+      (err) => console.error(`sizing report failed: ${(err as Error).message}`),
+    ) as Record<string, unknown>;
+    console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
+    sampler.close();
+    sandbox.close();
+  }
+}
+
+async function submit(
+  mode: CliMode,
+  params: unknown,
+  json: boolean,
+  server: string,
+  token: string | undefined,
+): Promise<number> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`${server}/api/jobs`, {
+    method: "POST",
+    headers,
+    body: JSON.stringify({ type: mode.type.name, params }),
+  });
+  const job = await res.json();
+  if (!res.ok) {
+    console.error(`server refused the job (${res.status}): ${job.error}`);
+    return res.status === 400 ? 2 : 1;
+  }
+  console.error(`queued ${job.id} on ${server} — ${server}/bench/jobs/${job.id}`);
+  const wsUrl = new URL(`/ws/jobs/${job.id}`, server);
+  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
+  if (token) wsUrl.searchParams.set("token", token);
+  let final: Record<string, unknown> | undefined;
+  let result: Record<string, unknown> | undefined;
+  await new Promise<void>((resolve) => {
+    const ws = new WebSocket(wsUrl);
+    ws.onmessage = (m) => {
+      const e = JSON.parse(m.data);
+      if (e.type === "progress" && !json) showProgress(mode.progress(e));
+      if (e.type === "result") result = e.result;
+      if (e.type === "status" && ["succeeded", "failed", "cancelled"].includes(e.status)) final = e;
+    };
+    ws.onclose = () => resolve();
+    ws.onerror = () => resolve();
+  });
+  if (isTty && !json) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
+  if (final?.status !== "succeeded" || !result) {
+    console.error(
+      `job ${job.id} ${final?.status ?? "lost"}${final?.error ? `: ${final.error}` : ""}`,
+    );
+    return 1;
+  }
+  console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
+  return 0;
+}
+
+export async function main(args: string[]): Promise<number> {
+  let values: Record<string, unknown>;
+  try {
+    values = parseArgs({
+      args,
+      options: {
+        mode: { type: "string", default: "http" },
+        url: { type: "string" },
+        concurrency: { type: "string" },
+        duration: { type: "string" },
+        requests: { type: "string" },
+        method: { type: "string" },
+        header: { type: "string", multiple: true },
+        body: { type: "string" },
+        "timeout-ms": { type: "string" },
+        rate: { type: "string" },
+        ramp: { type: "string" },
+        scenario: { type: "string" },
+        "screenshot-every": { type: "string" },
+        "screenshot-quality": { type: "string" },
+        "browser-per-user": { type: "boolean", default: false },
+        "allow-host": { type: "string", multiple: true },
+        basis: { type: "string" },
+        sweep: { type: "string" },
+        target: { type: "string" },
+        "safety-factor": { type: "string" },
+        node: { type: "string" },
+        baseline: { type: "string" },
+        "retention-days": { type: "string" },
+        "sessions-per-day": { type: "string" },
+        json: { type: "boolean", default: false },
+        submit: { type: "boolean", default: false },
+        server: { type: "string" },
+        token: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    console.error(`${(err as Error).message} (see --help)`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const mode = MODES[values.mode as string];
+  if (!mode) {
+    console.error(`--mode must be one of ${Object.keys(MODES).join(", ")}, got "${values.mode}"`);
+    return 2;
+  }
+  if (!values.url) {
+    console.error("--url is required (see --help)");
+    return 2;
+  }
+  let params: unknown;
+  try {
+    const parsed = mode.type.params.safeParse(mode.params(values));
+    if (!parsed.success) {
+      const { details } = describeZodError(parsed.error);
+      const first = details[0]!;
+      const flag = FLAG_FOR_FIELD[first.field.split(".")[0]!] ?? first.field.replace(/_/g, "-");
+      console.error(`--${flag}: ${first.message}`);
+      return 2;
+    }
+    params = parsed.data;
+    const levels = (parsed.data as { levels?: number[] }).levels;
+    levelCount = levels?.length ?? 1;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(err.message);
+      return 2;
+    }
+    throw err;
+  }
+  const json = values.json as boolean;
+  if (values.submit) {
+    const server = ((values.server as string | undefined) ?? Deno.env.get("STREAMPLAY_URL") ??
+      "http://127.0.0.1:8000").replace(/\/+$/, "");
+    return await submit(
+      mode,
+      params,
+      json,
+      server,
+      (values.token as string | undefined) ?? Deno.env.get("STREAMPLAY_TOKEN"),
+    );
+  }
+  const policy = createUrlPolicy(loadConfig());
+  for (const { field, url } of mode.type.urls(params)) {
+    const verdict = await policy.check(url);
+    if (!verdict.ok) {
+      console.error(`--${field.replace(/^params\./, "")} ${url} is refused: ${verdict.reason}`);
+      return 2;
+    }
+  }
+  return await runLocally(mode, params, json);
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

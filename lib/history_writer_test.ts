@@ -1,0 +1,136 @@
+/**
+ * The history writer with a real redis-server and a real DuckDB file: events reach DuckDB,
+ * live subscribers and `recent()`; events read before a crash are written once at the next
+ * start; one event DuckDB refuses does not stop the others.
+ */
+import assert from "node:assert/strict";
+import { createQueue, newJobId } from "./queue.ts";
+import { connectRedis, waitReady } from "./redis.ts";
+import { openHistory } from "./history.ts";
+import { HISTORY_GROUP, startHistoryWriter } from "./history_writer.ts";
+import { createLogger } from "./log.ts";
+import { idToSeq, type JobEvent } from "./events.ts";
+import { startRedis, tempDir, uniquePrefix, waitFor } from "../tests/helpers.ts";
+
+const log = createLogger({ level: "error" });
+
+async function setup() {
+  const server = await startRedis();
+  const dir = await tempDir();
+  const redis = connectRedis(server.url, "command");
+  await waitReady(redis);
+  const prefix = uniquePrefix();
+  const queue = createQueue({ redis, prefix });
+  const history = await openHistory(`${dir.path}/h.duckdb`);
+  return {
+    server,
+    redis,
+    prefix,
+    queue,
+    history,
+    dbPath: `${dir.path}/h.duckdb`,
+    startWriter: () =>
+      startHistoryWriter({ redis: connectRedis(server.url, "blocking"), prefix, history, log }),
+    async [Symbol.asyncDispose]() {
+      redis.disconnect();
+      await history.close();
+      await server.close();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+
+const noop = () => ({
+  id: newJobId(),
+  type: "noop",
+  params: { a: 1 },
+  maxAttempts: 3,
+  timeoutS: 60,
+});
+
+Deno.test("events reach DuckDB, live subscribers and recent() until stored", async () => {
+  await using t = await setup();
+  const writer = await t.startWriter();
+  const job = noop();
+  const live: JobEvent[] = [];
+  writer.subscribe(job.id, (e) => live.push(e));
+  await t.queue.enqueue([job]);
+  await t.queue.claim("noop", "c1", 1, 10_000);
+  await t.queue.complete("c1", [{ id: job.id, kind: "ok", result: { v: 7 } }]);
+  await waitFor(() => live.length === 4, { what: "live events" });
+  assert.deepEqual(live.map((e) => e.type === "status" ? e.status : e.type), [
+    "queued",
+    "running",
+    "result",
+    "succeeded",
+  ]);
+  await writer.flush();
+  assert.deepEqual(writer.recent(job.id), [], "nothing left once stored");
+  const stored = await t.history.getJob(job.id);
+  assert.equal(stored!.status, "succeeded");
+  assert.deepEqual(stored!.result, { v: 7 });
+  assert.deepEqual(stored!.params, { a: 1 });
+  assert.equal(stored!.attempts, 1);
+  assert.equal(stored!.worker, "c1");
+  const events = await t.history.events(job.id);
+  assert.deepEqual(events.map((e) => e.id), live.map((e) => e.id), "same ids, same order");
+  await writer.close();
+});
+
+Deno.test("events read before a crash are written exactly once at the next start", async () => {
+  await using t = await setup();
+  const writer = await t.startWriter();
+  await writer.close();
+  const jobs = [noop(), noop(), noop()];
+  await t.queue.enqueue(jobs);
+  // A writer that crashed after reading these (pending, unacknowledged) ...
+  const raw = await t.redis.xreadgroup(
+    "GROUP",
+    HISTORY_GROUP,
+    "writer",
+    "COUNT",
+    100,
+    "STREAMS",
+    `${t.prefix}:events`,
+    ">",
+  ) as Array<[string, Array<[string, string[]]>]>;
+  assert.equal(raw[0]![1].length, 3);
+  // ... and had even stored the first one before dying.
+  const [id0, f0] = raw[0]![1][0]!;
+  await t.history.applyEvents([{
+    seq: idToSeq(id0),
+    jobId: f0[1]!,
+    type: f0[3]!,
+    json: f0[5]!,
+  }]);
+  const again = await t.startWriter();
+  await waitFor(
+    async () =>
+      (await t.history.query<{ n: number }>(`SELECT count(*)::INT AS n FROM job_events`))[0]!.n ===
+        3,
+    {
+      what: "three events stored",
+    },
+  );
+  for (const j of jobs) assert.equal((await t.history.getJob(j.id))!.status, "queued");
+  const pending = await t.redis.xpending(`${t.prefix}:events`, HISTORY_GROUP) as [number];
+  assert.equal(pending[0], 0, "all acknowledged");
+  await again.close();
+});
+
+Deno.test("an event DuckDB refuses is skipped; the rest of its batch is stored", async () => {
+  await using t = await setup();
+  const writer = await t.startWriter();
+  const good = noop();
+  await t.queue.enqueue([good]);
+  // A sample whose body is not JSON cannot be loaded into metric_samples.
+  await t.redis.xadd(`${t.prefix}:events`, "*", "j", good.id, "t", "sample", "e", "{broken");
+  const later = noop();
+  await t.queue.enqueue([later]);
+  await waitFor(async () => (await t.history.getJob(later.id)) !== null, {
+    timeoutMs: 20_000,
+    what: "the job after the bad event",
+  });
+  assert.ok(await t.history.getJob(good.id));
+  await writer.close();
+});

@@ -1,0 +1,75 @@
+/**
+ * What a sandboxed job can and cannot reach, checked by a probe job running under the exact
+ * permission profiles the platform grants (real Deno Workers, real sockets and files).
+ */
+import assert from "node:assert/strict";
+import { artifactPermissions, createSandbox, type SandboxSpec } from "../lib/sandbox.ts";
+import { createLogger } from "../lib/log.ts";
+import { httpBenchJob } from "../workers/http-bench.ts";
+import { loadConfig } from "../lib/config.ts";
+import { HttpBenchParams } from "../workers/http-bench.ts";
+import { startTarget, tempDir } from "./helpers.ts";
+
+const PROBE = new URL("./fixtures/probe.worker.ts", import.meta.url);
+
+async function probe(spec: SandboxSpec, actions: unknown[]) {
+  const sandbox = createSandbox({ log: createLogger({ level: "error" }), warmPerProfile: 0 });
+  try {
+    const r = await sandbox.run(
+      { ...spec, module: PROBE },
+      { id: "probe", params: { actions }, attempt: 1, artifact_dir: null },
+      () => {},
+    ).done;
+    assert.ok(r.ok, `probe failed: ${!r.ok && r.error}`);
+    return r.result as Array<{ ok: boolean; error?: string }>;
+  } finally {
+    sandbox.close();
+  }
+}
+
+Deno.test("an http-bench job reaches its target and nothing else", async () => {
+  await using target = startTarget();
+  await using other = startTarget();
+  await using dir = await tempDir();
+  const secret = `${dir.path}/secret.txt`;
+  await Deno.writeTextFile(secret, "token");
+  const params = HttpBenchParams.parse({ url: `${target.url}/` });
+  const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
+  const [toTarget, toOther, readSecret, readEtc, writeTmp, env, run] = await probe(spec, [
+    { do: "connect", hostname: "127.0.0.1", port: target.port },
+    { do: "connect", hostname: "127.0.0.1", port: other.port },
+    { do: "read", path: secret },
+    { do: "read", path: "/etc/hostname" },
+    { do: "write", path: `${dir.path}/x` },
+    { do: "env", name: "STREAMPLAY_TOKENS" },
+    { do: "run", cmd: "true" },
+  ]);
+  assert.deepEqual(toTarget, { ok: true });
+  assert.deepEqual(toOther, { ok: false, error: "NotCapable" });
+  assert.deepEqual(readSecret, { ok: false, error: "NotCapable" });
+  assert.deepEqual(readEtc, { ok: false, error: "NotCapable" });
+  assert.deepEqual(writeTmp, { ok: false, error: "NotCapable" });
+  assert.deepEqual(env, { ok: false, error: "NotCapable" });
+  assert.deepEqual(run, { ok: false, error: "NotCapable" });
+});
+
+Deno.test("a job with an artifact directory reads and writes there and nowhere else", async () => {
+  await using base = await tempDir();
+  const artifacts = `${base.path}/artifacts/job_1`;
+  await Deno.mkdir(artifacts, { recursive: true });
+  const outside = `${base.path}/outside.txt`;
+  await Deno.writeTextFile(outside, "not yours");
+  const results = await probe(
+    { module: PROBE, permissions: artifactPermissions(artifacts), jobsPerWorker: 1 },
+    [
+      { do: "write", path: `${artifacts}/shot.jpg` },
+      { do: "read", path: `${artifacts}/shot.jpg` },
+      { do: "read", path: outside },
+      { do: "read", path: `${artifacts}/../../outside.txt` },
+      { do: "write", path: `${base.path}/artifacts/job_2.txt` },
+      { do: "connect", hostname: "127.0.0.1", port: 1 },
+    ],
+  );
+  assert.deepEqual(results.map((r) => r.ok), [true, true, false, false, false, false]);
+  assert.ok(results.slice(2).every((r) => r.error === "NotCapable"));
+});
