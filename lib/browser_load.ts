@@ -520,7 +520,10 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           await context.addInitScript({ content: script });
           const page = await context.newPage();
           page.on("console", (m: ConsoleMessage) => {
-            if (m.type() === "error") error("console", m.text(), page, i);
+            // The browser's own favicon probe is not part of the page.
+            if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) {
+              error("console", m.text(), page, i);
+            }
           });
           page.on("pageerror", (e: Error) => error("page", e.message, page, i));
           page.on("request", () => requests++);

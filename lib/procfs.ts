@@ -85,6 +85,8 @@ export function parseMeminfo(text: string): { total: number; used: number } {
 export interface ProcessStat {
   pid: number;
   ppid: number;
+  /** The command name (at most 15 characters). */
+  name: string;
   /** utime + stime, in clock ticks (1/100 s on Linux). */
   cpuTicks: number;
   rssBytes: number;
@@ -107,6 +109,7 @@ export function parseStatLines(text: string): ProcessStat[] {
     out.push({
       pid,
       ppid,
+      name: line.slice(line.indexOf("(") + 1, close),
       cpuTicks: Number(f[11] ?? 0) + Number(f[12] ?? 0),
       rssBytes: Number(f[21] ?? 0) * PAGE_SIZE,
     });

@@ -33,6 +33,8 @@ export interface Sample {
   interval_s: number;
   cpu_cores: number;
   cpu_percent: number;
+  /** Cores the machine has. */
+  cpu_count: number;
   mem_used_bytes: number;
   mem_total_bytes: number;
   net_rx_bytes: number;
@@ -192,6 +194,7 @@ function toSample(prev: Counters, now: MachineReading): Sample {
     interval_s: round(seconds),
     cpu_cores: round(cores),
     cpu_percent: round(now.cpu.length ? cores / now.cpu.length * 100 : 0, 1),
+    cpu_count: now.cpu.length,
     mem_used_bytes: now.mem.used,
     mem_total_bytes: now.mem.total,
     net_rx_bytes: Math.max(0, now.net.rx - prev.net.rx),

@@ -221,6 +221,15 @@ export function buildSizingReport(
       };
     }
   }
+  const cpuCount = samples[0]?.cpu_count ?? 0;
+  if (baseline && basis === "system" && cpuCount > 0 && baseline.cpu_cores >= cpuCount * 0.5) {
+    warnings.push(
+      `The machine was busy before the load started (${
+        baseline.cpu_cores.toFixed(2)
+      } of ${cpuCount} cores in use): net figures are unreliable. Measure on a quiet machine, ` +
+        "or size from the job's own processes (resource_basis: process).",
+    );
+  }
   if (!baseline && basis === "system") {
     warnings.push(
       "No idle baseline was sampled: machine figures include whatever else was running.",

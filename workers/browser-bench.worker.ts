@@ -48,7 +48,9 @@ serveJobs<BrowserBenchParams, BrowserBenchResult, BrowserBenchInit>(async (ctx) 
   if (!ctx.artifactDir) throw new JobError("browser-bench needs an artifact directory", false);
   const tmpDir = `${ctx.artifactDir}/.tmp`;
   await Deno.mkdir(tmpDir, { recursive: true });
-  const playwright = await loadPlaywright({ TMPDIR: tmpDir }, { tmpDir });
+  // Browser profiles go to the artifact directory; Chromium's own TMPDIR stays the system's,
+  // because its singleton socket path must stay short.
+  const playwright = await loadPlaywright({}, { tmpDir });
   const levels = browserLevels(p);
   let logged = 0;
   const load = createBrowserLoad({
