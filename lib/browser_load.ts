@@ -284,6 +284,8 @@ export interface LevelOptions {
   signal: AbortSignal;
   /** Called once every user has opened its page. */
   onSteady?(): void;
+  /** Called when the level's time is up, before the users' pages close. */
+  onStop?(): void;
   /** Called every second. */
   onTick?(tick: LevelTick): void;
 }
@@ -418,6 +420,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
       const onOuterAbort = () => stop.abort();
       lv.signal.addEventListener("abort", onOuterAbort, { once: true });
       const deadline = setTimeout(() => stop.abort(), lv.durationMs);
+      stop.signal.addEventListener("abort", () => lv.onStop?.(), { once: true });
 
       const visits = new Map<string, Visit>();
       const writes = new Set<Promise<unknown>>();

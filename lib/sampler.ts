@@ -152,6 +152,7 @@ interface Counters {
   cpu: CpuTimes[];
   net: { rx: number; tx: number };
   ticks: Map<number, number>;
+  ticksAt: number;
 }
 
 interface MachineReading {
@@ -159,12 +160,20 @@ interface MachineReading {
   cpu: CpuTimes[];
   net: { rx: number; tx: number };
   mem: { total: number; used: number };
-  procs?: { count: number; ticks: Map<number, number>; memBytes: number; kind: "pss" | "rss" };
+  procs?: {
+    count: number;
+    ticks: Map<number, number>;
+    /** When the process list (and so the ticks) was read. */
+    at: number;
+    memBytes: number;
+    kind: "pss" | "rss";
+  };
 }
 
 async function read(roots: Set<number>): Promise<MachineReading> {
   const paths = ["/proc/stat", "/proc/meminfo", "/proc/net/dev"];
   const tree = roots.size ? processTree(roots, await listProcesses()) : [];
+  const ticksAt = Date.now();
   for (const p of tree) paths.push(`/proc/${p.pid}/smaps_rollup`);
   const files = await readProcFiles(paths);
   const reading: MachineReading = {
@@ -179,6 +188,7 @@ async function read(roots: Set<number>): Promise<MachineReading> {
     reading.procs = {
       count: tree.length,
       ticks: new Map(tree.map((p) => [p.pid, p.cpuTicks])),
+      at: ticksAt,
       memBytes: tree.reduce((a, p, i) => a + (allPss ? pss[i]! : p.rssBytes), 0),
       kind: allPss ? "pss" : "rss",
     };
@@ -206,8 +216,9 @@ function toSample(prev: Counters, now: MachineReading): Sample {
       const before = prev.ticks.get(pid);
       if (before !== undefined) ticks += Math.max(0, t - before);
     }
+    const tickSeconds = Math.max(0.001, (now.procs.at - prev.ticksAt) / 1000);
     sample.proc_count = now.procs.count;
-    sample.proc_cpu_cores = round(ticks / CLOCK_TICKS_PER_S / seconds);
+    sample.proc_cpu_cores = prev.ticks.size ? round(ticks / CLOCK_TICKS_PER_S / tickSeconds) : 0;
     sample.proc_mem_bytes = now.procs.memBytes;
     sample.proc_mem_kind = now.procs.kind;
   }
@@ -219,6 +230,7 @@ const countersOf = (r: MachineReading): Counters => ({
   cpu: r.cpu,
   net: r.net,
   ticks: r.procs?.ticks ?? new Map(),
+  ticksAt: r.procs?.at ?? r.at,
 });
 
 export function createSampler(options: { log: Logger; intervalMs?: number }): Sampler {
@@ -232,12 +244,13 @@ export function createSampler(options: { log: Logger; intervalMs?: number }): Sa
       const roots = new Set<number>();
       const samples: Sample[] = [];
       let prev: Promise<Counters | null> = read(roots).then(countersOf, () => null);
-      let busy = false;
       let stopped = false;
+      let timer: ReturnType<typeof setTimeout> | undefined;
 
+      // Each sample is scheduled from the end of the last one, never closer than half an
+      // interval: a late sample on a busy machine does not make the next interval tiny.
       const tick = async () => {
-        if (busy || stopped) return;
-        busy = true;
+        const began = Date.now();
         try {
           const [before, now, disk] = await Promise.all([
             prev,
@@ -253,13 +266,16 @@ export function createSampler(options: { log: Logger; intervalMs?: number }): Sa
         } catch (err) {
           options.log.warn("resource sample failed", { error: errorMessage(err) });
         } finally {
-          busy = false;
+          if (!stopped) {
+            const spent = Date.now() - began;
+            timer = setTimeout(tick, Math.max(intervalMs / 2, intervalMs - spent));
+          }
         }
       };
-      const timer = setInterval(tick, intervalMs);
+      timer = setTimeout(tick, intervalMs);
       const stop = () => {
         stopped = true;
-        clearInterval(timer);
+        clearTimeout(timer);
         stops.delete(stop);
       };
       stops.add(stop);

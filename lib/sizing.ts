@@ -14,6 +14,7 @@ import {
   FORMULAS,
   holdOut,
   type PerSession,
+  type Point,
   predict,
   project,
   type Projection,
@@ -133,6 +134,8 @@ export type ResourceName = "cpu" | "memory" | "disk" | "network";
 
 export interface ResourceModel extends Fit {
   unit: string;
+  /** The measured cost at each level the models were fitted to. */
+  points: Point[];
   validation: Validation | null;
 }
 
@@ -310,7 +313,7 @@ export function buildSizingReport(
       const fit = fitModels(points);
       if (!fit) continue;
       const validation = holdOut(points);
-      models[r.name] = { ...fit, unit: r.unit, validation };
+      models[r.name] = { ...fit, unit: r.unit, points, validation };
       if (fit.super_linear) {
         warnings.push(
           `${LABEL[r.name]} grows faster than linearly with users (power exponent ` +

@@ -11,6 +11,8 @@ export interface LevelContext {
   index: number;
   /** Call once every user runs (the end of the ramp); the measured window starts here. */
   steady(): void;
+  /** Call when the load stops, before teardown; the measured window ends here. */
+  stopped(): void;
 }
 
 export type SweepPhase =
@@ -59,14 +61,18 @@ export async function runSweep<L>(
     o.onPhase?.({ kind: "level", index, concurrency });
     const started = Date.now();
     let steady: number | null = null;
+    let stopped: number | null = null;
     const result = await o.runLevel({
       concurrency,
       index,
       steady: () => {
         steady ??= Date.now();
       },
+      stopped: () => {
+        stopped ??= Date.now();
+      },
     });
-    const ended = Date.now();
+    const ended = stopped ?? Date.now();
     windows.push({ concurrency, started, steady: steady ?? started, ended });
     results.push(result);
     if (index < o.levels.length - 1 && (o.settleMs ?? 0) > 0) await sleep(o.settleMs!, o.signal);

@@ -101,6 +101,7 @@ serveJobs<BrowserBenchParams, BrowserBenchResult, BrowserBenchInit>(async (ctx) 
           rampMs: p.ramp_s * 1000,
           signal: ctx.signal,
           onSteady: level.steady,
+          onStop: level.stopped,
           onTick: (tick) => {
             const within = Math.min(1, tick.elapsed_s / p.duration_s);
             const lcp = tick.vitals.lcp_ms === null ? "–" : `${Math.round(tick.vitals.lcp_ms)} ms`;
