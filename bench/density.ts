@@ -251,7 +251,18 @@ if (simple) {
       `${mb.toFixed(1)} MB — ${verdict(mb <= TARGET_SIMPLE_MB)}`,
   );
 }
+const saturated = series.filter((s) =>
+  s.points.some((p) => p.active.cores >= navigator.hardwareConcurrency * 0.85)
+);
+if (saturated.length) {
+  console.log(
+    `the browsers used nearly all ${navigator.hardwareConcurrency} cores in ` +
+      saturated.map((s) => `${s.page}/${s.model}/${s.settings}`).join(", ") +
+      ": CPU per added session there is capped by the machine, not measured",
+  );
+}
 console.log(
   `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end ` +
-    "(other work on the machine adds noise to CPU figures, not to PSS)",
+    "(other work on the machine adds noise to CPU figures, and a little to PSS through the " +
+    "library pages Chromium processes share)",
 );
