@@ -3,7 +3,8 @@
  * the command line, prints where to find it, and stops it cleanly on SIGINT/SIGTERM.
  *
  *   --role=all     API + worker pool + history writer (deno task start)
- *   --role=worker  worker pool only, against REDIS_URL (deno task worker)
+ *   --role=worker  worker pool against REDIS_URL, with an HTTP listener on HOST:PORT for the
+ *                  viewer WebSockets of the sessions it runs (deno task worker)
  */
 import { parseArgs } from "node:util";
 import { checkServeSafety, ConfigError, loadConfig } from "./lib/config.ts";
@@ -24,17 +25,19 @@ const role = args.role;
 let platform;
 try {
   const config = loadConfig();
-  if (role === "all") checkServeSafety(config);
+  checkServeSafety(config);
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   platform = await startPlatform(config, { role, log, version: denoJson.version });
-  if (platform.address) {
-    const { port } = platform.address;
-    const base = config.publicUrl.replace(`:${config.port}`, `:${port}`);
+  if (role === "all" && platform.address) {
+    const base = platform.publicUrl;
     console.log(
       `streamplay ${denoJson.version} ready\n  UI:       ${base}/\n  API docs: ${base}/docs`,
     );
   } else {
-    console.log(`streamplay ${denoJson.version} worker ready (${platform.runner?.consumerId})`);
+    console.log(
+      `streamplay ${denoJson.version} worker ready (${platform.runner?.consumerId}); ` +
+        `session viewers connect to ${platform.publicUrl}`,
+    );
   }
 } catch (err) {
   if (err instanceof ConfigError || err instanceof StartupError) {

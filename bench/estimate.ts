@@ -155,6 +155,15 @@ console.log(
     `(a ${spread.toFixed(2)}-core swing); the system basis sees all of it, the process basis ` +
     "only the job's browsers.",
 );
+const cores = samples[0]?.cpu_count ?? navigator.hardwareConcurrency;
+const idle = sys.baseline?.cpu_cores ?? 0;
+if (idle >= cores * 0.5) {
+  console.log(
+    `  - a busy machine: ${idle.toFixed(2)} of ${cores} cores were in use before the load ` +
+      "started, so the load competed for what was left; the machine figures cannot see it, and " +
+      "the browsers' own CPU is what they got, not what they would take on a quiet machine.",
+  );
+}
 const saturated = sys.levels.filter((l) => l.saturated).map((l) => l.concurrency);
 if (saturated.length) {
   console.log(

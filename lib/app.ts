@@ -13,6 +13,11 @@ import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
 import { artifactRoutes } from "../routes/artifacts.ts";
 import { benchRoutes } from "../routes/bench.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
+import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import type { SessionDeps } from "./context.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -24,6 +29,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 
+  app.use("*", deps.metrics.http);
   app.use("*", async (c, next) => {
     c.set("deps", deps);
     c.set("config", deps.config);
@@ -35,21 +41,28 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
     c.set("policy", deps.policy);
     await next();
   });
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
+  });
+  // Only methods that carry a body (wrapping a body-less DELETE trips a Deno warning).
   app.use(
     "/api/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
-    }),
+    (c, next) => ["POST", "PUT", "PATCH"].includes(c.req.method) ? limitBody(c, next) : next(),
   );
-  app.use("/api/*", authenticate(auth));
+  const { publicPressure, publicMetrics } = deps.config;
+  app.use("/api/*", authenticate(auth, (path) => publicPressure && path === "/api/pressure"));
   app.use("/ws/*", authenticate(auth));
+  if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
   app.route("/", healthRoutes());
   app.route("/", jobsRoutes());
   app.route("/", artifactRoutes());
   app.route("/", benchRoutes());
   app.route("/", pageRoutes());
+  app.route("/", metricsRoutes());
+  app.route("/", sessionsRoutes());
+  app.route("/", sessionSocketRoutes(deps.sessions));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -73,5 +86,23 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
     },
     servers: [{ url: deps.config.publicUrl }],
   });
+  return app as unknown as OpenAPIHono<AppEnv>;
+}
+
+/**
+ * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
+ * sessions it runs, with the same tokens as the API, and a liveness answer at `/`.
+ */
+export async function createWorkerApp(
+  deps: { config: Config; log: Logger; sessions: SessionDeps },
+): Promise<OpenAPIHono<AppEnv>> {
+  const app = newApp();
+  const auth = await createAuthenticator(deps.config.tokens);
+  for (const t of deps.config.tokens) deps.log.addSecret(t.token);
+  app.onError(errorHandler(deps.log));
+  app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
+  app.use("/ws/*", authenticate(auth));
+  app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
+  app.route("/", sessionSocketRoutes(deps.sessions));
   return app as unknown as OpenAPIHono<AppEnv>;
 }

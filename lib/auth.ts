@@ -67,11 +67,19 @@ export function requestToken(req: Request, allowQuery: boolean): string | null {
 
 type AuthEnv = { Variables: { principal: Principal } };
 
-/** Identifies the caller on /api and /ws; answers 401 when a token is needed and missing. */
-export function authenticate(auth: Authenticator) {
+/**
+ * Identifies the caller on /api and /ws; answers 401 when a token is needed and missing.
+ * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
+ */
+export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
   return createMiddleware<AuthEnv>(async (c, next) => {
     const isWs = c.req.path.startsWith("/ws/");
-    const principal = await auth.identify(requestToken(c.req.raw, isWs));
+    const token = requestToken(c.req.raw, isWs);
+    if (!token && isPublic?.(c.req.path)) {
+      c.set("principal", { name: "public", role: "viewer" });
+      return await next();
+    }
+    const principal = await auth.identify(token);
     if (!principal) {
       throw new HTTPException(401, {
         message: "A valid token is required: send Authorization: Bearer <token>",

@@ -2,6 +2,7 @@
  * Configuration: every environment variable streamplay reads, with its default, in one typed
  * object. `loadConfig()` fails at start-up with a message naming the variable that is wrong.
  */
+import { WATCHABLE_SERIES } from "./series.ts";
 
 export type Role = "viewer" | "operator" | "admin";
 
@@ -24,6 +25,8 @@ export interface Config {
   /** Jobs run at once by this process; 0 runs no worker pool here (API and history only). */
   concurrency: number;
   warmWorkers: number;
+  /** Live sessions at once: across the cluster (the API answers 429 beyond) and per process. */
+  maxSessions: number;
   leaseMs: number;
   shutdownGraceMs: number;
   jobTtlS: number;
@@ -34,6 +37,26 @@ export interface Config {
   chromiumPath: string;
   logLevel: "debug" | "info" | "warn" | "error";
   logFormat: "text" | "json";
+  /**
+   * Over this machine's CPU % (5 s average) new work is refused with 503; 100 (the default)
+   * never refuses on CPU alone: load tests are meant to use the whole machine.
+   */
+  maxCpuPercent: number;
+  maxMemoryPercent: number;
+  /** Jobs that may wait beyond the worker slots before new ones get 429. */
+  maxQueued: number;
+  /** The 1 s sampler behind the dashboard, platform_samples and anomaly alerts. */
+  monitor: boolean;
+  metricsIntervalS: number;
+  metricsRetentionDays: number;
+  alertWebhook: string | undefined;
+  anomalyZ: number;
+  anomalyMinDurationS: number;
+  /** Series watched for anomalies; empty means every watchable series. */
+  anomalySeries: string[];
+  /** Whether `/api/pressure` and `/metrics` answer without a token when tokens are on. */
+  publicPressure: boolean;
+  publicMetrics: boolean;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +76,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_DB: "<STREAMPLAY_DATA_DIR>/streamplay.duckdb",
   STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
   STREAMPLAY_WARM_WORKERS: "2",
+  STREAMPLAY_MAX_SESSIONS: "4",
   STREAMPLAY_LEASE_S: "15",
   STREAMPLAY_SHUTDOWN_GRACE_S: "10",
   STREAMPLAY_JOB_TTL_S: "86400",
@@ -63,6 +87,18 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_CHROMIUM: "/usr/bin/chromium",
   STREAMPLAY_LOG_LEVEL: "info",
   STREAMPLAY_LOG_FORMAT: "text",
+  STREAMPLAY_MAX_CPU_PERCENT: "100",
+  STREAMPLAY_MAX_MEMORY_PERCENT: "95",
+  STREAMPLAY_MAX_QUEUED: "10000",
+  STREAMPLAY_MONITOR: "true",
+  STREAMPLAY_METRICS_INTERVAL_S: "5",
+  STREAMPLAY_METRICS_RETENTION_DAYS: "7",
+  STREAMPLAY_ALERT_WEBHOOK: "(empty: no webhook)",
+  STREAMPLAY_ANOMALY_Z: "3.5",
+  STREAMPLAY_ANOMALY_MIN_DURATION_S: "10",
+  STREAMPLAY_ANOMALY_SERIES: "(empty: every watched series)",
+  STREAMPLAY_PUBLIC_PRESSURE: "false",
+  STREAMPLAY_PUBLIC_METRICS: "false",
 } as const;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -91,6 +127,21 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (["1", "true", "yes", "on"].includes(raw)) return true;
   if (["0", "false", "no", "off"].includes(raw)) return false;
   throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function webhookUrl(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`${name} must be an http(s) URL, got a ${url.protocol} URL`);
+  }
+  return url.href;
 }
 
 function list(env: Env, name: string): string[] {
@@ -147,6 +198,16 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   if (!/^[A-Za-z0-9_.:-]+$/.test(prefix)) {
     throw new ConfigError(`STREAMPLAY_REDIS_PREFIX may hold only letters, digits and _.:-`);
   }
+  const anomalySeries = list(env, "STREAMPLAY_ANOMALY_SERIES");
+  for (const name of anomalySeries) {
+    if (!WATCHABLE_SERIES.includes(name)) {
+      throw new ConfigError(
+        `STREAMPLAY_ANOMALY_SERIES: "${name}" is not a watched series; use some of ${
+          WATCHABLE_SERIES.join(", ")
+        }`,
+      );
+    }
+  }
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   return {
     host,
@@ -158,6 +219,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     dbPath: env.STREAMPLAY_DB || `${dataDir}/streamplay.duckdb`,
     concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
     warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
+    maxSessions: int(env, "STREAMPLAY_MAX_SESSIONS", 4, 1, 1000),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),
     shutdownGraceMs: Math.round(num(env, "STREAMPLAY_SHUTDOWN_GRACE_S", 10, 0, 3600) * 1000),
     jobTtlS: int(env, "STREAMPLAY_JOB_TTL_S", 86_400, 60, 365 * 86_400),
@@ -168,6 +230,18 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     chromiumPath: env.STREAMPLAY_CHROMIUM || CONFIG_DEFAULTS.STREAMPLAY_CHROMIUM,
     logLevel: logLevel as Config["logLevel"],
     logFormat,
+    maxCpuPercent: num(env, "STREAMPLAY_MAX_CPU_PERCENT", 100, 1, 100),
+    maxMemoryPercent: num(env, "STREAMPLAY_MAX_MEMORY_PERCENT", 95, 1, 100),
+    maxQueued: int(env, "STREAMPLAY_MAX_QUEUED", 10_000, 0, 100_000_000),
+    monitor: bool(env, "STREAMPLAY_MONITOR", true),
+    metricsIntervalS: int(env, "STREAMPLAY_METRICS_INTERVAL_S", 5, 1, 3600),
+    metricsRetentionDays: num(env, "STREAMPLAY_METRICS_RETENTION_DAYS", 7, 0.01, 3650),
+    alertWebhook: webhookUrl(env, "STREAMPLAY_ALERT_WEBHOOK"),
+    anomalyZ: num(env, "STREAMPLAY_ANOMALY_Z", 3.5, 1, 100),
+    anomalyMinDurationS: num(env, "STREAMPLAY_ANOMALY_MIN_DURATION_S", 10, 1, 3600),
+    anomalySeries,
+    publicPressure: bool(env, "STREAMPLAY_PUBLIC_PRESSURE", false),
+    publicMetrics: bool(env, "STREAMPLAY_PUBLIC_METRICS", false),
   };
 }
 

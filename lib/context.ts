@@ -11,6 +11,16 @@ import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Monitor } from "./monitor.ts";
+import type { SessionStore } from "./session_store.ts";
+import type { SessionHost } from "./session_host.ts";
+
+/** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
+export interface SessionDeps {
+  store: SessionStore;
+  host?: SessionHost | undefined;
+}
 
 export interface AppDeps {
   config: Config;
@@ -23,7 +33,11 @@ export interface AppDeps {
   policy: UrlPolicy;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
+  sessions: SessionDeps;
   version: string;
+  metrics: Metrics;
+  /** Pressure and admission, the dashboard feed, alerts, history of the platform series. */
+  monitor: Monitor;
 }
 
 export type AppEnv = {

@@ -11,6 +11,7 @@ import type { Sample, Tracking } from "./sampler.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { browserBenchJob } from "../workers/browser-bench.ts";
+import { sessionJob } from "../workers/session.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -40,12 +41,23 @@ export interface JobType<P = any> {
    * the job ran (the benchmarks add their sizing report here).
    */
   finish?(params: P, result: unknown, samples: Sample[]): unknown;
+  /**
+   * Jobs of this type get their own slots in each process instead of sharing
+   * STREAMPLAY_CONCURRENCY (long-lived, mostly idle jobs such as live sessions).
+   */
+  slots?(config: Config): number;
+  /**
+   * Long-lived jobs that share a Worker: on cancel, timeout or pool shutdown the job's
+   * AbortSignal fires ("cancelled", "timeout", "shutdown") and it has this long to end on its
+   * own before its Worker is terminated, so one job's end does not take its neighbours down.
+   */
+  stopGraceMs?: number;
 }
 
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob];
+  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob];
   return new Map(list.map((t) => [t.name, t]));
 }
 

@@ -2,7 +2,8 @@
  * Starts the platform's parts for a role and stops them in the right order:
  *
  *   all     embedded redis (unless REDIS_URL) + DuckDB + history writer + API server + worker pool
- *   worker  worker pool only, against REDIS_URL
+ *   worker  worker pool against REDIS_URL, and an HTTP listener for the viewer WebSockets of the
+ *           sessions it runs (advertised as STREAMPLAY_PUBLIC_URL, the real port when PORT=0)
  *
  * `main.ts` calls this with the loaded config; benchmarks and tests call it in-process.
  */
@@ -25,7 +26,14 @@ import { createSampler } from "./sampler.ts";
 import { createJobTypes, type JobTypes } from "./job_types.ts";
 import { createRunner, type Runner } from "./runner.ts";
 import { createUrlPolicy } from "./url_policy.ts";
-import { createApp } from "./app.ts";
+import { createApp, createWorkerApp } from "./app.ts";
+import { createSessionStore } from "./session_store.ts";
+import { createSessionHost, type SessionHost } from "./session_host.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMachineProbe } from "./machine.ts";
+import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
+import { createMonitor, type Monitor } from "./monitor.ts";
+import { watchSessions } from "./session_metrics.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -36,10 +44,17 @@ export interface Platform {
   sandbox: Sandbox;
   jobTypes: JobTypes;
   runner: Runner | undefined;
+  /** The live sessions this process runs (with a worker pool). */
+  sessions: SessionHost | undefined;
+  /** How clients reach this process: STREAMPLAY_PUBLIC_URL with the port actually bound. */
+  publicUrl: string;
   /** Present in the `all` role. */
   history: History | undefined;
   /** The history writer, also the live event hub (present in the `all` role). */
   writer: HistoryWriter | undefined;
+  metrics: Metrics;
+  /** Present in the `all` role (ticking unless STREAMPLAY_MONITOR=false). */
+  monitor: Monitor | undefined;
   /** The HTTP address actually bound (port 0 picks a free one). */
   address: { hostname: string; port: number } | undefined;
   /** Stops everything; idempotent. */
@@ -51,7 +66,7 @@ export interface PlatformOptions {
   role: PlatformRole;
   log: Logger;
   version: string;
-  /** Serve HTTP (default true in the `all` role). */
+  /** Serve HTTP (default true; a worker serves only its sessions' viewer WebSockets). */
   listen?: boolean;
 }
 
@@ -116,9 +131,29 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     const sampler = createSampler({ log });
     stops.push(() => sampler.close());
     const jobTypes = createJobTypes();
+    const metrics = createMetrics({ version: options.version });
+    const policy = createUrlPolicy(config);
+    const sessionStore = createSessionStore({
+      redis: command,
+      connect: () => connect("subscriber"),
+      prefix: config.redisPrefix,
+      log,
+    });
+    stops.push(() => sessionStore.close());
+    let publicUrl = config.publicUrl;
+    const sessionHost = config.concurrency === 0 ? undefined : createSessionHost({
+      log,
+      policy,
+      store: sessionStore,
+      publicUrl: () => publicUrl,
+    });
+    stops.push(() => sessionHost?.close());
+    const sessions = { store: sessionStore, host: sessionHost };
+    if (sessionHost) watchSessions(metrics, sessionHost);
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
+    let monitor: Monitor | undefined;
     let address: Platform["address"];
     const runner = config.concurrency === 0 ? undefined : createRunner({
       queue,
@@ -129,7 +164,51 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       config,
       log,
+      companions: new Map([["session", sessionHost!.companion]]),
+      observer: metrics.jobs,
     });
+    const machine = createMachineProbe({ dataDir: config.dataDir, log });
+    const cluster = createCluster({ redis: command, prefix: config.redisPrefix });
+    const reporter = createReporter({
+      cluster,
+      metrics,
+      machine,
+      runner,
+      id: processId(runner),
+      role,
+      version: options.version,
+      log,
+    });
+
+    /** Serves `fetch` on HOST:PORT and records the address and public URL. */
+    const listen = (fetch: Deno.ServeHandler) => {
+      const abort = new AbortController();
+      let server: Deno.HttpServer<Deno.NetAddr>;
+      try {
+        server = Deno.serve({
+          hostname: config.host,
+          port: config.port,
+          signal: abort.signal,
+          onListen: () => {},
+        }, fetch);
+      } catch (err) {
+        throw new StartupError(
+          `cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`,
+        );
+      }
+      address = { hostname: server.addr.hostname, port: server.addr.port };
+      if (config.publicUrl.endsWith(`:${config.port}`)) {
+        publicUrl = config.publicUrl.replace(/:\d+$/, `:${address.port}`);
+      }
+      stops.push(async () => {
+        abort.abort();
+        await server.finished;
+      });
+    };
+
+    if (role === "worker" && options.listen !== false) {
+      listen((await createWorkerApp({ config, log, sessions })).fetch);
+    }
 
     if (role === "all") {
       history = await openHistory(config.dbPath).catch((err) => {
@@ -151,6 +230,21 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
+      const m = monitor = createMonitor({
+        config,
+        log,
+        history,
+        hub: w,
+        metrics,
+        cluster,
+        reporter,
+        machine,
+        runner,
+        policy,
+        version: options.version,
+      });
+      if (config.monitor) m.start();
+      stops.push(() => m.close());
 
       if (options.listen !== false) {
         const app = await createApp({
@@ -160,32 +254,21 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           history,
           hub: writer,
           jobTypes,
-          policy: createUrlPolicy(config),
+          policy,
           runner,
+          sessions,
           version: options.version,
+          metrics,
+          monitor,
         });
-        const abort = new AbortController();
-        let server: Deno.HttpServer<Deno.NetAddr>;
-        try {
-          server = Deno.serve({
-            hostname: config.host,
-            port: config.port,
-            signal: abort.signal,
-            onListen: () => {},
-          }, app.fetch);
-        } catch (err) {
-          throw new StartupError(
-            `cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`,
-          );
-        }
-        address = { hostname: server.addr.hostname, port: server.addr.port };
-        stops.push(async () => {
-          abort.abort();
-          await server.finished;
-        });
+        listen(app.fetch);
       }
     }
 
+    if (role === "worker") {
+      reporter.start(REPORT_INTERVAL_MS);
+      stops.push(() => reporter.stop());
+    }
     if (runner) {
       await runner.start();
       // Stopped first: running jobs finish or go back to the queue while the rest still works.
@@ -201,8 +284,14 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       sandbox,
       jobTypes,
       runner,
+      sessions: sessionHost,
+      get publicUrl() {
+        return publicUrl;
+      },
       history,
       writer,
+      metrics,
+      monitor,
       address,
       close,
       [Symbol.asyncDispose]: close,

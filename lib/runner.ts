@@ -1,16 +1,20 @@
 /**
  * The worker pool role: takes jobs from the Redis queue and runs each in its sandboxed Worker.
  *
- * - Up to `concurrency` jobs at once per process. When slots are free it claims jobs in batches
- *   with one script call; when the queue is empty it blocks on BLMOVE (one blocking connection
- *   per job type), so a new job starts within a round trip.
+ * - Up to `concurrency` jobs at once per process; a type with its own `slots` (live sessions)
+ *   has a separate count. When slots are free it claims jobs in batches with one script call;
+ *   when the queue is empty it blocks on BLMOVE (one blocking connection per job type), so a new
+ *   job starts within a round trip.
  * - Heartbeat renews the lease and reports jobs that were cancelled or taken over elsewhere;
  *   the reaper and the retry promoter run here too (any process may run them).
  * - Timeouts and cancellations terminate the Worker; jobs that shared that Worker are put back
  *   on the queue without losing an attempt. Results go back to Redis in batches, after the
  *   job's own events, so a viewer sees every log line before the final status.
  * - `stop(grace)` stops taking jobs, lets running ones finish within the grace period and puts
- *   the rest back on the queue.
+ *   the rest back on the queue. Types with `stopGraceMs` are asked to end (AbortSignal) rather
+ *   than killed, on cancel, timeout and shutdown alike.
+ * - A type may have a companion here, in the pool process: it hears the job's messages and can
+ *   send it some (live sessions keep their viewers' WebSockets there).
  */
 import type { Redis } from "./redis.ts";
 import type { ClaimedJob, Outcome, Queue } from "./queue.ts";
@@ -35,12 +39,52 @@ export interface RunnerOptions {
   config: Config;
   log: Logger;
   consumerId?: string;
+  /** Told when each job starts and ends (the metrics hooks); must be cheap and never throw. */
+  observer?: JobObserver;
+  /** Companions by job type name. */
+  companions?: ReadonlyMap<string, Companion>;
+}
+
+/** How a run ended, as the metrics see it. */
+export type RunOutcome = "succeeded" | "failed" | "cancelled" | "requeued";
+
+/** Hooks called on the hot path of every job. */
+export interface JobObserver {
+  started(type: string, waitMs: number): void;
+  ended(type: string, outcome: RunOutcome, runMs: number): void;
+}
+
+/** What a companion can do for its job. */
+export interface JobLink {
+  /** Sends a message to the job in its Worker (`ctx.onMessage`); `transfer` moves buffers. */
+  send(data: unknown, transfer?: Transferable[]): void;
+  /** Publishes an event on the job's stream (live viewers and history see it). */
+  emit(event: Record<string, unknown>): void;
+}
+
+/** The companion's side of one running job. */
+export interface CompanionRun {
+  /** A message the job sent with `ctx.send`. */
+  onMessage(data: unknown): void;
+  /** The job left this process: how it ended. */
+  end(outcome: Outcome): void;
+}
+
+/**
+ * The part of a job type that lives in the pool process next to the sandboxed job, for what a
+ * Worker cannot do or should not own (serving live viewers, listening sockets).
+ */
+export interface Companion {
+  start(job: { id: string; params: unknown; attempt: number }, link: JobLink): CompanionRun;
 }
 
 export interface RunnerStats {
   consumer: string;
   concurrency: number;
+  /** Jobs running in the shared slots (out of `concurrency`). */
   running: number;
+  /** Types with their own slots: capacity and jobs running. */
+  pools: Record<string, { capacity: number; running: number }>;
   started: number;
   finished: number;
 }
@@ -57,8 +101,23 @@ export interface Runner {
 type KillReason = "timeout" | "cancelled" | "lost" | "shutdown";
 
 interface Active {
+  id: string;
   handle: RunHandle;
+  pool: SlotPool;
   killed: KillReason | null;
+  /** Set for types that are asked to stop before being killed. */
+  graceMs: number | undefined;
+  graceTimer?: ReturnType<typeof setTimeout>;
+  /** performance.now() after which the job is stopped for its timeout. */
+  deadline: number;
+  timeoutS: number;
+}
+
+interface SlotPool {
+  capacity: number;
+  running: number;
+  /** Slots held by claims in flight. */
+  reserved: number;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -72,12 +131,17 @@ export function defaultConsumerId(): string {
 }
 
 export function createRunner(options: RunnerOptions): Runner {
-  const { queue, events, sandbox, sampler, jobTypes, config, log } = options;
+  const { queue, events, sandbox, sampler, jobTypes, config, log, observer } = options;
   const consumer = options.consumerId ?? defaultConsumerId();
   const concurrency = config.concurrency;
   const leaseMs = config.leaseMs;
   const running = new Map<string, Active>();
-  let reserved = 0;
+  const shared: SlotPool = { capacity: concurrency, running: 0, reserved: 0 };
+  const own = new Map<string, SlotPool>();
+  for (const type of jobTypes.values()) {
+    if (type.slots) own.set(type.name, { capacity: type.slots(config), running: 0, reserved: 0 });
+  }
+  const poolOf = (type: string) => own.get(type) ?? shared;
   let stopping = false;
   let started = 0;
   let finished = 0;
@@ -87,9 +151,9 @@ export function createRunner(options: RunnerOptions): Runner {
   const timers: ReturnType<typeof setInterval>[] = [];
   let subscriber: Redis | undefined;
 
-  const free = () => concurrency - running.size - reserved;
-  const waitFree = () =>
-    free() > 0 || stopping ? Promise.resolve() : new Promise<void>((r) => waiters.push(r));
+  const free = (pool: SlotPool) => pool.capacity - pool.running - pool.reserved;
+  const waitFree = (pool: SlotPool) =>
+    free(pool) > 0 || stopping ? Promise.resolve() : new Promise<void>((r) => waiters.push(r));
   const wake = () => {
     for (const w of waiters.splice(0)) w();
   };
@@ -121,10 +185,10 @@ export function createRunner(options: RunnerOptions): Runner {
 
   // ---- running one job ----
   /** Runs one claimed job; its slot is reserved until it is in `running`. */
-  const run = async (job: ClaimedJob) => {
+  const run = async (job: ClaimedJob, pool: SlotPool) => {
     const type = jobTypes.get(job.type);
     if (!type) {
-      unreserve(1);
+      unreserve(pool, 1);
       complete({
         id: job.id,
         kind: "fatal",
@@ -134,7 +198,7 @@ export function createRunner(options: RunnerOptions): Runner {
     }
     const parsed = type.params.safeParse(job.params);
     if (!parsed.success) {
-      unreserve(1);
+      unreserve(pool, 1);
       complete({ id: job.id, kind: "fatal", error: `invalid params: ${parsed.error.message}` });
       return;
     }
@@ -154,6 +218,8 @@ export function createRunner(options: RunnerOptions): Runner {
       : null;
     // Processes the job started (its browsers): measured while it runs, killed if its Worker goes.
     let processes: number[] = [];
+    // The Worker cannot answer before this tick ends, so the companion is there for its messages.
+    const link: { companion?: CompanionRun | undefined } = {};
     const handle = sandbox.run(
       spec,
       { id: job.id, params: parsed.data, attempt: job.attempt, artifact_dir: artifactDir },
@@ -162,20 +228,44 @@ export function createRunner(options: RunnerOptions): Runner {
         processes = Array.isArray(event.pids) ? event.pids.filter(Number.isInteger) : [];
         tracking?.setProcesses(processes);
       },
+      (data) => link.companion?.onMessage(data),
     );
-    const active: Active = { handle, killed: null };
+    let companionError: string | undefined;
+    try {
+      link.companion = options.companions?.get(type.name)?.start(
+        { id: job.id, params: parsed.data, attempt: job.attempt },
+        { send: handle.send, emit: (event) => events.publish(job.id, event) },
+      );
+    } catch (err) {
+      // The job cannot work without its companion: it is asked to end and fails.
+      companionError = `could not start: ${errorMessage(err)}`;
+      handle.abort("cancelled");
+    }
+    const companion = link.companion;
+    const active: Active = {
+      id: job.id,
+      handle,
+      pool,
+      killed: null,
+      graceMs: type.stopGraceMs,
+      deadline: performance.now() + job.timeoutS * 1000,
+      timeoutS: job.timeoutS,
+    };
     running.set(job.id, active);
-    reserved--;
+    pool.reserved--;
+    pool.running++;
     started++;
-    const timer = setTimeout(() => {
-      active.killed = "timeout";
-      handle.kill(`job ${job.id} timed out after ${job.timeoutS} s`);
-    }, job.timeoutS * 1000);
+    const startedAt = performance.now();
+    observer?.started(job.type, job.waitMs);
 
     let outcome: Outcome;
     try {
       const r = await handle.done;
-      if (r.ok) {
+      if (companionError) {
+        outcome = { id: job.id, kind: "fatal", error: companionError };
+      } else if (active.killed === "timeout") {
+        outcome = { id: job.id, kind: "fatal", error: "timeout" };
+      } else if (r.ok) {
         const result = completeResult(
           type,
           parsed.data,
@@ -190,7 +280,7 @@ export function createRunner(options: RunnerOptions): Runner {
       }
     } catch (err) {
       if (err instanceof WorkerLost && err.why === "self") {
-        outcome = active.killed === "shutdown"
+        outcome = active.killed === "shutdown" && active.graceMs === undefined
           ? { id: job.id, kind: "requeue" }
           : { id: job.id, kind: "fatal", error: active.killed ?? err.message };
       } else if (err instanceof WorkerLost && err.why === "other") {
@@ -200,7 +290,7 @@ export function createRunner(options: RunnerOptions): Runner {
         outcome = { id: job.id, kind: "fail", error: errorMessage(err) };
       }
     } finally {
-      clearTimeout(timer);
+      clearTimeout(active.graceTimer);
       tracking?.stop();
       if (processes.length > 0) {
         // Still listed: the Worker ended (terminated, crashed) before it could close them.
@@ -209,17 +299,38 @@ export function createRunner(options: RunnerOptions): Runner {
         );
       }
       running.delete(job.id);
+      pool.running--;
       finished++;
       wake();
+    }
+    observer?.ended(
+      job.type,
+      outcome.kind === "ok"
+        ? "succeeded"
+        : outcome.kind === "requeue"
+        ? "requeued"
+        : active.killed === "cancelled"
+        ? "cancelled"
+        : "failed",
+      performance.now() - startedAt,
+    );
+    try {
+      companion?.end(outcome);
+    } catch (err) {
+      log.warn("job companion failed at the end of a job", {
+        job: job.id,
+        error: errorMessage(err),
+      });
     }
     complete(outcome);
   };
 
-  const startAll = (jobs: ClaimedJob[]) => {
+  const startAll = (jobs: ClaimedJob[], pool: SlotPool) => {
     for (const job of jobs) {
-      run(job).catch((err) => {
+      run(job, pool).catch((err) => {
         log.error("job start failed", { job: job.id, error: errorMessage(err) });
-        if (!running.delete(job.id)) reserved--;
+        if (running.delete(job.id)) pool.running--;
+        else pool.reserved--;
         wake();
         complete({ id: job.id, kind: "fail", error: `could not start: ${errorMessage(err)}` });
       });
@@ -228,48 +339,49 @@ export function createRunner(options: RunnerOptions): Runner {
 
   // ---- taking jobs ----
   // Slots are reserved while a claim is in flight so concurrent type loops never over-claim.
-  const unreserve = (n: number) => {
-    reserved = Math.max(0, reserved - n);
+  const unreserve = (pool: SlotPool, n: number) => {
+    pool.reserved = Math.max(0, pool.reserved - n);
     wake();
   };
   const loop = async (type: string) => {
+    const pool = poolOf(type);
     const blocking = options.connect("blocking");
     blockingConns.push(blocking);
     while (!stopping) {
-      await waitFree();
+      await waitFree(pool);
       if (stopping) break;
-      const n = Math.min(free(), 512);
+      const n = Math.min(free(pool), 512);
       if (n <= 0) continue;
-      reserved += n;
+      pool.reserved += n;
       let jobs: ClaimedJob[];
       try {
         jobs = await queue.claim(type, consumer, n, leaseMs);
       } catch (err) {
-        unreserve(n);
+        unreserve(pool, n);
         if (stopping) break;
         log.warn("taking jobs failed; retrying", { type, error: errorMessage(err) });
         await sleep(500);
         continue;
       }
       // Claimed jobs keep their slot reserved until they are in `running`.
-      unreserve(n - jobs.length);
+      unreserve(pool, n - jobs.length);
       if (jobs.length === 0) {
         try {
           const id = await queue.take(blocking, type, consumer, 2);
           if (!id) continue;
-          const m = free();
+          const m = free(pool);
           if (stopping || m <= 0) {
             await queue.giveBack(consumer, type, id);
             continue;
           }
-          reserved += m;
+          pool.reserved += m;
           try {
             jobs = await queue.claim(type, consumer, m, leaseMs, [id]);
           } catch (err) {
-            unreserve(m);
+            unreserve(pool, m);
             throw err;
           }
-          unreserve(m - jobs.length);
+          unreserve(pool, m - jobs.length);
         } catch (err) {
           if (stopping) break;
           log.warn("waiting for jobs failed; retrying", { type, error: errorMessage(err) });
@@ -277,15 +389,31 @@ export function createRunner(options: RunnerOptions): Runner {
           continue;
         }
       }
-      startAll(jobs);
+      startAll(jobs, pool);
     }
+  };
+
+  const killMessage = (active: Active, reason: KillReason) =>
+    reason === "timeout" ? `timed out after ${active.timeoutS} s` : reason;
+
+  /** Ends a running job: asks it first when its type allows, kills its Worker otherwise. */
+  const stopJob = (active: Active, reason: KillReason) => {
+    if (active.killed) return;
+    active.killed = reason;
+    if (active.graceMs === undefined) {
+      active.handle.kill(`job ${active.id}: ${killMessage(active, reason)}`);
+      return;
+    }
+    active.handle.abort(reason);
+    active.graceTimer = setTimeout(
+      () => active.handle.kill(`job ${active.id}: ${killMessage(active, reason)}`),
+      active.graceMs,
+    );
   };
 
   const killRunning = (id: string, reason: KillReason) => {
     const active = running.get(id);
-    if (!active || active.killed) return;
-    active.killed = reason;
-    active.handle.kill(`job ${id}: ${reason}`);
+    if (active) stopJob(active, reason);
   };
 
   const every = (ms: number, work: () => Promise<unknown>) => {
@@ -326,6 +454,14 @@ export function createRunner(options: RunnerOptions): Runner {
         () => queue.reap(),
       );
       every(250, () => queue.promote());
+      // One sweep for every job's timeout (a timer per job costs more than the job at high rates).
+      every(100, () => {
+        const now = performance.now();
+        for (const active of running.values()) {
+          if (!active.killed && now > active.deadline) stopJob(active, "timeout");
+        }
+        return Promise.resolve();
+      });
       for (const type of jobTypes.values()) {
         const warm = type.warm?.(config);
         if (warm && config.warmWorkers > 0) {
@@ -342,11 +478,18 @@ export function createRunner(options: RunnerOptions): Runner {
         wake();
         for (const c of blockingConns) c.disconnect();
         await Promise.allSettled(loops);
+        // Jobs that never end by themselves (sessions) are asked to end now.
+        for (const active of running.values()) {
+          if (active.graceMs !== undefined) stopJob(active, "shutdown");
+        }
         const deadline = Date.now() + graceMs;
         while (running.size > 0 && Date.now() < deadline) await sleep(50);
         if (running.size > 0) {
           log.info("putting unfinished jobs back on the queue", { count: running.size });
-          for (const id of [...running.keys()]) killRunning(id, "shutdown");
+          for (const active of running.values()) {
+            active.killed = "shutdown";
+            active.handle.kill(`job ${active.id}: shutdown`);
+          }
         }
         while (running.size > 0) await sleep(10);
         while (flushing) await flushing;
@@ -361,7 +504,16 @@ export function createRunner(options: RunnerOptions): Runner {
       })();
     },
 
-    stats: () => ({ consumer, concurrency, running: running.size, started, finished }),
+    stats: () => ({
+      consumer,
+      concurrency,
+      running: shared.running,
+      pools: Object.fromEntries(
+        [...own].map(([name, p]) => [name, { capacity: p.capacity, running: p.running }]),
+      ),
+      started,
+      finished,
+    }),
     runningIds: () => [...running.keys()],
   };
 }

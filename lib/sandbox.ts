@@ -5,7 +5,9 @@
  * are pooled per permission profile (module + permissions + init data), so the next job with the
  * same profile skips the cold start; a Worker may host several jobs at once when its type allows
  * it. Terminating a Worker (cancel, timeout) fails the jobs it hosted with `WorkerLost`, telling
- * the caller whether it was their own job that was killed.
+ * the caller whether it was their own job that was killed. Besides events, a job and its caller
+ * may exchange messages (`RunHandle.send`, the `onMessage` sink), delivered in order with the
+ * run and cancel messages, buffers transferred rather than copied.
  */
 import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "../workers/runtime.ts";
 import { errorMessage, type Logger } from "./log.ts";
@@ -57,8 +59,10 @@ export class WorkerLost extends Error {
 
 export interface RunHandle {
   done: Promise<RunResult>;
-  /** Cooperative abort: the job's AbortSignal fires. */
-  abort(): void;
+  /** Cooperative abort: the job's AbortSignal fires with `reason` (default "cancelled"). */
+  abort(reason?: string): void;
+  /** Sends a message to the job (its `onMessage` handler); `transfer` moves buffers. */
+  send(data: unknown, transfer?: Transferable[]): void;
   /** Terminates the Worker hosting this job; `reason` ends up in the job's error. */
   kill(reason: string): void;
 }
@@ -67,13 +71,22 @@ interface Host {
   key: string;
   worker: Worker;
   ready: Promise<void>;
-  jobs: Map<string, { resolve(r: RunResult): void; reject(e: Error): void; onEvent: EventSink }>;
+  jobs: Map<
+    string,
+    {
+      resolve(r: RunResult): void;
+      reject(e: Error): void;
+      onEvent: EventSink;
+      onMessage?: MessageSink;
+    }
+  >;
   capacity: number;
   dead: boolean;
   idleSince: number;
 }
 
 type EventSink = (event: Record<string, unknown>) => void;
+type MessageSink = (data: unknown) => void;
 
 export interface SandboxOptions {
   log: Logger;
@@ -84,7 +97,7 @@ export interface SandboxOptions {
 }
 
 export interface Sandbox {
-  run(spec: SandboxSpec, job: WorkerJob, onEvent: EventSink): RunHandle;
+  run(spec: SandboxSpec, job: WorkerJob, onEvent: EventSink, onMessage?: MessageSink): RunHandle;
   /** Starts `count` idle Workers for a profile ahead of its first job. */
   prewarm(spec: SandboxSpec, count?: number): Promise<void>;
   stats(): { workers: number; busy: number; profiles: number };
@@ -144,6 +157,8 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       if (msg.t === "out") {
         for (const [id, event] of msg.events) host.jobs.get(id)?.onEvent(event);
         for (const d of msg.done) settle(host, d);
+      } else if (msg.t === "msg") {
+        host.jobs.get(msg.id)?.onMessage?.(msg.data);
       } else if (msg.t === "ready") {
         readyResolve();
       } else if (msg.t === "init_failed") {
@@ -212,20 +227,25 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     return best ?? spawn(spec, key);
   };
 
-  // Jobs picked in the same tick for the same host go out in one message.
-  const outbox = new Map<Host, WorkerJob[]>();
+  // Messages for a host go out in order once it is ready; runs queued in the same tick are
+  // merged into one message.
+  const outbox = new Map<Host, Array<{ msg: PoolMessage; transfer: Transferable[] }>>();
   let outboxScheduled = false;
-  const send = (host: Host, job: WorkerJob) => {
+  const post = (host: Host, msg: PoolMessage, transfer: Transferable[] = []) => {
     let list = outbox.get(host);
     if (!list) outbox.set(host, list = []);
-    list.push(job);
+    const last = list.at(-1);
+    if (msg.t === "run" && last?.msg.t === "run") last.msg.jobs.push(...msg.jobs);
+    else list.push({ msg, transfer });
     if (!outboxScheduled) {
       outboxScheduled = true;
       queueMicrotask(() => {
         outboxScheduled = false;
-        for (const [h, jobs] of outbox) {
+        for (const [h, messages] of outbox) {
           h.ready.then(() => {
-            if (!h.dead) h.worker.postMessage({ t: "run", jobs } satisfies PoolMessage);
+            for (const { msg, transfer } of messages) {
+              if (!h.dead) h.worker.postMessage(msg, transfer);
+            }
           }, () => {});
         }
         outbox.clear();
@@ -234,7 +254,7 @@ export function createSandbox(options: SandboxOptions): Sandbox {
   };
 
   return {
-    run(spec, job, onEvent) {
+    run(spec, job, onEvent, onMessage) {
       const host = pick(spec);
       let resolve!: (r: RunResult) => void;
       let reject!: (e: Error) => void;
@@ -242,17 +262,18 @@ export function createSandbox(options: SandboxOptions): Sandbox {
         resolve = res;
         reject = rej;
       });
-      host.jobs.set(job.id, { resolve, reject, onEvent });
+      host.jobs.set(job.id, { resolve, reject, onEvent, onMessage });
       host.ready.catch((err: Error) => {
         if (host.jobs.delete(job.id)) reject(new WorkerLost(err.message, "crash"));
       });
-      send(host, job);
+      post(host, { t: "run", jobs: [job] });
       return {
         done,
-        abort: () => {
-          if (!host.dead) {
-            host.worker.postMessage({ t: "cancel", id: job.id } satisfies PoolMessage);
-          }
+        abort: (reason) => {
+          if (!host.dead) post(host, { t: "cancel", id: job.id, reason });
+        },
+        send: (data, transfer) => {
+          if (!host.dead) post(host, { t: "msg", id: job.id, data }, transfer);
         },
         kill: (reason) => kill(host, reason, job.id),
       };

@@ -16,7 +16,11 @@ export interface UrlPolicyOptions {
   resolve?: (host: string) => Promise<string[]>;
 }
 
-export type PolicyVerdict = { ok: true; url: URL } | { ok: false; reason: string };
+/** `addresses`: what the host resolved to, all checked (connect to these, not a new lookup). */
+export type PolicyVerdict = { ok: true; url: URL; addresses: string[] } | {
+  ok: false;
+  reason: string;
+};
 
 export interface UrlPolicy {
   check(raw: string): Promise<PolicyVerdict>;
@@ -142,7 +146,7 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
           return { ok: false, reason: literal ? problem : `${host} resolves to ${problem}` };
         }
       }
-      return { ok: true, url };
+      return { ok: true, url, addresses };
     },
   };
 }

@@ -63,7 +63,7 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
 const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
 
 /** The freshest view of a job: Redis while it is live, DuckDB after. */
-async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
+export async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
   try {
     const live = await deps.queue.get(id);
     if (live) return live;
@@ -77,7 +77,7 @@ async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
  * Every event of a job so far: the ones read but not yet stored (taken first, synchronously),
  * then DuckDB's; an event stored in between appears in both and is kept once.
  */
-async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
+export async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
   const recent = deps.hub.recent(id);
   const stored = await deps.history.events(id);
   const seen = new Set(stored.map((e) => e.id));
@@ -102,7 +102,8 @@ export function jobsRoutes() {
         202: jsonResponse(JobSchema, "Queued"),
         400: errorResponse("Invalid body, unknown type, bad params or a refused URL"),
         413: errorResponse("Body over 1 MB"),
-        503: errorResponse("Queue (Redis) unavailable"),
+        429: errorResponse("The platform is full (see GET /api/pressure); retry later"),
+        503: errorResponse("Queue (Redis) unavailable, or CPU or memory over its limit"),
       },
     }),
     async (c) => {
@@ -125,6 +126,7 @@ export function jobsRoutes() {
         const verdict = await deps.policy.check(url);
         if (!verdict.ok) throw badRequest(`${field}: ${url} is refused: ${verdict.reason}`);
       }
+      await deps.monitor.pressure.admit();
       const id = newJobId();
       const timeoutS = body.timeout_s ?? type.defaultTimeoutS(parsed.data);
       const createdMs = await deps.queue.enqueue([{

@@ -27,6 +27,7 @@ export const PAGES: Record<string, string> = {
   "/bench/jobs/:id": "job.html",
   "/bench/compare": "compare.html",
   "/docs": "docs.html",
+  "/dashboard": "dashboard.html",
 };
 
 export function pageRoutes() {

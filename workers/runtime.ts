@@ -3,13 +3,17 @@
  *
  *   pool → worker  { t: "init", data }            once, plain data
  *                  { t: "run", jobs: [...] }      one or more jobs to start
- *                  { t: "cancel", id }            abort one job (its AbortSignal fires)
+ *                  { t: "cancel", id, reason? }   abort one job (its AbortSignal fires)
+ *                  { t: "msg", id, data }         a message for one job (from its companion)
  *   worker → pool  { t: "ready" } | { t: "init_failed", error }
  *                  { t: "out", events: [...], done: [...] }   batched
+ *                  { t: "msg", id, data }         a message from one job, sent at once
  *
  * A job handler gets a context with its params, an AbortSignal and event emitters; what it
  * returns is the job's result, what it throws fails the attempt (`JobError` with
- * `retryable: false` fails the job for good).
+ * `retryable: false` fails the job for good). `send` / `onMessage` talk to the job's companion
+ * in the pool process (see `Companion` in runner.ts) without going through Redis: the path for
+ * live data such as screencast frames, whose buffers are transferred, not copied.
  */
 
 export interface WorkerJob {
@@ -30,12 +34,14 @@ export interface JobDone {
 export type PoolMessage =
   | { t: "init"; data: unknown }
   | { t: "run"; jobs: WorkerJob[] }
-  | { t: "cancel"; id: string };
+  | { t: "cancel"; id: string; reason?: string }
+  | { t: "msg"; id: string; data: unknown };
 
 export type WorkerMessage =
   | { t: "ready" }
   | { t: "init_failed"; error: string }
-  | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] };
+  | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] }
+  | { t: "msg"; id: string; data: unknown };
 
 /** The event type `processes()` sends; the pool consumes it instead of publishing it. */
 export const PROCESSES_EVENT = "processes";
@@ -60,6 +66,13 @@ export interface JobContext<P, I = unknown> {
    * descendants in the job's resource samples, and kills them if the job's Worker is terminated.
    */
   processes(pids: number[]): void;
+  /**
+   * Sends a message to the job's companion in the pool process at once (not batched, not
+   * stored). Buffers listed in `transfer` move to the pool instead of being copied.
+   */
+  send(data: unknown, transfer?: Transferable[]): void;
+  /** Receives the companion's messages; messages that came before this call are replayed. */
+  onMessage(handler: (data: unknown) => void): void;
 }
 
 /** An error that should not be retried (bad input the schema could not catch, a 4xx target). */
@@ -80,7 +93,7 @@ export function serveJobs<P, R, I = unknown>(
   options: ServeOptions<I> = {},
 ): void {
   const scope = self as unknown as {
-    postMessage(m: WorkerMessage): void;
+    postMessage(m: WorkerMessage, transfer?: Transferable[]): void;
     onmessage: ((e: MessageEvent<PoolMessage>) => void) | null;
   };
   let init: I;
@@ -88,6 +101,12 @@ export function serveJobs<P, R, I = unknown>(
   let done: JobDone[] = [];
   let scheduled = false;
   const controllers = new Map<string, AbortController>();
+  const inboxes = new Map<string, { handler?: (data: unknown) => void; early: unknown[] }>();
+  const inbox = (id: string) => {
+    let box = inboxes.get(id);
+    if (!box) inboxes.set(id, box = { early: [] });
+    return box;
+  };
 
   const flush = () => {
     scheduled = false;
@@ -123,6 +142,12 @@ export function serveJobs<P, R, I = unknown>(
       sample: (data) => push(job.id, { type: "sample", ...data }),
       emit: (type, data) => push(job.id, { ...data, type }),
       processes: (pids) => push(job.id, { type: PROCESSES_EVENT, pids }),
+      send: (data, transfer = []) => scope.postMessage({ t: "msg", id: job.id, data }, transfer),
+      onMessage: (handler) => {
+        const box = inbox(job.id);
+        box.handler = handler;
+        for (const data of box.early.splice(0)) handler(data);
+      },
     };
     try {
       const result = await handler(ctx);
@@ -133,6 +158,7 @@ export function serveJobs<P, R, I = unknown>(
       done.push({ id: job.id, ok: false, error: message, fatal });
     } finally {
       controllers.delete(job.id);
+      inboxes.delete(job.id);
       schedule();
     }
   };
@@ -153,7 +179,12 @@ export function serveJobs<P, R, I = unknown>(
     } else if (msg.t === "run") {
       for (const job of msg.jobs) run(job);
     } else if (msg.t === "cancel") {
-      controllers.get(msg.id)?.abort(new JobError("cancelled", false));
+      controllers.get(msg.id)?.abort(new JobError(msg.reason ?? "cancelled", false));
+    } else if (msg.t === "msg") {
+      if (!controllers.has(msg.id)) return;
+      const box = inbox(msg.id);
+      if (box.handler) box.handler(msg.data);
+      else box.early.push(msg.data);
     }
   };
 }

@@ -129,6 +129,7 @@ const NAV = [
   ["/", "Live"],
   ["/bench", "Bench"],
   ["/bench/history", "History"],
+  ["/dashboard", "Dashboard"],
   ["/docs", "API"],
 ];
 

@@ -1,0 +1,465 @@
+/**
+ * `deno task bench:stream`: live session streaming against its peers, from one run.
+ *
+ * A local page animates 2,000 nodes every frame at 1280×720 (JPEG q60, max 60 fps). Measured:
+ *
+ *   - streamplay (a real server process, sessions through the REST API, viewers on the session
+ *     WebSocket): frames delivered / frames Chromium emitted (frame seq numbers), capture-to-viewer
+ *     latency (screencast timestamp to WebSocket receipt), server CPU with 10 viewers vs 1,
+ *     per-session fps at 1 and 5 sessions, and the platform's own CPU (the server process: API,
+ *     Worker, Playwright client, WebSocket fan-out; Chromium is counted apart);
+ *   - raw CDP screencast: Playwright in this process, `Page.startScreencast` acked at once, no
+ *     platform (the ceiling);
+ *   - `page.screenshot()` polling, as the original product streamed.
+ *
+ * CPU comes from /proc/<pid>/stat (user + system time of each process), read through `tail`.
+ * BENCH_SECONDS (default 8) sets each measuring window; every phase warms up 2 s first.
+ */
+import type { Browser, Page } from "playwright";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
+import { decodeFrame } from "../lib/screencast_frame.ts";
+import { readProcFiles } from "../lib/procfs.ts";
+import { freePort } from "../lib/redis.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
+const WARMUP_MS = 2_000;
+const WIDTH = 1280;
+const HEIGHT = 720;
+const QUALITY = 60;
+const NODES = 2000;
+const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromium";
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+}
+
+const fixed = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+
+// ---- the animated page ----
+
+const PAGE = `<!doctype html><html><head><title>animated</title></head>
+<body style="margin:0;overflow:hidden"><div id="g" style="display:flex;flex-wrap:wrap;width:${WIDTH}px"></div>
+<script>
+const g = document.getElementById("g");
+const cells = [];
+for (let i = 0; i < ${NODES}; i++) {
+  const d = document.createElement("div");
+  d.style.cssText = "width:18px;height:18px;margin:1px;border-radius:3px";
+  g.appendChild(d);
+  cells.push(d);
+}
+function frame(t) {
+  for (let i = 0; i < cells.length; i++) {
+    cells[i].style.background = "hsl(" + ((t / 8 + i * 7) % 360) + ",70%,50%)";
+  }
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
+</script></body></html>`;
+
+const pageServer = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  () => new Response(PAGE, { headers: { "content-type": "text/html" } }),
+);
+const PAGE_URL = `http://127.0.0.1:${pageServer.addr.port}/`;
+
+// ---- CPU accounting ----
+
+const clockTicks = Number(
+  new TextDecoder().decode(
+    (await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output()).stdout,
+  ).trim(),
+) || 100;
+
+/** pid → [ppid, command name] for every process. */
+async function processTable(): Promise<Map<number, [number, string]>> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: ["-e", "-o", "pid=,ppid=,comm="],
+    stdout: "piped",
+  }).output();
+  const table = new Map<number, [number, string]>();
+  for (const line of new TextDecoder().decode(stdout).split("\n")) {
+    const [pid, ppid, comm] = line.trim().split(/\s+/);
+    if (pid && ppid) table.set(Number(pid), [Number(ppid), comm ?? ""]);
+  }
+  return table;
+}
+
+/** The Chromium processes started by `root`, with all their descendants. */
+async function chromiumTree(root: number): Promise<number[]> {
+  const table = await processTable();
+  const out: number[] = [];
+  const visit = (parent: number, inside: boolean) => {
+    for (const [pid, [ppid, comm]] of table) {
+      if (ppid !== parent) continue;
+      const mine = inside || comm === "chromium";
+      if (mine) out.push(pid);
+      visit(pid, mine);
+    }
+  };
+  visit(root, false);
+  return out;
+}
+
+/** CPU seconds used so far by `pids` together: user and system (kernel) time. */
+async function cpuSeconds(pids: number[]): Promise<{ user: number; system: number }> {
+  const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
+  let user = 0;
+  let system = 0;
+  for (const text of files.values()) {
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    user += Number(fields[11]);
+    system += Number(fields[12]);
+  }
+  return { user: user / clockTicks, system: system / clockTicks };
+}
+
+interface Cores {
+  total: number;
+  user: number;
+  system: number;
+}
+
+/** Measures the CPU cores used by each group of processes over the window `work` runs in. */
+async function measure(
+  groups: Record<string, number[]>,
+  work: () => Promise<void>,
+): Promise<{ seconds: number; cores: Record<string, Cores> }> {
+  const before = Object.fromEntries(
+    await Promise.all(Object.entries(groups).map(async ([k, p]) => [k, await cpuSeconds(p)])),
+  );
+  const start = performance.now();
+  await work();
+  const seconds = (performance.now() - start) / 1000;
+  const cores: Record<string, Cores> = {};
+  for (const [k, pids] of Object.entries(groups)) {
+    const after = await cpuSeconds(pids);
+    const user = (after.user - before[k].user) / seconds;
+    const system = (after.system - before[k].system) / seconds;
+    cores[k] = { total: user + system, user, system };
+  }
+  return { seconds, cores };
+}
+
+// ---- peers: raw CDP and screenshot polling, in this process ----
+
+const { chromium } = await loadPlaywright();
+
+async function withPages(n: number, run: (pages: Page[]) => Promise<void>) {
+  const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  try {
+    const context = await browser.newContext({ viewport: { width: WIDTH, height: HEIGHT } });
+    const pages = await Promise.all(Array.from({ length: n }, () => context.newPage()));
+    await Promise.all(pages.map((p) => p.goto(PAGE_URL)));
+    await run(pages);
+  } finally {
+    await browser.close();
+  }
+}
+
+interface PeerResult {
+  fps: number;
+  latency: { p50: number; p99: number };
+  chromium: number;
+  client: number;
+}
+
+async function rawCdp(n: number): Promise<PeerResult> {
+  let result!: PeerResult;
+  await withPages(n, async (pages) => {
+    let counting = false;
+    let frames = 0;
+    const latencies: number[] = [];
+    for (const page of pages) {
+      const cdp = await page.context().newCDPSession(page);
+      cdp.on("Page.screencastFrame", (f) => {
+        if (counting) {
+          frames++;
+          latencies.push(Date.now() - (f.metadata.timestamp ?? 0) * 1000);
+        }
+        cdp.send("Page.screencastFrameAck", { sessionId: f.sessionId }).catch(() => {});
+      });
+      await cdp.send("Page.startScreencast", {
+        format: "jpeg",
+        quality: QUALITY,
+        maxWidth: WIDTH,
+        maxHeight: HEIGHT,
+      });
+    }
+    await sleep(WARMUP_MS);
+    const browserPids = await chromiumTree(Deno.pid);
+    counting = true;
+    const m = await measure(
+      { chromium: browserPids, client: [Deno.pid] },
+      () => sleep(SECONDS * 1000),
+    );
+    counting = false;
+    result = {
+      fps: frames / n / m.seconds,
+      latency: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) },
+      chromium: m.cores.chromium!.total,
+      client: m.cores.client!.total,
+    };
+  });
+  return result;
+}
+
+async function screenshotPolling(n: number): Promise<PeerResult> {
+  let result!: PeerResult;
+  await withPages(n, async (pages) => {
+    let running = true;
+    let counting = false;
+    let frames = 0;
+    const loops = pages.map(async (page) => {
+      while (running) {
+        await page.screenshot({ type: "jpeg", quality: QUALITY });
+        if (counting) frames++;
+      }
+    });
+    await sleep(WARMUP_MS);
+    const browserPids = await chromiumTree(Deno.pid);
+    counting = true;
+    const m = await measure(
+      { chromium: browserPids, client: [Deno.pid] },
+      () => sleep(SECONDS * 1000),
+    );
+    running = false;
+    await Promise.all(loops);
+    result = {
+      fps: frames / n / m.seconds,
+      latency: { p50: NaN, p99: NaN },
+      chromium: m.cores.chromium!.total,
+      client: m.cores.client!.total,
+    };
+  });
+  return result;
+}
+
+// ---- streamplay: a real server process ----
+
+const port = freePort();
+const dataDir = await Deno.makeTempDir({ prefix: "streamplay-bench-stream-" });
+const server = new Deno.Command(Deno.execPath(), {
+  args: ["run", "-P=server", "main.ts"],
+  cwd: ROOT,
+  env: {
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    STREAMPLAY_DATA_DIR: dataDir,
+    STREAMPLAY_MAX_SESSIONS: "5",
+    STREAMPLAY_LOG_LEVEL: "warn",
+    NO_COLOR: "1",
+  },
+  stdout: "piped",
+  stderr: "inherit",
+}).spawn();
+const base = `http://127.0.0.1:${port}`;
+{
+  const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let out = "";
+  while (!out.includes(" ready\n")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server did not start:\n${out}`);
+    out += value;
+  }
+  reader.releaseLock();
+  server.stdout.cancel().catch(() => {});
+}
+
+interface StreamResult {
+  fps: number;
+  delivered: number;
+  latency: { p50: number; p99: number };
+  /** Capture to send inside the server (its own metrics, last 5 s). */
+  serverLatency: { p50: number | null; p95: number | null };
+  server: number;
+  serverSplit: Cores;
+  chromium: number;
+}
+
+async function streamplay(sessions: number, viewersEach: number): Promise<StreamResult> {
+  const created = await Promise.all(Array.from({ length: sessions }, async () => {
+    const res = await fetch(`${base}/api/sessions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        url: PAGE_URL,
+        viewport: { width: WIDTH, height: HEIGHT },
+        quality: QUALITY,
+        max_fps: 60,
+      }),
+    });
+    const body = await res.json();
+    if (res.status !== 201) throw new Error(`POST /api/sessions: ${res.status} ${body.error}`);
+    return body as { id: string; ws_url: string };
+  }));
+  let counting = false;
+  const viewers = created.flatMap((s, session) =>
+    Array.from({ length: viewersEach }, () => {
+      const v = {
+        session,
+        frames: 0,
+        firstSeq: 0,
+        lastSeq: 0,
+        latencies: [] as number[],
+        socket: new WebSocket(s.ws_url),
+      };
+      v.socket.binaryType = "arraybuffer";
+      v.socket.onmessage = (e) => {
+        if (!counting || typeof e.data === "string") return;
+        const now = Date.now();
+        const { header } = decodeFrame(new Uint8Array(e.data));
+        v.frames++;
+        if (!v.firstSeq) v.firstSeq = header.seq;
+        v.lastSeq = header.seq;
+        v.latencies.push(now - header.ts);
+      };
+      return v;
+    })
+  );
+  await sleep(WARMUP_MS);
+  const browserPids = await chromiumTree(server.pid);
+  counting = true;
+  const m = await measure(
+    { server: [server.pid], chromium: browserPids },
+    () => sleep(SECONDS * 1000),
+  );
+  counting = false;
+  const { metrics } = await (await fetch(`${base}/api/sessions/${created[0]!.id}`)).json();
+  for (const v of viewers) v.socket.close();
+  await Promise.all(created.map((s) =>
+    fetch(`${base}/api/sessions/${s.id}`, { method: "DELETE" })
+      .then((r) => r.body?.cancel())
+  ));
+  const receiving = viewers.filter((v) => v.frames > 0);
+  const perSession = created.map((_, i) => viewers.find((v) => v.session === i)?.frames ?? 0);
+  return {
+    fps: perSession.reduce((a, b) => a + b, 0) / sessions / m.seconds,
+    delivered: receiving.reduce((a, v) => a + v.frames / (v.lastSeq - v.firstSeq + 1), 0) /
+      Math.max(1, receiving.length),
+    latency: {
+      p50: percentile(viewers.flatMap((v) => v.latencies), 0.5),
+      p99: percentile(viewers.flatMap((v) => v.latencies), 0.99),
+    },
+    serverLatency: metrics.latency_ms,
+    server: m.cores.server!.total,
+    serverSplit: m.cores.server!,
+    chromium: m.cores.chromium!.total,
+  };
+}
+
+// ---- the run ----
+
+const load = async () =>
+  ((await readProcFiles(["/proc/loadavg"])).get("/proc/loadavg") ?? "").split(" ")[0]!;
+const loadBefore = await load();
+console.log(
+  `bench:stream — ${WIDTH}×${HEIGHT} JPEG q${QUALITY}, ${NODES}-node animated page, ` +
+    `${SECONDS} s windows, ${navigator.hardwareConcurrency} cores, load average ${loadBefore}`,
+);
+const step = (name: string) => console.log(`  measuring ${name}…`);
+step("the streamplay server without sessions");
+const idle = (await measure({ server: [server.pid] }, () => sleep(Math.min(SECONDS, 5) * 1000)))
+  .cores.server!.total;
+step("raw CDP, 1 page");
+const raw1 = await rawCdp(1);
+step("streamplay, 1 session, 1 viewer");
+const sp1 = await streamplay(1, 1);
+step("streamplay, 1 session, 10 viewers");
+const sp10 = await streamplay(1, 10);
+step("raw CDP, 5 pages");
+const raw5 = await rawCdp(5);
+step("streamplay, 5 sessions, 1 viewer each");
+const sp5 = await streamplay(5, 1);
+step("page.screenshot() polling, 1 page");
+const shot1 = await screenshotPolling(1);
+step("page.screenshot() polling, 5 pages");
+const shot5 = await screenshotPolling(5);
+const loadAfter = await load();
+
+server.kill("SIGTERM");
+await server.status;
+await pageServer.shutdown();
+await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+
+const rows: string[][] = [
+  ["", "streamplay", "raw CDP", "screenshot polling"],
+  ["fps per session, 1 session", fixed(sp1.fps), fixed(raw1.fps), fixed(shot1.fps)],
+  ["fps per session, 5 sessions", fixed(sp5.fps), fixed(raw5.fps), fixed(shot5.fps)],
+  [
+    "latency p50 / p99, 1 session (ms)",
+    `${fixed(sp1.latency.p50, 0)} / ${fixed(sp1.latency.p99, 0)}`,
+    `${fixed(raw1.latency.p50, 0)} / ${fixed(raw1.latency.p99, 0)}`,
+    "–",
+  ],
+  [
+    "Chromium CPU, 1 / 5 sessions (cores)",
+    `${fixed(sp1.chromium, 2)} / ${fixed(sp5.chromium, 2)}`,
+    `${fixed(raw1.chromium, 2)} / ${fixed(raw5.chromium, 2)}`,
+    `${fixed(shot1.chromium, 2)} / ${fixed(shot5.chromium, 2)}`,
+  ],
+  [
+    "CPU outside Chromium, 1 / 5 sessions (cores)",
+    `${fixed(sp1.server, 3)} / ${fixed(sp5.server, 3)} (idle ${fixed(idle, 3)})`,
+    `${fixed(raw1.client, 3)} / ${fixed(raw5.client, 3)}`,
+    `${fixed(shot1.client, 3)} / ${fixed(shot5.client, 3)}`,
+  ],
+];
+const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+const line = (r: string[]) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ");
+console.log("\n" + line(rows[0]!));
+console.log(widths.map((w) => "-".repeat(w)).join("  "));
+for (const r of rows.slice(1)) console.log(line(r));
+
+const cpuRatio = sp10.server / sp1.server;
+const targets: Array<[string, string, boolean]> = [
+  [
+    "frames delivered / emitted, 1 viewer ≥ 0.95",
+    fixed(sp1.delivered, 3),
+    sp1.delivered >= 0.95,
+  ],
+  [
+    "capture-to-viewer latency p50 ≤ 50 ms, p99 ≤ 150 ms",
+    `${fixed(sp1.latency.p50, 0)} / ${fixed(sp1.latency.p99, 0)} ms (inside the server, ` +
+    `capture to send: p50 ${fixed(sp1.serverLatency.p50 ?? NaN, 0)}, ` +
+    `p95 ${fixed(sp1.serverLatency.p95 ?? NaN, 0)} ms)`,
+    sp1.latency.p50 <= 50 && sp1.latency.p99 <= 150,
+  ],
+  [
+    "server CPU, 10 viewers / 1 viewer ≤ 1.1×",
+    `${fixed(sp10.server, 3)} / ${fixed(sp1.server, 3)} cores = ${fixed(cpuRatio, 2)}×` +
+    ` (user ${fixed(sp10.serverSplit.user, 3)} / ${fixed(sp1.serverSplit.user, 3)},` +
+    ` kernel ${fixed(sp10.serverSplit.system, 3)} / ${fixed(sp1.serverSplit.system, 3)};` +
+    ` 10 viewers got ${fixed(sp10.fps)} fps, ${fixed(sp10.delivered, 3)} delivered)`,
+    cpuRatio <= 1.1,
+  ],
+  [
+    "fps vs raw CDP ≥ 0.95×, 1 session",
+    `${fixed(sp1.fps / raw1.fps, 2)}×`,
+    sp1.fps / raw1.fps >= 0.95,
+  ],
+  [
+    "fps vs raw CDP ≥ 0.95×, 5 sessions",
+    `${fixed(sp5.fps / raw5.fps, 2)}×`,
+    sp5.fps / raw5.fps >= 0.95,
+  ],
+  [
+    "platform CPU per session ≤ 0.15 core, 1 / 5 sessions",
+    `${fixed(sp1.server, 3)} / ${fixed(sp5.server / 5, 3)}`,
+    sp1.server <= 0.15 && sp5.server / 5 <= 0.15,
+  ],
+];
+console.log("\ntargets");
+for (const [name, value, met] of targets) {
+  console.log(`  ${met ? "met    " : "NOT met"}  ${name}: ${value}`);
+}
+const busy = Math.max(Number(loadBefore), Number(loadAfter)) > navigator.hardwareConcurrency;
+console.log(
+  `\nload average ${loadBefore} before, ${loadAfter} after` +
+    (busy ? ": the machine was busy, figures are noisy" : ""),
+);

@@ -1,0 +1,82 @@
+/**
+ * `session`: a live, interactive browser session. Its Worker holds one Chromium shared by every
+ * session of the process and one browser context per session, and applies viewers' input; its
+ * companion (`lib/session_host.ts`) captures the CDP screencast and serves the viewers. Sessions
+ * have their own slots (STREAMPLAY_MAX_SESSIONS), are asked to stop rather than killed, and are
+ * never retried: a session that restarted would not be the same session.
+ */
+import { z } from "@hono/zod-openapi";
+import { fileURLToPath } from "node:url";
+import type { JobType } from "../lib/job_types.ts";
+import type { Config } from "../lib/config.ts";
+import { NO_PERMISSIONS, type SandboxSpec } from "../lib/sandbox.ts";
+import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
+
+export const SessionParams = z.object({
+  url: z.string().min(1).max(8192).openapi({ example: "http://127.0.0.1:8080/" }),
+  viewport: z.object({
+    width: z.number().int().min(200).max(3840).default(1280),
+    height: z.number().int().min(200).max(2160).default(720),
+  }).strict().default({ width: 1280, height: 720 }),
+  quality: z.number().int().min(1).max(100).default(60)
+    .openapi({ description: "JPEG quality of the frames (1..100)." }),
+  max_fps: z.number().int().min(1).max(60).default(30)
+    .openapi({ description: "Most frames per second captured (Chromium renders up to 60)." }),
+  idle_timeout_s: z.number().int().min(1).max(86_400).default(300)
+    .openapi({ description: "The session ends after this long without viewers or input." }),
+  max_duration_s: z.number().int().min(5).max(86_400).default(3600)
+    .openapi({ description: "The session ends after this long in any case." }),
+}).strict().openapi("SessionParams");
+
+export type SessionParams = z.infer<typeof SessionParams>;
+
+/** Plain data the session Worker gets once. */
+export interface SessionInit {
+  chromium: string;
+  /** Child environment for Chromium (the Worker itself reads no environment). */
+  env: Record<string, string>;
+}
+
+/** How long a stopping session may take before its Worker is terminated. */
+export const SESSION_STOP_GRACE_MS = 10_000;
+
+const module = new URL("./session.worker.ts", import.meta.url);
+const NODE_MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));
+
+function tempDir(): string {
+  return Deno.env.get("TMPDIR") || Deno.env.get("TMP") || Deno.env.get("TEMP") || "/tmp";
+}
+
+/** Every session of a process shares this profile, hence one Worker and one browser. */
+export function sessionSandbox(config: Config): SandboxSpec {
+  const tmp = tempDir();
+  return {
+    module,
+    permissions: {
+      ...NO_PERMISSIONS,
+      read: [NODE_MODULES, config.chromiumPath, tmp],
+      write: [tmp],
+      run: [config.chromiumPath],
+      env: PLAYWRIGHT_ENV_READS,
+      sys: ["homedir", "osRelease", "hostname", "cpus", "uid", "gid"],
+    },
+    init: {
+      chromium: config.chromiumPath,
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: tmp, TMPDIR: tmp },
+    } satisfies SessionInit,
+    jobsPerWorker: config.maxSessions,
+  };
+}
+
+export const sessionJob: JobType<SessionParams> = {
+  name: "session",
+  summary: "A live browser session streamed to viewers, who may drive it.",
+  params: SessionParams,
+  defaultTimeoutS: (p) => p.max_duration_s + 60,
+  urls: (p) => [{ field: "url", url: p.url }],
+  sandbox: (_p, { config }) => sessionSandbox(config),
+  artifacts: false,
+  sample: false,
+  slots: (config) => config.maxSessions,
+  stopGraceMs: SESSION_STOP_GRACE_MS,
+};

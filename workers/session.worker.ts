@@ -1,0 +1,602 @@
+/**
+ * Sandbox side of `session`: one Chromium for every session of this Worker (launched on first
+ * use, closed a minute after the last session), one browser context per session, its pages as
+ * tabs (popups included). Playwright drives the pages over its pipe: input from viewers arrives
+ * from the companion already validated and allowed, and is applied in order; page events go back
+ * to the companion. The screencast of the active tab is the companion's: this side tells it
+ * which DevTools target to capture (Chromium also listens on a loopback DevTools port for that).
+ *
+ * The browser reaches the network only through the companion's SOCKS proxy, which applies the
+ * URL policy to every connection.
+ */
+import type { Browser, BrowserContext, Dialog, Page } from "playwright";
+import { type JobContext, JobError, serveJobs } from "./runtime.ts";
+import { CHROMIUM_ARGS, loadPlaywright, type Playwright } from "../lib/browser.ts";
+import type {
+  InputMessage,
+  PageState,
+  SessionIn,
+  SessionOut,
+  TabInfo,
+} from "../lib/session_protocol.ts";
+import type { SessionInit, SessionParams } from "./session.ts";
+
+/**
+ * Everything must go through the proxy: no QUIC, no WebRTC over plain UDP. The browser's own
+ * background requests (autofill, translate, hints) are turned off: they are not the page's.
+ */
+const SESSION_ARGS = [
+  "--disable-quic",
+  "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+  "--disable-features=AutofillServerCommunication,OptimizationHints,Translate,MediaRouter," +
+  "InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater",
+  "--disable-sync",
+  "--disable-default-apps",
+  "--mute-audio",
+];
+const BROWSER_IDLE_MS = 60_000;
+/** Titles change without a navigation: the page state is refreshed this often too. */
+const PAGE_POLL_MS = 1_000;
+const NAVIGATION_TIMEOUT_MS = 30_000;
+/** Page events (console, failed requests) per session: burst, then this many per second. */
+const EVENT_BURST = 200;
+const EVENTS_PER_S = 50;
+/** Screenshots of page errors: at most one per this many ms, and this many per session. */
+const ERROR_SHOT_GAP_MS = 2_000;
+const ERROR_SHOTS_MAX = 50;
+/** The selected text: in the focused field, else in the document. */
+const SELECTION_JS = `(() => {
+  const el = document.activeElement;
+  if (el && typeof el.selectionStart === "number" && typeof el.value === "string") {
+    return el.value.slice(el.selectionStart, el.selectionEnd ?? el.selectionStart);
+  }
+  return String(getSelection() ?? "");
+})()`;
+
+let pw: Playwright;
+let init: SessionInit;
+let browser: Promise<Browser> | undefined;
+/** The DevTools port of the running browser. */
+let debugPort = 0;
+let idleTimer: ReturnType<typeof setTimeout> | undefined;
+const sessions = new Set<Session>();
+
+/** The shared browser; a new one listens for DevTools on `port` (loopback). */
+function getBrowser(port: number): Promise<Browser> {
+  clearTimeout(idleTimer);
+  if (!browser) {
+    debugPort = port;
+    const launching = pw.chromium.launch({
+      executablePath: init.chromium,
+      args: [
+        ...CHROMIUM_ARGS,
+        ...SESSION_ARGS,
+        "--remote-debugging-address=127.0.0.1",
+        `--remote-debugging-port=${port}`,
+      ],
+      env: init.env,
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
+    });
+    browser = launching;
+    launching.then((b) => {
+      b.on("disconnected", () => {
+        if (browser === launching) browser = undefined;
+        for (const s of sessions) {
+          if (s.browser === b) {
+            s.fail("the browser process ended unexpectedly (it crashed or was killed)");
+          }
+        }
+      });
+    }, () => {
+      if (browser === launching) browser = undefined;
+    });
+  }
+  return browser;
+}
+
+function releaseBrowser() {
+  if (sessions.size > 0 || !browser) return;
+  clearTimeout(idleTimer);
+  idleTimer = setTimeout(() => {
+    const idle = browser;
+    if (sessions.size > 0 || !idle) return;
+    browser = undefined;
+    idle.then((b) => b.close()).catch(() => {});
+  }, BROWSER_IDLE_MS);
+}
+
+interface Tab {
+  id: string;
+  page: Page;
+  /** The DevTools target id (for the companion's screencast). */
+  target?: string;
+}
+
+interface Counters {
+  navigations: number;
+  console_messages: number;
+  page_errors: number;
+  failed_requests: number;
+  events_suppressed: number;
+}
+
+type Request = { rid: number; run: () => Promise<unknown>; move?: { x: number; y: number } };
+
+class Session {
+  browser!: Browser;
+  context!: BrowserContext;
+  readonly params: SessionParams;
+  readonly tabs = new Map<string, Tab>();
+  readonly tabOf = new WeakMap<Page, Tab>();
+  active: Tab | undefined;
+  nextTab = 1;
+  viewport: { width: number; height: number };
+  startedAt = Date.now();
+  counters: Counters = {
+    navigations: 0,
+    console_messages: 0,
+    page_errors: 0,
+    failed_requests: 0,
+    events_suppressed: 0,
+  };
+  tokens = EVENT_BURST;
+  tokensAt = Date.now();
+  lastShotAt = 0;
+  shots = 0;
+  modifiers = new Set<string>();
+  queue: Request[] = [];
+  working = false;
+  lastPage = "";
+  pageTimer: ReturnType<typeof setTimeout> | undefined;
+  pollTimer: ReturnType<typeof setInterval> | undefined;
+  closing = false;
+
+  #setup = Promise.withResolvers<{ proxy: string; debugPort: number }>();
+  #end = Promise.withResolvers<{ reason: string; stats: Record<string, unknown> }>();
+
+  constructor(readonly ctx: JobContext<SessionParams, SessionInit>) {
+    this.params = ctx.params;
+    this.viewport = { ...ctx.params.viewport };
+    this.#end.promise.catch(() => {});
+    ctx.onMessage((data) => this.receive(data as SessionIn));
+    ctx.signal.addEventListener("abort", () => {
+      const reason = ctx.signal.reason instanceof Error ? ctx.signal.reason.message : "cancelled";
+      this.#end.resolve({ reason, stats: {} });
+    });
+  }
+
+  send(msg: SessionOut, transfer: Transferable[] = []) {
+    this.ctx.send(msg, transfer);
+  }
+
+  /** Ends the session as failed (browser gone, page crashed). */
+  fail(reason: string) {
+    this.#end.reject(new JobError(reason, false));
+  }
+
+  receive(msg: SessionIn) {
+    switch (msg.k) {
+      case "setup":
+        this.#setup.resolve(msg);
+        break;
+      case "stop":
+        this.#end.resolve({ reason: msg.reason, stats: msg.stats });
+        break;
+      case "fail":
+        this.fail(msg.reason);
+        break;
+      case "input":
+        this.enqueue(msg.rid, msg.msg);
+        break;
+      case "screenshot":
+        this.request(msg.rid, async () => {
+          const png = await this.tab().page.screenshot({ type: "png" });
+          return new Uint8Array(png);
+        });
+        break;
+    }
+  }
+
+  async run() {
+    const setup = await Promise.race([this.#setup.promise, this.#end.promise.then(() => null)]);
+    if (setup === null) return this.result((await this.#end.promise).reason, {});
+    this.browser = await getBrowser(setup.debugPort);
+    sessions.add(this);
+    try {
+      this.context = await this.browser.newContext({
+        viewport: this.viewport,
+        deviceScaleFactor: 1,
+        proxy: { server: setup.proxy, bypass: "<-loopback>" },
+        serviceWorkers: "block",
+        acceptDownloads: false,
+      });
+      this.context.on("page", (page) => this.addTab(page, true));
+      const page = await this.context.newPage();
+      this.addTab(page, true);
+      await this.navigate(page, this.params.url);
+      this.send({ k: "active", page: await this.pageState() });
+      this.pollTimer = setInterval(() => this.pageChanged(), PAGE_POLL_MS);
+      const { reason, stats } = await this.#end.promise;
+      return this.result(reason, stats);
+    } finally {
+      this.closing = true;
+      clearTimeout(this.pageTimer);
+      clearInterval(this.pollTimer);
+      sessions.delete(this);
+      await this.context?.close().catch(() => {});
+      releaseBrowser();
+    }
+  }
+
+  result(reason: string, hostStats: Record<string, unknown>) {
+    return {
+      state: "stopped",
+      reason,
+      duration_s: Math.round((Date.now() - this.startedAt) / 100) / 10,
+      url: this.active?.page.url() ?? this.params.url,
+      ...this.counters,
+      ...hostStats,
+    };
+  }
+
+  tab(): Tab {
+    if (!this.active) throw new Error("the session has no open tab");
+    return this.active;
+  }
+
+  // ---- tabs ----
+
+  addTab(page: Page, activate: boolean) {
+    if (this.tabOf.has(page) || this.closing) return;
+    const tab: Tab = { id: `t${this.nextTab++}`, page };
+    this.tabs.set(tab.id, tab);
+    this.tabOf.set(page, tab);
+    page.on("close", () => this.removeTab(tab));
+    page.on("framenavigated", (frame) => {
+      if (frame !== page.mainFrame()) return;
+      this.counters.navigations++;
+      this.event({ type: "navigation", tab: tab.id, url: frame.url() });
+      this.pageChanged();
+    });
+    page.on("load", () => this.pageChanged());
+    page.on("console", (m) => {
+      this.counters.console_messages++;
+      const where = m.location();
+      this.limitedEvent({
+        type: "console",
+        tab: tab.id,
+        level: m.type(),
+        message: m.text().slice(0, 4000),
+        source: where.url ? `${where.url}:${where.lineNumber + 1}` : null,
+      });
+    });
+    page.on("pageerror", (err) => this.pageError(tab, err));
+    page.on("requestfailed", (r) => {
+      this.counters.failed_requests++;
+      this.limitedEvent({
+        type: "failed_request",
+        tab: tab.id,
+        url: r.url().slice(0, 2000),
+        method: r.method(),
+        resource_type: r.resourceType(),
+        error: r.failure()?.errorText ?? "failed",
+      });
+    });
+    page.on("response", (r) => {
+      if (r.status() < 400) return;
+      this.counters.failed_requests++;
+      this.limitedEvent({
+        type: "failed_request",
+        tab: tab.id,
+        url: r.url().slice(0, 2000),
+        method: r.request().method(),
+        resource_type: r.request().resourceType(),
+        status: r.status(),
+      });
+    });
+    page.on("dialog", (dialog) => this.dialog(tab, dialog));
+    page.on("crash", () => this.fail("the page crashed (its renderer process ended)"));
+    const size = page.viewportSize();
+    if (size && (size.width !== this.viewport.width || size.height !== this.viewport.height)) {
+      page.setViewportSize(this.viewport).catch(() => {});
+    }
+    this.event({ type: "tab", action: "opened", tab: tab.id, url: page.url() });
+    if (activate) this.activate(tab).catch(() => {});
+    this.pageChanged();
+  }
+
+  removeTab(tab: Tab) {
+    if (!this.tabs.delete(tab.id) || this.closing) return;
+    this.event({ type: "tab", action: "closed", tab: tab.id });
+    if (this.active === tab) {
+      this.active = undefined;
+      const next = [...this.tabs.values()].at(-1);
+      if (next) this.activate(next).catch(() => {});
+      else this.context.newPage().catch(() => {});
+    }
+    this.pageChanged();
+  }
+
+  async activate(tab: Tab) {
+    if (this.active === tab) return;
+    this.active = tab;
+    await tab.page.bringToFront().catch(() => {});
+    if (!tab.target) {
+      const cdp = await this.context.newCDPSession(tab.page);
+      const { targetInfo } = await cdp.send("Target.getTargetInfo");
+      tab.target = targetInfo.targetId;
+      await cdp.detach().catch(() => {});
+    }
+    if (this.active !== tab) return;
+    this.send({
+      k: "cast",
+      tab: tab.id,
+      url: `ws://127.0.0.1:${debugPort}/devtools/page/${tab.target}`,
+    });
+    this.pageChanged();
+  }
+
+  // ---- page state and events ----
+
+  pageChanged() {
+    if (this.closing) return;
+    clearTimeout(this.pageTimer);
+    this.pageTimer = setTimeout(async () => {
+      const page = await this.pageState().catch(() => null);
+      if (!page || this.closing) return;
+      const text = JSON.stringify(page);
+      if (text === this.lastPage) return;
+      this.lastPage = text;
+      this.send({ k: "page", page });
+    }, 50);
+  }
+
+  async pageState(): Promise<PageState> {
+    const tabs: TabInfo[] = await Promise.all(
+      [...this.tabs.values()].map(async (t) => ({
+        id: t.id,
+        url: t.page.url(),
+        title: await Promise.race([
+          t.page.title().catch(() => ""),
+          new Promise<string>((r) => setTimeout(() => r(""), 1000)),
+        ]),
+        active: t === this.active,
+      })),
+    );
+    const active = tabs.find((t) => t.active);
+    return {
+      url: active?.url ?? "",
+      title: active?.title ?? "",
+      tabs,
+      viewport: { ...this.viewport },
+    };
+  }
+
+  event(event: Record<string, unknown>, image?: Uint8Array<ArrayBuffer>) {
+    if (this.closing) return;
+    this.send(
+      { k: "event", event: { ts: Date.now(), ...event }, image },
+      image ? [image.buffer] : [],
+    );
+  }
+
+  /** Page-driven events are rate limited so a page logging in a loop cannot flood history. */
+  limitedEvent(event: Record<string, unknown>) {
+    const now = Date.now();
+    this.tokens = Math.min(EVENT_BURST, this.tokens + (now - this.tokensAt) * EVENTS_PER_S / 1000);
+    this.tokensAt = now;
+    if (this.tokens < 1) {
+      this.counters.events_suppressed++;
+      return;
+    }
+    this.tokens--;
+    this.event(event);
+  }
+
+  async pageError(tab: Tab, err: Error) {
+    this.counters.page_errors++;
+    const event = {
+      type: "page_error",
+      tab: tab.id,
+      message: String(err.message ?? err).slice(0, 4000),
+      stack: String(err.stack ?? "").slice(0, 8000),
+      url: tab.page.url(),
+      screenshot: null as number | null,
+    };
+    const now = Date.now();
+    if (now - this.lastShotAt < ERROR_SHOT_GAP_MS || this.shots >= ERROR_SHOTS_MAX) {
+      this.event(event);
+      return;
+    }
+    this.lastShotAt = now;
+    const n = ++this.shots;
+    try {
+      const jpeg = await tab.page.screenshot({ type: "jpeg", quality: 70, timeout: 5_000 });
+      this.event({ ...event, screenshot: n }, new Uint8Array(jpeg));
+    } catch {
+      this.event(event);
+    }
+  }
+
+  dialog(tab: Tab, dialog: Dialog) {
+    this.event({
+      type: "dialog",
+      tab: tab.id,
+      kind: dialog.type(),
+      message: dialog.message().slice(0, 2000),
+      answer: dialog.type() === "alert" ? "accepted" : "dismissed",
+    });
+    (dialog.type() === "alert" ? dialog.accept() : dialog.dismiss()).catch(() => {});
+  }
+
+  // ---- input ----
+
+  /** Replies to a request once `run` settles, in order with the input queue. */
+  request(rid: number, run: () => Promise<unknown>) {
+    this.queue.push({ rid, run });
+    this.drain();
+  }
+
+  enqueue(rid: number, msg: InputMessage | { type: "tabs" }) {
+    if (msg.type === "mouse" && msg.action === "move") {
+      // A move still waiting is replaced by the newer one: the pointer goes where it is now.
+      const last = this.queue.at(-1);
+      if (last?.move) {
+        this.send({ k: "reply", rid: last.rid, ok: true });
+        last.rid = rid;
+        last.move.x = msg.x;
+        last.move.y = msg.y;
+        return;
+      }
+      const move = { x: msg.x, y: msg.y };
+      this.queue.push({ rid, move, run: () => this.tab().page.mouse.move(move.x, move.y) });
+    } else {
+      this.queue.push({ rid, run: () => this.input(msg) });
+    }
+    this.drain();
+  }
+
+  async drain() {
+    if (this.working) return;
+    this.working = true;
+    while (this.queue.length > 0) {
+      const next = this.queue.shift()!;
+      try {
+        const data = await next.run();
+        const transfer = data instanceof Uint8Array ? [data.buffer as ArrayBuffer] : [];
+        this.send({ k: "reply", rid: next.rid, ok: true, data }, transfer);
+      } catch (err) {
+        const message = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+        this.send({ k: "reply", rid: next.rid, ok: false, error: message });
+      }
+    }
+    this.working = false;
+  }
+
+  async input(msg: InputMessage | { type: "tabs" }): Promise<unknown> {
+    switch (msg.type) {
+      case "mouse": {
+        const mouse = this.tab().page.mouse;
+        const clickCount = msg.click_count ?? 1;
+        if (msg.action === "click") {
+          return await mouse.click(msg.x, msg.y, { button: msg.button, clickCount });
+        }
+        if (msg.action === "dblclick") {
+          return await mouse.dblclick(msg.x, msg.y, { button: msg.button });
+        }
+        await mouse.move(msg.x, msg.y);
+        if (msg.action === "down") return await mouse.down({ button: msg.button, clickCount });
+        if (msg.action === "up") return await mouse.up({ button: msg.button, clickCount });
+        return;
+      }
+      case "wheel": {
+        const mouse = this.tab().page.mouse;
+        await mouse.move(msg.x, msg.y);
+        return await mouse.wheel(msg.dx, msg.dy);
+      }
+      case "key":
+        return await this.key(msg.action, msg.key);
+      case "text":
+        return await this.tab().page.keyboard.insertText(msg.text);
+      case "navigate":
+        return await this.navigate(this.tab().page, msg.url, true);
+      case "back":
+        await this.tab().page.goBack({ timeout: NAVIGATION_TIMEOUT_MS, waitUntil: "commit" });
+        return { url: this.tab().page.url() };
+      case "forward":
+        await this.tab().page.goForward({ timeout: NAVIGATION_TIMEOUT_MS, waitUntil: "commit" });
+        return { url: this.tab().page.url() };
+      case "reload":
+        await this.tab().page.reload({ timeout: NAVIGATION_TIMEOUT_MS, waitUntil: "commit" });
+        return { url: this.tab().page.url() };
+      case "viewport": {
+        this.viewport = { width: msg.width, height: msg.height };
+        for (const t of this.tabs.values()) await t.page.setViewportSize(this.viewport);
+        this.pageChanged();
+        return { viewport: this.viewport };
+      }
+      case "tab":
+        return await this.tabAction(msg);
+      case "tabs":
+        return { tabs: (await this.pageState()).tabs };
+    }
+  }
+
+  async key(action: "down" | "up" | "press", key: string) {
+    const keyboard = this.tab().page.keyboard;
+    if (action === "down") {
+      await keyboard.down(key);
+      if (["Control", "Meta", "Shift", "Alt"].includes(key)) this.modifiers.add(key);
+    } else if (action === "up") {
+      await keyboard.up(key);
+      this.modifiers.delete(key);
+    } else {
+      await keyboard.press(key);
+    }
+    // A copy or cut shortcut: hand the selection back so the viewer's clipboard gets it.
+    const parts = key.split("+");
+    const last = parts.at(-1)!.toLowerCase();
+    const held = parts.length > 1 ? parts.slice(0, -1) : [...this.modifiers];
+    if (
+      action !== "up" && (last === "c" || last === "x") &&
+      held.some((m) => m === "Control" || m === "Meta" || m === "ControlOrMeta")
+    ) {
+      return { clipboard: await this.selection() };
+    }
+  }
+
+  selection(): Promise<string> {
+    return this.tab().page.evaluate<string>(SELECTION_JS);
+  }
+
+  async tabAction(msg: Extract<InputMessage, { type: "tab" }>) {
+    if (msg.action === "new") {
+      const page = await this.context.newPage();
+      if (msg.url) await this.navigate(page, msg.url, true);
+      return { tab: this.tabOf.get(page)?.id };
+    }
+    const tab = this.tabs.get(msg.tab!);
+    if (!tab) throw new Error(`tab: no tab "${msg.tab}" in this session`);
+    if (msg.action === "switch") await this.activate(tab);
+    else await tab.page.close();
+    return { tab: tab.id };
+  }
+
+  /** Goes to a URL; a failed load is an event, and an error only when a viewer asked for it. */
+  async navigate(page: Page, url: string, report = false) {
+    try {
+      const response = await page.goto(url, {
+        timeout: NAVIGATION_TIMEOUT_MS,
+        waitUntil: "domcontentloaded",
+      });
+      return { url: page.url(), status: response?.status() ?? null };
+    } catch (err) {
+      // Chromium commits its error page right after: let it, so the next load is not cut short.
+      await page.waitForURL(/^chrome-error:/, { timeout: 2_000 }).catch(() => {});
+      const message = err instanceof Error ? err.message.split("\n")[0]! : String(err);
+      this.event({
+        type: "navigation_failed",
+        tab: this.tabOf.get(page)?.id,
+        url,
+        error: message,
+      });
+      if (report) throw new Error(`navigation to ${url} failed: ${message}`);
+    }
+  }
+}
+
+serveJobs<SessionParams, Record<string, unknown>, SessionInit>(
+  // A session is never retried: a new attempt would not be the same session.
+  (ctx) =>
+    new Session(ctx).run().catch((err) => {
+      throw err instanceof JobError ? err : new JobError(String(err?.message ?? err), false);
+    }),
+  {
+    async setup(data) {
+      init = data;
+      pw = await loadPlaywright({});
+    },
+  },
+);
