@@ -111,6 +111,12 @@ for (const basis of ["system", "process"] as ResourceBasis[]) {
     errors[`${name}/${basis}`] = v.error_pct;
     errors[`${name}/${basis}/proposal`] = proposalErr;
     const c = fit.chosen;
+    const other = c.kind === "linear" ? fit.power : fit.linear;
+    console.log(
+      `${name} (${basis}) measured: ${points.map((p) => `${p.n}: ${fmt(name, p.y)}`).join(", ")}` +
+        `; fit on 1, 2, 4: ${c.kind} R² ${c.r2.toFixed(3)}` +
+        (other ? `, ${other.kind} R² ${other.r2.toFixed(3)}` : ""),
+    );
     rows.push([
       name,
       basis,
