@@ -183,14 +183,16 @@ async function read(roots: Set<number>): Promise<MachineReading> {
     mem: parseMeminfo(files.get("/proc/meminfo") ?? ""),
   };
   if (roots.size) {
+    // A process that exited since the listing has no smaps_rollup and no memory left to count;
+    // when none is readable (no permission), RSS stands in for all of them.
     const pss = tree.map((p) => parseSmapsPss(files.get(`/proc/${p.pid}/smaps_rollup`) ?? ""));
-    const allPss = pss.every((v) => v !== null);
+    const anyPss = pss.some((v) => v !== null);
     reading.procs = {
       count: tree.length,
       ticks: new Map(tree.map((p) => [p.pid, p.cpuTicks])),
       at: ticksAt,
-      memBytes: tree.reduce((a, p, i) => a + (allPss ? pss[i]! : p.rssBytes), 0),
-      kind: allPss ? "pss" : "rss",
+      memBytes: tree.reduce((a, p, i) => a + (anyPss ? pss[i] ?? 0 : p.rssBytes), 0),
+      kind: anyPss ? "pss" : "rss",
     };
   }
   return reading;

@@ -82,7 +82,7 @@ Deno.test("browser-bench: vitals, errors with screenshots, artifacts, samples, s
           params: {
             url: `${site.url}/`,
             concurrency: 2,
-            duration_s: 6,
+            duration_s: 8,
             baseline_s: 1,
             screenshot_every_s: 1,
             scenario: [
@@ -158,7 +158,7 @@ Deno.test("browser-bench: vitals, errors with screenshots, artifacts, samples, s
         type: "browser-bench",
         params: {
           url: `${site.url}/leak`,
-          duration_s: 3,
+          duration_s: 5,
           baseline_s: 0,
           screenshot_every_s: 0,
           scenario: [{ action: "goto" }, { action: "wait", ms: 500 }],
@@ -182,7 +182,7 @@ Deno.test("browser-bench: vitals, errors with screenshots, artifacts, samples, s
           params: {
             url: `${site.url}/`,
             levels: [1, 2, 3],
-            duration_s: 3,
+            duration_s: 4,
             baseline_s: 1,
             screenshot_every_s: 1,
             targets: [10, 100],

@@ -55,7 +55,7 @@ Deno.test("bench --mode playwright runs a sweep locally and prints vitals and th
       "--concurrency",
       "1",
       "--duration",
-      "2",
+      "6",
       "--baseline",
       "0",
       "--json",
