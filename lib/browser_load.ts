@@ -596,6 +596,8 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
         } finally {
           clearInterval(timer);
           if (active) usersActive--;
+          // Error screenshots still being taken need the page open.
+          await Promise.all([...writes]);
           await context?.close().catch(() => {});
           await own?.close().catch(() => {});
         }
