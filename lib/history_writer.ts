@@ -155,9 +155,9 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     }
   };
 
-  /** Starts writing the buffer unless a write is already running. */
+  /** Starts writing the buffer unless a write is already running (or the writer is closing). */
   const startWrite = () => {
-    if (writing || buffer.length === 0) return;
+    if (writing || buffer.length === 0 || stopped) return;
     const batch = buffer;
     buffer = [];
     writing = write(batch, false).finally(() => {
@@ -227,7 +227,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   })();
 
   const flush = async () => {
-    while (buffer.length || writing) {
+    while ((buffer.length && !stopped) || writing) {
       startWrite();
       await idle;
     }
@@ -253,8 +253,10 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     close: () =>
       closing ??= (async () => {
         stopped = true;
-        // Unblock the XREADGROUP by closing the connection, then write what was read; it is
-        // not acknowledged, so the next start replays it from the pending list (idempotently).
+        // Let a write in flight finish and be acknowledged, then unblock the XREADGROUP by
+        // closing the connection and write what was read since; that last part is not
+        // acknowledged, so the next start replays it from the pending list (idempotently).
+        await idle;
         redis.disconnect();
         await loop;
         await idle;

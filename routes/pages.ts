@@ -27,6 +27,7 @@ export const PAGES: Record<string, string> = {
   "/bench": "bench.html",
   "/bench/history": "history.html",
   "/bench/jobs/:id": "job.html",
+  "/bench/compare": "compare.html",
   "/docs": "docs.html",
   "/dashboard": "dashboard.html",
 };
