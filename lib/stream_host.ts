@@ -60,6 +60,8 @@ const SLOW_SPEED = 0.9;
 /** Grace after (re)starting ffmpeg before its speed counts toward health. */
 const WARMUP_MS = 3_000;
 const POLL_MS = 15;
+/** Distinct players counted at most (a bound on memory whatever clients send). */
+const MAX_CLIENTS = 100_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -487,7 +489,9 @@ class Stream implements LiveStream {
     this.requestsServed++;
     if (segment) {
       this.segmentsServed++;
-      this.clients.set(client, Date.now());
+      if (this.clients.size < MAX_CLIENTS || this.clients.has(client)) {
+        this.clients.set(client, Date.now());
+      }
     }
     const counted = body.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({

@@ -310,8 +310,8 @@ export function streamMediaRoutes(streams: StreamDeps) {
     const stream = streams.host?.get(id);
     if (stream) {
       const info = getConnInfo(c);
-      const client = c.req.header("x-playback-session-id") ??
-        `${info.remote.address}|${c.req.header("user-agent") ?? ""}`;
+      const client = (c.req.header("x-playback-session-id") ??
+        `${info.remote.address}|${c.req.header("user-agent") ?? ""}`).slice(0, 200);
       const msn = c.req.query("_HLS_msn");
       const res = await stream.serve(
         file,
