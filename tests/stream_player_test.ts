@@ -43,9 +43,9 @@ Deno.test("the player page plays HLS and DASH and shows the live metrics", async
       const t1 = await waitFor(async () => {
         const now = await currentTime(page);
         return now > 0 ? now : null;
-      }, { timeoutMs: 30_000, what: "playback to start" });
+      }, { timeoutMs: 45_000, what: "playback to start" });
       await waitFor(async () => (await currentTime(page)) > t1 + 1.5, {
-        timeoutMs: 20_000,
+        timeoutMs: 30_000,
         what: "currentTime to advance",
       });
       const size = await page.locator("video").evaluate((v) => {

@@ -219,7 +219,7 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
     assert.equal(m.segments_served, before.segments_served + 2);
     const uptime = (Date.now() - Date.parse(res.body.info.started_at)) / 1000;
     assert.ok(
-      m.frames_sent > uptime * 25 * 0.7 && m.frames_sent <= uptime * 25 + 25,
+      m.frames_sent > uptime * 25 * 0.3 && m.frames_sent <= uptime * 25 + 25,
       `${m.frames_sent} frames in ${uptime} s at 25 fps`,
     );
     assert.ok(m.bytes_encoded > 0);
