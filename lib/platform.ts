@@ -158,7 +158,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     stops.push(() => sessionHost?.close());
     const sessions = { store: sessionStore, host: sessionHost };
     const encoders = startEncoderDetection();
-    stops.push(() => encoders.ready.catch(() => {}));
+    stops.push(() => encoders.close());
     const streamStore = createStreamStore({ redis: command, prefix: config.redisPrefix });
     const streamHost = sessionHost && await createStreamHost({
       dataDir: config.dataDir,

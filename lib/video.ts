@@ -168,7 +168,12 @@ export interface EncoderInfo {
 
 export type EncoderTable = Record<Codec, EncoderInfo[]>;
 
-async function ffmpegOk(ffmpeg: string, args: string[], timeoutMs = 15_000): Promise<boolean> {
+async function ffmpegOk(
+  ffmpeg: string,
+  args: string[],
+  timeoutMs = 15_000,
+  signal?: AbortSignal,
+): Promise<boolean> {
   try {
     const child = new Deno.Command(ffmpeg, {
       args: ["-hide_banner", "-loglevel", "error", ...args],
@@ -176,13 +181,16 @@ async function ffmpegOk(ffmpeg: string, args: string[], timeoutMs = 15_000): Pro
       stdout: "null",
       stderr: "null",
     }).spawn();
-    const timer = setTimeout(() => {
+    const kill = () => {
       try {
         child.kill("SIGKILL");
       } catch { /* gone */ }
-    }, timeoutMs);
+    };
+    const timer = setTimeout(kill, timeoutMs);
+    signal?.addEventListener("abort", kill, { once: true });
     const status = await child.status;
     clearTimeout(timer);
+    signal?.removeEventListener("abort", kill);
     return status.success;
   } catch {
     return false;
@@ -232,7 +240,10 @@ function trialArgs(encoder: string): string[] {
  * Finds the encoders that really work here, per codec, hardware ones first. Each candidate the
  * ffmpeg build lists is tried with a short encode; a missing GPU or driver just fails its trial.
  */
-export async function detectEncoders(ffmpeg = "ffmpeg"): Promise<EncoderTable> {
+export async function detectEncoders(
+  ffmpeg = "ffmpeg",
+  signal?: AbortSignal,
+): Promise<EncoderTable> {
   const listed = await listedEncoders(ffmpeg);
   const table = {} as EncoderTable;
   await Promise.all(CODECS.map(async (codec) => {
@@ -240,8 +251,8 @@ export async function detectEncoders(ffmpeg = "ffmpeg"): Promise<EncoderTable> {
     const { hardware, software } = ENCODERS[codec];
     for (const [names, isHw] of [[hardware, true], [software, false]] as const) {
       for (const encoder of names) {
-        if (!listed.has(encoder)) continue;
-        if (await ffmpegOk(ffmpeg, trialArgs(encoder))) {
+        if (!listed.has(encoder) || signal?.aborted) continue;
+        if (await ffmpegOk(ffmpeg, trialArgs(encoder), undefined, signal)) {
           found.push({ codec, encoder, hardware: isHw });
         }
       }
@@ -255,13 +266,23 @@ export async function detectEncoders(ffmpeg = "ffmpeg"): Promise<EncoderTable> {
 export interface EncoderDetection {
   ready: Promise<EncoderTable>;
   current(): EncoderTable | null;
+  /** Ends the trial encodes still running (at shutdown) and waits for them. */
+  close(): Promise<void>;
 }
 
 /** Starts `detectEncoders()` in the background (a few seconds of trial encodes at start-up). */
 export function startEncoderDetection(ffmpeg = "ffmpeg"): EncoderDetection {
   let table: EncoderTable | null = null;
-  const ready = detectEncoders(ffmpeg).then((t) => (table = t));
-  return { ready, current: () => table };
+  const abort = new AbortController();
+  const ready = detectEncoders(ffmpeg, abort.signal).then((t) => (table = t));
+  return {
+    ready,
+    current: () => table,
+    async close() {
+      abort.abort();
+      await ready.catch(() => {});
+    },
+  };
 }
 
 export interface OutputSettings {
