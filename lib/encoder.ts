@@ -253,13 +253,13 @@ export function startEncoder(options: EncoderOptions): Encoder {
     }),
     stop: () =>
       stopping ??= (async () => {
+        // The frames due at this moment, so the video ends when it was stopped (counted now:
+        // when ffmpeg is behind, the pacer's last write and these take longer than they last).
+        const end = latest ? due() : 0;
         stopped = true;
         wake?.();
         await pump;
         if (!closed && latest) {
-          // The frames still due at this moment, so the video ends when it was stopped (counted
-          // once: when ffmpeg is behind, writing them takes longer than they last).
-          const end = due();
           for (let i = stats.frames_written + stats.frames_dropped; i < end && !closed; i++) {
             await write(latest, true);
           }
