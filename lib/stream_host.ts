@@ -696,13 +696,6 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
         return fail(400, `rtmp_url: ${request.rtmp_url} is refused: ${verdict.reason}`);
       }
     }
-    if (streams.size >= options.maxStreams) {
-      return fail(
-        429,
-        `This process already encodes ${streams.size} streams (STREAMPLAY_MAX_STREAMS); ` +
-          `stop one or try later`,
-      );
-    }
     const table = await options.encoders.ready;
     const encoder = table[request.codec][0];
     if (!encoder) {
@@ -710,6 +703,14 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
         400,
         `codec: the installed ffmpeg has no working ${request.codec} encoder ` +
           `(GET /api/health lists the usable ones)`,
+      );
+    }
+    // Checked and taken with no await in between: concurrent starts cannot both pass.
+    if (streams.size >= options.maxStreams) {
+      return fail(
+        429,
+        `This process already encodes ${streams.size} streams (STREAMPLAY_MAX_STREAMS); ` +
+          `stop one or try later`,
       );
     }
     const stream = new Stream(context, session, request, encoder);
