@@ -12,6 +12,7 @@ import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
+import { recordingFileRoutes, recordingsRoutes } from "../routes/recordings.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { SessionDeps } from "./context.ts";
@@ -52,6 +53,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.route("/", pageRoutes());
   app.route("/", sessionsRoutes());
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", recordingsRoutes());
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -80,7 +82,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
 
 /**
  * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
- * sessions it runs, with the same tokens as the API, and a liveness answer at `/`.
+ * sessions it runs and the files of the recordings it made, with the same tokens as the API,
+ * and a liveness answer at `/`.
  */
 export async function createWorkerApp(
   deps: { config: Config; log: Logger; sessions: SessionDeps },
@@ -91,7 +94,9 @@ export async function createWorkerApp(
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.use("/ws/*", authenticate(auth));
+  app.use("/api/recordings/*", authenticate(auth));
   app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", recordingFileRoutes(deps.config));
   return app as unknown as OpenAPIHono<AppEnv>;
 }

@@ -13,11 +13,19 @@ import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
 import type { SessionStore } from "./session_store.ts";
 import type { SessionHost } from "./session_host.ts";
+import type { RecordingCatalog } from "./recordings.ts";
 
 /** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
 export interface SessionDeps {
   store: SessionStore;
   host?: SessionHost | undefined;
+}
+
+/** Recordings: their catalog in DuckDB, and how this process is reached (for file URLs). */
+export interface RecordingDeps {
+  catalog: RecordingCatalog;
+  /** This process's base URL as clients reach it. */
+  publicUrl(): string;
 }
 
 export interface AppDeps {
@@ -32,6 +40,7 @@ export interface AppDeps {
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   sessions: SessionDeps;
+  recordings: RecordingDeps;
   version: string;
 }
 

@@ -56,6 +56,8 @@ export interface EncoderExit {
 }
 
 export interface Encoder {
+  /** The ffmpeg process id (for resource accounting). */
+  pid: number;
   /** Hands the latest frame (a JPEG) to the pacer; it is written at the next frame tick. */
   push(jpeg: Uint8Array): void;
   stats(): EncoderStats;
@@ -219,6 +221,7 @@ export function startEncoder(options: EncoderOptions): Encoder {
 
   let stopping: Promise<EncoderStats & EncoderExit> | undefined;
   return {
+    pid: child.pid,
     push(jpeg) {
       stats.frames_in++;
       stats.bytes_in += jpeg.length;

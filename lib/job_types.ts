@@ -10,6 +10,7 @@ import type { SandboxSpec } from "./sandbox.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { sessionJob } from "../workers/session.ts";
+import { replayJob } from "../workers/replay.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -48,6 +49,6 @@ export interface JobType<P = any> {
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob, sessionJob];
+  const list: JobType[] = [noopJob, httpBenchJob, sessionJob, replayJob];
   return new Map(list.map((t) => [t.name, t]));
 }

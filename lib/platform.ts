@@ -29,6 +29,10 @@ import { createUrlPolicy } from "./url_policy.ts";
 import { createApp, createWorkerApp } from "./app.ts";
 import { createSessionStore } from "./session_store.ts";
 import { createSessionHost, type SessionHost } from "./session_host.ts";
+import { createRecorder, type Recorder } from "./recorder.ts";
+import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings.ts";
+import { replayCompanion } from "./replay.ts";
+import { redisKeys } from "./keys.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -41,6 +45,8 @@ export interface Platform {
   runner: Runner | undefined;
   /** The live sessions this process runs (with a worker pool). */
   sessions: SessionHost | undefined;
+  /** Records the sessions this process runs (with a worker pool). */
+  recorder: Recorder | undefined;
   /** How clients reach this process: STREAMPLAY_PUBLIC_URL with the port actually bound. */
   publicUrl: string;
   /** Present in the `all` role. */
@@ -140,6 +146,17 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     stops.push(() => sessionHost?.close());
     const sessions = { store: sessionStore, host: sessionHost };
+    const keys = redisKeys(config.redisPrefix);
+    const recorder = sessionHost && createRecorder({
+      config,
+      log,
+      host: sessionHost,
+      events,
+      redis: command,
+      connect: () => connect("subscriber"),
+      keys,
+      publicUrl: () => publicUrl,
+    });
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
@@ -153,7 +170,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       config,
       log,
-      companions: new Map([["session", sessionHost!.companion]]),
+      companions: new Map([
+        ["session", sessionHost!.companion],
+        ["replay", replayCompanion({ session: sessionHost!.companion, redis: command, keys, log })],
+      ]),
     });
 
     /** Serves `fetch` on HOST:PORT and records the address and public URL. */
@@ -187,7 +207,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     }
 
     if (role === "all") {
-      history = await openHistory(config.dbPath).catch((err) => {
+      const tables = { projections: RECORDING_PROJECTIONS };
+      history = await openHistory(config.dbPath, tables).catch((err) => {
         const msg = errorMessage(err);
         throw new StartupError(
           /lock/i.test(msg)
@@ -206,6 +227,15 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
+      const catalog = createRecordingCatalog({
+        config,
+        log,
+        history,
+        hub: writer,
+        redis: command,
+        keys,
+      });
+      stops.push(() => catalog.close());
 
       if (options.listen !== false) {
         const app = await createApp({
@@ -218,12 +248,15 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           policy,
           runner,
           sessions,
+          recordings: { catalog, publicUrl: () => publicUrl },
           version: options.version,
         });
         listen(app.fetch);
       }
     }
 
+    // Closed right after the pool stopped (its sessions ended): recordings finish their files.
+    if (recorder) stops.push(() => recorder.close());
     if (runner) {
       await runner.start();
       // Stopped first: running jobs finish or go back to the queue while the rest still works.
@@ -240,6 +273,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       runner,
       sessions: sessionHost,
+      recorder,
       get publicUrl() {
         return publicUrl;
       },

@@ -16,7 +16,9 @@
  * Frame subscribers are how other features tap the stream in the process that runs a session:
  * `host.onStart(s => s.subscribe({ frame, state, end }))` gets every captured frame in order
  * (the same bytes viewers get), each page/state change, and the end. A subscriber that cannot
- * keep up must drop or queue on its own side: `frame` is called synchronously.
+ * keep up must drop or queue on its own side: `frame` is called synchronously. It may also see
+ * each page event before it is stored and add fields to it (`event`), and features may answer
+ * control ops of their own for the sessions of this process (`host.handle(op, ...)`).
  */
 import type { Companion, CompanionRun, JobLink } from "./runner.ts";
 import type { Outcome } from "./queue.ts";
@@ -69,16 +71,31 @@ export interface FrameSubscriber {
   state?(snapshot: SessionSnapshot): void;
   /** No more frames: the session ended this way. */
   end?(final: { state: SessionState; reason: string | null }): void;
+  /**
+   * A page event (navigation, console, page error, input, ...) before it is stored and shown;
+   * the fields returned are added to it. Called synchronously.
+   */
+  event?(event: Readonly<Record<string, unknown>>): Record<string, unknown> | void;
 }
+
+/** Answers a control op for a session of this process (see `SessionHost.handle`). */
+export type SessionOpHandler = (
+  session: LiveSession,
+  args: Record<string, unknown>,
+) => Promise<ControlReply>;
 
 export interface LiveSession {
   readonly id: string;
   readonly params: SessionParams;
+  /** The latest captured frame (what the page shows while it does not repaint). */
+  readonly lastFrame: LiveFrame | null;
   snapshot(): SessionSnapshot;
   /** Serves one viewer on an open (or opening) WebSocket until either side closes. */
   join(socket: WebSocket, viewer: { interactive: boolean; name: string }): void;
   subscribe(subscriber: FrameSubscriber): () => void;
   control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
+  /** Whether the session reports each input as an `input` page event with its target element. */
+  trackInputs(on: boolean): void;
 }
 
 export interface SessionHost {
@@ -86,6 +103,8 @@ export interface SessionHost {
   get(id: string): LiveSession | undefined;
   /** Calls `listener` with each session that starts in this process. */
   onStart(listener: (session: LiveSession) => void): () => void;
+  /** Answers control op `op` (from any API process) for the sessions of this process. */
+  handle(op: ControlOp, handler: SessionOpHandler): () => void;
   close(): Promise<void>;
 }
 
@@ -354,6 +373,16 @@ class Live implements LiveSession, CompanionRun {
   /** Stores a page event in the job's history and shows it to viewers. */
   pageEvent(event: Record<string, unknown>, image?: Uint8Array) {
     const shown: Record<string, unknown> = { ts: Date.now(), ...event };
+    for (const subscriber of this.subscribers) {
+      try {
+        Object.assign(shown, subscriber.event?.(shown));
+      } catch (err) {
+        this.host.log.warn("event subscriber failed", {
+          session: this.id,
+          error: errorMessage(err),
+        });
+      }
+    }
     if (typeof event.screenshot === "number") {
       shown.screenshot_url = `/api/sessions/${this.id}/screenshots/${event.screenshot}`;
     }
@@ -516,6 +545,10 @@ class Live implements LiveSession, CompanionRun {
     return () => void this.subscribers.delete(subscriber);
   }
 
+  trackInputs(on: boolean) {
+    if (!this.isOver()) this.link.send({ k: "inputs", on } satisfies SessionIn);
+  }
+
   // ---- control (REST, from any API process) ----
 
   async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
@@ -525,6 +558,8 @@ class Live implements LiveSession, CompanionRun {
     if (op === "stop") {
       return { ok: true, status: 200, data: await this.stop("deleted") };
     }
+    const handler = this.host.handlers.get(op);
+    if (handler) return await handler(this, args);
     if (op === "navigate") {
       const url = String(args.url);
       const verdict = await this.host.policy.check(url);
@@ -542,6 +577,13 @@ class Live implements LiveSession, CompanionRun {
       return reply.ok
         ? { ok: true, status: 200, bytes: reply.data as Uint8Array }
         : { ok: false, status: 502, error: reply.error ?? "screenshot failed" };
+    }
+    if (op !== "pause" && op !== "resume") {
+      return {
+        ok: false,
+        status: 501,
+        error: `${op} is not available where session ${this.id} runs`,
+      };
     }
     if (this.state === "starting") {
       return { ok: false, status: 409, error: `Session ${this.id} is still starting` };
@@ -727,6 +769,7 @@ class Live implements LiveSession, CompanionRun {
 }
 
 interface HostContext {
+  handlers: ReadonlyMap<ControlOp, SessionOpHandler>;
   policy: UrlPolicy;
   store: SessionStore;
   log: Logger;
@@ -737,7 +780,9 @@ interface HostContext {
 export function createSessionHost(options: SessionHostOptions): SessionHost {
   const sessions = new Map<string, Live>();
   const startListeners = new Set<(session: LiveSession) => void>();
+  const handlers = new Map<ControlOp, SessionOpHandler>();
   const context: HostContext = {
+    handlers,
     policy: options.policy,
     store: options.store,
     log: options.log,
@@ -773,6 +818,10 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     onStart(listener) {
       startListeners.add(listener);
       return () => void startListeners.delete(listener);
+    },
+    handle(op, handler) {
+      handlers.set(op, handler);
+      return () => void handlers.delete(op);
     },
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.proxy.close()));

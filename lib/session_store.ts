@@ -39,7 +39,14 @@ redis.call('ZADD', slots, now, id)
 return 1
 `;
 
-export type ControlOp = "navigate" | "pause" | "resume" | "screenshot" | "stop";
+export type ControlOp =
+  | "navigate"
+  | "pause"
+  | "resume"
+  | "screenshot"
+  | "stop"
+  | "record_start"
+  | "record_stop";
 
 /** A control reply: `status` is the HTTP status the API answers with. */
 export interface ControlReply {

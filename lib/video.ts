@@ -158,6 +158,26 @@ export const FILE_CONTAINER: Record<Codec, "mp4" | "webm"> = {
   vp9: "webm",
 };
 
+/**
+ * Muxer arguments for a video file that stays playable when the process writing it dies: a
+ * fragmented MP4 (an empty `moov` up front, then a self-contained fragment at least every second)
+ * or a WebM with one-second clusters, each packet handed to the file as soon as it is muxed. A
+ * crash loses at most the last second; the rest plays as it is.
+ */
+export function progressiveFileMuxArgs(container: "mp4" | "webm", file: string): string[] {
+  const muxer = container === "mp4"
+    ? [
+      "-f",
+      "mp4",
+      "-movflags",
+      "+frag_keyframe+empty_moov+default_base_moof",
+      "-frag_duration",
+      "1000000",
+    ]
+    : ["-f", "webm", "-cluster_time_limit", "1000"];
+  return [...muxer, "-flush_packets", "1", "-y", file];
+}
+
 const VAAPI_DEVICE = "/dev/dri/renderD128";
 
 export interface EncoderInfo {
