@@ -34,9 +34,13 @@ import type { LiveFrame, LiveSession, SessionHost } from "./session_host.ts";
 import type { ControlReply } from "./session_store.ts";
 import { describeZodError } from "./errors.ts";
 import {
+  type Codec,
   detectEncoders,
+  type EncoderInfo,
+  ENCODERS,
   type EncoderTable,
   FILE_CONTAINER,
+  listedEncoders,
   type OutputSettings,
   PROFILES,
   progressiveFileMuxArgs,
@@ -144,7 +148,8 @@ async function probeFrames(
 
 interface Context {
   options: RecorderOptions;
-  encoders(): Promise<EncoderTable>;
+  /** The encoder to use for a codec now (see `createRecorder`). */
+  encoder(codec: Codec): Promise<EncoderInfo>;
   forget(recording: ActiveRecording): void;
   /** A recording being finished (awaited at close). */
   track(ending: Promise<RecordingMeta>): void;
@@ -198,6 +203,8 @@ class ActiveRecording {
       output: this.out,
       muxArgs: progressiveFileMuxArgs(this.meta.container, this.paths.video(this.meta.container)),
       log: options.log,
+      // A slow machine delays the file, it never shortens it: time in the video is real time.
+      maxBacklogS: Infinity,
     });
     this.encoder.exited.then((exit) => {
       if (!this.ending) this.stop(exit.error ? `ffmpeg stopped: ${exit.error}` : "ffmpeg stopped");
@@ -343,17 +350,36 @@ export function createRecorder(options: RecorderOptions): Recorder {
   const root = recordingsRoot(config.dataDir);
   const bySession = new Map<string, ActiveRecording>();
   const ending = new Set<Promise<RecordingMeta>>();
-  let encoderTable: Promise<EncoderTable> | undefined;
+  let detected: EncoderTable | undefined;
+  let detecting: Promise<void> | undefined;
+  let listed: Promise<Set<string>> | undefined;
   let closed = false;
   let subscriber: Redis | undefined;
 
   const context: Context = {
     options,
-    encoders: () =>
-      encoderTable ??= detectEncoders().catch((err) => {
-        encoderTable = undefined;
-        throw err;
-      }),
+    // Hardware encoders are found by trial encodes (seconds of CPU), run once in the background
+    // from the first recording on; until they are known, and for codecs no trial confirmed, the
+    // software encoder this ffmpeg lists records (if it cannot, ffmpeg says why and the
+    // recording ends failed with that reason).
+    async encoder(codec) {
+      detecting ??= detectEncoders().then((table) => {
+        detected = table;
+      }, (err) => {
+        log.warn("encoder detection failed; software encoders record", {
+          error: errorMessage(err),
+        });
+      });
+      const found = detected?.[codec][0];
+      if (found) return found;
+      const names = await (listed ??= listedEncoders("ffmpeg"));
+      const { software } = ENCODERS[codec];
+      return {
+        codec,
+        encoder: software.find((e) => names.has(e)) ?? software[0]!,
+        hardware: false,
+      };
+    },
     forget: (recording) => {
       if (bySession.get(recording.meta.session_id) === recording) {
         bySession.delete(recording.meta.session_id);
@@ -415,14 +441,10 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const recording = new ActiveRecording(meta, paths, session, profile, out, context);
     bySession.set(session.id, recording);
     try {
-      const table = await context.encoders();
-      const choice = table[opts.codec][0];
-      if (!choice) {
-        throw new RecordingRefused(400, `codec: no working ${opts.codec} encoder on this node`);
-      }
+      await Deno.mkdir(paths.shots, { recursive: true });
+      const choice = await context.encoder(opts.codec);
       meta.encoder = choice.encoder;
       meta.hardware = choice.hardware;
-      await Deno.mkdir(paths.shots, { recursive: true });
       await recording.begin(choice.encoder);
     } catch (err) {
       recording.unsubscribe();
@@ -595,6 +617,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
           ...ending,
         ]);
         await sweeping;
+        await detecting;
         if (subscriber) await closeRedis(subscriber);
       })(),
   };

@@ -475,6 +475,7 @@ export function createRecordingCatalog(options: CatalogOptions): RecordingCatalo
     sweepStale,
 
     async replays(id) {
+      await hub.flush();
       const rows = await history.query(
         `SELECT id, status, error, epoch_ms(created_at) AS created_at,
            epoch_ms(finished_at) AS finished_at, result->'replay' AS report,

@@ -209,8 +209,8 @@ async function ffmpegOk(ffmpeg: string, args: string[], timeoutMs = 15_000): Pro
   }
 }
 
-/** Encoder names this ffmpeg build lists. */
-async function listedEncoders(ffmpeg: string): Promise<Set<string>> {
+/** Encoder names this ffmpeg build lists (one quick `ffmpeg -encoders`, no trial). */
+export async function listedEncoders(ffmpeg: string): Promise<Set<string>> {
   try {
     const { stdout } = await new Deno.Command(ffmpeg, {
       args: ["-hide_banner", "-encoders"],

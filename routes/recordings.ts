@@ -299,7 +299,7 @@ export function recordingsRoutes() {
       },
       responses: {
         201: jsonResponse(RecordingSchema, "Recording"),
-        400: errorResponse("Bad options, or no working encoder for the codec on that node"),
+        400: errorResponse("Bad options"),
         404: errorResponse("Unknown session"),
         409: errorResponse("The session has ended or is already being recorded"),
       },

@@ -162,17 +162,17 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
 
 /**
  * The element at (x, y) of the viewport, or the focused element when `at` is null; null when
- * there is none or the page did not answer within half a second (the input goes ahead anyway).
+ * there is none or the page did not answer within 1.5 s (the input goes ahead anyway).
  */
 export async function elementTarget(
   page: Page,
   at: { x: number; y: number } | null,
 ): Promise<ElementTarget | null> {
-  const d = await within(page.evaluate(describeElement, at), 500);
+  const d = await within(page.evaluate(describeElement, at), 1_500);
   if (!d) return null;
   let selector = d.strong;
   if (!selector && d.role) {
-    const count = await within(page.locator(d.role).count(), 300);
+    const count = await within(page.locator(d.role).count(), 1_000);
     if (count === 1) selector = d.role;
   }
   const target: ElementTarget = { selector: selector ?? d.css, tag: d.tag, box: d.box };
