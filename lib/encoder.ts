@@ -244,8 +244,10 @@ export function startEncoder(options: EncoderOptions): Encoder {
         wake?.();
         await pump;
         if (!closed && latest) {
-          // The frames still due up to now, so the video ends at the moment it was stopped.
-          for (let i = stats.frames_written + stats.frames_dropped; i < due() && !closed; i++) {
+          // The frames still due at this moment, so the video ends when it was stopped (counted
+          // once: when ffmpeg is behind, writing them takes longer than they last).
+          const end = due();
+          for (let i = stats.frames_written + stats.frames_dropped; i < end && !closed; i++) {
             await write(latest, true);
           }
         }

@@ -3,6 +3,9 @@
  * (its inputs become steps; its navigations and errors become what the replay is compared
  * with), and the `replay` job's companion, which is the session companion plus one thing: it
  * hands the spec, kept in Redis by the API until then, to the job's Worker.
+ *
+ * Console errors of the browser's own favicon request are left out of the comparison: the
+ * browser makes or skips that request as it likes, it is not the page's.
  */
 import type { Companion } from "./runner.ts";
 import type { Redis } from "./redis.ts";
@@ -48,7 +51,10 @@ export function buildReplaySpec(
       navigations.push(tab ? { t, tab, url: e.url } : { t, url: e.url });
     } else if (e.type === "page_error") {
       errors.push({ t, type: "page_error", message: String(e.message ?? "") });
-    } else if (e.type === "console" && e.level === "error") {
+    } else if (
+      e.type === "console" && e.level === "error" &&
+      !/\/favicon\.ico(\?|:\d+$|$)/.test(String(e.source ?? ""))
+    ) {
       errors.push({ t, type: "console_error", message: String(e.message ?? "") });
     }
   }

@@ -63,6 +63,11 @@ const SELECTION_JS = `(() => {
   return String(getSelection() ?? "");
 })()`;
 
+/** The browser's own favicon request (made or skipped as it likes): not the page's error. */
+function isFaviconLoad(url: string | undefined): boolean {
+  return url !== undefined && /\/favicon\.ico(\?|$)/.test(url);
+}
+
 let pw: Playwright;
 let init: SessionInit;
 let browser: Promise<Browser> | undefined;
@@ -321,10 +326,10 @@ class Session {
     page.on("load", () => this.pageChanged());
     page.on("console", (m) => {
       this.counters.console_messages++;
-      if (this.replaying && m.type() === "error") {
+      const where = m.location();
+      if (this.replaying && m.type() === "error" && !isFaviconLoad(where.url)) {
         this.errors.push({ type: "console_error", message: m.text().slice(0, 4000) });
       }
-      const where = m.location();
       this.limitedEvent({
         type: "console",
         tab: tab.id,

@@ -397,6 +397,30 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
     if (!res.ok) return notice(`Screenshot: ${(await res.json()).error}`);
     open(URL.createObjectURL(await res.blob()), "_blank");
   });
+  // Recording: starts with the defaults; stopping shows where the recording is.
+  let recording = null;
+  on($("#record"), "click", async () => {
+    try {
+      if (!recording) {
+        recording = await api(`/api/sessions/${id}/recording`, { method: "POST", json: {} });
+        $("#record").textContent = "Stop recording";
+        notice(`Recording (${recording.codec}, ${recording.quality})`, "info");
+      } else {
+        const done = await api(`/api/sessions/${id}/recording`, { method: "DELETE" });
+        recording = null;
+        $("#record").textContent = "Record";
+        const box = $("#notice");
+        box.replaceChildren(
+          `Recorded ${done.duration_seconds} s: `,
+          el("a", { href: `/recordings/${done.recording_id}` }, "open the recording"),
+        );
+        box.dataset.kind = "info";
+        box.classList.remove("hidden");
+      }
+    } catch (err) {
+      notice(err.message);
+    }
+  });
   on($("#share"), "click", () => {
     const link = `${location.origin}/?session=${encodeURIComponent(id)}&view=1`;
     const box = $("#share-link");
@@ -422,6 +446,12 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
       return;
     }
     showState(info);
+    api(`/api/recordings?session_id=${encodeURIComponent(id)}&state=recording&limit=1`)
+      .then(({ recordings }) => {
+        if (!recordings[0] || recording) return;
+        recording = recordings[0];
+        $("#record").textContent = "Stop recording";
+      }).catch(() => {});
     if (!info.active || !info.ws_url) {
       showEnded(info.state, info.reason);
       return;
