@@ -11,6 +11,7 @@ import { newApp } from "./openapi.ts";
 import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
 import { recordingFileRoutes, recordingsRoutes } from "../routes/recordings.ts";
 import type { Config } from "./config.ts";
@@ -27,6 +28,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 
+  app.use("*", deps.metrics.http);
   app.use("*", async (c, next) => {
     c.set("deps", deps);
     c.set("config", deps.config);
@@ -38,19 +40,24 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
     c.set("policy", deps.policy);
     await next();
   });
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
+  });
+  // Only methods that carry a body (wrapping a body-less DELETE trips a Deno warning).
   app.use(
     "/api/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
-    }),
+    (c, next) => ["POST", "PUT", "PATCH"].includes(c.req.method) ? limitBody(c, next) : next(),
   );
-  app.use("/api/*", authenticate(auth));
+  const { publicPressure, publicMetrics } = deps.config;
+  app.use("/api/*", authenticate(auth, (path) => publicPressure && path === "/api/pressure"));
   app.use("/ws/*", authenticate(auth));
+  if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
   app.route("/", healthRoutes());
   app.route("/", jobsRoutes());
   app.route("/", pageRoutes());
+  app.route("/", metricsRoutes());
   app.route("/", sessionsRoutes());
   app.route("/", sessionSocketRoutes(deps.sessions));
   app.route("/", recordingsRoutes());

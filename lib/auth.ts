@@ -71,12 +71,20 @@ type AuthEnv = { Variables: { principal: Principal } };
 /** Media a browser element loads by URL: a recording's video and screenshots. */
 const MEDIA_PATH = /^\/api\/recordings\/[^/]+\/(video|screenshots\/[^/]+)$/;
 
-/** Identifies the caller on /api and /ws; answers 401 when a token is needed and missing. */
-export function authenticate(auth: Authenticator) {
+/**
+ * Identifies the caller on /api and /ws; answers 401 when a token is needed and missing.
+ * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
+ */
+export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
   return createMiddleware<AuthEnv>(async (c, next) => {
     const queryToken = c.req.path.startsWith("/ws/") ||
       ((c.req.method === "GET" || c.req.method === "HEAD") && MEDIA_PATH.test(c.req.path));
-    const principal = await auth.identify(requestToken(c.req.raw, queryToken));
+    const token = requestToken(c.req.raw, queryToken);
+    if (!token && isPublic?.(c.req.path)) {
+      c.set("principal", { name: "public", role: "viewer" });
+      return await next();
+    }
+    const principal = await auth.identify(token);
     if (!principal) {
       throw new HTTPException(401, {
         message: "A valid token is required: send Authorization: Bearer <token>",

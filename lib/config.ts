@@ -2,6 +2,7 @@
  * Configuration: every environment variable streamplay reads, with its default, in one typed
  * object. `loadConfig()` fails at start-up with a message naming the variable that is wrong.
  */
+import { WATCHABLE_SERIES } from "./series.ts";
 
 export type Role = "viewer" | "operator" | "admin";
 
@@ -38,6 +39,26 @@ export interface Config {
   recordingRetentionDays: number;
   logLevel: "debug" | "info" | "warn" | "error";
   logFormat: "text" | "json";
+  /**
+   * Over this machine's CPU % (5 s average) new work is refused with 503; 100 (the default)
+   * never refuses on CPU alone: load tests are meant to use the whole machine.
+   */
+  maxCpuPercent: number;
+  maxMemoryPercent: number;
+  /** Jobs that may wait beyond the worker slots before new ones get 429. */
+  maxQueued: number;
+  /** The 1 s sampler behind the dashboard, platform_samples and anomaly alerts. */
+  monitor: boolean;
+  metricsIntervalS: number;
+  metricsRetentionDays: number;
+  alertWebhook: string | undefined;
+  anomalyZ: number;
+  anomalyMinDurationS: number;
+  /** Series watched for anomalies; empty means every watchable series. */
+  anomalySeries: string[];
+  /** Whether `/api/pressure` and `/metrics` answer without a token when tokens are on. */
+  publicPressure: boolean;
+  publicMetrics: boolean;
 }
 
 export class ConfigError extends Error {
@@ -69,6 +90,18 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_RECORDING_RETENTION_DAYS: "30",
   STREAMPLAY_LOG_LEVEL: "info",
   STREAMPLAY_LOG_FORMAT: "text",
+  STREAMPLAY_MAX_CPU_PERCENT: "100",
+  STREAMPLAY_MAX_MEMORY_PERCENT: "95",
+  STREAMPLAY_MAX_QUEUED: "10000",
+  STREAMPLAY_MONITOR: "true",
+  STREAMPLAY_METRICS_INTERVAL_S: "5",
+  STREAMPLAY_METRICS_RETENTION_DAYS: "7",
+  STREAMPLAY_ALERT_WEBHOOK: "(empty: no webhook)",
+  STREAMPLAY_ANOMALY_Z: "3.5",
+  STREAMPLAY_ANOMALY_MIN_DURATION_S: "10",
+  STREAMPLAY_ANOMALY_SERIES: "(empty: every watched series)",
+  STREAMPLAY_PUBLIC_PRESSURE: "false",
+  STREAMPLAY_PUBLIC_METRICS: "false",
 } as const;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -97,6 +130,21 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (["1", "true", "yes", "on"].includes(raw)) return true;
   if (["0", "false", "no", "off"].includes(raw)) return false;
   throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function webhookUrl(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  if (!raw) return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new ConfigError(`${name} must be an http(s) URL, got a ${url.protocol} URL`);
+  }
+  return url.href;
 }
 
 function list(env: Env, name: string): string[] {
@@ -153,6 +201,16 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   if (!/^[A-Za-z0-9_.:-]+$/.test(prefix)) {
     throw new ConfigError(`STREAMPLAY_REDIS_PREFIX may hold only letters, digits and _.:-`);
   }
+  const anomalySeries = list(env, "STREAMPLAY_ANOMALY_SERIES");
+  for (const name of anomalySeries) {
+    if (!WATCHABLE_SERIES.includes(name)) {
+      throw new ConfigError(
+        `STREAMPLAY_ANOMALY_SERIES: "${name}" is not a watched series; use some of ${
+          WATCHABLE_SERIES.join(", ")
+        }`,
+      );
+    }
+  }
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   return {
     host,
@@ -176,6 +234,18 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     recordingRetentionDays: num(env, "STREAMPLAY_RECORDING_RETENTION_DAYS", 30, 0, 36_500),
     logLevel: logLevel as Config["logLevel"],
     logFormat,
+    maxCpuPercent: num(env, "STREAMPLAY_MAX_CPU_PERCENT", 100, 1, 100),
+    maxMemoryPercent: num(env, "STREAMPLAY_MAX_MEMORY_PERCENT", 95, 1, 100),
+    maxQueued: int(env, "STREAMPLAY_MAX_QUEUED", 10_000, 0, 100_000_000),
+    monitor: bool(env, "STREAMPLAY_MONITOR", true),
+    metricsIntervalS: int(env, "STREAMPLAY_METRICS_INTERVAL_S", 5, 1, 3600),
+    metricsRetentionDays: num(env, "STREAMPLAY_METRICS_RETENTION_DAYS", 7, 0.01, 3650),
+    alertWebhook: webhookUrl(env, "STREAMPLAY_ALERT_WEBHOOK"),
+    anomalyZ: num(env, "STREAMPLAY_ANOMALY_Z", 3.5, 1, 100),
+    anomalyMinDurationS: num(env, "STREAMPLAY_ANOMALY_MIN_DURATION_S", 10, 1, 3600),
+    anomalySeries,
+    publicPressure: bool(env, "STREAMPLAY_PUBLIC_PRESSURE", false),
+    publicMetrics: bool(env, "STREAMPLAY_PUBLIC_METRICS", false),
   };
 }
 

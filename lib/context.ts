@@ -11,6 +11,8 @@ import type { JobTypes } from "./job_types.ts";
 import type { UrlPolicy } from "./url_policy.ts";
 import type { Principal } from "./auth.ts";
 import type { Runner } from "./runner.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Monitor } from "./monitor.ts";
 import type { SessionStore } from "./session_store.ts";
 import type { SessionHost } from "./session_host.ts";
 import type { RecordingCatalog } from "./recordings.ts";
@@ -42,6 +44,9 @@ export interface AppDeps {
   sessions: SessionDeps;
   recordings: RecordingDeps;
   version: string;
+  metrics: Metrics;
+  /** Pressure and admission, the dashboard feed, alerts, history of the platform series. */
+  monitor: Monitor;
 }
 
 export type AppEnv = {

@@ -7,12 +7,14 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { QueueUnavailable } from "./queue.ts";
+import { PlatformBusy } from "./pressure.ts";
 import type { Logger } from "./log.ts";
 import { errorMessage } from "./log.ts";
 
 export function toErrorStatus(err: unknown): number {
   if (err instanceof HTTPException) return err.status;
   if (err instanceof QueueUnavailable) return 503;
+  if (err instanceof PlatformBusy) return err.status;
   return 500;
 }
 
@@ -40,7 +42,7 @@ export function badRequest(message: string, details?: unknown): HTTPException {
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     const status = toErrorStatus(err);
-    if (status >= 500 && !(err instanceof QueueUnavailable)) {
+    if (status >= 500 && !(err instanceof QueueUnavailable) && !(err instanceof PlatformBusy)) {
       log.error("request failed", {
         method: c.req.method,
         path: c.req.path,
@@ -58,9 +60,13 @@ export function errorHandler(log: Logger) {
     if (err instanceof HTTPException && err.cause !== undefined && status < 500) {
       body.details = err.cause;
     }
+    if (err instanceof PlatformBusy) {
+      body.details = { reason: err.pressure.reason, pressure: err.pressure };
+    }
     const res = c.json(body, status as 400);
     if (status === 401) res.headers.set("WWW-Authenticate", 'Bearer realm="streamplay"');
     if (err instanceof QueueUnavailable) res.headers.set("Retry-After", "5");
+    if (err instanceof PlatformBusy) res.headers.set("Retry-After", String(err.retryAfterS));
     return res;
   };
 }

@@ -58,8 +58,15 @@ export type EventListener = (event: JobEvent) => void;
 export interface EventHub {
   /** Live events of one job. Returns an unsubscribe function. */
   subscribe(jobId: string, listener: EventListener): () => void;
-  /** Live events of every job. Returns an unsubscribe function. */
-  subscribeAll(listener: EventListener): () => void;
+  /**
+   * Live events of every job. Returns an unsubscribe function. With `accept`, only the events
+   * it accepts (by job id and event type, asked before the event is parsed) reach the listener,
+   * so a listener that wants few events costs little however many there are.
+   */
+  subscribeAll(
+    listener: EventListener,
+    accept?: (jobId: string, type: string) => boolean,
+  ): () => void;
 }
 
 /**

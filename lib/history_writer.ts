@@ -68,7 +68,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   let writing: Promise<void> | null = null;
   let idle: Promise<void> = Promise.resolve();
   const byJob = new Map<string, Set<EventListener>>();
-  const all = new Set<EventListener>();
+  const all = new Map<EventListener, ((jobId: string, type: string) => boolean) | undefined>();
 
   const toEntries = (reply: Reply): Entry[] => {
     const out: Entry[] = [];
@@ -92,9 +92,11 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   const dispatch = (e: Entry) => {
     const listeners = byJob.get(e.jobId);
     if (!listeners && all.size === 0) return;
-    const event = parseEvent(e.id, e.jobId, e.json);
-    for (const l of listeners ?? []) l(event);
-    for (const l of all) l(event);
+    let event: JobEvent | undefined;
+    for (const l of listeners ?? []) l(event ??= parseEvent(e.id, e.jobId, e.json));
+    for (const [l, accept] of all) {
+      if (!accept || accept(e.jobId, e.type)) l(event ??= parseEvent(e.id, e.jobId, e.json));
+    }
   };
 
   /**
@@ -153,9 +155,9 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     }
   };
 
-  /** Starts writing the buffer unless a write is already running. */
+  /** Starts writing the buffer unless a write is already running (or the writer is closing). */
   const startWrite = () => {
-    if (writing || buffer.length === 0) return;
+    if (writing || buffer.length === 0 || stopped) return;
     const batch = buffer;
     buffer = [];
     writing = write(batch, false).finally(() => {
@@ -225,7 +227,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   })();
 
   const flush = async () => {
-    while (buffer.length || writing) {
+    while ((buffer.length && !stopped) || writing) {
       startWrite();
       await idle;
     }
@@ -244,15 +246,17 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
         if (set.size === 0) byJob.delete(jobId);
       };
     },
-    subscribeAll(listener) {
-      all.add(listener);
+    subscribeAll(listener, accept) {
+      all.set(listener, accept);
       return () => all.delete(listener);
     },
     close: () =>
       closing ??= (async () => {
         stopped = true;
-        // Unblock the XREADGROUP by closing the connection, then write what was read; it is
-        // not acknowledged, so the next start replays it from the pending list (idempotently).
+        // Let a write in flight finish and be acknowledged, then unblock the XREADGROUP by
+        // closing the connection and write what was read since; that last part is not
+        // acknowledged, so the next start replays it from the pending list (idempotently).
+        await idle;
         redis.disconnect();
         await loop;
         await idle;

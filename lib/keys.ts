@@ -26,6 +26,12 @@ export interface RedisKeys {
   control: string;
   /** Set of job types that have ever been enqueued (for queue depth). */
   types: string;
+  /** Hash `<type>|<status>` → how many times a job of that type entered that status. */
+  jobCounts: string;
+  /** Set of the ids of processes that publish a metrics report. */
+  reports: string;
+  /** One process's metrics report (JSON), expiring unless renewed. */
+  report(id: string): string;
   /** Sorted set of session ids holding a session slot, scored by when it was taken. */
   sessionSlots: string;
   /** A live session's snapshot (JSON), refreshed by the process that runs it. */
@@ -57,6 +63,9 @@ export function redisKeys(prefix: string): RedisKeys {
     events: `${prefix}:events`,
     control: `${prefix}:control`,
     types: `${prefix}:types`,
+    jobCounts: `${prefix}:stats:jobs`,
+    reports: `${prefix}:metrics:procs`,
+    report: (id) => `${prefix}:metrics:proc:${id}`,
     sessionSlots: `${prefix}:sessions:slots`,
     session: (id) => `${prefix}:session:${id}`,
     sessionControl: `${prefix}:sessions:control`,
@@ -81,4 +90,7 @@ local K_DEAD = P .. ':dead'
 local K_EVENTS = P .. ':events'
 local K_CONTROL = P .. ':control'
 local K_TYPES = P .. ':types'
+local K_JOB_COUNTS = P .. ':stats:jobs'
+local K_REPORTS = P .. ':metrics:procs'
+local function k_report(id) return P .. ':metrics:proc:' .. id end
 `;

@@ -56,6 +56,41 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 10,
+    name: "platform samples",
+    sql: `
+      -- One row per series per sampling interval (STREAMPLAY_METRICS_INTERVAL_S), narrow so new
+      -- series need no migration; pruned after STREAMPLAY_METRICS_RETENTION_DAYS.
+      CREATE TABLE platform_samples (
+        ts TIMESTAMPTZ NOT NULL,
+        series VARCHAR NOT NULL,
+        value DOUBLE
+      );
+    `,
+  },
+  {
+    version: 11,
+    name: "anomaly alerts",
+    sql: `
+      CREATE TABLE anomaly_alerts (
+        id VARCHAR PRIMARY KEY,
+        series VARCHAR NOT NULL,
+        unit VARCHAR,
+        direction VARCHAR NOT NULL,
+        value DOUBLE,
+        peak DOUBLE,
+        baseline DOUBLE,
+        expected_low DOUBLE,
+        expected_high DOUBLE,
+        z DOUBLE,
+        since TIMESTAMPTZ NOT NULL,
+        detected_at TIMESTAMPTZ NOT NULL,
+        resolved_at TIMESTAMPTZ,
+        message VARCHAR
+      );
+    `,
+  },
+  {
     version: 40,
     name: "recordings, their timelines, and deleted recording ids",
     sql: `

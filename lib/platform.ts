@@ -33,6 +33,11 @@ import { createRecorder, type Recorder } from "./recorder.ts";
 import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings.ts";
 import { replayCompanion } from "./replay.ts";
 import { redisKeys } from "./keys.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMachineProbe } from "./machine.ts";
+import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
+import { createMonitor, type Monitor } from "./monitor.ts";
+import { watchSessions } from "./session_metrics.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -53,6 +58,9 @@ export interface Platform {
   history: History | undefined;
   /** The history writer, also the live event hub (present in the `all` role). */
   writer: HistoryWriter | undefined;
+  metrics: Metrics;
+  /** Present in the `all` role (ticking unless STREAMPLAY_MONITOR=false). */
+  monitor: Monitor | undefined;
   /** The HTTP address actually bound (port 0 picks a free one). */
   address: { hostname: string; port: number } | undefined;
   /** Stops everything; idempotent. */
@@ -129,6 +137,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     const sampler = createSampler({ log });
     stops.push(() => sampler.close());
     const jobTypes = createJobTypes();
+    const metrics = createMetrics({ version: options.version });
     const policy = createUrlPolicy(config);
     const sessionStore = createSessionStore({
       redis: command,
@@ -157,9 +166,11 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       keys,
       publicUrl: () => publicUrl,
     });
+    if (sessionHost) watchSessions(metrics, sessionHost);
 
     let history: History | undefined;
     let writer: HistoryWriter | undefined;
+    let monitor: Monitor | undefined;
     let address: Platform["address"];
     const runner = config.concurrency === 0 ? undefined : createRunner({
       queue,
@@ -174,6 +185,19 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
         ["session", sessionHost!.companion],
         ["replay", replayCompanion({ session: sessionHost!.companion, redis: command, keys, log })],
       ]),
+      observer: metrics.jobs,
+    });
+    const machine = createMachineProbe({ dataDir: config.dataDir, log });
+    const cluster = createCluster({ redis: command, prefix: config.redisPrefix });
+    const reporter = createReporter({
+      cluster,
+      metrics,
+      machine,
+      runner,
+      id: processId(runner),
+      role,
+      version: options.version,
+      log,
     });
 
     /** Serves `fetch` on HOST:PORT and records the address and public URL. */
@@ -236,6 +260,21 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
         keys,
       });
       stops.push(() => catalog.close());
+      const m = monitor = createMonitor({
+        config,
+        log,
+        history,
+        hub: w,
+        metrics,
+        cluster,
+        reporter,
+        machine,
+        runner,
+        policy,
+        version: options.version,
+      });
+      if (config.monitor) m.start();
+      stops.push(() => m.close());
 
       if (options.listen !== false) {
         const app = await createApp({
@@ -250,6 +289,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           sessions,
           recordings: { catalog, publicUrl: () => publicUrl },
           version: options.version,
+          metrics,
+          monitor,
         });
         listen(app.fetch);
       }
@@ -257,6 +298,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
 
     // Closed right after the pool stopped (its sessions ended): recordings finish their files.
     if (recorder) stops.push(() => recorder.close());
+    if (role === "worker") {
+      reporter.start(REPORT_INTERVAL_MS);
+      stops.push(() => reporter.stop());
+    }
     if (runner) {
       await runner.start();
       // Stopped first: running jobs finish or go back to the queue while the rest still works.
@@ -279,6 +324,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       },
       history,
       writer,
+      metrics,
+      monitor,
       address,
       close,
       [Symbol.asyncDispose]: close,

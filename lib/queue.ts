@@ -48,6 +48,8 @@ export interface ClaimedJob {
   maxAttempts: number;
   timeoutS: number;
   createdAtMs: number;
+  /** How long it waited in the queue before this claim, by the Redis clock. */
+  waitMs: number;
 }
 
 /**
@@ -86,6 +88,12 @@ end
 local function emit(id, t, ev)
   return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'j', id, 't', t, 'e', ev)
 end
+-- State changes per type and status, added to K_JOB_COUNTS in one HINCRBY per key by
+-- flush_counts() at the end of the script (so a batch of 500 claims costs one write).
+local COUNTS = {}
+local function flush_counts()
+  for k, n in pairs(COUNTS) do redis.call('HINCRBY', K_JOB_COUNTS, k, n) end
+end
 -- The job's state as a status event, built from hash values (already JSON-safe numbers and
 -- identifiers); free text goes through cjson for escaping.
 local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
@@ -100,10 +108,14 @@ local function status_ev(id, status, now, raw_params)
   if h[8] then ev = ev .. ',"worker":' .. cjson.encode(h[8]) end
   if h[9] then ev = ev .. ',"error":' .. cjson.encode(h[9]) end
   if raw_params then ev = ev .. ',"params":' .. raw_params end
-  return ev .. '}'
+  return ev .. '}', h[1]
 end
+-- Appends the status event and counts the state change.
 local function emit_status(id, status, now, raw_params)
-  return emit(id, 'status', status_ev(id, status, now, raw_params))
+  local ev, typ = status_ev(id, status, now, raw_params)
+  local ck = typ .. '|' .. status
+  COUNTS[ck] = (COUNTS[ck] or 0) + 1
+  return emit(id, 'status', ev)
 end
 local function finish(jk)
   redis.call('EXPIRE', jk, TTL)
@@ -120,6 +132,7 @@ for i = 4, #ARGV, 5 do
   redis.call('SADD', K_TYPES, typ)
   emit_status(id, 'queued', now, params)
 end
+flush_counts()
 return now
 `;
 
@@ -139,8 +152,10 @@ local function claim(id)
   local att = redis.call('HINCRBY', jk, 'attempts', 1)
   redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', c)
   emit_status(id, 'running', now)
-  local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at')
-  out[#out + 1] = { id, h[1], att, h[2], h[3], h[4] }
+  local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at',
+    'queued_at')
+  local waited = now - (tonumber(h[5]) or tonumber(h[4]) or now)
+  out[#out + 1] = { id, h[1], att, h[2], h[3], h[4], waited }
 end
 for i = 8, #ARGV do claim(ARGV[i]) end
 while #out < max do
@@ -148,6 +163,7 @@ while #out < max do
   if not id then break end
   claim(id)
 end
+flush_counts()
 return out
 `;
 
@@ -169,7 +185,7 @@ for i = 7, #ARGV, 3 do
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)
-      redis.call('HSET', jk, 'status', 'queued')
+      redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
       redis.call('HDEL', jk, 'started_at', 'worker')
       redis.call('RPUSH', k_queue(h[3]), id)
       emit_status(id, 'queued', now)
@@ -190,6 +206,7 @@ for i = 7, #ARGV, 3 do
     end
   end
 end
+flush_counts()
 return now
 `;
 
@@ -201,12 +218,13 @@ for _, id in ipairs(ids) do
   local jk = k_job(id)
   local h = redis.call('HMGET', jk, 'status', 'type')
   if h[1] == 'retrying' then
-    redis.call('HSET', jk, 'status', 'queued')
+    redis.call('HSET', jk, 'status', 'queued', 'queued_at', now)
     redis.call('HDEL', jk, 'started_at', 'worker')
     redis.call('LPUSH', k_queue(h[2]), id)
     emit_status(id, 'queued', now)
   end
 end
+flush_counts()
 return #ids
 `;
 
@@ -229,6 +247,7 @@ local now = nowms()
 redis.call('HSET', jk, 'status', 'cancelled', 'finished_at', now)
 finish(jk)
 emit_status(id, 'cancelled', now)
+flush_counts()
 return 'ok'
 `;
 
@@ -274,6 +293,7 @@ for _, id in ipairs(redis.call('LRANGE', pl, 0, -1)) do
 end
 redis.call('DEL', pl)
 redis.call('SREM', K_CONSUMERS, c)
+flush_counts()
 return n
 `;
 
@@ -438,8 +458,8 @@ export function createQueue(options: QueueOptions): Queue {
           Math.max(max, preTaken.length),
           leaseMs,
           ...preTaken,
-        )) as Array<[string, string, number, string, string, string]>;
-        return rows.map(([id, params, attempt, maxAttempts, timeoutS, createdAt]) => ({
+        )) as Array<[string, string, number, string, string, string, number]>;
+        return rows.map(([id, params, attempt, maxAttempts, timeoutS, createdAt, waited]) => ({
           id,
           type,
           params: parseJson(params),
@@ -447,6 +467,7 @@ export function createQueue(options: QueueOptions): Queue {
           maxAttempts: Number(maxAttempts),
           timeoutS: Number(timeoutS),
           createdAtMs: Number(createdAt),
+          waitMs: Number(waited),
         }));
       }),
 

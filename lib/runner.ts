@@ -37,8 +37,19 @@ export interface RunnerOptions {
   config: Config;
   log: Logger;
   consumerId?: string;
+  /** Told when each job starts and ends (the metrics hooks); must be cheap and never throw. */
+  observer?: JobObserver;
   /** Companions by job type name. */
   companions?: ReadonlyMap<string, Companion>;
+}
+
+/** How a run ended, as the metrics see it. */
+export type RunOutcome = "succeeded" | "failed" | "cancelled" | "requeued";
+
+/** Hooks called on the hot path of every job. */
+export interface JobObserver {
+  started(type: string, waitMs: number): void;
+  ended(type: string, outcome: RunOutcome, runMs: number): void;
 }
 
 /** What a companion can do for its job. */
@@ -118,7 +129,7 @@ export function defaultConsumerId(): string {
 }
 
 export function createRunner(options: RunnerOptions): Runner {
-  const { queue, events, sandbox, sampler, jobTypes, config, log } = options;
+  const { queue, events, sandbox, sampler, jobTypes, config, log, observer } = options;
   const consumer = options.consumerId ?? defaultConsumerId();
   const concurrency = config.concurrency;
   const leaseMs = config.leaseMs;
@@ -229,6 +240,8 @@ export function createRunner(options: RunnerOptions): Runner {
     pool.reserved--;
     pool.running++;
     started++;
+    const startedAt = performance.now();
+    observer?.started(job.type, job.waitMs);
     const tracking = type.sample
       ? sampler.track(job.id, (s) => events.publish(job.id, { type: "sample", ...s }))
       : null;
@@ -269,6 +282,17 @@ export function createRunner(options: RunnerOptions): Runner {
       finished++;
       wake();
     }
+    observer?.ended(
+      job.type,
+      outcome.kind === "ok"
+        ? "succeeded"
+        : outcome.kind === "requeue"
+        ? "requeued"
+        : active.killed === "cancelled"
+        ? "cancelled"
+        : "failed",
+      performance.now() - startedAt,
+    );
     try {
       companion?.end(outcome);
     } catch (err) {

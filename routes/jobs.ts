@@ -101,7 +101,8 @@ export function jobsRoutes() {
         202: jsonResponse(JobSchema, "Queued"),
         400: errorResponse("Invalid body, unknown type, bad params or a refused URL"),
         413: errorResponse("Body over 1 MB"),
-        503: errorResponse("Queue (Redis) unavailable"),
+        429: errorResponse("The platform is full (see GET /api/pressure); retry later"),
+        503: errorResponse("Queue (Redis) unavailable, or CPU or memory over its limit"),
       },
     }),
     async (c) => {
@@ -124,6 +125,7 @@ export function jobsRoutes() {
         const verdict = await deps.policy.check(url);
         if (!verdict.ok) throw badRequest(`${field}: ${url} is refused: ${verdict.reason}`);
       }
+      await deps.monitor.pressure.admit();
       const id = newJobId();
       const timeoutS = body.timeout_s ?? type.defaultTimeoutS(parsed.data);
       const createdMs = await deps.queue.enqueue([{

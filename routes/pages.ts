@@ -28,6 +28,7 @@ export const PAGES: Record<string, string> = {
   "/recordings": "recordings.html",
   "/recordings/:id": "recording.html",
   "/docs": "docs.html",
+  "/dashboard": "dashboard.html",
 };
 
 export function pageRoutes() {

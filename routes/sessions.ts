@@ -239,9 +239,11 @@ export function sessionsRoutes() {
       responses: {
         201: jsonResponse(SessionSchema, "Started: connect a viewer to ws_url"),
         400: errorResponse("Invalid body or a refused URL"),
-        429: errorResponse("All session slots are in use (see Retry-After)"),
+        429: errorResponse("All session slots are in use, or the platform is full"),
         502: errorResponse("The session failed to start"),
-        503: errorResponse("No worker started the session in time, or Redis is down"),
+        503: errorResponse(
+          "No worker started the session in time, Redis is down, or CPU or memory is over its limit",
+        ),
       },
     }),
     async (c) => {
@@ -249,6 +251,7 @@ export function sessionsRoutes() {
       const params = c.req.valid("json");
       const verdict = await deps.policy.check(params.url);
       if (!verdict.ok) throw badRequest(`url: ${params.url} is refused: ${verdict.reason}`);
+      await deps.monitor.pressure.admit();
       const id = newJobId();
       const max = deps.config.maxSessions;
       if (!(await deps.sessions.store.reserve(id, max))) {

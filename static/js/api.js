@@ -136,6 +136,7 @@ const NAV = [
   ["/bench", "Bench"],
   ["/bench/history", "History"],
   ["/recordings", "Recordings"],
+  ["/dashboard", "Dashboard"],
   ["/docs", "API"],
 ];
 

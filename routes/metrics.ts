@@ -1,0 +1,307 @@
+/**
+ * Monitoring: `/metrics` (Prometheus), `/api/pressure` (JSON, or 200/503 for load balancers),
+ * the series catalog and their history downsampled in DuckDB, analytics (anomalies and
+ * forecasts), and the live dashboard WebSocket `/ws/dashboard`.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { upgradeWebSocket } from "hono/deno";
+import { accepts } from "hono/accepts";
+import type { Context } from "hono";
+import { badRequest } from "../lib/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
+import type { AppEnv } from "../lib/context.ts";
+import { SERIES, SERIES_NAMES } from "../lib/series.ts";
+
+const PressureSchema = z.object({
+  cpu: z.number().nullable().openapi({ description: "This machine's CPU busy %, 5 s average" }),
+  memory: z.number().nullable().openapi({ description: "This machine's memory in use, %" }),
+  running: z.number().int().openapi({ description: "Jobs running, all worker processes" }),
+  queued: z.number().int().openapi({ description: "Jobs waiting in the queue" }),
+  max_concurrent: z.number().int().openapi({ description: "Worker slots of the live workers" }),
+  max_queued: z.number().int().openapi({ description: "STREAMPLAY_MAX_QUEUED" }),
+  is_available: z.boolean(),
+  reason: z.enum(["", "full", "cpu", "memory"]),
+  message: z.string(),
+  date: z.string(),
+}).openapi("Pressure");
+
+const AlertSchema = z.object({
+  id: z.string(),
+  series: z.string(),
+  unit: z.string(),
+  direction: z.enum(["high", "low"]),
+  value: z.number(),
+  peak: z.number(),
+  baseline: z.number(),
+  expected_low: z.number(),
+  expected_high: z.number(),
+  z: z.number(),
+  since: z.string(),
+  detected_at: z.string(),
+  resolved_at: z.string().nullable(),
+  message: z.string().openapi({
+    example:
+      "job_failure_rate is 0.5 failures/s, above the expected 0 failures/s to 0.175 failures/s " +
+      "(baseline 0 failures/s), since 2026-11-01T12:00:03.000Z",
+  }),
+}).openapi("AnomalyAlert");
+
+const ForecastSchema = z.object({
+  kind: z.enum(["disk", "queue", "memory"]),
+  status: z.enum(["ok", "warning", "unknown"]),
+  message: z.string().openapi({
+    example: "The disk holding the data directory fills in 31.5 hours at this rate " +
+      "(12.0 GB free, −390.1 MB/hour)",
+  }),
+  eta_hours: z.number().nullable(),
+  current: z.number().nullable(),
+  rate_per_hour: z.number().nullable(),
+}).openapi("Forecast");
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
+const UNIT_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Seconds from "90", "30s", "5m", "1h", "7d"; null when it is not one. */
+function parseDuration(text: string): number | null {
+  const m = DURATION.exec(text.trim());
+  return m ? Number(m[1]) * UNIT_S[m[2] ?? "s"]! : null;
+}
+
+const HistoryQuery = z.object({
+  series: z.string().min(1).max(2000).openapi({
+    description: "Comma-separated series names (GET /api/metrics/series lists them)",
+    example: "cpu_percent,jobs_running",
+  }),
+  since: z.iso.datetime({ offset: true }).optional()
+    .openapi({ description: "Default: one hour before until", example: "2026-11-01T00:00:00Z" }),
+  until: z.iso.datetime({ offset: true }).optional().openapi({ description: "Default: now" }),
+  step: z.string().max(20).optional().openapi({
+    description: "Bucket width: seconds or 30s / 5m / 1h / 1d. Default: about 300 points",
+    example: "1m",
+  }),
+  agg: z.enum(["avg", "min", "max"]).default("avg"),
+});
+
+const MAX_POINTS = 10_000;
+
+export function metricsRoutes() {
+  const app = newApp();
+
+  // A plain route: the exposition's own content type (version=0.0.4) is not a typed response.
+  app.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/metrics",
+    tags: ["monitoring"],
+    summary: "Prometheus metrics (text exposition format)",
+    description: "Needs a token of any role when tokens are on, unless STREAMPLAY_PUBLIC_METRICS.",
+    security: bearer,
+    responses: {
+      200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
+      401: errorResponse("A token is required"),
+    },
+  });
+  app.get("/metrics", async (c) => {
+    const { text, contentType } = await c.get("deps").monitor.scrape();
+    return c.body(text, 200, { "Content-Type": contentType, "Cache-Control": "no-store" });
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/pressure",
+      tags: ["monitoring"],
+      summary: "Whether the platform takes more work; Accept: text/plain gives 200 or 503 only",
+      description: "For load balancers. Needs a token when tokens are on, unless " +
+        "STREAMPLAY_PUBLIC_PRESSURE. Running and queued are platform-wide; CPU and memory are " +
+        "this machine's.",
+      security: bearer,
+      responses: {
+        200: {
+          description: "The pressure (JSON), or `OK` (text/plain) when available",
+          content: {
+            "application/json": { schema: PressureSchema },
+            "text/plain": { schema: z.string() },
+          },
+        },
+        503: {
+          description: "text/plain only: not available; the body says why",
+          content: { "text/plain": { schema: z.string() } },
+        },
+      },
+    }),
+    async (c) => {
+      const p = await c.get("deps").monitor.pressure.current();
+      c.header("Cache-Control", "no-store");
+      const type = accepts(c, {
+        header: "Accept",
+        supports: ["application/json", "text/plain"],
+        default: "application/json",
+      });
+      if (type === "text/plain") {
+        return c.text(
+          p.is_available ? "OK" : `${p.reason}: ${p.message}`,
+          p.is_available ? 200 : 503,
+        );
+      }
+      return c.json(p, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/metrics/series",
+      tags: ["monitoring"],
+      summary: "The platform series: live on the dashboard, stored every few seconds",
+      security: bearer,
+      responses: {
+        200: jsonResponse(
+          z.object({
+            interval_s: z.number(),
+            retention_days: z.number(),
+            series: z.array(z.object({
+              name: z.string(),
+              unit: z.string(),
+              description: z.string(),
+              watched: z.boolean(),
+            })),
+          }),
+          "The catalog",
+        ),
+      },
+    }),
+    (c) => {
+      const config = c.get("config");
+      const watched = (name: string) =>
+        config.anomalySeries.length === 0 || config.anomalySeries.includes(name);
+      return c.json({
+        interval_s: config.metricsIntervalS,
+        retention_days: config.metricsRetentionDays,
+        series: SERIES.map((s) => ({
+          name: s.name,
+          unit: s.unit,
+          description: s.description,
+          watched: s.watch !== undefined && watched(s.name),
+        })),
+      }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/metrics/history",
+      tags: ["monitoring"],
+      summary: "Stored series over a time range, downsampled in DuckDB",
+      security: bearer,
+      request: { query: HistoryQuery },
+      responses: {
+        200: jsonResponse(
+          z.object({
+            since: z.string(),
+            until: z.string(),
+            step_s: z.number(),
+            agg: z.string(),
+            timestamps: z.array(z.string()).openapi({ description: "Start of each bucket" }),
+            series: z.record(z.string(), z.array(z.number().nullable())),
+          }),
+          "One value per bucket and series (null: no sample in the bucket)",
+        ),
+        400: errorResponse("Unknown series, bad range or step"),
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      const config = c.get("config");
+      const series = [...new Set(q.series.split(",").map((s) => s.trim()).filter(Boolean))];
+      const unknown = series.find((s) => !SERIES_NAMES.includes(s));
+      if (unknown !== undefined || series.length === 0) {
+        throw badRequest(
+          `series: "${unknown ?? ""}" is not a series; GET /api/metrics/series lists them`,
+        );
+      }
+      if (series.length > 50) throw badRequest("series: at most 50 series at once");
+      const untilMs = q.until ? Date.parse(q.until) : Date.now();
+      const sinceMs = q.since ? Date.parse(q.since) : untilMs - 3_600_000;
+      if (sinceMs >= untilMs) throw badRequest("until: must be later than since");
+      let stepS: number;
+      if (q.step === undefined) {
+        stepS = Math.max(config.metricsIntervalS, Math.ceil((untilMs - sinceMs) / 1000 / 300));
+      } else {
+        const parsed = parseDuration(q.step);
+        if (parsed === null || parsed < 1) {
+          throw badRequest(`step: "${q.step}" is not a duration of 1 s or more (e.g. 30s, 5m, 1h)`);
+        }
+        stepS = Math.round(parsed);
+      }
+      if ((untilMs - sinceMs) / 1000 / stepS > MAX_POINTS) {
+        throw badRequest(
+          `step: ${stepS} s gives more than ${MAX_POINTS} points over this range; use a larger step`,
+        );
+      }
+      return c.json(
+        await c.get("deps").monitor.history({ series, sinceMs, untilMs, stepS, agg: q.agg }),
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/analytics",
+      tags: ["monitoring"],
+      summary: "Open and recent (24 h) anomaly alerts, and forecasts from the stored trends",
+      security: bearer,
+      responses: {
+        200: jsonResponse(
+          z.object({
+            generated_at: z.string(),
+            anomalies: z.object({ active: z.array(AlertSchema), recent: z.array(AlertSchema) }),
+            forecasts: z.array(ForecastSchema),
+          }),
+          "Analytics",
+        ),
+      },
+    }),
+    async (c) => c.json(await c.get("deps").monitor.analytics(), 200),
+  );
+
+  app.get(
+    "/ws/dashboard",
+    async (c, next) => {
+      if (!c.get("config").monitor) {
+        throw new HTTPException(503, {
+          message: "The live dashboard is off on this server (STREAMPLAY_MONITOR=false)",
+        });
+      }
+      if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+        throw new HTTPException(426, { message: "This endpoint speaks WebSocket" });
+      }
+      await next();
+    },
+    upgradeWebSocket((c) => {
+      const monitor = (c as Context<AppEnv>).get("deps").monitor;
+      let leave = () => {};
+      return {
+        onOpen(_evt, ws) {
+          const raw = ws.raw as WebSocket | undefined;
+          leave = monitor.feed.join({
+            send: (text) => ws.send(text),
+            buffered: () => raw?.bufferedAmount ?? 0,
+          });
+          const latest = monitor.latest();
+          if (latest) {
+            ws.send(JSON.stringify({ ...latest, recent_changes: monitor.feed.recentChanges() }));
+          }
+        },
+        onClose() {
+          leave();
+        },
+      };
+    }),
+  );
+
+  return app;
+}
