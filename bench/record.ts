@@ -14,8 +14,9 @@
  *    dropped frames, which say whether encoding kept up with real time on this machine.
  * 3. Peer: plain ffmpeg with the same encoder arguments reading the same JPEG stream at 25 fps
  *    (`-re`, no platform), for each codec's `medium` row.
- * 4. End to end: a real session (the platform in this process) recorded with h264 `medium` at
- *    720p25 while Chromium renders the page: ffmpeg's CPU and backlog there.
+ * 4. End to end: a real session (the platform in this process) on a canvas animation, recorded
+ *    with h264 `medium` at 720p25 while Chromium renders it: ffmpeg's and Chromium's CPU, the
+ *    encoding speed, and how long the stop took (a file behind real time finishes late).
  *
  * Targets: h264 `medium` ≤ 0.5 core and within ±20 % of 1,500 kbps; no growing backlog for h264
  * and vp8 at 720p. BENCH_SECONDS (default 10) sets each run; BENCH_CODECS and BENCH_PROFILES
@@ -85,9 +86,41 @@ function frame(t) {
 if (location.search !== "?still") requestAnimationFrame(frame);
 </script></body></html>`;
 
+/**
+ * The live session's page: a full-window canvas animation (moving, colour-shifting discs over a
+ * gradient, and a clock), hard to encode but light enough to render that the encoder is not
+ * starved by the page itself on two cores.
+ */
+const LIVE_PAGE = `<!doctype html><html><head><title>canvas</title></head>
+<body style="margin:0;overflow:hidden"><canvas id="c" width="${WIDTH}" height="${HEIGHT}"></canvas>
+<script>
+const c = document.getElementById("c").getContext("2d");
+function frame(t) {
+  const g = c.createLinearGradient(0, 0, ${WIDTH}, ${HEIGHT});
+  g.addColorStop(0, "hsl(" + (t / 20 % 360) + ",60%,30%)");
+  g.addColorStop(1, "hsl(" + ((t / 20 + 180) % 360) + ",60%,30%)");
+  c.fillStyle = g;
+  c.fillRect(0, 0, ${WIDTH}, ${HEIGHT});
+  for (let i = 0; i < 150; i++) {
+    c.fillStyle = "hsl(" + ((t / 10 + i * 13) % 360) + ",80%,55%)";
+    c.beginPath();
+    c.arc((i * 97 + t / 5) % ${WIDTH}, (i * 53 + t / 7 * (i % 3 + 1)) % ${HEIGHT}, 10 + i % 25, 0, 7);
+    c.fill();
+  }
+  c.fillStyle = "#fff";
+  c.font = "48px sans-serif";
+  c.fillText(new Date().toISOString(), 40, 80);
+  requestAnimationFrame(frame);
+}
+requestAnimationFrame(frame);
+</script></body></html>`;
+
 const pageServer = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },
-  () => new Response(PAGE, { headers: { "content-type": "text/html" } }),
+  (req) =>
+    new Response(new URL(req.url).pathname === "/live" ? LIVE_PAGE : PAGE, {
+      headers: { "content-type": "text/html" },
+    }),
 );
 const PAGE_URL = `http://127.0.0.1:${pageServer.addr.port}/`;
 
@@ -268,7 +301,39 @@ async function plainFfmpeg(
 
 // ---- 4. end to end: a real session recorded ----
 
-async function endToEnd(): Promise<{ cores: number; stopS: number; speed: number }> {
+/** The Chromium processes below this one. */
+async function chromiumTree(): Promise<number[]> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: ["-e", "-o", "pid=,ppid=,comm="],
+    stdout: "piped",
+  }).output();
+  const rows = new TextDecoder().decode(stdout).trim().split("\n").map((l) =>
+    l.trim().split(/\s+/)
+  );
+  const out: number[] = [];
+  const visit = (parent: number) => {
+    for (const [pid, ppid, comm] of rows) {
+      if (Number(ppid) !== parent) continue;
+      if (comm === "chromium") out.push(Number(pid));
+      visit(Number(pid));
+    }
+  };
+  visit(Deno.pid);
+  return out;
+}
+
+async function cpuOf(pids: number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) {
+    const used = await cpuSeconds(pid);
+    if (Number.isFinite(used)) total += used;
+  }
+  return total;
+}
+
+async function endToEnd(): Promise<
+  { cores: number; chromium: number; stopS: number; speed: number }
+> {
   const dataDir = await Deno.makeTempDir({ prefix: "bench-record-" });
   const config = loadConfig({
     PORT: "0",
@@ -284,7 +349,7 @@ async function endToEnd(): Promise<{ cores: number; stopS: number; speed: number
         headers: body ? { "content-type": "application/json" } : {},
         body: body ? JSON.stringify(body) : undefined,
       }).then((r) => r.json());
-    const session = await call("POST", "/api/sessions", { url: PAGE_URL, max_fps: 30 });
+    const session = await call("POST", "/api/sessions", { url: `${PAGE_URL}live`, max_fps: 30 });
     const recording = await call("POST", `/api/sessions/${session.id}/recording`, {
       codec: "h264",
       quality: "medium",
@@ -301,17 +366,25 @@ async function endToEnd(): Promise<{ cores: number; stopS: number; speed: number
     );
     const pid = Number(line?.trim().split(/\s+/)[0]);
     await sleep(1000);
+    const browser = await chromiumTree();
     const cpu0 = await cpuSeconds(pid);
+    const browser0 = await cpuOf(browser);
     const t0 = performance.now();
     await sleep(SECONDS * 1000);
     const cpu1 = await cpuSeconds(pid);
+    const browser1 = await cpuOf(browser);
     const seconds = (performance.now() - t0) / 1000;
     // A file that fell behind real time is finished only once ffmpeg caught up: the stop shows it.
     const asked = performance.now();
     const stopped = await call("DELETE", `/api/sessions/${session.id}/recording`);
     const stopS = (performance.now() - asked) / 1000;
     await call("DELETE", `/api/sessions/${session.id}`);
-    return { cores: (cpu1 - cpu0) / seconds, stopS, speed: stopped.stats?.speed ?? 0 };
+    return {
+      cores: (cpu1 - cpu0) / seconds,
+      chromium: (browser1 - browser0) / seconds,
+      stopS,
+      speed: stopped.stats?.speed ?? 0,
+    };
   } finally {
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
@@ -391,8 +464,8 @@ printTable([
 ]);
 if (e2e) {
   console.log(
-    `\nend to end (a live session on the page recorded with h264 medium at 720p25, Chromium ` +
-      `rendering alongside): ffmpeg ${fixed(e2e.cores)} cores, encoding speed ${
+    `\nend to end (a live session on a canvas animation recorded with h264 medium at 720p25): ` +
+      `ffmpeg ${fixed(e2e.cores)} cores, Chromium ${fixed(e2e.chromium)} cores, encoding speed ${
         fixed(e2e.speed)
       }× real time, the stop took ${fixed(e2e.stopS)} s (finishing the file)`,
   );

@@ -7,8 +7,8 @@
  * video is real time. When ffmpeg falls behind (a slow start, a busy machine) the pacer catches
  * up through a backlog of up to two seconds; frames owed beyond that are skipped and counted
  * (`frames_dropped`) so the output stays live, and `backlog_frames` and `speed` say so. A file
- * that must keep real time whatever the delay (a recording) sets `maxBacklogS: Infinity`: the
- * pacer then owes every frame and writes them as fast as ffmpeg takes them.
+ * that should keep real time through a slow spell (a recording) sets a larger `maxBacklogS`: the
+ * pacer then owes those frames and writes them as fast as ffmpeg takes them.
  */
 import { type Logger } from "./log.ts";
 import {

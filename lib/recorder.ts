@@ -62,6 +62,8 @@ import {
 } from "./recording.ts";
 
 const HEARTBEAT_MS = 2_000;
+/** How far behind real time ffmpeg may fall before frames are skipped. */
+const MAX_BEHIND_S = 30;
 const PROGRESS_EVERY_MS = 10_000;
 const SWEEP_EVERY_MS = 24 * 3600_000;
 /** Screenshots per recording (errors beyond share the last one). */
@@ -203,8 +205,10 @@ class ActiveRecording {
       output: this.out,
       muxArgs: progressiveFileMuxArgs(this.meta.container, this.paths.video(this.meta.container)),
       log: options.log,
-      // A slow machine delays the file, it never shortens it: time in the video is real time.
-      maxBacklogS: Infinity,
+      // A slow machine delays the file rather than shortening it, so time in the video stays
+      // real time; beyond half a minute behind, frames are skipped (counted in the stats) so
+      // that stopping never waits long.
+      maxBacklogS: MAX_BEHIND_S,
     });
     this.encoder.exited.then((exit) => {
       if (!this.ending) this.stop(exit.error ? `ffmpeg stopped: ${exit.error}` : "ffmpeg stopped");
