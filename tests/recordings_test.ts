@@ -285,8 +285,10 @@ Deno.test("recordings: video, timeline, codecs, Range, ids, list, CLI and clean"
     },
   );
 
-  await t.step("stopping a session stops its recording", async () => {
-    await api(base, `/api/sessions/${sessionId}/recording`, { method: "POST", json: { fps: 5 } });
+  await t.step("stopping a session stops its recording (started without a body)", async () => {
+    const started = await api(base, `/api/sessions/${sessionId}/recording`, { method: "POST" });
+    assert.equal(started.status, 201, JSON.stringify(started.body));
+    assert.deepEqual([started.body.codec, started.body.quality], ["h264", "medium"]);
     await new Promise((r) => setTimeout(r, 500));
     assert.equal((await api(base, `/api/sessions/${sessionId}`, { method: "DELETE" })).status, 200);
     const { body } = await api(base, `/api/recordings?session_id=${sessionId}`);
