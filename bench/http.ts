@@ -65,7 +65,12 @@ http {
 
 async function streamplay(url: string, seconds: number): Promise<Figure> {
   const sandbox = createSandbox({ log: createLogger({ level: "warn" }), warmPerProfile: 0 });
-  const params = HttpBenchParams.parse({ url, concurrency: 32, duration_s: seconds });
+  const params = HttpBenchParams.parse({
+    url,
+    concurrency: 32,
+    duration_s: seconds,
+    baseline_s: 0,
+  });
   const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
   try {
     const r = await sandbox.run(

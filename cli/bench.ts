@@ -4,6 +4,8 @@
  *   deno task bench --mode http --url URL --concurrency 5 --duration 30
  *   deno task bench --mode http --url URL --requests 10000 --json
  *   deno task bench --mode http --url URL --submit [--server http://127.0.0.1:8000] [--token T]
+ *   deno task bench --mode playwright --url URL --concurrency 3 --duration 30 --screenshot-every 5
+ *   deno task bench --mode playwright --url URL --sweep 1,2,4,8 --target 10,100,1000
  *
  * Locally the job runs in the same sandboxed Worker as on the server (network limited to the
  * target), with a live progress line on stderr and the report on stdout. `--submit` queues it
@@ -13,28 +15,54 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { createSandbox } from "../lib/sandbox.ts";
-import { createSampler } from "../lib/sampler.ts";
+import { createSampler, type Sample } from "../lib/sampler.ts";
 import { createUrlPolicy } from "../lib/url_policy.ts";
 import { describeZodError } from "../lib/errors.ts";
-import type { JobType } from "../lib/job_types.ts";
+import { completeResult, type JobType } from "../lib/job_types.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
+import { browserBenchJob } from "../workers/browser-bench.ts";
+import type { BrowserBenchResult } from "../workers/browser-bench.worker.ts";
 import type { LoadResult } from "../lib/http_load.ts";
 import type { ResourceSummary } from "../lib/sampler.ts";
+import { killProcessTree } from "../lib/procfs.ts";
+import { PROCESSES_EVENT } from "../workers/runtime.ts";
+import type { LevelTick, Percentiles } from "../lib/browser_load.ts";
+import { formatSizingReport, type SizingReport } from "../lib/sizing.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
 
-const USAGE = `Usage: deno task bench --mode http --url URL [options]
+const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
 
-  --mode http              load mode (http)
+  --mode M                 http (raw HTTP load) or playwright (real Chromium users)
   --url URL                target URL (http or https)
-  --concurrency N          connections (default 10)
-  --duration S             seconds to run (default 10)
+  --concurrency N          connections / virtual users (default 10 / 1)
+  --duration S             seconds to run, per level (default 10 / 30)
+  --ramp S                 start connections or users over S seconds
+
+ http mode
   --requests N             stop after N requests instead of a duration
   --method M               HTTP method (default GET)
   --header "Name: value"   request header (repeatable)
   --body TEXT              request body
   --timeout-ms N           per-request timeout (default 10000)
   --rate N                 cap on requests per second
-  --ramp S                 open connections over S seconds
+
+ playwright mode
+  --scenario FILE          JSON list of steps (default: open the URL, scroll, wait)
+  --screenshot-every S     periodic screenshot of every user's page (default 10, 0: none)
+  --screenshot-quality Q   JPEG quality 1-100 (default 60)
+  --browser-per-user       a browser per user instead of a context per user
+  --allow-host HOST        another host the pages may load from (repeatable)
+  --basis system|process   sizing from machine use net of idle, or from the browsers' own use
+
+ sizing (both modes)
+  --sweep 1,2,4,8          run these concurrency levels in turn and fit models
+  --target 10,100,1000     concurrencies to project to
+  --safety-factor F        headroom multiplier (default 1.5)
+  --node CxG               node shape, e.g. 8x32 for 8 cores / 32 GB
+  --baseline S             idle seconds sampled before the load (default 3)
+  --retention-days D       days artifacts are kept (default 7)
+  --sessions-per-day N     sessions each user slot runs per day (default 1)
+
   --json                   print the result as JSON
   --submit                 queue it on a running server instead of running here
   --server URL             server for --submit (default $STREAMPLAY_URL or http://127.0.0.1:8000)
@@ -61,6 +89,53 @@ const num = (v: unknown, flag: string): number | undefined => {
   return n;
 };
 
+const numList = (v: unknown, flag: string): number[] | undefined => {
+  if (v === undefined) return undefined;
+  const list = String(v).split(",").map((x) => x.trim()).filter(Boolean).map(Number);
+  if (list.length === 0 || list.some((n) => !Number.isFinite(n))) {
+    throw new UsageError(`--${flag} must be a comma-separated list of numbers, got "${v}"`);
+  }
+  return list;
+};
+
+/** The sizing flags both modes accept, as params. */
+function capacityParams(v: Record<string, unknown>): Record<string, unknown> {
+  const p: Record<string, unknown> = {};
+  const levels = numList(v.sweep, "sweep");
+  if (levels) p.levels = levels;
+  else if (v.concurrency !== undefined) p.concurrency = num(v.concurrency, "concurrency");
+  const targets = numList(v.target, "target");
+  if (targets) p.targets = targets;
+  const map: Array<[string, string]> = [
+    ["safety-factor", "safety_factor"],
+    ["baseline", "baseline_s"],
+    ["retention-days", "retention_days"],
+    ["sessions-per-day", "sessions_per_day"],
+  ];
+  for (const [flag, field] of map) if (v[flag] !== undefined) p[field] = num(v[flag], flag);
+  if (v.node !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)$/i.exec(String(v.node));
+    if (!m) throw new UsageError(`--node must look like 8x32 (cores x GB), got "${v.node}"`);
+    p.node_shape = { cores: Number(m[1]), memory_gb: Number(m[2]) };
+  }
+  return p;
+}
+
+/** The sizing report as text, when the result has one. */
+function sizingText(r: Record<string, unknown>): string {
+  const sizing = r.sizing as SizingReport | undefined;
+  return sizing ? `\n${formatSizingReport(sizing)}` : "";
+}
+
+/** "level 2/4 [####------]" when the run has several levels. */
+function levelBar(e: Record<string, unknown>, levels: number): string {
+  const level = e.level as { index: number; concurrency: number; value: number } | undefined;
+  if (!level || levels < 2) return "";
+  return `level ${level.index + 1}/${levels} (${level.concurrency}) ${
+    progressBar(level.value, 10)
+  } `;
+}
+
 export const httpMode: CliMode = {
   type: httpBenchJob,
   params(v) {
@@ -74,9 +149,9 @@ export const httpMode: CliMode = {
       url: v.url,
       method: ((v.method as string | undefined) ?? "GET").toUpperCase(),
       headers,
-      concurrency: num(v.concurrency, "concurrency") ?? 10,
       timeout_ms: num(v["timeout-ms"], "timeout-ms") ?? 10_000,
       ramp_s: num(v.ramp, "ramp") ?? 0,
+      ...capacityParams(v),
     };
     if (v.requests !== undefined) params.requests = num(v.requests, "requests");
     else params.duration_s = num(v.duration, "duration") ?? 10;
@@ -92,9 +167,11 @@ export const httpMode: CliMode = {
       latency_ms: { p95: number };
     };
     if (!s) return String(e.text ?? "");
-    return `${progressBar(Number(e.value ?? 0))} ${formatNumber(s.requests)} req  ${
-      formatNumber(s.rps)
-    } req/s  p95 ${s.latency_ms.p95.toFixed(2)} ms  errors ${formatNumber(s.errors)}`;
+    return `${progressBar(Number(e.value ?? 0))} ${levelBar(e, levelCount)}${
+      formatNumber(s.requests)
+    } req  ${formatNumber(s.rps)} req/s  p95 ${s.latency_ms.p95.toFixed(2)} ms  errors ${
+      formatNumber(s.errors)
+    }`;
   },
   report(r) {
     const res = r as unknown as LoadResult & { resources?: ResourceSummary };
@@ -127,7 +204,82 @@ export const httpMode: CliMode = {
         } avg · net in ${formatBytes(x.net_rx_bytes!)} / out ${formatBytes(x.net_tx_bytes!)}`,
       );
     }
-    return lines.join("\n");
+    return lines.join("\n") + sizingText(r);
+  },
+};
+
+const ms = (p: Percentiles | null | undefined, digits = 0) => p ? `${p.p75.toFixed(digits)}` : "–";
+
+export const playwrightMode: CliMode = {
+  type: browserBenchJob,
+  params(v) {
+    const params: Record<string, unknown> = { url: v.url, ...capacityParams(v) };
+    const map: Array<[string, string]> = [
+      ["duration", "duration_s"],
+      ["ramp", "ramp_s"],
+      ["screenshot-every", "screenshot_every_s"],
+      ["screenshot-quality", "screenshot_quality"],
+    ];
+    for (const [flag, field] of map) if (v[flag] !== undefined) params[field] = num(v[flag], flag);
+    if (v["browser-per-user"]) params.browser_per_user = true;
+    if (v["allow-host"]) params.allow_hosts = v["allow-host"];
+    if (v.basis !== undefined) params.resource_basis = v.basis;
+    if (v.scenario !== undefined) {
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(String(v.scenario));
+      } catch (err) {
+        throw new UsageError(`--scenario: cannot read ${v.scenario}: ${(err as Error).message}`);
+      }
+      try {
+        params.scenario = JSON.parse(text);
+      } catch {
+        throw new UsageError(`--scenario: ${v.scenario} is not JSON (a list of steps)`);
+      }
+    }
+    return params;
+  },
+  progress(e) {
+    const b = e.browser as LevelTick | undefined;
+    if (!b) return String(e.text ?? "");
+    const level = e.level as { concurrency: number } | undefined;
+    const vital = (x: number | null, unit = " ms") =>
+      x === null ? "–" : `${x < 10 ? x.toFixed(3) : Math.round(x)}${unit}`;
+    return `${progressBar(Number(e.value ?? 0))} ${levelBar(e, levelCount)}${b.users_active}/${
+      level?.concurrency ?? "?"
+    } users  ${formatNumber(b.iterations)} iterations  LCP p75 ${vital(b.vitals.lcp_ms)}  ` +
+      `errors ${formatNumber(b.errors)}`;
+  },
+  report(r) {
+    const res = r as unknown as BrowserBenchResult & { resources?: ResourceSummary };
+    const lines = [
+      `browser-bench ${res.url}  ${
+        res.browser_per_user ? "a browser per user" : "a browser context per user"
+      }`,
+      `${"users".padStart(6)} ${"iterations".padStart(10)} ${"visits".padStart(7)} ` +
+      `${"LCP p75".padStart(8)} ${"FCP p75".padStart(8)} ${"TTFB p75".padStart(9)} ` +
+      `${"CLS p75".padStart(8)} ${"INP p75".padStart(8)} ${"heap p75".padStart(9)} ` +
+      `${"errors".padStart(7)}`,
+    ];
+    for (const l of res.levels) {
+      lines.push(
+        `${String(l.concurrency).padStart(6)} ${formatNumber(l.iterations).padStart(10)} ` +
+          `${formatNumber(l.visits).padStart(7)} ${ms(l.lcp_ms).padStart(8)} ` +
+          `${ms(l.fcp_ms).padStart(8)} ${ms(l.ttfb_ms, 1).padStart(9)} ` +
+          `${ms(l.cls, 3).padStart(8)} ${ms(l.inp_ms).padStart(8)} ` +
+          `${(l.js_heap_bytes ? formatBytes(l.js_heap_bytes.p75) : "–").padStart(9)} ` +
+          `${formatNumber(l.errors.total).padStart(7)}`,
+      );
+    }
+    lines.push("  (times in ms)");
+    const kinds = Object.entries(res.errors).filter(([k, n]) => k !== "total" && n > 0)
+      .map(([k, n]) => `${k} ${formatNumber(n)}`).join(", ");
+    lines.push(`errors       ${formatNumber(res.errors.total)}${kinds ? `  (${kinds})` : ""}`);
+    for (const e of res.error_log.slice(0, 10)) {
+      lines.push(`  ${e.kind}: ${e.message}${e.screenshot ? `  [${e.screenshot}]` : ""}`);
+    }
+    lines.push(`screenshots  ${formatNumber(res.screenshots)}`);
+    return lines.join("\n") + sizingText(r);
   },
 };
 
@@ -137,10 +289,25 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   ramp_s: "ramp",
   timeout_ms: "timeout-ms",
   headers: "header",
+  levels: "sweep",
+  targets: "target",
+  baseline_s: "baseline",
+  node_shape: "node",
+  screenshot_every_s: "screenshot-every",
+  allow_hosts: "allow-host",
+  browser_per_user: "browser-per-user",
+  resource_basis: "basis",
 };
 
 /** The modes this CLI knows, by --mode value. */
-export const MODES: Record<string, CliMode> = { http: httpMode };
+export const MODES: Record<string, CliMode> = {
+  http: httpMode,
+  playwright: playwrightMode,
+  browser: playwrightMode,
+};
+
+/** Levels of the run being shown (for the per-level progress bar). */
+let levelCount = 1;
 
 const isTty = Deno.stderr.isTerminal();
 const encoder = new TextEncoder();
@@ -160,8 +327,19 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     console.error(`artifacts: ${artifactDir}`);
   }
   const spec = mode.type.sandbox(params, { config, artifactDir });
-  const tracking = mode.type.sample ? sampler.track(id, () => {}) : null;
+  const tracking = mode.type.sample
+    ? sampler.track(id, {
+      intervalMs: (mode.type.sampleIntervalS?.(params) ?? 1) * 1000,
+      artifactDir,
+    }, (_s: Sample) => {})
+    : null;
+  // The browsers the job starts: measured in the samples, killed if the run is interrupted.
+  let processes: number[] = [];
   const handle = sandbox.run(spec, { id, params, attempt: 1, artifact_dir: artifactDir }, (e) => {
+    if (e.type === PROCESSES_EVENT) {
+      processes = Array.isArray(e.pids) ? e.pids.filter(Number.isInteger) : [];
+      tracking?.setProcesses(processes);
+    }
     if (e.type === "progress" && !json) showProgress(mode.progress(e));
     if (e.type === "log" && (e.level === "warn" || e.level === "error")) {
       console.error(`\n${e.level}: ${e.message}`);
@@ -171,20 +349,24 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
   Deno.addSignalListener("SIGINT", stop);
   try {
     const r = await handle.done;
-    const summary = tracking?.stop();
     if (isTty && !json) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     if (!r.ok) {
+      tracking?.stop();
       console.error(`benchmark failed: ${r.error}`);
       return 1;
     }
-    const result = {
-      ...(r.result as Record<string, unknown>),
-      ...(summary ? { resources: summary } : {}),
-    };
+    const result = completeResult(
+      mode.type,
+      params,
+      r.result,
+      tracking,
+      (err) => console.error(`sizing report failed: ${(err as Error).message}`),
+    ) as Record<string, unknown>;
     console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
     return 0;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
+    if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
     sampler.close();
     sandbox.close();
   }
@@ -254,6 +436,19 @@ export async function main(args: string[]): Promise<number> {
         "timeout-ms": { type: "string" },
         rate: { type: "string" },
         ramp: { type: "string" },
+        scenario: { type: "string" },
+        "screenshot-every": { type: "string" },
+        "screenshot-quality": { type: "string" },
+        "browser-per-user": { type: "boolean", default: false },
+        "allow-host": { type: "string", multiple: true },
+        basis: { type: "string" },
+        sweep: { type: "string" },
+        target: { type: "string" },
+        "safety-factor": { type: "string" },
+        node: { type: "string" },
+        baseline: { type: "string" },
+        "retention-days": { type: "string" },
+        "sessions-per-day": { type: "string" },
         json: { type: "boolean", default: false },
         submit: { type: "boolean", default: false },
         server: { type: "string" },
@@ -290,6 +485,8 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     params = parsed.data;
+    const levels = (parsed.data as { levels?: number[] }).levels;
+    levelCount = levels?.length ?? 1;
   } catch (err) {
     if (err instanceof UsageError) {
       console.error(err.message);

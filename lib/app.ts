@@ -11,6 +11,8 @@ import { newApp } from "./openapi.ts";
 import { jobsRoutes } from "../routes/jobs.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { pageRoutes } from "../routes/pages.ts";
+import { artifactRoutes } from "../routes/artifacts.ts";
+import { benchRoutes } from "../routes/bench.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
 import { recordingFileRoutes, recordingsRoutes } from "../routes/recordings.ts";
@@ -56,6 +58,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
 
   app.route("/", healthRoutes());
   app.route("/", jobsRoutes());
+  app.route("/", artifactRoutes());
+  app.route("/", benchRoutes());
   app.route("/", pageRoutes());
   app.route("/", metricsRoutes());
   app.route("/", sessionsRoutes());

@@ -5,8 +5,11 @@
  *   Deno refuses without --allow-all; the probe is made to answer "absent" instead of throwing.
  * - In a sandboxed Worker without env access, `process.env` is replaced by the small plain
  *   object the pool passes in, so Playwright never reads the host's environment (tokens, keys).
+ * - Deno's `os.tmpdir()` reads the real TMPDIR; a Worker that may write only to its own
+ *   directory points it there instead.
  */
 import fs from "node:fs";
+import os from "node:os";
 import process from "node:process";
 
 export const CHROMIUM_ARGS = [
@@ -37,9 +40,20 @@ function tolerateProcProbes() {
 
 export type Playwright = typeof import("playwright");
 
-/** Imports Playwright; `env` replaces process.env first (for Workers without env access). */
-export async function loadPlaywright(env?: Record<string, string>): Promise<Playwright> {
+/**
+ * Imports Playwright; `env` replaces process.env first (for Workers without env access), and
+ * `tmpDir` becomes the temporary directory Playwright puts browser profiles in (for Workers that
+ * may write only there).
+ */
+export async function loadPlaywright(
+  env?: Record<string, string>,
+  options: { tmpDir?: string } = {},
+): Promise<Playwright> {
   tolerateProcProbes();
   if (env) (process as { env: Record<string, string> }).env = { ...env };
+  if (options.tmpDir) {
+    const dir = options.tmpDir;
+    (os as { tmpdir: () => string }).tmpdir = () => dir;
+  }
   return await import("playwright");
 }

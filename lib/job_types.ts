@@ -7,8 +7,10 @@
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "./config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
+import type { Sample, Tracking } from "./sampler.ts";
 import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
+import { browserBenchJob } from "../workers/browser-bench.ts";
 import { sessionJob } from "../workers/session.ts";
 import { replayJob } from "../workers/replay.ts";
 
@@ -33,6 +35,13 @@ export interface JobType<P = any> {
   artifacts: boolean;
   /** Whether the pool samples machine resources every second while the job runs. */
   sample: boolean;
+  /** Seconds between resource samples (default 1), when `sample` is true. */
+  sampleIntervalS?(params: P): number;
+  /**
+   * Completes a successful result with what only the pool has: the resource samples taken while
+   * the job ran (the benchmarks add their sizing report here).
+   */
+  finish?(params: P, result: unknown, samples: Sample[]): unknown;
   /**
    * Jobs of this type get their own slots in each process instead of sharing
    * STREAMPLAY_CONCURRENCY (long-lived, mostly idle jobs such as live sessions).
@@ -49,6 +58,31 @@ export interface JobType<P = any> {
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob, sessionJob, replayJob];
+  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob];
   return new Map(list.map((t) => [t.name, t]));
+}
+
+/**
+ * A succeeded job's stored result: the type's `finish` applied to the resource samples taken
+ * while it ran, plus their summary under `resources`. Stops the tracking. A `finish` that throws
+ * is reported to `onError` and leaves the Worker's result as it was.
+ */
+export function completeResult(
+  type: JobType,
+  params: unknown,
+  result: unknown,
+  tracking: Tracking | null,
+  onError: (err: unknown) => void,
+): unknown {
+  const samples = tracking?.samples() ?? [];
+  const summary = tracking?.stop();
+  let finished = result;
+  try {
+    if (type.finish) finished = type.finish(params, result, samples);
+  } catch (err) {
+    onError(err);
+  }
+  return summary && finished && typeof finished === "object" && !Array.isArray(finished)
+    ? { ...finished as Record<string, unknown>, resources: summary }
+    : finished;
 }

@@ -39,3 +39,146 @@ export function parseNetDev(text: string): { rx: number; tx: number } {
   }
   return { rx, tx };
 }
+
+/** Busy and total jiffies of one CPU line of /proc/stat. */
+export interface CpuTimes {
+  busy: number;
+  total: number;
+}
+
+/** Per-core CPU times from /proc/stat text (`cpu0`, `cpu1`, ...; the `cpu` sum line is left out). */
+export function parseProcStat(text: string): CpuTimes[] {
+  const cores: CpuTimes[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^cpu\d+\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const v = m[1]!.trim().split(/\s+/).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    const total = v.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+    cores.push({ busy: total - idle, total });
+  }
+  return cores;
+}
+
+/** Cores in use between two /proc/stat readings: the sum of each core's busy fraction. */
+export function coresUsed(before: CpuTimes[], after: CpuTimes[]): number {
+  let cores = 0;
+  after.forEach((a, i) => {
+    const b = before[i];
+    if (!b) return;
+    const total = a.total - b.total;
+    if (total > 0) cores += Math.max(0, Math.min(1, (a.busy - b.busy) / total));
+  });
+  return cores;
+}
+
+/** Total and used memory in bytes from /proc/meminfo text (used = MemTotal − MemAvailable). */
+export function parseMeminfo(text: string): { total: number; used: number } {
+  const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0);
+  const total = kb("MemTotal") * 1024;
+  const available = kb("MemAvailable") * 1024;
+  return { total, used: Math.max(0, total - available) };
+}
+
+/** One process as /proc/<pid>/stat describes it. */
+export interface ProcessStat {
+  pid: number;
+  ppid: number;
+  /** The command name (at most 15 characters). */
+  name: string;
+  /** utime + stime, in clock ticks (1/100 s on Linux). */
+  cpuTicks: number;
+  rssBytes: number;
+}
+
+const PAGE_SIZE = 4096;
+export const CLOCK_TICKS_PER_S = 100;
+
+/** Parses /proc/<pid>/stat lines (one per process); the command name may hold spaces. */
+export function parseStatLines(text: string): ProcessStat[] {
+  const out: ProcessStat[] = [];
+  for (const line of text.split("\n")) {
+    const close = line.lastIndexOf(")");
+    if (close < 0) continue;
+    const pid = Number(line.slice(0, line.indexOf(" ")));
+    // Fields after the name: state(3) ppid(4) ... utime(14) stime(15) ... rss(24).
+    const f = line.slice(close + 2).split(" ");
+    const ppid = Number(f[1]);
+    if (!Number.isInteger(pid) || !Number.isInteger(ppid)) continue;
+    out.push({
+      pid,
+      ppid,
+      name: line.slice(line.indexOf("(") + 1, close),
+      cpuTicks: Number(f[11] ?? 0) + Number(f[12] ?? 0),
+      rssBytes: Number(f[21] ?? 0) * PAGE_SIZE,
+    });
+  }
+  return out;
+}
+
+/**
+ * Every process on the machine (pid, parent, CPU ticks, RSS), read in one `sh` child: the shell
+ * expands `/proc/[0-9]*` (Deno may not list /proc) and `tail` prints each stat line. A process
+ * that exits meanwhile is simply absent.
+ */
+export async function listProcesses(): Promise<ProcessStat[]> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", "cd /proc && exec tail -q -n 1 [0-9]*/stat"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return parseStatLines(new TextDecoder().decode(stdout));
+}
+
+/** The given processes and all their descendants, from a process list. */
+export function processTree(roots: Iterable<number>, all: ProcessStat[]): ProcessStat[] {
+  const children = new Map<number, ProcessStat[]>();
+  const byPid = new Map<number, ProcessStat>();
+  for (const p of all) {
+    byPid.set(p.pid, p);
+    let list = children.get(p.ppid);
+    if (!list) children.set(p.ppid, list = []);
+    list.push(p);
+  }
+  const out: ProcessStat[] = [];
+  const seen = new Set<number>();
+  const stack = [...roots].map((pid) => byPid.get(pid)).filter((p) => p !== undefined);
+  while (stack.length) {
+    const p = stack.pop()!;
+    if (seen.has(p.pid)) continue;
+    seen.add(p.pid);
+    out.push(p);
+    stack.push(...(children.get(p.pid) ?? []));
+  }
+  return out;
+}
+
+/** Proportional set size in bytes from /proc/<pid>/smaps_rollup text, or null. */
+export function parseSmapsPss(text: string): number | null {
+  const m = /^Pss:\s+(\d+) kB/m.exec(text);
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/** Sends SIGKILL to the given processes through one `sh` child (Deno.kill needs full --allow-run). */
+export async function killProcesses(pids: number[]): Promise<void> {
+  const list = pids.filter((p) => Number.isInteger(p) && p > 1);
+  if (list.length === 0) return;
+  await new Deno.Command("sh", {
+    args: ["-c", `kill -9 ${list.join(" ")} 2>/dev/null; exit 0`],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+}
+
+/**
+ * Kills the given processes and all their descendants (e.g. a browser whose owner is gone). Only
+ * roots that are children of `parent` count, so a recycled pid never hits a stranger.
+ */
+export async function killProcessTree(roots: number[], parent: number): Promise<void> {
+  if (roots.length === 0) return;
+  const all = await listProcesses();
+  const owned = roots.filter((pid) => all.some((p) => p.pid === pid && p.ppid === parent));
+  const tree = processTree(owned, all);
+  await killProcesses(tree.map((p) => p.pid));
+}

@@ -21,10 +21,12 @@ import type { ClaimedJob, Outcome, Queue } from "./queue.ts";
 import type { EventPublisher } from "./events.ts";
 import { type RunHandle, type Sandbox, WorkerLost } from "./sandbox.ts";
 import type { Sampler } from "./sampler.ts";
-import type { JobTypes } from "./job_types.ts";
+import { completeResult, type JobTypes } from "./job_types.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import { closeRedis } from "./redis.ts";
+import { killProcessTree } from "./procfs.ts";
+import { PROCESSES_EVENT } from "../workers/runtime.ts";
 
 export interface RunnerOptions {
   queue: Queue;
@@ -207,12 +209,25 @@ export function createRunner(options: RunnerOptions): Runner {
       artifactDir = await Deno.realPath(artifactDir);
     }
     const spec = type.sandbox(parsed.data, { config, artifactDir });
+    const tracking = type.sample
+      ? sampler.track(
+        job.id,
+        { intervalMs: (type.sampleIntervalS?.(parsed.data) ?? 1) * 1000, artifactDir },
+        (s) => events.publish(job.id, { type: "sample", ...s }),
+      )
+      : null;
+    // Processes the job started (its browsers): measured while it runs, killed if its Worker goes.
+    let processes: number[] = [];
     // The Worker cannot answer before this tick ends, so the companion is there for its messages.
     const link: { companion?: CompanionRun | undefined } = {};
     const handle = sandbox.run(
       spec,
       { id: job.id, params: parsed.data, attempt: job.attempt, artifact_dir: artifactDir },
-      (event) => events.publish(job.id, event),
+      (event) => {
+        if (event.type !== PROCESSES_EVENT) return events.publish(job.id, event);
+        processes = Array.isArray(event.pids) ? event.pids.filter(Number.isInteger) : [];
+        tracking?.setProcesses(processes);
+      },
       (data) => link.companion?.onMessage(data),
     );
     let companionError: string | undefined;
@@ -242,9 +257,6 @@ export function createRunner(options: RunnerOptions): Runner {
     started++;
     const startedAt = performance.now();
     observer?.started(job.type, job.waitMs);
-    const tracking = type.sample
-      ? sampler.track(job.id, (s) => events.publish(job.id, { type: "sample", ...s }))
-      : null;
 
     let outcome: Outcome;
     try {
@@ -254,11 +266,14 @@ export function createRunner(options: RunnerOptions): Runner {
       } else if (active.killed === "timeout") {
         outcome = { id: job.id, kind: "fatal", error: "timeout" };
       } else if (r.ok) {
-        const summary = tracking?.stop();
-        const result =
-          summary && r.result && typeof r.result === "object" && !Array.isArray(r.result)
-            ? { ...r.result as Record<string, unknown>, resources: summary }
-            : r.result;
+        const result = completeResult(
+          type,
+          parsed.data,
+          r.result,
+          tracking,
+          (err) =>
+            log.warn("completing a job's result failed", { job: job.id, error: errorMessage(err) }),
+        );
         outcome = { id: job.id, kind: "ok", result };
       } else {
         outcome = { id: job.id, kind: r.fatal ? "fatal" : "fail", error: r.error };
@@ -277,6 +292,12 @@ export function createRunner(options: RunnerOptions): Runner {
     } finally {
       clearTimeout(active.graceTimer);
       tracking?.stop();
+      if (processes.length > 0) {
+        // Still listed: the Worker ended (terminated, crashed) before it could close them.
+        await killProcessTree(processes, Deno.pid).catch((err) =>
+          log.warn("could not stop a job's processes", { job: job.id, error: errorMessage(err) })
+        );
+      }
       running.delete(job.id);
       pool.running--;
       finished++;

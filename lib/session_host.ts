@@ -304,6 +304,8 @@ class Live implements LiveSession, CompanionRun {
   }
 
   frame(frame: LiveFrame, jpegBytes: number) {
+    // Frames still in flight after the stop was asked are not part of the final stats.
+    if (this.stopAsked) return;
     const now = Date.now();
     this.framesCaptured++;
     this.jpegBytes += jpegBytes;
@@ -602,6 +604,7 @@ class Live implements LiveSession, CompanionRun {
   stop(reason: string): Promise<Record<string, unknown>> {
     if (!this.stopAsked) {
       this.stopAsked = true;
+      this.cast?.setCapturing(false);
       this.link.send({ k: "stop", reason, stats: this.hostStats() } satisfies SessionIn);
     }
     return this.ended.promise;

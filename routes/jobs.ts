@@ -36,7 +36,8 @@ export const JobSchema = z.object({
 const CreateJob = z.object({
   type: z.string().min(1).openapi({ example: "http-bench" }),
   params: z.record(z.string(), z.unknown()).default({}).openapi({
-    description: "Parameters of the job type: see NoopParams and HttpBenchParams.",
+    description: "Parameters of the job type: see NoopParams, HttpBenchParams and " +
+      "BrowserBenchParams.",
     example: { url: "http://127.0.0.1:8080/", concurrency: 10, duration_s: 10 },
   }),
   timeout_s: z.number().min(1).max(7 * 86_400).optional()
@@ -278,7 +279,7 @@ export function jobsRoutes() {
       method: "delete",
       path: "/api/jobs/{id}",
       tags: ["jobs"],
-      summary: "Delete a finished job and its events and samples",
+      summary: "Delete a finished job and its events, samples and artifacts",
       security: bearer,
       middleware: [requireRole("admin")] as const,
       request: { params: IdParam },
@@ -304,6 +305,8 @@ export function jobsRoutes() {
         );
       }
       await deps.queue.redis.del(deps.queue.keys.job(id)).catch(() => {});
+      await Deno.remove(`${deps.config.dataDir}/artifacts/${id}`, { recursive: true })
+        .catch(() => {});
       return c.json({ deleted: id }, 200);
     },
   );

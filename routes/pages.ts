@@ -25,6 +25,7 @@ export const PAGES: Record<string, string> = {
   "/bench": "bench.html",
   "/bench/history": "history.html",
   "/bench/jobs/:id": "job.html",
+  "/bench/compare": "compare.html",
   "/recordings": "recordings.html",
   "/recordings/:id": "recording.html",
   "/docs": "docs.html",

@@ -1,11 +1,20 @@
 /**
- * `http-bench`: HTTP load against one URL — concurrency, duration or request count, optional
- * rate cap and ramp-up — reporting throughput, errors by kind, status counts and latency
- * percentiles. Its sandbox may connect to the target's host:port and nothing else.
+ * `http-bench`: HTTP load against one URL — concurrency (or a sweep of `levels`), duration or
+ * request count, optional rate cap and ramp-up — reporting throughput, errors by kind, status
+ * counts and latency percentiles, and a sizing report built from the resource samples.
+ * Its sandbox may connect to the target's host:port and nothing else.
  */
 import { z } from "@hono/zod-openapi";
 import type { JobType } from "../lib/job_types.ts";
 import { NO_PERMISSIONS } from "../lib/sandbox.ts";
+import {
+  buildSizingReport,
+  capacityFields,
+  checkCapacity,
+  levelsOf,
+  type SweepRecord,
+} from "../lib/sizing.ts";
+import type { Sample } from "../lib/sampler.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
@@ -26,9 +35,12 @@ export const HttpBenchParams = z.object({
       }
     }),
   body: z.string().max(512 * 1024).optional(),
-  concurrency: z.number().int().min(1).max(1000).default(10),
+  concurrency: z.number().int().min(1).max(1000).optional()
+    .openapi({ description: "Connections (default 10); or give `levels` for a sweep." }),
   duration_s: z.number().min(1).max(3600).optional()
-    .openapi({ description: "Run time; default 10 s unless `requests` is given." }),
+    .openapi({
+      description: "Run time (per level); default 10 s unless `requests` is given.",
+    }),
   requests: z.number().int().min(1).max(1_000_000_000).optional()
     .openapi({ description: "Stop after this many requests instead of after a duration." }),
   timeout_ms: z.number().int().min(1).max(600_000).default(10_000),
@@ -36,7 +48,16 @@ export const HttpBenchParams = z.object({
     .openapi({ description: "Cap on requests per second across all connections." }),
   ramp_s: z.number().min(0).max(3600).default(0)
     .openapi({ description: "Connections open evenly over this many seconds." }),
+  ...capacityFields(1000),
 }).strict().superRefine((p, ctx) => {
+  checkCapacity(p, ctx);
+  if (p.levels !== undefined && p.requests !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["requests"],
+      message: "a sweep (levels) runs each level for duration_s; requests cannot be used",
+    });
+  }
   if (p.duration_s !== undefined && p.requests !== undefined) {
     ctx.addIssue({
       code: "custom",
@@ -51,6 +72,13 @@ export const HttpBenchParams = z.object({
 
 export type HttpBenchParams = z.infer<typeof HttpBenchParams>;
 
+/** Connections per level: `levels`, or `concurrency` (default 10). */
+export const httpLevels = (p: HttpBenchParams) =>
+  levelsOf({ ...p, concurrency: p.concurrency ?? 10 });
+
+/** Seconds between levels, so one level's teardown stays out of the next one's figures. */
+export const SETTLE_S = 1;
+
 /** The `host:port` a URL connects to, as Deno's net permission spells it. */
 export function netTarget(raw: string): string {
   const url = new URL(raw);
@@ -64,7 +92,10 @@ export const httpBenchJob: JobType<HttpBenchParams> = {
   name: "http-bench",
   summary: "HTTP load test of one URL: throughput, errors and latency percentiles.",
   params: HttpBenchParams,
-  defaultTimeoutS: (p) => (p.requests !== undefined ? 3600 : (p.duration_s ?? 10) + 60),
+  defaultTimeoutS: (p) =>
+    p.requests !== undefined
+      ? 3600
+      : p.baseline_s + httpLevels(p).length * ((p.duration_s ?? 10) + SETTLE_S) + 60,
   urls: (p) => [{ field: "params.url", url: p.url }],
   sandbox: (p) => ({
     module,
@@ -73,4 +104,9 @@ export const httpBenchJob: JobType<HttpBenchParams> = {
   }),
   artifacts: false,
   sample: true,
+  sampleIntervalS: (p) => p.sample_interval_s,
+  finish: (p, result, samples: Sample[]) => {
+    const r = result as { sweep?: SweepRecord };
+    return r.sweep ? { ...r, sizing: buildSizingReport(p, r.sweep, samples) } : result;
+  },
 };

@@ -1,36 +1,80 @@
 /** Sandbox side of `http-bench`: network access to the target's host:port only. */
 import { serveJobs } from "./runtime.ts";
 import { type LoadResult, runHttpLoad } from "../lib/http_load.ts";
-import type { HttpBenchParams } from "./http-bench.ts";
+import { runSweep } from "../lib/sweep.ts";
+import type { SweepRecord } from "../lib/sizing.ts";
+import { type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
 
-serveJobs<HttpBenchParams, LoadResult>(async (ctx) => {
+export type HttpBenchResult = LoadResult & {
+  /** Every level's figures (one entry without a sweep); the top level repeats the last one. */
+  levels: Array<LoadResult & { concurrency: number }>;
+  sweep: SweepRecord;
+};
+
+serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
   const p = ctx.params;
+  const levels = httpLevels(p);
   const durationMs = p.requests === undefined ? (p.duration_s ?? 10) * 1000 : undefined;
-  ctx.log("info", `starting ${p.method} ${p.url} with ${p.concurrency} connections`);
-  const result = await runHttpLoad({
-    url: new URL(p.url),
-    method: p.method,
-    headers: p.headers,
-    body: p.body,
-    concurrency: p.concurrency,
-    durationMs,
-    requests: p.requests,
-    timeoutMs: p.timeout_ms,
-    rate: p.rate,
-    rampMs: p.ramp_s * 1000,
+  const { record, results } = await runSweep({
+    levels,
+    baselineMs: p.baseline_s * 1000,
+    settleMs: SETTLE_S * 1000,
     signal: ctx.signal,
-    onTick: (tick) => {
-      const value = durationMs ? tick.elapsed_s * 1000 / durationMs : tick.requests / p.requests!;
-      ctx.progress(
-        value,
-        `${tick.requests} requests, ${tick.rps} req/s, p95 ${tick.latency_ms.p95.toFixed(2)} ms`,
-        { stats: tick },
-      );
+    onPhase: (phase) => {
+      if (phase.kind === "baseline") {
+        ctx.log("info", `sampling the idle machine for ${phase.seconds} s`);
+        ctx.progress(0, `idle baseline (${phase.seconds} s)`, { phase: "baseline" });
+      } else {
+        ctx.log(
+          "info",
+          `starting ${p.method} ${p.url} with ${phase.concurrency} connections` +
+            (levels.length > 1 ? ` (level ${phase.index + 1} of ${levels.length})` : ""),
+        );
+      }
+    },
+    runLevel: async (level) => {
+      const ramp = setTimeout(level.steady, p.ramp_s * 1000);
+      try {
+        return await runHttpLoad({
+          url: new URL(p.url),
+          method: p.method,
+          headers: p.headers,
+          body: p.body,
+          concurrency: level.concurrency,
+          durationMs,
+          requests: p.requests,
+          timeoutMs: p.timeout_ms,
+          rate: p.rate,
+          rampMs: p.ramp_s * 1000,
+          signal: ctx.signal,
+          onTick: (tick) => {
+            const within = durationMs
+              ? tick.elapsed_s * 1000 / durationMs
+              : tick.requests / p.requests!;
+            ctx.progress(
+              (level.index + Math.min(1, within)) / levels.length,
+              `${level.concurrency} connections: ${tick.requests} requests, ${tick.rps} req/s, ` +
+                `p95 ${tick.latency_ms.p95.toFixed(2)} ms`,
+              {
+                stats: tick,
+                level: { index: level.index, concurrency: level.concurrency, value: within },
+              },
+            );
+          },
+        });
+      } finally {
+        clearTimeout(ramp);
+      }
     },
   });
+  const last = results[results.length - 1]!;
   ctx.log(
     "info",
-    `done: ${result.requests} requests, ${result.rps} req/s, ${result.errors.total} errors`,
+    `done: ${last.requests} requests, ${last.rps} req/s, ${last.errors.total} errors`,
   );
-  return result;
+  return {
+    ...last,
+    levels: results.map((r, i) => ({ ...r, concurrency: levels[i]! })),
+    sweep: record,
+  };
 });

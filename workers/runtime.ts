@@ -43,6 +43,9 @@ export type WorkerMessage =
   | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] }
   | { t: "msg"; id: string; data: unknown };
 
+/** The event type `processes()` sends; the pool consumes it instead of publishing it. */
+export const PROCESSES_EVENT = "processes";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface JobContext<P, I = unknown> {
@@ -58,6 +61,11 @@ export interface JobContext<P, I = unknown> {
   progress(value: number, text: string, extra?: Record<string, unknown>): void;
   sample(data: Record<string, unknown>): void;
   emit(type: string, data: Record<string, unknown>): void;
+  /**
+   * Names the processes this job started (e.g. its browsers): the pool measures them and their
+   * descendants in the job's resource samples, and kills them if the job's Worker is terminated.
+   */
+  processes(pids: number[]): void;
   /**
    * Sends a message to the job's companion in the pool process at once (not batched, not
    * stored). Buffers listed in `transfer` move to the pool instead of being copied.
@@ -133,6 +141,7 @@ export function serveJobs<P, R, I = unknown>(
         push(job.id, { type: "progress", value: Math.max(0, Math.min(1, value)), text, ...extra }),
       sample: (data) => push(job.id, { type: "sample", ...data }),
       emit: (type, data) => push(job.id, { ...data, type }),
+      processes: (pids) => push(job.id, { type: PROCESSES_EVENT, pids }),
       send: (data, transfer = []) => scope.postMessage({ t: "msg", id: job.id, data }, transfer),
       onMessage: (handler) => {
         const box = inbox(job.id);

@@ -1,11 +1,38 @@
 // /bench/jobs/:id: a job's result, its charts from stored events and samples, its logs;
 // still running jobs continue live over the WebSocket.
-import { api, FINAL, followJob, renderNav } from "./api.js";
+import { api, el, FINAL, fmtTime, followJob, renderNav } from "./api.js";
 import { createJobView } from "./job_view.js";
 
 renderNav();
 const id = decodeURIComponent(location.pathname.split("/").pop());
 const errorBox = document.getElementById("error");
+
+/** "Compare with…": other finished runs of the same benchmark type. */
+async function offerComparison(job) {
+  if (job.type !== "http-bench" && job.type !== "browser-bench") return;
+  const { jobs } = await api(`/api/jobs?type=${job.type}&status=succeeded&limit=100`);
+  const others = jobs.filter((j) => j.id !== job.id);
+  if (others.length === 0) return;
+  const form = document.getElementById("compare");
+  const select = document.getElementById("compare-with");
+  select.replaceChildren(
+    ...others.map((j) => {
+      const users = j.params?.levels?.join(",") ?? j.params?.concurrency ?? "";
+      return el(
+        "option",
+        { value: j.id },
+        `${fmtTime(j.created_at)} · ${users} · ${j.params?.url}`,
+      );
+    }),
+  );
+  form.classList.remove("hidden");
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    location.href = `/bench/compare?a=${encodeURIComponent(job.id)}&b=${
+      encodeURIComponent(select.value)
+    }`;
+  };
+}
 
 async function main() {
   let job;
@@ -29,6 +56,7 @@ async function main() {
     for (const e of events) view.onEvent(e);
     for (const s of samples) view.onEvent({ ...s, type: "sample" });
     view.setJob(job);
+    offerComparison(job).catch(() => {});
     return;
   }
   cancel.classList.remove("hidden");

@@ -1,7 +1,29 @@
 // The view of one job, shared by /bench (live) and /bench/jobs/:id (stored, then live):
-// status, progress, KPIs, charts (throughput, latency, CPU, memory), result and logs.
-import { el, fmtBytes, fmtDuration, fmtNumber, fmtTime, jobDuration, statusBadge } from "./api.js";
+// status, progress (and a bar per sweep level), KPIs, charts (throughput and latency, or web
+// vitals and users; CPU, memory, network), result (with error screenshots and the sizing
+// report) and logs.
+import {
+  el,
+  fmtBytes,
+  fmtDuration,
+  fmtNumber,
+  fmtTime,
+  jobDuration,
+  statusBadge,
+  token,
+} from "./api.js";
 import { lineChart } from "./charts.js";
+import { renderSizing } from "./sizing_view.js";
+
+/** An artifact as an object URL (fetched with the token: an <img> cannot send it). */
+export async function artifactUrl(jobId, path) {
+  const headers = token() ? { authorization: `Bearer ${token()}` } : {};
+  const res = await fetch(`/api/jobs/${encodeURIComponent(jobId)}/artifacts/${path}`, { headers });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return URL.createObjectURL(await res.blob());
+}
+
+const p75 = (p) => (p ? fmtNumber(p.p75, p.p75 < 10 ? 3 : 0) : "–");
 
 export function createJobView(root) {
   root.replaceChildren(
@@ -16,17 +38,31 @@ export function createJobView(root) {
       ),
       el("div", { class: "progress" }, el("div", { id: "jv-progress" })),
       el("div", { id: "jv-progress-text", class: "muted", style: "margin-top:6px" }, ""),
+      el("div", { id: "jv-levels", class: "levels", style: "margin-top:10px" }),
       el("div", { id: "jv-kpis", class: "kpis", style: "margin-top:10px" }),
     ),
     el(
       "div",
       { class: "grid two", style: "margin-top:14px" },
-      el("div", { class: "card" }, el("div", { id: "jv-chart-rps" })),
-      el("div", { class: "card" }, el("div", { id: "jv-chart-latency" })),
+      el("div", { class: "card", dataset: { for: "http" } }, el("div", { id: "jv-chart-rps" })),
+      el("div", { class: "card", dataset: { for: "http" } }, el("div", { id: "jv-chart-latency" })),
+      el(
+        "div",
+        { class: "card hidden", dataset: { for: "browser" } },
+        el("div", { id: "jv-chart-vitals" }),
+      ),
+      el(
+        "div",
+        { class: "card hidden", dataset: { for: "browser" } },
+        el("div", { id: "jv-chart-users" }),
+      ),
       el("div", { class: "card" }, el("div", { id: "jv-chart-cpu" })),
       el("div", { class: "card" }, el("div", { id: "jv-chart-mem" })),
+      el("div", { class: "card" }, el("div", { id: "jv-chart-net" })),
     ),
     el("div", { id: "jv-result", class: "card hidden", style: "margin-top:14px" }),
+    el("div", { id: "jv-errors", class: "card hidden", style: "margin-top:14px" }),
+    el("div", { id: "jv-sizing", class: "card hidden", style: "margin-top:14px" }),
     el(
       "div",
       { class: "card", style: "margin-top:14px" },
@@ -42,10 +78,49 @@ export function createJobView(root) {
       series: ["p50", "p95", "p99"],
       unit: "",
     }),
-    cpu: lineChart($("jv-chart-cpu"), { title: "CPU cores used", series: ["cores"] }),
-    mem: lineChart($("jv-chart-mem"), { title: "Memory used (GB)", series: ["GB"] }),
+    vitals: lineChart($("jv-chart-vitals"), {
+      title: "Web vitals p75 (ms)",
+      series: ["LCP", "FCP", "TTFB", "INP"],
+    }),
+    users: lineChart($("jv-chart-users"), {
+      title: "Users and scenario iterations",
+      series: ["active users", "iterations"],
+    }),
+    cpu: lineChart($("jv-chart-cpu"), {
+      title: "CPU cores used",
+      series: ["machine", "job processes"],
+    }),
+    mem: lineChart($("jv-chart-mem"), {
+      title: "Memory used (GB)",
+      series: ["machine", "job processes"],
+    }),
+    net: lineChart($("jv-chart-net"), { title: "Network (KB/s)", series: ["in", "out"] }),
   };
   let job = null;
+  let levels = [];
+
+  /** A bar per sweep level, filled from progress events. */
+  const showLevels = (list) => {
+    levels = list;
+    $("jv-levels").replaceChildren(
+      ...(list.length > 1 ? list : []).map((n, i) =>
+        el(
+          "div",
+          { class: "level", dataset: { level: String(i) } },
+          el("span", { class: "muted" }, `level ${i + 1}: ${n} ${isBrowser() ? "users" : "conn."}`),
+          el("div", { class: "progress" }, el("div")),
+        )
+      ),
+    );
+  };
+  const fillLevel = (index, value) => {
+    $("jv-levels").querySelectorAll(".level").forEach((node, i) => {
+      const v = i < index ? 1 : i === index ? value : 0;
+      node.querySelector(".progress > div").style.width = `${Math.round(v * 100)}%`;
+      node.dataset.done = String(v >= 1);
+    });
+  };
+  const isBrowser = () => job?.type === "browser-bench";
 
   const kpi = (k, v) =>
     el(
@@ -93,6 +168,30 @@ export function createJobView(root) {
         ],
       );
     }
+    if (result.levels && result.browser_per_user !== undefined) {
+      const last = result.levels[result.levels.length - 1];
+      rows.push(
+        ["Sessions", result.browser_per_user ? "a browser per user" : "a browser context per user"],
+        [
+          "Iterations",
+          result.levels.map((l) => `${l.concurrency} users: ${l.iterations}`).join(" · "),
+        ],
+        [
+          "Web vitals p75",
+          `LCP ${p75(last?.lcp_ms)} ms · FCP ${p75(last?.fcp_ms)} ms · TTFB ${
+            p75(last?.ttfb_ms)
+          } ms · CLS ${p75(last?.cls)} · INP ${p75(last?.inp_ms)} ms`,
+        ],
+        [
+          "Errors",
+          `${fmtNumber(result.errors?.total)} ${
+            Object.entries(result.errors ?? {}).filter(([k, v]) => k !== "total" && v > 0)
+              .map(([k, v]) => `${k} ${v}`).join(", ")
+          }`,
+        ],
+        ["Screenshots", fmtNumber(result.screenshots)],
+      );
+    }
     if (result.resources) {
       const r = result.resources;
       rows.push(
@@ -100,6 +199,14 @@ export function createJobView(root) {
         ["Memory", `avg ${fmtBytes(r.mem_used_avg_bytes)} · max ${fmtBytes(r.mem_used_max_bytes)}`],
         ["Network", `in ${fmtBytes(r.net_rx_bytes)} · out ${fmtBytes(r.net_tx_bytes)}`],
       );
+      if (r.proc_mem_max_bytes !== undefined) {
+        rows.push([
+          "Job processes",
+          `CPU avg ${r.proc_cpu_cores_avg} cores · memory avg ${
+            fmtBytes(r.proc_mem_avg_bytes)
+          } · max ${fmtBytes(r.proc_mem_max_bytes)}`,
+        ]);
+      }
     }
     if (rows.length === 0) rows.push(["Result", JSON.stringify(result)]);
     box.replaceChildren(
@@ -118,6 +225,103 @@ export function createJobView(root) {
         kpi("errors", fmtNumber(result.errors?.total)),
       );
     }
+    if (result.levels?.length > 1 || result.browser_per_user !== undefined) showLevelTable(result);
+    if (result.error_log) showErrors(result.error_log);
+    if (result.sizing) {
+      $("jv-sizing").classList.remove("hidden");
+      renderSizing($("jv-sizing"), result.sizing);
+    }
+  };
+
+  /** Each level's own figures (a sweep, or a browser run). */
+  const showLevelTable = (result) => {
+    const browser = result.browser_per_user !== undefined;
+    const head = browser
+      ? [
+        "users",
+        "iterations",
+        "visits",
+        "LCP p75",
+        "FCP p75",
+        "TTFB p75",
+        "CLS p75",
+        "INP p75",
+        "JS heap p75",
+        "requests",
+        "errors",
+      ]
+      : ["connections", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"];
+    const rows = result.levels.map((l) =>
+      browser
+        ? [
+          l.concurrency,
+          fmtNumber(l.iterations),
+          fmtNumber(l.visits),
+          p75(l.lcp_ms),
+          p75(l.fcp_ms),
+          p75(l.ttfb_ms),
+          p75(l.cls),
+          p75(l.inp_ms),
+          l.js_heap_bytes ? fmtBytes(l.js_heap_bytes.p75) : "–",
+          fmtNumber(l.requests_total),
+          fmtNumber(l.errors.total),
+        ]
+        : [
+          l.concurrency,
+          fmtNumber(l.requests),
+          fmtNumber(l.rps, 1),
+          l.latency_ms.p50,
+          l.latency_ms.p95,
+          l.latency_ms.p99,
+          fmtNumber(l.errors.total),
+        ]
+    );
+    $("jv-result").append(
+      el("h4", {}, "Per level" + (browser ? " (times in ms)" : "")),
+      el(
+        "table",
+        { class: "compact", id: "jv-level-table" },
+        el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, String(c)))))),
+      ),
+    );
+  };
+
+  /** Errors by kind, each with the screenshot taken when it happened. */
+  let shownErrors = "";
+  const showErrors = (log) => {
+    const box = $("jv-errors");
+    const key = JSON.stringify(log.map((e) => [e.ts, e.screenshot]));
+    if (log.length === 0 || key === shownErrors) return;
+    shownErrors = key;
+    box.classList.remove("hidden");
+    const list = el("div", { class: "shots", id: "jv-error-shots" });
+    box.replaceChildren(el("h3", {}, `Errors (${log.length} kept)`), list);
+    for (const e of log) {
+      const item = el(
+        "figure",
+        { class: "shot", dataset: { kind: e.kind } },
+        el(
+          "figcaption",
+          {},
+          el("span", { class: "status failed" }, e.kind),
+          ` user ${e.user} at ${e.level} users · ${new Date(e.ts).toLocaleTimeString()}`,
+          el("div", { class: "mono" }, e.message),
+          e.url ? el("div", { class: "muted mono" }, e.url) : null,
+        ),
+      );
+      list.append(item);
+      if (e.screenshot && job) {
+        artifactUrl(job.id, e.screenshot).then((src) => {
+          const link = el(
+            "a",
+            { href: src, target: "_blank", title: e.screenshot },
+            el("img", { src, alt: `${e.kind} error screenshot`, loading: "lazy" }),
+          );
+          item.prepend(link);
+        }).catch(() => {});
+      }
+    }
   };
 
   const appendLog = (e) => {
@@ -135,7 +339,15 @@ export function createJobView(root) {
 
   return {
     setJob(j) {
+      const first = job === null;
       job = j;
+      for (const card of root.querySelectorAll("[data-for]")) {
+        card.classList.toggle(
+          "hidden",
+          card.dataset.for !== (j.type === "browser-bench" ? "browser" : "http"),
+        );
+      }
+      if (first) showLevels(j.params?.levels ?? []);
       $("jv-title").replaceChildren(`${j.type} · `, el("span", { class: "mono" }, j.id));
       showStatus(j.status);
       const url = j.params?.url ? ` · ${j.params.method ?? "GET"} ${j.params.url}` : "";
@@ -143,6 +355,7 @@ export function createJobView(root) {
         (j.finished_at ? ` · ran ${fmtDuration(jobDuration(j))}` : "");
       if (j.status === "succeeded") {
         $("jv-progress").style.width = "100%";
+        fillLevel(levels.length, 0);
         showResult(j.result);
       }
       if (j.error) $("jv-progress-text").textContent += ` · error: ${j.error}`;
@@ -156,6 +369,23 @@ export function createJobView(root) {
       } else if (e.type === "progress") {
         $("jv-progress").style.width = `${Math.round(e.value * 100)}%`;
         $("jv-progress-text").textContent = e.text;
+        if (e.level) fillLevel(e.level.index, e.level.value);
+        const b = e.browser;
+        if (b) {
+          charts.vitals.push(ts, [
+            b.vitals.lcp_ms,
+            b.vitals.fcp_ms,
+            b.vitals.ttfb_ms,
+            b.vitals.inp_ms,
+          ]);
+          charts.users.push(ts, [b.users_active, b.iterations]);
+          $("jv-kpis").replaceChildren(
+            kpi("users", fmtNumber(b.users_active)),
+            kpi("iterations", fmtNumber(b.iterations)),
+            kpi("LCP p75 ms", b.vitals.lcp_ms === null ? "–" : fmtNumber(b.vitals.lcp_ms)),
+            kpi("errors", fmtNumber(b.errors)),
+          );
+        }
         const s = e.stats;
         if (s) {
           charts.rps.push(ts, [s.rps]);
@@ -168,8 +398,13 @@ export function createJobView(root) {
           );
         }
       } else if (e.type === "sample") {
-        charts.cpu.push(ts, [e.cpu_cores]);
-        charts.mem.push(ts, [e.mem_used_bytes / 1e9]);
+        charts.cpu.push(ts, [e.cpu_cores, e.proc_cpu_cores ?? null]);
+        charts.mem.push(ts, [
+          e.mem_used_bytes / 1e9,
+          e.proc_mem_bytes === undefined ? null : e.proc_mem_bytes / 1e9,
+        ]);
+        const seconds = e.interval_s || 1;
+        charts.net.push(ts, [e.net_rx_bytes / 1024 / seconds, e.net_tx_bytes / 1024 / seconds]);
       } else if (e.type === "log") {
         appendLog(e);
       } else if (e.type === "result") {

@@ -1,0 +1,65 @@
+/**
+ * Benchmark helpers for the /bench page: `POST /api/bench/validate` checks a benchmark's params
+ * exactly as `POST /api/jobs` would (schema and URL policy) without queueing anything, so the
+ * scenario editor can show the server's messages while the user types.
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireRole } from "../lib/auth.ts";
+import { describeZodError } from "../lib/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
+
+const BENCH_TYPES = ["http-bench", "browser-bench"] as const;
+
+const Validate = z.object({
+  type: z.enum(BENCH_TYPES),
+  params: z.record(z.string(), z.unknown()).default({}),
+}).strict().openapi("ValidateBench");
+
+const Problem = z.object({ field: z.string(), message: z.string() });
+
+export function benchRoutes() {
+  const app = newApp();
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/bench/validate",
+      tags: ["bench"],
+      summary: "Check benchmark params without starting a job",
+      security: bearer,
+      middleware: [requireRole("operator")] as const,
+      request: { body: { content: { "application/json": { schema: Validate } }, required: true } },
+      responses: {
+        200: jsonResponse(
+          z.object({
+            ok: z.boolean(),
+            params: z.unknown().openapi({ description: "The params with defaults filled in." }),
+            problems: z.array(Problem),
+          }),
+          "The verdict: `ok` with the filled-in params, or the problems, each naming its field",
+        ),
+        400: errorResponse("Not a benchmark type"),
+      },
+    }),
+    async (c) => {
+      const deps = c.get("deps");
+      const body = c.req.valid("json");
+      const type = deps.jobTypes.get(body.type)!;
+      const parsed = type.params.safeParse(body.params);
+      if (!parsed.success) {
+        return c.json(
+          { ok: false, params: null, problems: describeZodError(parsed.error, "params").details },
+          200,
+        );
+      }
+      const problems: Array<z.infer<typeof Problem>> = [];
+      for (const { field, url } of type.urls(parsed.data)) {
+        const verdict = await deps.policy.check(url);
+        if (!verdict.ok) problems.push({ field, message: `${url} is refused: ${verdict.reason}` });
+      }
+      return c.json({ ok: problems.length === 0, params: parsed.data, problems }, 200);
+    },
+  );
+
+  return app;
+}

@@ -1,0 +1,133 @@
+/**
+ * The benchmark pages in headless Chromium, browser mode: the scenario editor shows the server's
+ * validation message on the step it concerns, a sweep started from the form shows live vitals and
+ * a bar per level, the job page shows the sizing table, fitted curves, per-level numbers and the
+ * error screenshots, and "compare with…" puts two runs side by side.
+ */
+import assert from "node:assert/strict";
+import { api, startServer, waitForJob } from "./helpers.ts";
+import { launchBrowser } from "./browser.ts";
+
+function startSite() {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => {
+      const path = new URL(req.url).pathname;
+      const body = path === "/broken"
+        ? `<h1>Broken</h1><script>console.error("deliberate console error")</script>`
+        : `<h1>Home</h1><p>${"Text. ".repeat(50)}</p>`;
+      return new Response(`<!doctype html><title>t</title>${body}`, {
+        headers: { "content-type": "text/html" },
+      });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    async [Symbol.asyncDispose]() {
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+Deno.test("bench pages, browser mode: editor, live sweep, sizing, errors, compare", async (t) => {
+  await using site = startSite();
+  await using server = await startServer({ env: { STREAMPLAY_CONCURRENCY: "1" } });
+  await using browser = await launchBrowser();
+  const page = await browser.newPage();
+  const pageErrors: string[] = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+  let jobId = "";
+
+  await t.step("the scenario editor shows the server's message on the step", async () => {
+    await page.goto(server.url + "/bench");
+    await page.check('input[name="mode"][value="browser"]');
+    await page.locator("#scenario-editor").waitFor();
+    await page.fill('input[name="url"]', `${site.url}/`);
+    await page.click("#scenario-add");
+    const last = page.locator("#scenario-steps .step").last();
+    await last.locator('select[name="step-action"]').selectOption("click");
+    await last.locator(".step-error", { hasText: "selector: is required" }).waitFor({
+      timeout: 10_000,
+    });
+    await last.locator('input[name="step-selector"]').fill("h1");
+    await last.locator(".step-error:empty").waitFor({ timeout: 10_000 });
+    await page.fill('input[name="levels"]', "2,1");
+    await page.locator("#problems", { hasText: "levels.1: must be greater than" }).waitFor({
+      timeout: 10_000,
+    });
+  });
+
+  await t.step("a sweep started from the form runs live with a bar per level", async () => {
+    await page.fill('input[name="levels"]', "1,2");
+    await page.fill('input[name="b_duration_s"]', "4");
+    await page.fill('input[name="baseline_s"]', "1");
+    await page.fill('input[name="screenshot_every_s"]', "2");
+    await page.click("#scenario-add");
+    const last = page.locator("#scenario-steps .step").last();
+    await last.locator('select[name="step-action"]').selectOption("goto");
+    await last.locator('input[name="step-url"]').fill("/broken");
+    await page.locator("#problems:empty").waitFor({ timeout: 10_000 });
+    await page.click("#start");
+    await page.locator('#job-view[data-status="running"]').waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator("#jv-levels .level").count(), 2);
+    await page.waitForFunction(
+      `Number(document.querySelector("#jv-chart-vitals")?.dataset.points) >= 1`,
+      null,
+      { timeout: 20_000 },
+    );
+    assert.ok(await page.locator("#jv-chart-rps").isHidden(), "HTTP charts hidden");
+    await page.locator('#job-view[data-status="succeeded"]').waitFor({ timeout: 60_000 });
+    await page.locator('#jv-levels .level[data-done="true"]').nth(1).waitFor();
+    jobId = new URL(page.url()).searchParams.get("job")!;
+    assert.match(jobId, /^job_/);
+  });
+
+  await t.step("the job page shows sizing, curves, levels and error screenshots", async () => {
+    await page.goto(`${server.url}/bench/jobs/${jobId}`);
+    await page.locator("#sizing-projections tbody tr").first().waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator("#sizing-projections tbody tr").count(), 3);
+    assert.equal(await page.locator("#sizing-levels tbody tr").count(), 2);
+    assert.equal(await page.locator("#sizing-models tbody tr").count(), 4);
+    assert.equal(await page.locator("#sizing-curves .chart").count(), 4);
+    assert.equal(await page.locator("#jv-level-table tbody tr").count(), 2);
+    const shot = page.locator("#jv-error-shots figure[data-kind='console'] img").first();
+    await shot.waitFor({ timeout: 15_000 });
+    await page.waitForFunction(
+      `[...document.querySelectorAll("#jv-error-shots img")].some((i) => i.naturalWidth > 0)`,
+      null,
+      { timeout: 10_000 },
+    );
+    assert.match(
+      await page.locator("#jv-error-shots").innerText(),
+      /deliberate console error/,
+    );
+    const cpuPoints = Number(await page.locator("#jv-chart-cpu").getAttribute("data-points"));
+    assert.ok(cpuPoints >= 3, "CPU chart from stored samples");
+  });
+
+  await t.step("compare with… shows two runs side by side", async () => {
+    const other = await api(server.url, "/api/jobs", {
+      method: "POST",
+      json: {
+        type: "browser-bench",
+        params: { url: `${site.url}/`, levels: [1, 2], duration_s: 3, baseline_s: 0 },
+      },
+    });
+    assert.equal(other.status, 202);
+    const done = await waitForJob(server.url, other.body.id, undefined, { timeoutMs: 60_000 });
+    assert.equal(done.status, "succeeded", done.error);
+    await page.goto(`${server.url}/bench/jobs/${jobId}`);
+    await page.locator("#compare:not(.hidden)").waitFor({ timeout: 15_000 });
+    await page.selectOption("#compare-with", other.body.id);
+    await page.click('#compare button[type="submit"]');
+    await page.waitForURL(`**/bench/compare?a=${jobId}&b=${other.body.id}`);
+    const table = page.locator("#compare-table");
+    await table.locator("text=LCP p75 ms").waitFor({ timeout: 10_000 });
+    assert.match(await table.innerText(), /100 users: cores/);
+    await page.locator("#compare-curves .chart").first().waitFor();
+  });
+
+  assert.deepEqual(pageErrors, []);
+});

@@ -1,0 +1,88 @@
+/** `deno task bench --mode playwright` as a user runs it: a local sweep, JSON, and bad flags. */
+import assert from "node:assert/strict";
+import { ROOT_DIR } from "./helpers.ts";
+import { servePages } from "../bench/pages.ts";
+
+/** Runs the CLI; removes the artifact directory a local run prints. */
+async function bench(args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-P=cli", "cli/bench.ts", ...args],
+    cwd: ROOT_DIR,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(stderr);
+  const dir = /^artifacts: (\/tmp\/streamplay-bench-\S+)$/m.exec(err)?.[1];
+  if (dir) await Deno.remove(dir, { recursive: true });
+  return { code, out: new TextDecoder().decode(stdout), err };
+}
+
+Deno.test("bench --mode playwright runs a sweep locally and prints vitals and the sizing", async () => {
+  const site = servePages();
+  try {
+    const text = await bench([
+      "--mode",
+      "playwright",
+      "--url",
+      `${site.url}/simple`,
+      "--sweep",
+      "1,2",
+      "--duration",
+      "3",
+      "--baseline",
+      "1",
+      "--screenshot-every",
+      "1",
+      "--target",
+      "10,1000",
+      "--node",
+      "4x16",
+    ]);
+    assert.equal(text.code, 0, text.err);
+    assert.match(text.err, /artifacts: \/\S+/);
+    assert.match(text.err, /level 2\/2 \(2\) \[#+-*\]/, "a progress bar per level");
+    assert.match(text.out, /users iterations\s+visits\s+LCP p75/);
+    assert.match(text.out, /Models of cost\(n\)/);
+    assert.match(text.out, /1000 .*4c\/16GB/);
+    assert.match(text.out, /Target 1000 is 500× the highest measured level/);
+
+    const json = await bench([
+      "--mode",
+      "playwright",
+      "--url",
+      `${site.url}/simple`,
+      "--concurrency",
+      "1",
+      "--duration",
+      "6",
+      "--baseline",
+      "0",
+      "--json",
+    ]);
+    assert.equal(json.code, 0, json.err);
+    const r = JSON.parse(json.out);
+    assert.equal(r.levels.length, 1);
+    assert.ok(r.fcp_ms.count >= 1);
+    assert.equal(r.sizing.projections.length, 3);
+    assert.ok(r.resources.proc_mem_max_bytes > 0, "the browser's memory is sampled");
+  } finally {
+    await site.close();
+  }
+});
+
+Deno.test("bench --mode playwright refuses bad flags with one line naming the flag", async () => {
+  const url = "http://127.0.0.1:9/";
+  const cases: Array<[string[], RegExp]> = [
+    [["--url", url, "--sweep", "2,1"], /^--sweep: must be greater than/],
+    [["--url", url, "--sweep", "1,x"], /^--sweep must be a comma-separated list/],
+    [["--url", url, "--node", "big"], /^--node must look like 8x32/],
+    [["--url", url, "--scenario", "/nonexistent.json"], /^--scenario: cannot read/],
+    [["--url", url, "--concurrency", "0"], /^--concurrency: /],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await bench(["--mode", "playwright", ...args]);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.err.trim().split("\n").at(-1)!, pattern, args.join(" "));
+  }
+});

@@ -1,0 +1,150 @@
+/**
+ * `browser-bench`: real-browser load on one site — N virtual users in Chromium (or a sweep of
+ * `levels`), each repeating a declarative scenario, with screenshots, web vitals, errors by kind
+ * (each with a screenshot), and a sizing report built from the resource samples.
+ *
+ * Its sandbox may read the project's node_modules and the Chromium executable, run that
+ * executable, and write only to the job's artifact directory; it has no network permission (the
+ * browser talks to it over a pipe). What the browser itself may reach is limited to the hosts the
+ * URL policy approved at submission (see lib/browser_load.ts).
+ */
+import { fileURLToPath } from "node:url";
+import { z } from "@hono/zod-openapi";
+import type { JobType } from "../lib/job_types.ts";
+import { NO_PERMISSIONS } from "../lib/sandbox.ts";
+import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
+import { Scenario, scenarioUrls, stepUrl } from "../lib/scenario.ts";
+import {
+  buildSizingReport,
+  capacityFields,
+  checkCapacity,
+  levelsOf,
+  type SweepRecord,
+} from "../lib/sizing.ts";
+
+export const MAX_BROWSER_USERS = 200;
+/** Seconds between levels, so one level's teardown stays out of the next one's figures. */
+export const SETTLE_S = 2;
+
+const host = z.string().min(1).max(253).regex(
+  /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/,
+  "must be a host name or IP address (no scheme, port or path)",
+);
+
+export const BrowserBenchParams = z.object({
+  url: z.string().max(8192).openapi({ example: "http://127.0.0.1:8080/" }),
+  concurrency: z.number().int().min(1).max(MAX_BROWSER_USERS).optional()
+    .openapi({ description: "Virtual users (default 1); or give `levels` for a sweep." }),
+  duration_s: z.number().min(2).max(3600).default(30)
+    .openapi({ description: "How long each level runs, ramp included." }),
+  ramp_s: z.number().min(0).max(3600).default(0)
+    .openapi({ description: "Users start evenly over this many seconds." }),
+  scenario: Scenario,
+  screenshot_every_s: z.number().min(0).max(3600).default(10)
+    .openapi({ description: "Periodic screenshot of every user's page (0: none)." }),
+  screenshot_quality: z.number().int().min(1).max(100).default(60)
+    .openapi({ description: "JPEG quality of screenshots." }),
+  browser_per_user: z.boolean().default(false)
+    .openapi({ description: "A browser per user instead of a browser context per user." }),
+  step_timeout_ms: z.number().int().min(100).max(600_000).default(15_000),
+  viewport: z.object({
+    width: z.number().int().min(100).max(7680),
+    height: z.number().int().min(100).max(4320),
+  }).strict().default({ width: 1280, height: 720 }),
+  allow_hosts: z.array(host).max(50).default([])
+    .openapi({
+      description: "Other hosts the pages may load from (CDNs, APIs); each is checked by the " +
+        "URL policy. Everything else the browser asks for is blocked.",
+    }),
+  error_screenshots: z.number().int().min(0).max(500).default(20)
+    .openapi({ description: "Errors that get a screenshot (later ones are only counted)." }),
+  resource_basis: z.enum(["system", "process"]).default("system")
+    .openapi({
+      description: "What a session costs in the sizing report: the machine's use net of the " +
+        "idle baseline (system), or the job's own browser processes (process).",
+    }),
+  ...capacityFields(MAX_BROWSER_USERS),
+}).strict().superRefine((p, ctx) => {
+  checkCapacity(p, ctx);
+  if (p.ramp_s >= p.duration_s) {
+    ctx.addIssue({ code: "custom", path: ["ramp_s"], message: "must be shorter than duration_s" });
+  }
+  p.scenario.forEach((step, i) => {
+    if (step.action !== "goto" || step.url === undefined) return;
+    try {
+      const url = new URL(stepUrl(step, p.url));
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+    } catch {
+      ctx.addIssue({
+        code: "custom",
+        path: ["scenario", i, "url"],
+        message: "must be an http(s) URL, absolute or relative to url",
+      });
+    }
+  });
+}).openapi("BrowserBenchParams");
+
+export type BrowserBenchParams = z.infer<typeof BrowserBenchParams>;
+
+/** Users per level: `levels`, or `concurrency` (default 1). */
+export const browserLevels = (p: BrowserBenchParams) =>
+  levelsOf({ ...p, concurrency: p.concurrency ?? 1 });
+
+/** Every URL the job will open, by field path: the target, goto steps, extra hosts. */
+export function browserUrls(p: BrowserBenchParams): Array<{ field: string; url: string }> {
+  return [
+    { field: "params.url", url: p.url },
+    ...scenarioUrls(p.scenario, p.url),
+    ...p.allow_hosts.map((h, i) => ({ field: `params.allow_hosts.${i}`, url: `http://${h}/` })),
+  ];
+}
+
+/** The host names the browser may reach (what `browserUrls` names, approved at submission). */
+export function allowedHosts(p: BrowserBenchParams): string[] {
+  const hosts = new Set<string>();
+  for (const { url } of browserUrls(p)) {
+    try {
+      hosts.add(new URL(url).hostname.replace(/^\[|\]$/g, ""));
+    } catch { /* refused by the schema already */ }
+  }
+  return [...hosts];
+}
+
+/** What the pool tells the Worker once, before its job. */
+export interface BrowserBenchInit {
+  chromiumPath: string;
+}
+
+const NODE_MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));
+const module = new URL("./browser-bench.worker.ts", import.meta.url);
+
+export const browserBenchJob: JobType<BrowserBenchParams> = {
+  name: "browser-bench",
+  summary: "Real-browser load with web vitals, screenshots and a sizing report.",
+  params: BrowserBenchParams,
+  defaultTimeoutS: (p) =>
+    Math.ceil(p.baseline_s + browserLevels(p).length * (p.duration_s + SETTLE_S + 30) + 60),
+  urls: browserUrls,
+  sandbox: (_p, { config, artifactDir }) => ({
+    module,
+    init: { chromiumPath: config.chromiumPath } satisfies BrowserBenchInit,
+    permissions: {
+      ...NO_PERMISSIONS,
+      read: [NODE_MODULES, config.chromiumPath, ...(artifactDir ? [artifactDir] : [])],
+      write: artifactDir ? [artifactDir] : false,
+      run: [config.chromiumPath],
+      env: PLAYWRIGHT_ENV_READS,
+      sys: ["homedir", "osRelease", "hostname", "cpus", "uid", "gid"],
+    },
+    jobsPerWorker: 1,
+  }),
+  artifacts: true,
+  sample: true,
+  sampleIntervalS: (p) => p.sample_interval_s,
+  finish: (p, result, samples) => {
+    const r = result as { sweep?: SweepRecord };
+    return r.sweep
+      ? { ...r, sizing: buildSizingReport(p, r.sweep, samples, p.resource_basis) }
+      : result;
+  },
+};
