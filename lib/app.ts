@@ -15,6 +15,7 @@ import { artifactRoutes } from "../routes/artifacts.ts";
 import { benchRoutes } from "../routes/bench.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "../routes/sessions.ts";
+import { recordingFileRoutes, recordingsRoutes } from "../routes/recordings.ts";
 import { streamMediaRoutes, streamsRoutes } from "../routes/streams.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
@@ -64,6 +65,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.route("/", metricsRoutes());
   app.route("/", sessionsRoutes());
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", recordingsRoutes());
   app.route("/", streamsRoutes());
   app.route("/", streamMediaRoutes(deps.streams));
 
@@ -94,8 +96,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
 
 /**
  * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
- * sessions it runs, with the same tokens as the API, the media and players of the video streams
- * it encodes, and a liveness answer at `/`.
+ * sessions it runs and the files of the recordings it made, with the same tokens as the API,
+ * the media and players of the video streams it encodes, and a liveness answer at `/`.
  */
 export async function createWorkerApp(
   deps: { config: Config; log: Logger; sessions: SessionDeps; streams: StreamDeps },
@@ -106,8 +108,10 @@ export async function createWorkerApp(
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.use("/ws/*", authenticate(auth));
+  app.use("/api/recordings/*", authenticate(auth));
   app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
   app.route("/", sessionSocketRoutes(deps.sessions));
+  app.route("/", recordingFileRoutes(deps.config));
   app.route("/", streamMediaRoutes(deps.streams));
   app.route("/", assetRoutes());
   return app as unknown as OpenAPIHono<AppEnv>;

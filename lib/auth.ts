@@ -3,7 +3,8 @@
  *
  * With `STREAMPLAY_TOKENS` unset every caller is an anonymous admin (the default loopback-only
  * setup). With tokens, `/api` and `/ws` calls need `Authorization: Bearer <token>`; WebSocket
- * upgrades and page requests may pass `?token=` instead, since browsers cannot set headers there.
+ * upgrades, page requests and recording media (video, screenshots: `<video>` and `<img>` cannot
+ * set headers either) may pass `?token=` instead.
  * Tokens are compared as SHA-256 digests in constant time and never logged.
  */
 import { createMiddleware } from "hono/factory";
@@ -67,14 +68,18 @@ export function requestToken(req: Request, allowQuery: boolean): string | null {
 
 type AuthEnv = { Variables: { principal: Principal } };
 
+/** Media a browser element loads by URL: a recording's video and screenshots. */
+const MEDIA_PATH = /^\/api\/recordings\/[^/]+\/(video|screenshots\/[^/]+)$/;
+
 /**
  * Identifies the caller on /api and /ws; answers 401 when a token is needed and missing.
  * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
  */
 export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
   return createMiddleware<AuthEnv>(async (c, next) => {
-    const isWs = c.req.path.startsWith("/ws/");
-    const token = requestToken(c.req.raw, isWs);
+    const queryToken = c.req.path.startsWith("/ws/") ||
+      ((c.req.method === "GET" || c.req.method === "HEAD") && MEDIA_PATH.test(c.req.path));
+    const token = requestToken(c.req.raw, queryToken);
     if (!token && isPublic?.(c.req.path)) {
       c.set("principal", { name: "public", role: "viewer" });
       return await next();

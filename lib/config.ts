@@ -37,6 +37,8 @@ export interface Config {
   denyHosts: string[];
   tokens: Token[];
   chromiumPath: string;
+  /** Recordings older than this many days are deleted (0 keeps them). */
+  recordingRetentionDays: number;
   logLevel: "debug" | "info" | "warn" | "error";
   logFormat: "text" | "json";
   /**
@@ -88,6 +90,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_DENY_HOSTS: "(empty)",
   STREAMPLAY_TOKENS: "(empty: no authentication)",
   STREAMPLAY_CHROMIUM: "/usr/bin/chromium",
+  STREAMPLAY_RECORDING_RETENTION_DAYS: "30",
   STREAMPLAY_LOG_LEVEL: "info",
   STREAMPLAY_LOG_FORMAT: "text",
   STREAMPLAY_MAX_CPU_PERCENT: "100",
@@ -232,6 +235,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     denyHosts: list(env, "STREAMPLAY_DENY_HOSTS"),
     tokens,
     chromiumPath: env.STREAMPLAY_CHROMIUM || CONFIG_DEFAULTS.STREAMPLAY_CHROMIUM,
+    recordingRetentionDays: num(env, "STREAMPLAY_RECORDING_RETENTION_DAYS", 30, 0, 36_500),
     logLevel: logLevel as Config["logLevel"],
     logFormat,
     maxCpuPercent: num(env, "STREAMPLAY_MAX_CPU_PERCENT", 100, 1, 100),

@@ -15,6 +15,7 @@ import type { Metrics } from "./metrics.ts";
 import type { Monitor } from "./monitor.ts";
 import type { SessionStore } from "./session_store.ts";
 import type { SessionHost } from "./session_host.ts";
+import type { RecordingCatalog } from "./recordings.ts";
 import type { StreamStore } from "./stream_store.ts";
 import type { StreamHost } from "./stream_host.ts";
 import type { EncoderDetection } from "./video.ts";
@@ -31,6 +32,13 @@ export interface StreamDeps {
   host?: StreamHost | undefined;
 }
 
+/** Recordings: their catalog in DuckDB, and how this process is reached (for file URLs). */
+export interface RecordingDeps {
+  catalog: RecordingCatalog;
+  /** This process's base URL as clients reach it. */
+  publicUrl(): string;
+}
+
 export interface AppDeps {
   config: Config;
   log: Logger;
@@ -43,6 +51,7 @@ export interface AppDeps {
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   sessions: SessionDeps;
+  recordings: RecordingDeps;
   streams: StreamDeps;
   /** Video encoders usable in this process. */
   encoders: EncoderDetection;

@@ -6,7 +6,9 @@
  * ffmpeg from the first frame on, repeating the last one while the page is idle, so time in the
  * video is real time. When ffmpeg falls behind (a slow start, a busy machine) the pacer catches
  * up through a backlog of up to two seconds; frames owed beyond that are skipped and counted
- * (`frames_dropped`) so the output stays live, and `backlog_frames` and `speed` say so.
+ * (`frames_dropped`) so the output stays live, and `backlog_frames` and `speed` say so. A file
+ * that should keep real time through a slow spell (a recording) sets a larger `maxBacklogS`: the
+ * pacer then owes those frames and writes them as fast as ffmpeg takes them.
  */
 import { type Logger } from "./log.ts";
 import {
@@ -32,6 +34,8 @@ export interface EncoderOptions {
   cwd?: string;
   /** Text that must never appear in logs or errors (an RTMP key in the target URL). */
   secrets?: string[];
+  /** Seconds of frames owed before the oldest are skipped (default 2; Infinity: never). */
+  maxBacklogS?: number;
 }
 
 export interface EncoderStats {
@@ -191,7 +195,7 @@ export function startEncoder(options: EncoderOptions): Encoder {
   });
 
   const periodMs = 1000 / output.fps;
-  const maxBacklog = Math.max(2, Math.round(output.fps * 2));
+  const maxBacklog = Math.max(2, Math.round(output.fps * (options.maxBacklogS ?? 2)));
   /** Frames due from the first frame up to now. */
   const due = () => Math.floor((performance.now() - started) / periodMs) + 1;
 

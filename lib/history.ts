@@ -58,6 +58,22 @@ export interface Stats {
 
 export type Row = Record<string, unknown>;
 
+/**
+ * A table kept from events, written in the same transaction as the events themselves (so a
+ * crash never leaves one without the other). `sql` reads the batch as `{events}`, a relation of
+ * (job_id, seq, data JSON); it runs for batches holding an entry for which `wants` is true, and
+ * must be idempotent (a batch may be written again after a crash).
+ */
+export interface EventProjection {
+  name: string;
+  wants(type: string, json: string): boolean;
+  sql: string;
+}
+
+export interface HistoryOptions {
+  projections?: EventProjection[];
+}
+
 export interface History {
   path: string;
   /** Writes a batch of stream entries; `replay` first removes rows of the same events. */
@@ -194,7 +210,8 @@ const emptyRow = (id: string): StageRow => ({
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
-export async function openHistory(path: string): Promise<History> {
+export async function openHistory(path: string, options: HistoryOptions = {}): Promise<History> {
+  const projections = options.projections ?? [];
   const instance = await DuckDBInstance.create(path);
   const writer = await instance.connect();
   const reader = await instance.connect();
@@ -226,6 +243,7 @@ export async function openHistory(path: string): Promise<History> {
       const jobs = new Map<string, StageRow>();
       const eventLines: string[] = [];
       const sampleLines: string[] = [];
+      const projecting = new Set<EventProjection>();
       for (const entry of entries) {
         const kind = entry.type;
         // Tab-separated rows: event JSON never holds a raw tab or newline (JSON escapes them),
@@ -244,6 +262,7 @@ export async function openHistory(path: string): Promise<History> {
           continue;
         }
         eventLines.push(line);
+        for (const p of projections) if (p.wants(kind, json)) projecting.add(p);
         if (kind !== "status" && kind !== "result") continue;
         let body: Record<string, unknown>;
         try {
@@ -323,6 +342,9 @@ export async function openHistory(path: string): Promise<History> {
           await writer.run(`
             INSERT INTO job_events (job_id, seq, data)
             SELECT j, s, e FROM read_csv(${eventsFile}, ${TSV})`);
+          const batch = `(SELECT j AS job_id, s AS seq, e::JSON AS data ` +
+            `FROM read_csv(${eventsFile}, ${TSV}))`;
+          for (const p of projecting) await writer.run(p.sql.replaceAll("{events}", batch));
         }
         if (samplesFile) {
           await writer.run(`

@@ -12,6 +12,7 @@ import { noopJob } from "../workers/noop.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { browserBenchJob } from "../workers/browser-bench.ts";
 import { sessionJob } from "../workers/session.ts";
+import { replayJob } from "../workers/replay.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -57,7 +58,7 @@ export interface JobType<P = any> {
 export type JobTypes = ReadonlyMap<string, JobType>;
 
 export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob];
+  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob];
   return new Map(list.map((t) => [t.name, t]));
 }
 

@@ -44,6 +44,14 @@ export interface RedisKeys {
   stream(id: string): string;
   /** Pub/sub channel of the replies to one process's session control requests. */
   sessionReplies(node: string): string;
+  /** Present while the process recording `id` is alive (refreshed every 2 s, short expiry). */
+  recordingLive(id: string): string;
+  /** Pub/sub channel telling every node to delete the files of recordings. */
+  recordingsControl: string;
+  /** Sorted set of deleted recording ids, by deletion time (for nodes that were down). */
+  recordingsDeleted: string;
+  /** A replay job's spec (steps, expectations), until the job has taken it. */
+  replaySpec(jobId: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -68,6 +76,10 @@ export function redisKeys(prefix: string): RedisKeys {
     streams: `${prefix}:streams`,
     stream: (id) => `${prefix}:stream:${id}`,
     sessionReplies: (node) => `${prefix}:sessions:replies:${node}`,
+    recordingLive: (id) => `${prefix}:recording:live:${id}`,
+    recordingsControl: `${prefix}:recordings:control`,
+    recordingsDeleted: `${prefix}:recordings:deleted`,
+    replaySpec: (jobId) => `${prefix}:replay:spec:${jobId}`,
   };
 }
 

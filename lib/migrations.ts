@@ -90,4 +90,55 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 40,
+    name: "recordings, their timelines, and deleted recording ids",
+    sql: `
+      -- One row per recording, kept from its "recording" events (the latest by seq wins).
+      CREATE TABLE recordings (
+        id VARCHAR PRIMARY KEY,
+        session_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        state VARCHAR NOT NULL,
+        reason VARCHAR,
+        source VARCHAR,
+        replay_of VARCHAR,
+        codec VARCHAR,
+        encoder VARCHAR,
+        hardware BOOLEAN,
+        quality VARCHAR,
+        container VARCHAR,
+        width INTEGER,
+        height INTEGER,
+        fps DOUBLE,
+        node VARCHAR,
+        start_url VARCHAR,
+        viewport JSON,
+        from_first_load BOOLEAN,
+        started_at TIMESTAMPTZ NOT NULL,
+        video_started_at TIMESTAMPTZ,
+        stopped_at TIMESTAMPTZ,
+        duration_seconds DOUBLE,
+        frame_count BIGINT,
+        file_size_bytes BIGINT,
+        storage_bytes BIGINT,
+        screenshots INTEGER,
+        stats JSON,
+        -- When this process last heard of it.
+        updated_at TIMESTAMPTZ NOT NULL
+      );
+      -- The session events of each recording (its timeline), without embedded images.
+      CREATE TABLE recording_events (
+        recording_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        data VARCHAR NOT NULL,
+        PRIMARY KEY (recording_id, seq)
+      );
+      -- Deleted recordings: late events about them are not stored again.
+      CREATE TABLE recording_tombstones (
+        id VARCHAR PRIMARY KEY,
+        deleted_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];

@@ -29,6 +29,10 @@ import { createUrlPolicy } from "./url_policy.ts";
 import { createApp, createWorkerApp } from "./app.ts";
 import { createSessionStore } from "./session_store.ts";
 import { createSessionHost, type SessionHost } from "./session_host.ts";
+import { createRecorder, type Recorder } from "./recorder.ts";
+import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings.ts";
+import { replayCompanion } from "./replay.ts";
+import { redisKeys } from "./keys.ts";
 import { createStreamStore } from "./stream_store.ts";
 import { createStreamHost, type StreamHost } from "./stream_host.ts";
 import { watchStreams } from "./stream_metrics.ts";
@@ -50,6 +54,8 @@ export interface Platform {
   runner: Runner | undefined;
   /** The live sessions this process runs (with a worker pool). */
   sessions: SessionHost | undefined;
+  /** Records the sessions this process runs (with a worker pool). */
+  recorder: Recorder | undefined;
   /** The video streams of those sessions this process encodes. */
   streams: StreamHost | undefined;
   /** The video encoders that work here (trial encodes at start). */
@@ -157,6 +163,17 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     stops.push(() => sessionHost?.close());
     const sessions = { store: sessionStore, host: sessionHost };
+    const keys = redisKeys(config.redisPrefix);
+    const recorder = sessionHost && createRecorder({
+      config,
+      log,
+      host: sessionHost,
+      events,
+      redis: command,
+      connect: () => connect("subscriber"),
+      keys,
+      publicUrl: () => publicUrl,
+    });
     const encoders = startEncoderDetection();
     stops.push(() => encoders.close());
     const streamStore = createStreamStore({ redis: command, prefix: config.redisPrefix });
@@ -188,7 +205,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       config,
       log,
-      companions: new Map([["session", sessionHost!.companion]]),
+      companions: new Map([
+        ["session", sessionHost!.companion],
+        ["replay", replayCompanion({ session: sessionHost!.companion, redis: command, keys, log })],
+      ]),
       observer: metrics.jobs,
     });
     const machine = createMachineProbe({ dataDir: config.dataDir, log });
@@ -235,7 +255,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     }
 
     if (role === "all") {
-      history = await openHistory(config.dbPath).catch((err) => {
+      const tables = { projections: RECORDING_PROJECTIONS };
+      history = await openHistory(config.dbPath, tables).catch((err) => {
         const msg = errorMessage(err);
         throw new StartupError(
           /lock/i.test(msg)
@@ -254,6 +275,15 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       });
       const w = writer;
       stops.push(() => w.close());
+      const catalog = createRecordingCatalog({
+        config,
+        log,
+        history,
+        hub: writer,
+        redis: command,
+        keys,
+      });
+      stops.push(() => catalog.close());
       const m = monitor = createMonitor({
         config,
         log,
@@ -281,6 +311,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           policy,
           runner,
           sessions,
+          recordings: { catalog, publicUrl: () => publicUrl },
           streams,
           encoders,
           version: options.version,
@@ -291,6 +322,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       }
     }
 
+    // Closed right after the pool stopped (its sessions ended): recordings finish their files.
+    if (recorder) stops.push(() => recorder.close());
     if (role === "worker") {
       reporter.start(REPORT_INTERVAL_MS);
       stops.push(() => reporter.stop());
@@ -311,6 +344,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       jobTypes,
       runner,
       sessions: sessionHost,
+      recorder,
       streams: streamHost,
       encoders,
       get publicUrl() {

@@ -16,8 +16,9 @@
  * Frame subscribers are how other features tap the stream in the process that runs a session:
  * `host.onStart(s => s.subscribe({ frame, state, end }))` gets every captured frame in order
  * (the same bytes viewers get), each page/state change, and the end. A subscriber that cannot
- * keep up must drop or queue on its own side: `frame` is called synchronously. Features may
- * answer control ops of their own for the sessions of this process (`host.handle(op, ...)`).
+ * keep up must drop or queue on its own side: `frame` is called synchronously. It may also see
+ * each page event before it is stored and add fields to it (`event`), and features may answer
+ * control ops of their own for the sessions of this process (`host.handle(op, ...)`).
  */
 import type { Companion, CompanionRun, JobLink } from "./runner.ts";
 import type { Outcome } from "./queue.ts";
@@ -70,6 +71,11 @@ export interface FrameSubscriber {
   state?(snapshot: SessionSnapshot): void;
   /** No more frames: the session ended this way. */
   end?(final: { state: SessionState; reason: string | null }): void;
+  /**
+   * A page event (navigation, console, page error, input, ...) before it is stored and shown;
+   * the fields returned are added to it. Called synchronously.
+   */
+  event?(event: Readonly<Record<string, unknown>>): Record<string, unknown> | void;
 }
 
 /** Answers a control op for a session of this process (see `SessionHost.handle`). */
@@ -90,6 +96,8 @@ export interface LiveSession {
   emit(event: Record<string, unknown>): void;
   subscribe(subscriber: FrameSubscriber): () => void;
   control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
+  /** Whether the session reports each input as an `input` page event with its target element. */
+  trackInputs(on: boolean): void;
 }
 
 export interface SessionHost {
@@ -369,6 +377,16 @@ class Live implements LiveSession, CompanionRun {
   /** Stores a page event in the job's history and shows it to viewers. */
   pageEvent(event: Record<string, unknown>, image?: Uint8Array) {
     const shown: Record<string, unknown> = { ts: Date.now(), ...event };
+    for (const subscriber of this.subscribers) {
+      try {
+        Object.assign(shown, subscriber.event?.(shown));
+      } catch (err) {
+        this.host.log.warn("event subscriber failed", {
+          session: this.id,
+          error: errorMessage(err),
+        });
+      }
+    }
     if (typeof event.screenshot === "number") {
       shown.screenshot_url = `/api/sessions/${this.id}/screenshots/${event.screenshot}`;
     }
@@ -535,6 +553,10 @@ class Live implements LiveSession, CompanionRun {
     return () => void this.subscribers.delete(subscriber);
   }
 
+  trackInputs(on: boolean) {
+    if (!this.isOver()) this.link.send({ k: "inputs", on } satisfies SessionIn);
+  }
+
   // ---- control (REST, from any API process) ----
 
   async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
@@ -563,6 +585,13 @@ class Live implements LiveSession, CompanionRun {
       return reply.ok
         ? { ok: true, status: 200, bytes: reply.data as Uint8Array }
         : { ok: false, status: 502, error: reply.error ?? "screenshot failed" };
+    }
+    if (op !== "pause" && op !== "resume") {
+      return {
+        ok: false,
+        status: 501,
+        error: `${op} is not available where session ${this.id} runs`,
+      };
     }
     if (this.state === "starting") {
       return { ok: false, status: 409, error: `Session ${this.id} is still starting` };

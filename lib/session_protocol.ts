@@ -6,6 +6,7 @@
  * - the messages between a session's Worker and its companion in the pool process.
  */
 import { z } from "@hono/zod-openapi";
+import type { ReplaySpec } from "./replay_spec.ts";
 
 // ---- viewer → server ----
 
@@ -131,6 +132,10 @@ export type SessionIn =
   | { k: "input"; rid: number; msg: InputMessage | { type: "tabs" } }
   | { k: "screenshot"; rid: number }
   | { k: "stop"; reason: string; stats: Record<string, unknown> }
+  /** Report each input as an `input` page event, with the element under it (while recording). */
+  | { k: "inputs"; on: boolean }
+  /** The steps a `replay` job runs (it waits for them after its page is up). */
+  | { k: "replay"; spec: ReplaySpec }
   /** End the session as failed. */
   | { k: "fail"; reason: string };
 

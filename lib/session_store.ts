@@ -46,6 +46,8 @@ export type ControlOp =
   | "resume"
   | "screenshot"
   | "stop"
+  | "record_start"
+  | "record_stop"
   | "stream_start"
   | "stream_stop";
 

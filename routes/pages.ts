@@ -28,6 +28,8 @@ export const PAGES: Record<string, string> = {
   "/bench/history": "history.html",
   "/bench/jobs/:id": "job.html",
   "/bench/compare": "compare.html",
+  "/recordings": "recordings.html",
+  "/recordings/:id": "recording.html",
   "/docs": "docs.html",
   "/dashboard": "dashboard.html",
 };

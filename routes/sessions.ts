@@ -3,7 +3,8 @@
  * metrics, navigate, pause, resume, screenshot, delete (final stats), error screenshots, and the
  * viewer WebSocket `/ws/sessions/:id`, which is served by the process that runs the session
  * (`ws_url` points there). Control requests go straight to the session when it runs in this
- * process, through Redis to the process that runs it otherwise.
+ * process, through Redis to the process that runs it otherwise. Replays (`replay` jobs) are
+ * sessions too: they are read, watched (view-only) and stopped here like the others.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
@@ -70,6 +71,9 @@ type SessionView = z.infer<typeof SessionSchema>;
 
 const IdParam = z.object({ id: z.string().min(1).max(200) });
 
+/** Job types that are live sessions. */
+const LIVE_TYPES = new Set(["session", "replay"]);
+
 const ZERO_METRICS: SessionMetrics = {
   current_fps: 0,
   current_bitrate: 0,
@@ -88,7 +92,9 @@ function sessionView(
   job: JobRecord,
   snap: SessionSnapshot | null,
 ): SessionView {
-  const params = SessionParams.parse(job.params);
+  const params = (deps.jobTypes.get(job.type)?.params ?? SessionParams).parse(
+    job.params,
+  ) as SessionParams;
   const final = FINAL_STATUSES.has(job.status);
   const result = final && job.result && typeof job.result === "object"
     ? job.result as Record<string, unknown>
@@ -139,9 +145,9 @@ function sessionView(
 
 const noSession = (id: string) => new HTTPException(404, { message: `No session with id "${id}"` });
 
-async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
+export async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
   const job = await findJob(deps, id);
-  if (!job || job.type !== "session") throw noSession(id);
+  if (!job || !LIVE_TYPES.has(job.type)) throw noSession(id);
   return job;
 }
 
@@ -189,7 +195,7 @@ export async function control(
 }
 
 /** Waits until the session's browser is up (or it failed, or the time is up). */
-async function waitStarted(deps: AppDeps, id: string): Promise<JobRecord | null> {
+export async function waitStarted(deps: AppDeps, id: string): Promise<JobRecord | null> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let wake = () => {};
   const unsubscribe = deps.hub.subscribe(id, (e) => {
@@ -303,7 +309,7 @@ export function sessionsRoutes() {
       const jobs = await Promise.all(ids.map((id) => deps.queue.get(id)));
       const snaps = await deps.sessions.store.snapshots(ids);
       const sessions = jobs.flatMap((job, i) =>
-        job && job.type === "session" && !FINAL_STATUSES.has(job.status)
+        job && LIVE_TYPES.has(job.type) && !FINAL_STATUSES.has(job.status)
           ? [sessionView(deps, job, deps.sessions.host?.get(job.id)?.snapshot() ?? snaps[i]!)]
           : []
       ).filter((s) => s.active);
@@ -527,7 +533,9 @@ export function sessionSocketRoutes(sessions: SessionDeps) {
       throw badRequest(`mode: must be "view" or "interactive", got "${mode}"`);
     }
     const principal = c.get("principal") as Principal;
-    const interactive = mode === "interactive" && hasRole(principal, "operator");
+    // A replay is driven by its recording: everyone watches.
+    const interactive = mode === "interactive" && hasRole(principal, "operator") &&
+      !("replay" in live.params);
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
     live.join(socket, { interactive, name: principal.name });
     return response;

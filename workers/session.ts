@@ -11,6 +11,7 @@ import type { JobType } from "../lib/job_types.ts";
 import type { Config } from "../lib/config.ts";
 import { NO_PERMISSIONS, type SandboxSpec } from "../lib/sandbox.ts";
 import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
+import { RecordParam } from "../lib/recording.ts";
 
 export const SessionParams = z.object({
   url: z.string().min(1).max(8192).openapi({ example: "http://127.0.0.1:8080/" }),
@@ -26,6 +27,7 @@ export const SessionParams = z.object({
     .openapi({ description: "The session ends after this long without viewers or input." }),
   max_duration_s: z.number().int().min(5).max(86_400).default(3600)
     .openapi({ description: "The session ends after this long in any case." }),
+  record: RecordParam,
 }).strict().openapi("SessionParams");
 
 export type SessionParams = z.infer<typeof SessionParams>;

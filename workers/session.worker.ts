@@ -8,6 +8,11 @@
  *
  * The browser reaches the network only through the companion's SOCKS proxy, which applies the
  * URL policy to every connection.
+ *
+ * While the session is recorded, each input is also reported as an `input` page event with the
+ * element under it resolved to a stable selector before the input is applied
+ * (`element_target.ts`). The same Worker runs `replay` jobs: a session that, once its page is up,
+ * runs a recording's steps and reports how it diverged (`replay_runner.ts`).
  */
 import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
@@ -19,7 +24,10 @@ import type {
   SessionOut,
   TabInfo,
 } from "../lib/session_protocol.ts";
+import type { ReplayReport, ReplaySpec } from "../lib/replay_spec.ts";
 import type { SessionInit, SessionParams } from "./session.ts";
+import { elementTarget } from "./element_target.ts";
+import { runReplay } from "./replay_runner.ts";
 
 /**
  * Everything must go through the proxy: no QUIC, no WebRTC over plain UDP. The browser's own
@@ -44,6 +52,8 @@ const EVENTS_PER_S = 50;
 /** Screenshots of page errors: at most one per this many ms, and this many per session. */
 const ERROR_SHOT_GAP_MS = 2_000;
 const ERROR_SHOTS_MAX = 50;
+/** While recording, pointer moves are reported at most this often (and before other input). */
+const MOVE_REPORT_MS = 200;
 /** The selected text: in the focused field, else in the document. */
 const SELECTION_JS = `(() => {
   const el = document.activeElement;
@@ -52,6 +62,11 @@ const SELECTION_JS = `(() => {
   }
   return String(getSelection() ?? "");
 })()`;
+
+/** The browser's own favicon request (made or skipped as it likes): not the page's error. */
+function isFaviconLoad(url: string | undefined): boolean {
+  return url !== undefined && /\/favicon\.ico(\?|$)/.test(url);
+}
 
 let pw: Playwright;
 let init: SessionInit;
@@ -152,12 +167,25 @@ class Session {
   pageTimer: ReturnType<typeof setTimeout> | undefined;
   pollTimer: ReturnType<typeof setInterval> | undefined;
   closing = false;
+  /** Inputs are reported as `input` events (the session is being recorded). */
+  trackInputs = false;
+  lastMoveReport = 0;
+  /** The last key went to a password field (its key-up is masked too). */
+  typingSensitive = false;
+  unreportedMove: { x: number; y: number } | null = null;
+  /** A replay's record of what happened: main-frame navigations and errors, in order. */
+  readonly replaying: boolean;
+  navigations: Array<{ t: number; tab: string; url: string }> = [];
+  errors: Array<{ type: "page_error" | "console_error"; message: string }> = [];
+  replayReport: ReplayReport | undefined;
 
   #setup = Promise.withResolvers<{ proxy: string; debugPort: number }>();
   #end = Promise.withResolvers<{ reason: string; stats: Record<string, unknown> }>();
+  #replay = Promise.withResolvers<ReplaySpec>();
 
   constructor(readonly ctx: JobContext<SessionParams, SessionInit>) {
     this.params = ctx.params;
+    this.replaying = "replay" in ctx.params;
     this.viewport = { ...ctx.params.viewport };
     this.#end.promise.catch(() => {});
     ctx.onMessage((data) => this.receive(data as SessionIn));
@@ -196,6 +224,13 @@ class Session {
           return new Uint8Array(png);
         });
         break;
+      case "inputs":
+        this.trackInputs = msg.on;
+        this.unreportedMove = null;
+        break;
+      case "replay":
+        this.#replay.resolve(msg.spec);
+        break;
     }
   }
 
@@ -218,6 +253,7 @@ class Session {
       await this.navigate(page, this.params.url);
       this.send({ k: "active", page: await this.pageState() });
       this.pollTimer = setInterval(() => this.pageChanged(), PAGE_POLL_MS);
+      if (this.replaying) this.replay();
       const { reason, stats } = await this.#end.promise;
       return this.result(reason, stats);
     } finally {
@@ -238,7 +274,33 @@ class Session {
       url: this.active?.page.url() ?? this.params.url,
       ...this.counters,
       ...hostStats,
+      ...(this.replayReport ? { replay: this.replayReport } : {}),
     };
+  }
+
+  /** Runs the replay's steps once they arrive, then ends the session with its report. */
+  async replay() {
+    const ended = new AbortController();
+    this.#end.promise.finally(() => ended.abort());
+    const spec = await Promise.race([this.#replay.promise, this.#end.promise.then(() => null)]);
+    if (!spec) return;
+    try {
+      this.replayReport = await runReplay(
+        {
+          page: () => this.tab().page,
+          apply: (msg) => this.input(msg),
+          navigations: () => this.navigations,
+          errors: () => this.errors,
+          event: (event) => this.event(event),
+          progress: (value, text) => this.ctx.progress(value, text),
+        },
+        spec,
+        ended.signal,
+      );
+      this.#end.resolve({ reason: "replayed", stats: {} });
+    } catch (err) {
+      this.fail(`the replay failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   tab(): Tab {
@@ -257,6 +319,7 @@ class Session {
     page.on("framenavigated", (frame) => {
       if (frame !== page.mainFrame()) return;
       this.counters.navigations++;
+      if (this.replaying) this.navigations.push({ t: Date.now(), tab: tab.id, url: frame.url() });
       this.event({ type: "navigation", tab: tab.id, url: frame.url() });
       this.pageChanged();
     });
@@ -264,6 +327,9 @@ class Session {
     page.on("console", (m) => {
       this.counters.console_messages++;
       const where = m.location();
+      if (this.replaying && m.type() === "error" && !isFaviconLoad(where.url)) {
+        this.errors.push({ type: "console_error", message: m.text().slice(0, 4000) });
+      }
       this.limitedEvent({
         type: "console",
         tab: tab.id,
@@ -397,6 +463,9 @@ class Session {
 
   async pageError(tab: Tab, err: Error) {
     this.counters.page_errors++;
+    if (this.replaying) {
+      this.errors.push({ type: "page_error", message: String(err.message ?? err).slice(0, 4000) });
+    }
     const event = {
       type: "page_error",
       tab: tab.id,
@@ -451,7 +520,14 @@ class Session {
         return;
       }
       const move = { x: msg.x, y: msg.y };
-      this.queue.push({ rid, move, run: () => this.tab().page.mouse.move(move.x, move.y) });
+      this.queue.push({
+        rid,
+        move,
+        run: () => {
+          if (this.trackInputs) this.reportMove(move);
+          return this.tab().page.mouse.move(move.x, move.y);
+        },
+      });
     } else {
       this.queue.push({ rid, run: () => this.input(msg) });
     }
@@ -476,6 +552,7 @@ class Session {
   }
 
   async input(msg: InputMessage | { type: "tabs" }): Promise<unknown> {
+    if (this.trackInputs && msg.type !== "tabs") await this.reportInput(msg);
     switch (msg.type) {
       case "mouse": {
         const mouse = this.tab().page.mouse;
@@ -522,6 +599,61 @@ class Session {
       case "tabs":
         return { tabs: (await this.pageState()).tabs };
     }
+  }
+
+  /** Reports a move now, or keeps it until the next report is due or another input comes. */
+  reportMove(move: { x: number; y: number }) {
+    const now = Date.now();
+    if (now - this.lastMoveReport < MOVE_REPORT_MS) {
+      this.unreportedMove = { ...move };
+      return;
+    }
+    this.lastMoveReport = now;
+    this.unreportedMove = null;
+    this.event({
+      type: "input",
+      tab: this.active?.id,
+      input: { type: "mouse", action: "move", ...move },
+    });
+  }
+
+  /**
+   * Reports an input with the element it is aimed at, resolved now, before it is applied: under
+   * the pointer for mouse and wheel input, the focused element for typing. Text typed into a
+   * password field is masked.
+   */
+  async reportInput(msg: InputMessage) {
+    const { ref: _ref, ...input } = msg as InputMessage & { ref?: unknown };
+    if (this.unreportedMove) {
+      const move = this.unreportedMove;
+      this.unreportedMove = null;
+      this.event({
+        type: "input",
+        tab: this.active?.id,
+        input: { type: "mouse", action: "move", ...move },
+      });
+    }
+    const page = this.active?.page;
+    let target = null;
+    if (page && (msg.type === "mouse" || msg.type === "wheel")) {
+      target = await elementTarget(page, { x: msg.x, y: msg.y });
+    } else if (page && (msg.type === "text" || (msg.type === "key" && msg.action !== "up"))) {
+      target = await elementTarget(page, null);
+      this.typingSensitive = target?.sensitive === true;
+    }
+    const event: Record<string, unknown> = { type: "input", tab: this.active?.id, input, target };
+    const sensitive = target?.sensitive || (msg.type === "key" && msg.action === "up" &&
+      this.typingSensitive);
+    if (sensitive) {
+      if (msg.type === "text") {
+        event.input = { ...input, text: "•".repeat(msg.text.length) };
+        event.masked = true;
+      } else if (msg.type === "key" && msg.key.length === 1) {
+        event.input = { ...input, key: "•" };
+        event.masked = true;
+      }
+    }
+    this.event(event);
   }
 
   async key(action: "down" | "up" | "press", key: string) {

@@ -125,10 +125,17 @@ export function statusBadge(status) {
   return el("span", { class: `status ${status}`, "data-status": status }, status);
 }
 
+/** A recording's state, coloured like job statuses. */
+export function recordingBadge(state) {
+  const look = { recording: "running", completed: "succeeded", incomplete: "retrying" }[state];
+  return el("span", { class: `status ${look ?? state}`, "data-state": state }, state);
+}
+
 const NAV = [
   ["/", "Live"],
   ["/bench", "Bench"],
   ["/bench/history", "History"],
+  ["/recordings", "Recordings"],
   ["/dashboard", "Dashboard"],
   ["/docs", "API"],
 ];

@@ -32,6 +32,7 @@ form.addEventListener("submit", async (e) => {
         max_fps: number("max_fps"),
         idle_timeout_s: number("idle_timeout_s"),
         max_duration_s: number("max_duration_s"),
+        record: data.get("record") === "on",
       },
     });
     location.href = `/?session=${encodeURIComponent(session.id)}`;

@@ -16,6 +16,30 @@ function parseFrame(buffer) {
 }
 
 const MODIFIERS = new Set(["Control", "Meta", "Shift", "Alt"]);
+
+/** One line for a recorded input: what was done, on which element. */
+export function describeInput(e) {
+  const i = e.input ?? {};
+  const on = e.target?.selector ? ` on ${e.target.selector}` : "";
+  switch (i.type) {
+    case "mouse":
+      return `${i.action} ${Math.round(i.x)},${Math.round(i.y)}${on}`;
+    case "wheel":
+      return `scroll ${i.dx},${i.dy}${on}`;
+    case "key":
+      return `key ${i.action} ${i.key}${on}`;
+    case "text":
+      return `type "${i.text}"${on}`;
+    case "navigate":
+      return `go to ${i.url}`;
+    case "tab":
+      return `tab ${i.action}${i.tab ? ` ${i.tab}` : ""}`;
+    case "viewport":
+      return `viewport ${i.width}×${i.height}`;
+    default:
+      return i.type ?? "input";
+  }
+}
 const BUTTONS = ["left", "middle", "right"];
 
 /** Opens session `id` in `root`; `viewOnly` asks for a view-only seat. Returns { close }. */
@@ -166,12 +190,18 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
         return `${e.action} ${e.tab}${e.url ? ` ${e.url}` : ""}`;
       case "dialog":
         return `${e.kind} "${e.message}" ${e.answer}`;
+      case "input":
+        return describeInput(e);
+      case "replay_divergence":
+        return `${e.kind}: ${e.message}`;
       default:
         return JSON.stringify(e);
     }
   };
 
   const showEvent = (e) => {
+    // While recorded every input is an event: pointer moves and key releases are left out here.
+    if (e.type === "input" && (e.input?.action === "move" || e.input?.action === "up")) return;
     const shot = e.screenshot_url
       ? el("button", {
         class: "secondary link",
@@ -367,6 +397,30 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
     if (!res.ok) return notice(`Screenshot: ${(await res.json()).error}`);
     open(URL.createObjectURL(await res.blob()), "_blank");
   });
+  // Recording: starts with the defaults; stopping shows where the recording is.
+  let recording = null;
+  on($("#record"), "click", async () => {
+    try {
+      if (!recording) {
+        recording = await api(`/api/sessions/${id}/recording`, { method: "POST", json: {} });
+        $("#record").textContent = "Stop recording";
+        notice(`Recording (${recording.codec}, ${recording.quality})`, "info");
+      } else {
+        const done = await api(`/api/sessions/${id}/recording`, { method: "DELETE" });
+        recording = null;
+        $("#record").textContent = "Record";
+        const box = $("#notice");
+        box.replaceChildren(
+          `Recorded ${done.duration_seconds} s: `,
+          el("a", { href: `/recordings/${done.recording_id}` }, "open the recording"),
+        );
+        box.dataset.kind = "info";
+        box.classList.remove("hidden");
+      }
+    } catch (err) {
+      notice(err.message);
+    }
+  });
   on($("#share"), "click", () => {
     const link = `${location.origin}/?session=${encodeURIComponent(id)}&view=1`;
     const box = $("#share-link");
@@ -392,6 +446,12 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
       return;
     }
     showState(info);
+    api(`/api/recordings?session_id=${encodeURIComponent(id)}&state=recording&limit=1`)
+      .then(({ recordings }) => {
+        if (!recordings[0] || recording) return;
+        recording = recordings[0];
+        $("#record").textContent = "Stop recording";
+      }).catch(() => {});
     if (!info.active || !info.ws_url) {
       showEnded(info.state, info.reason);
       return;

@@ -1,0 +1,149 @@
+/**
+ * A recording made by a worker process on its own (an API process without a worker pool, a
+ * worker with its own data directory, one Redis): the API redirects to the worker for the file;
+ * when the worker and its ffmpeg are killed mid-recording, the partial video plays (ffprobe reads
+ * it), the API marks the recording incomplete and keeps its timeline; the worker, started again,
+ * finishes the recording from its file and serves it again.
+ */
+import assert from "node:assert/strict";
+import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";
+import { openViewer, startPages } from "./session_helpers.ts";
+import { act, probe, recordingOf, waitForRecording } from "./recording_helpers.ts";
+
+/** Ids of the processes below `pid` (its children, theirs, ...). */
+async function descendants(pid: number): Promise<number[]> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: ["-e", "-o", "pid=,ppid="],
+    stdout: "piped",
+  }).output();
+  const children = new Map<number, number[]>();
+  for (const line of new TextDecoder().decode(stdout).trim().split("\n")) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    children.set(parent!, [...(children.get(parent!) ?? []), child!]);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+async function commandOf(pid: number): Promise<string> {
+  const { stdout } = await new Deno.Command("ps", {
+    args: ["-o", "comm=", "-p", String(pid)],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(stdout).trim();
+}
+
+function kill(pid: number) {
+  try {
+    Deno.kill(pid, "SIGKILL");
+  } catch { /* already gone */ }
+}
+
+Deno.test("a worker killed mid-recording leaves a playable partial video, marked incomplete", async () => {
+  await using pages = startPages();
+  await using redis = await startRedis();
+  const prefix = uniquePrefix();
+  const shared = { REDIS_URL: redis.url, STREAMPLAY_REDIS_PREFIX: prefix };
+  await using apiServer = await startServer({ env: { ...shared, STREAMPLAY_CONCURRENCY: "0" } });
+  const workerPort = freePort();
+  const workerDir = await Deno.makeTempDir({ prefix: "streamplay-worker-" });
+  const workerEnv = {
+    ...shared,
+    STREAMPLAY_PUBLIC_URL: `http://127.0.0.1:${workerPort}`,
+    STREAMPLAY_LEASE_S: "3",
+  };
+  const worker = await startServer({
+    role: "worker",
+    port: workerPort,
+    dataDir: workerDir,
+    env: workerEnv,
+  });
+  const base = apiServer.url;
+  try {
+    const created = await api(base, "/api/sessions", {
+      method: "POST",
+      json: { url: `${pages.url}/`, record: { codec: "h264", fps: 10 } },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.node, worker.url);
+    const viewer = await openViewer(created.body.ws_url);
+    await act(viewer, { type: "mouse", action: "click", x: 150, y: 150 });
+    const recording = await recordingOf(base, created.body.id);
+    assert.equal(recording.node, worker.url, "recorded where the session runs");
+    const file = `${workerDir}/recordings/${recording.recording_id}/video.mp4`;
+    // At least a few fragments written.
+    await waitFor(async () => (await Deno.stat(file)).size > 20_000 || null, {
+      timeoutMs: 30_000,
+      what: "the video to grow",
+    });
+    await new Promise((r) => setTimeout(r, 2_500));
+
+    const redirect = await fetch(`${base}/api/recordings/${recording.recording_id}/video?x=1`, {
+      redirect: "manual",
+    });
+    assert.equal(redirect.status, 307, "the API sends players to the node that has the file");
+    assert.equal(
+      redirect.headers.get("location"),
+      `${worker.url}/api/recordings/${recording.recording_id}/video?x=1`,
+    );
+    await redirect.body?.cancel();
+    const growing = await fetch(`${base}/api/recordings/${recording.recording_id}/video`);
+    assert.equal(growing.status, 200);
+    assert.ok((await growing.arrayBuffer()).byteLength > 20_000);
+
+    const below = await descendants(worker.process.pid);
+    const ffmpeg: number[] = [];
+    for (const pid of below) if ((await commandOf(pid)) === "ffmpeg") ffmpeg.push(pid);
+    assert.equal(ffmpeg.length, 1, "one ffmpeg records");
+    // The whole node at once (ffmpeg first: it gets no chance to finish the file), as when the
+    // machine or its container dies.
+    kill(ffmpeg[0]!);
+    kill(worker.process.pid);
+    for (const pid of below) kill(pid);
+    await worker.stop("SIGKILL");
+
+    const partial = await probe(file);
+    assert.equal(partial.codec, "h264");
+    assert.ok(partial.frames >= 10, `${partial.frames} frames readable`);
+
+    const marked = await waitForRecording(base, recording.recording_id, "incomplete", 30_000);
+    assert.match(marked.reason, /crashed or was killed/);
+    const { body } = await api(base, `/api/recordings/${recording.recording_id}/timeline`);
+    assert.ok(
+      body.entries.some((e: { type: string; target?: { selector: string } }) =>
+        e.type === "input" && e.target?.selector === "#b"
+      ),
+      "the timeline up to the crash is kept",
+    );
+    await viewer.closed;
+
+    // Started again on the same data, the worker finishes the recording from its file.
+    await using again = await startServer({
+      role: "worker",
+      port: workerPort,
+      dataDir: workerDir,
+      env: workerEnv,
+    });
+    const finished = await waitFor(async () => {
+      const { body } = await api(base, `/api/recordings/${recording.recording_id}`);
+      return /ended before the recording was stopped/.test(body.reason) ? body : null;
+    }, { timeoutMs: 30_000, what: "the worker to finish the recording from its file" });
+    assert.equal(finished.state, "incomplete");
+    assert.ok(Math.abs(finished.frame_count - partial.frames) <= 2, `${finished.frame_count}`);
+    assert.equal(finished.duration_seconds, finished.frame_count / 10);
+    const served = await fetch(`${base}/api/recordings/${recording.recording_id}/video`);
+    assert.equal(served.status, 200);
+    assert.deepEqual(new Uint8Array(await served.arrayBuffer()), await Deno.readFile(file));
+    await again.stop();
+  } finally {
+    await worker.stop("SIGKILL");
+    await Deno.remove(workerDir, { recursive: true }).catch(() => {});
+  }
+});
