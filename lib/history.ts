@@ -188,6 +188,36 @@ interface StageRow {
   worker: string | null;
 }
 
+const NDJSON_COLUMNS = `{
+  id: 'VARCHAR', type: 'VARCHAR', status: 'VARCHAR', params: 'JSON', result: 'JSON',
+  error: 'VARCHAR', attempts: 'INTEGER', max_attempts: 'INTEGER', timeout_s: 'DOUBLE',
+  created_at: 'DOUBLE', started_at: 'DOUBLE', finished_at: 'DOUBLE', worker: 'VARCHAR'
+}`;
+
+/** The jobs rows of a staged NDJSON file, in table column order. */
+const staged = (file: string) => `
+  SELECT id, type, status, params, result, error, attempts, max_attempts, timeout_s,
+    to_timestamp(created_at / 1000), to_timestamp(started_at / 1000),
+    to_timestamp(finished_at / 1000), worker
+  FROM read_ndjson(${file}, columns = ${NDJSON_COLUMNS})`;
+
+/** How a replayed creation merges with the stored row (idempotent). */
+const UPSERT = `
+  type = coalesce(excluded.type, jobs.type),
+  status = coalesce(excluded.status, jobs.status),
+  params = coalesce(excluded.params, jobs.params),
+  result = coalesce(excluded.result, jobs.result),
+  error = CASE WHEN excluded.status IS NULL THEN jobs.error ELSE excluded.error END,
+  attempts = coalesce(excluded.attempts, jobs.attempts),
+  max_attempts = coalesce(excluded.max_attempts, jobs.max_attempts),
+  timeout_s = coalesce(excluded.timeout_s, jobs.timeout_s),
+  created_at = coalesce(excluded.created_at, jobs.created_at),
+  started_at = CASE WHEN excluded.status IS NULL THEN jobs.started_at
+    ELSE excluded.started_at END,
+  finished_at = CASE WHEN excluded.status IS NULL THEN jobs.finished_at
+    ELSE excluded.finished_at END,
+  worker = CASE WHEN excluded.status IS NULL THEN jobs.worker ELSE excluded.worker END`;
+
 /** How read_csv reads the batch files: job id, seq, event JSON; tabs, no quoting. */
 const TSV = `delim = '\t', quote = '', escape = '', header = false, ` +
   `columns = { j: 'VARCHAR', s: 'BIGINT', e: 'VARCHAR' }`;
@@ -300,7 +330,11 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
       };
       const eventsFile = await write("events.tsv", eventLines);
       const samplesFile = await write("samples.tsv", sampleLines);
-      const jobsFile = await write("jobs.ndjson", [...jobs.values()].map((r) => JSON.stringify(r)));
+      const created: StageRow[] = [];
+      const changes: StageRow[] = [];
+      for (const row of jobs.values()) (row.params === null ? changes : created).push(row);
+      const jobsFile = await write("jobs.ndjson", created.map((r) => JSON.stringify(r)));
+      const changesFile = await write("changes.ndjson", changes.map((r) => JSON.stringify(r)));
 
       await writer.run("BEGIN TRANSACTION");
       try {
@@ -310,33 +344,35 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
           await writer.run(`DELETE FROM metric_samples WHERE seq IN (${seqs})`);
         }
         if (jobsFile) {
-          // A row without status comes from a result-only update: keep the stored status fields.
+          // Jobs created in this batch. A replay may repeat one: then it merges.
           await writer.run(`
-            INSERT INTO jobs
-            SELECT id, type, status, params, result, error, attempts, max_attempts, timeout_s,
-              to_timestamp(created_at / 1000), to_timestamp(started_at / 1000),
-              to_timestamp(finished_at / 1000), worker
-            FROM read_ndjson(${jobsFile}, columns = {
-              id: 'VARCHAR', type: 'VARCHAR', status: 'VARCHAR', params: 'JSON', result: 'JSON',
-              error: 'VARCHAR', attempts: 'INTEGER', max_attempts: 'INTEGER', timeout_s: 'DOUBLE',
-              created_at: 'DOUBLE', started_at: 'DOUBLE', finished_at: 'DOUBLE', worker: 'VARCHAR'
-            })
-            ON CONFLICT (id) DO UPDATE SET
-              type = coalesce(excluded.type, jobs.type),
-              status = coalesce(excluded.status, jobs.status),
-              params = coalesce(excluded.params, jobs.params),
-              result = coalesce(excluded.result, jobs.result),
-              error = CASE WHEN excluded.status IS NULL THEN jobs.error ELSE excluded.error END,
-              attempts = coalesce(excluded.attempts, jobs.attempts),
-              max_attempts = coalesce(excluded.max_attempts, jobs.max_attempts),
-              timeout_s = coalesce(excluded.timeout_s, jobs.timeout_s),
-              created_at = coalesce(excluded.created_at, jobs.created_at),
-              started_at = CASE WHEN excluded.status IS NULL THEN jobs.started_at
-                ELSE excluded.started_at END,
-              finished_at = CASE WHEN excluded.status IS NULL THEN jobs.finished_at
-                ELSE excluded.finished_at END,
-              worker = CASE WHEN excluded.status IS NULL THEN jobs.worker ELSE excluded.worker END
+            INSERT INTO jobs ${staged(jobsFile)}
+            ${options.replay ? `ON CONFLICT (id) DO UPDATE SET ${UPSERT}` : ""}
           `);
+        }
+        if (changesFile) {
+          // Jobs created in an earlier batch: only the fields a state change touches.
+          const changed = await writer.run(`
+            UPDATE jobs SET
+              status = coalesce(s.status, jobs.status),
+              result = coalesce(s.result, jobs.result),
+              error = CASE WHEN s.status IS NULL THEN jobs.error ELSE s.error END,
+              attempts = coalesce(s.attempts, jobs.attempts),
+              started_at = CASE WHEN s.status IS NULL THEN jobs.started_at
+                ELSE to_timestamp(s.started_at / 1000) END,
+              finished_at = CASE WHEN s.status IS NULL THEN jobs.finished_at
+                ELSE to_timestamp(s.finished_at / 1000) END,
+              worker = CASE WHEN s.status IS NULL THEN jobs.worker ELSE s.worker END
+            FROM read_ndjson(${changesFile}, columns = ${NDJSON_COLUMNS}) s
+            WHERE jobs.id = s.id
+          `);
+          if (changed.rowsChanged < changes.length) {
+            // Some were never created here (their creation event was refused): insert them.
+            await writer.run(`
+              INSERT INTO jobs ${staged(changesFile)}
+              ON CONFLICT (id) DO NOTHING
+            `);
+          }
         }
         if (eventsFile) {
           await writer.run(`

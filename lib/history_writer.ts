@@ -107,7 +107,8 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   const store = async (batch: Entry[], replay: boolean): Promise<void> => {
     for (let attempt = 1;; attempt++) {
       try {
-        await history.applyEvents(batch, { replay });
+        // A retry takes the idempotent path (as at a replay), in case the batch repeats a job.
+        await history.applyEvents(batch, { replay: replay || attempt > 1 });
         return;
       } catch (err) {
         if (stopped) throw err;

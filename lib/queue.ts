@@ -94,28 +94,29 @@ local COUNTS = {}
 local function flush_counts()
   for k, n in pairs(COUNTS) do redis.call('HINCRBY', K_JOB_COUNTS, k, n) end
 end
--- The job's state as a status event, built from hash values (already JSON-safe numbers and
--- identifiers); free text goes through cjson for escaping.
+-- The job's state as a status event, from the snapshot fields in SNAP order (hash values:
+-- already JSON-safe numbers and identifiers; free text goes through cjson for escaping).
 local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
   'finished_at', 'worker', 'error' }
-local function status_ev(id, status, now, raw_params)
-  local h = redis.call('HMGET', k_job(id), unpack(SNAP))
-  local ev = '{"type":"status","status":"' .. status .. '","ts":' .. now ..
+local function status_json(status, now, h, raw_params)
+  return '{"type":"status","status":"' .. status .. '","ts":' .. now ..
     ',"job_type":"' .. h[1] .. '","attempts":' .. h[2] .. ',"max_attempts":' .. h[3] ..
-    ',"timeout_s":' .. h[4] .. ',"created_at":' .. h[5]
-  if h[6] then ev = ev .. ',"started_at":' .. h[6] end
-  if h[7] then ev = ev .. ',"finished_at":' .. h[7] end
-  if h[8] then ev = ev .. ',"worker":' .. cjson.encode(h[8]) end
-  if h[9] then ev = ev .. ',"error":' .. cjson.encode(h[9]) end
-  if raw_params then ev = ev .. ',"params":' .. raw_params end
-  return ev .. '}', h[1]
+    ',"timeout_s":' .. h[4] .. ',"created_at":' .. h[5] ..
+    (h[6] and ',"started_at":' .. h[6] or '') ..
+    (h[7] and ',"finished_at":' .. h[7] or '') ..
+    (h[8] and ',"worker":' .. cjson.encode(h[8]) or '') ..
+    (h[9] and ',"error":' .. cjson.encode(h[9]) or '') ..
+    (raw_params and ',"params":' .. raw_params or '') .. '}'
 end
--- Appends the status event and counts the state change.
-local function emit_status(id, status, now, raw_params)
-  local ev, typ = status_ev(id, status, now, raw_params)
-  local ck = typ .. '|' .. status
+-- Appends the status event built from a snapshot already in hand and counts the change.
+local function emit_snapshot(id, status, now, h, raw_params)
+  local ck = h[1] .. '|' .. status
   COUNTS[ck] = (COUNTS[ck] or 0) + 1
-  return emit(id, 'status', ev)
+  return emit(id, 'status', status_json(status, now, h, raw_params))
+end
+-- Appends the status event read from the job's hash and counts the change.
+local function emit_status(id, status, now)
+  return emit_snapshot(id, status, now, redis.call('HMGET', k_job(id), unpack(SNAP)))
 end
 local function finish(jk)
   redis.call('EXPIRE', jk, TTL)
@@ -124,14 +125,16 @@ end
 
 const ENQUEUE = LUA_COMMON + `
 local now = nowms()
+local types = {}
 for i = 4, #ARGV, 5 do
   local id, typ, params = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   redis.call('HSET', k_job(id), 'id', id, 'type', typ, 'status', 'queued', 'params', params,
     'attempts', 0, 'max_attempts', ARGV[i + 3], 'timeout_s', ARGV[i + 4], 'created_at', now)
   redis.call('LPUSH', k_queue(typ), id)
-  redis.call('SADD', K_TYPES, typ)
-  emit_status(id, 'queued', now, params)
+  types[typ] = true
+  emit_snapshot(id, 'queued', now, { typ, 0, ARGV[i + 3], ARGV[i + 4], now }, params)
 end
+for typ in pairs(types) do redis.call('SADD', K_TYPES, typ) end
 flush_counts()
 return now
 `;
@@ -145,17 +148,19 @@ redis.call('SADD', K_CONSUMERS, c)
 local out = {}
 local function claim(id)
   local jk = k_job(id)
-  if redis.call('HGET', jk, 'status') ~= 'queued' then
+  -- SNAP fields, then status, params, queued_at
+  local h = redis.call('HMGET', jk, 'type', 'attempts', 'max_attempts', 'timeout_s',
+    'created_at', 'started_at', 'finished_at', 'worker', 'error', 'status', 'params', 'queued_at')
+  if h[10] ~= 'queued' then
     redis.call('LREM', pl, 1, id)
     return
   end
-  local att = redis.call('HINCRBY', jk, 'attempts', 1)
-  redis.call('HSET', jk, 'status', 'running', 'started_at', now, 'worker', c)
-  emit_status(id, 'running', now)
-  local h = redis.call('HMGET', jk, 'params', 'max_attempts', 'timeout_s', 'created_at',
-    'queued_at')
-  local waited = now - (tonumber(h[5]) or tonumber(h[4]) or now)
-  out[#out + 1] = { id, h[1], att, h[2], h[3], h[4], waited }
+  local att = tonumber(h[2]) + 1
+  redis.call('HSET', jk, 'status', 'running', 'attempts', att, 'started_at', now, 'worker', c)
+  h[2], h[6], h[8] = att, now, c
+  emit_snapshot(id, 'running', now, h)
+  local waited = now - (tonumber(h[12]) or tonumber(h[5]) or now)
+  out[#out + 1] = { id, h[11], att, h[3], h[4], h[5], waited }
 end
 for i = 8, #ARGV do claim(ARGV[i]) end
 while #out < max do
@@ -175,13 +180,14 @@ for i = 7, #ARGV, 3 do
   local id, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = k_job(id)
   redis.call('LREM', pl, -1, id)
-  local h = redis.call('HMGET', jk, 'status', 'worker', 'type', 'attempts', 'max_attempts')
+  local h = redis.call('HMGET', jk, 'status', 'worker', 'type', 'attempts', 'max_attempts',
+    'timeout_s', 'created_at', 'started_at')
   if h[1] == 'running' and h[2] == c then
     if kind == 'ok' then
       redis.call('HSET', jk, 'status', 'succeeded', 'result', payload, 'finished_at', now)
       redis.call('HDEL', jk, 'error')
       emit(id, 'result', '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
-      emit_status(id, 'succeeded', now)
+      emit_snapshot(id, 'succeeded', now, { h[3], h[4], h[5], h[6], h[7], h[8], now, c })
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)

@@ -118,7 +118,7 @@ export function serveJobs<P, R, I = unknown>(
   const schedule = () => {
     if (!scheduled) {
       scheduled = true;
-      setTimeout(flush, 0);
+      queueMicrotask(flush);
     }
   };
   const push = (id: string, event: Record<string, unknown>) => {
