@@ -201,6 +201,18 @@ const staged = (file: string) => `
     to_timestamp(finished_at / 1000), worker
   FROM read_ndjson(${file}, columns = ${NDJSON_COLUMNS})`;
 
+/** How a state change merges with the stored row: only what a change can touch. */
+const STATE_CHANGE = `
+  status = coalesce(excluded.status, jobs.status),
+  result = coalesce(excluded.result, jobs.result),
+  error = CASE WHEN excluded.status IS NULL THEN jobs.error ELSE excluded.error END,
+  attempts = coalesce(excluded.attempts, jobs.attempts),
+  started_at = CASE WHEN excluded.status IS NULL THEN jobs.started_at
+    ELSE excluded.started_at END,
+  finished_at = CASE WHEN excluded.status IS NULL THEN jobs.finished_at
+    ELSE excluded.finished_at END,
+  worker = CASE WHEN excluded.status IS NULL THEN jobs.worker ELSE excluded.worker END`;
+
 /** How a replayed creation merges with the stored row (idempotent). */
 const UPSERT = `
   type = coalesce(excluded.type, jobs.type),
@@ -351,28 +363,11 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
           `);
         }
         if (changesFile) {
-          // Jobs created in an earlier batch: only the fields a state change touches.
-          const changed = await writer.run(`
-            UPDATE jobs SET
-              status = coalesce(s.status, jobs.status),
-              result = coalesce(s.result, jobs.result),
-              error = CASE WHEN s.status IS NULL THEN jobs.error ELSE s.error END,
-              attempts = coalesce(s.attempts, jobs.attempts),
-              started_at = CASE WHEN s.status IS NULL THEN jobs.started_at
-                ELSE to_timestamp(s.started_at / 1000) END,
-              finished_at = CASE WHEN s.status IS NULL THEN jobs.finished_at
-                ELSE to_timestamp(s.finished_at / 1000) END,
-              worker = CASE WHEN s.status IS NULL THEN jobs.worker ELSE s.worker END
-            FROM read_ndjson(${changesFile}, columns = ${NDJSON_COLUMNS}) s
-            WHERE jobs.id = s.id
+          // Jobs created in an earlier batch (or whose creation DuckDB refused): merged.
+          await writer.run(`
+            INSERT INTO jobs ${staged(changesFile)}
+            ON CONFLICT (id) DO UPDATE SET ${STATE_CHANGE}
           `);
-          if (changed.rowsChanged < changes.length) {
-            // Some were never created here (their creation event was refused): insert them.
-            await writer.run(`
-              INSERT INTO jobs ${staged(changesFile)}
-              ON CONFLICT (id) DO NOTHING
-            `);
-          }
         }
         if (eventsFile) {
           await writer.run(`

@@ -120,6 +120,12 @@ interface SlotPool {
   reserved: number;
 }
 
+/** Claims one job type may have out at once while its queue has jobs. */
+const MAX_CLAIMS_IN_FLIGHT = 4;
+
+/** How far ahead of its free slots a busy job type claims, in seconds of its start rate. */
+const AHEAD_S = 0.05;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function defaultConsumerId(): string {
@@ -255,6 +261,7 @@ export function createRunner(options: RunnerOptions): Runner {
     pool.reserved--;
     pool.running++;
     started++;
+    startsNow.set(job.type, (startsNow.get(job.type) ?? 0) + 1);
     const startedAt = performance.now();
     observer?.started(job.type, job.waitMs);
 
@@ -301,6 +308,7 @@ export function createRunner(options: RunnerOptions): Runner {
       running.delete(job.id);
       pool.running--;
       finished++;
+      fill();
       wake();
     }
     observer?.ended(
@@ -343,28 +351,106 @@ export function createRunner(options: RunnerOptions): Runner {
     pool.reserved = Math.max(0, pool.reserved - n);
     wake();
   };
+  // ---- claiming ahead ----
+  // A type that starts many short jobs claims a little ahead of its free slots: what it starts
+  // in about AHEAD_S at its current rate, at most `concurrency` more. A slot that frees up then
+  // starts its next job at once instead of a Redis round trip later. Types with their own slots
+  // (sessions) and types that start a few jobs a second never claim ahead, so a long job never
+  // waits here while another worker process is free. Jobs claimed ahead are in this consumer's
+  // processing list under its lease like running ones; at shutdown they go back on the queue.
+  const ahead = new Map<string, ClaimedJob[]>();
+  const startsNow = new Map<string, number>();
+  let startRate = new Map<string, number>();
+  const aheadWindow = (type: string, pool: SlotPool) =>
+    pool === shared ? Math.min(pool.capacity, Math.floor((startRate.get(type) ?? 0) * AHEAD_S)) : 0;
+  /** Starts jobs claimed ahead while their pool has free slots. */
+  const fill = () => {
+    if (stopping) return;
+    for (const [type, list] of ahead) {
+      const pool = poolOf(type);
+      const n = Math.min(list.length, free(pool));
+      if (n <= 0) continue;
+      pool.reserved += n;
+      startAll(list.splice(0, n), pool);
+    }
+  };
+  /** Lets go of a job claimed ahead that was cancelled or lost its claim meanwhile. */
+  const dropAhead = (id: string) => {
+    for (const list of ahead.values()) {
+      const i = list.findIndex((j) => j.id === id);
+      if (i < 0) continue;
+      list.splice(i, 1);
+      // Its state is no longer "running here", so this only takes it off the processing list.
+      complete({ id, kind: "requeue" });
+      return;
+    }
+  };
+
+  /** Resolves at the next change of slots (a job ended, a claim came back). */
+  const changed = () => new Promise<void>((r) => waiters.push(r));
   const loop = async (type: string) => {
     const pool = poolOf(type);
     const blocking = options.connect("blocking");
     blockingConns.push(blocking);
+    const waiting: ClaimedJob[] = [];
+    ahead.set(type, waiting);
+    // While the queue has jobs, claims are pipelined: the next one goes out before the reply to
+    // the previous one, so a busy Redis costs latency here rather than throughput.
+    let more = false;
+    let inFlight = 0;
+    let asked = 0;
+    const chunk = Math.max(1, Math.floor(pool.capacity / 4));
+    const claimAsync = (n: number) => {
+      const held = Math.min(n, free(pool));
+      pool.reserved += held;
+      inFlight++;
+      asked += n;
+      queue.claim(type, consumer, n, leaseMs).then(
+        (jobs) => {
+          more = jobs.length === n;
+          waiting.push(...jobs);
+        },
+        (err) => {
+          more = false;
+          if (!stopping) log.warn("taking jobs failed", { type, error: errorMessage(err) });
+        },
+      ).finally(() => {
+        inFlight--;
+        asked -= n;
+        unreserve(pool, held);
+        fill();
+      });
+    };
     while (!stopping) {
+      if (more || inFlight > 0) {
+        const want = Math.min(free(pool) + aheadWindow(type, pool) - waiting.length - asked, 512);
+        if (
+          more && inFlight < MAX_CLAIMS_IN_FLIGHT && want > 0 && (inFlight === 0 || want >= chunk)
+        ) {
+          claimAsync(want);
+        } else await changed();
+        continue;
+      }
       await waitFree(pool);
       if (stopping) break;
-      const n = Math.min(free(pool), 512);
+      fill();
+      const n = Math.min(free(pool) + aheadWindow(type, pool) - waiting.length, 512);
       if (n <= 0) continue;
-      pool.reserved += n;
+      // Slots are reserved while the claim is in flight; jobs beyond them wait in `waiting`.
+      const held = Math.min(n, free(pool));
+      pool.reserved += held;
       let jobs: ClaimedJob[];
       try {
         jobs = await queue.claim(type, consumer, n, leaseMs);
       } catch (err) {
-        unreserve(pool, n);
         if (stopping) break;
         log.warn("taking jobs failed; retrying", { type, error: errorMessage(err) });
         await sleep(500);
         continue;
+      } finally {
+        unreserve(pool, held);
       }
-      // Claimed jobs keep their slot reserved until they are in `running`.
-      unreserve(pool, n - jobs.length);
+      more = jobs.length === n;
       if (jobs.length === 0) {
         try {
           const id = await queue.take(blocking, type, consumer, 2);
@@ -377,11 +463,9 @@ export function createRunner(options: RunnerOptions): Runner {
           pool.reserved += m;
           try {
             jobs = await queue.claim(type, consumer, m, leaseMs, [id]);
-          } catch (err) {
+          } finally {
             unreserve(pool, m);
-            throw err;
           }
-          unreserve(pool, m - jobs.length);
         } catch (err) {
           if (stopping) break;
           log.warn("waiting for jobs failed; retrying", { type, error: errorMessage(err) });
@@ -389,8 +473,10 @@ export function createRunner(options: RunnerOptions): Runner {
           continue;
         }
       }
-      startAll(jobs, pool);
+      waiting.push(...jobs);
+      fill();
     }
+    while (inFlight > 0) await changed();
   };
 
   const killMessage = (active: Active, reason: KillReason) =>
@@ -414,6 +500,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const killRunning = (id: string, reason: KillReason) => {
     const active = running.get(id);
     if (active) stopJob(active, reason);
+    else dropAhead(id);
   };
 
   const every = (ms: number, work: () => Promise<unknown>) => {
@@ -454,6 +541,11 @@ export function createRunner(options: RunnerOptions): Runner {
         () => queue.reap(),
       );
       every(250, () => queue.promote());
+      every(1000, () => {
+        startRate = new Map(startsNow);
+        startsNow.clear();
+        return Promise.resolve();
+      });
       // One sweep for every job's timeout (a timer per job costs more than the job at high rates).
       every(100, () => {
         const now = performance.now();
@@ -478,6 +570,9 @@ export function createRunner(options: RunnerOptions): Runner {
         wake();
         for (const c of blockingConns) c.disconnect();
         await Promise.allSettled(loops);
+        for (const list of ahead.values()) {
+          for (const job of list.splice(0)) complete({ id: job.id, kind: "requeue" });
+        }
         // Jobs that never end by themselves (sessions) are asked to end now.
         for (const active of running.values()) {
           if (active.graceMs !== undefined) stopJob(active, "shutdown");

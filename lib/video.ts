@@ -238,7 +238,7 @@ export async function listedEncoders(ffmpeg: string): Promise<Set<string>> {
 
 /** A tiny real encode with one encoder: does it work on this machine? */
 function trialArgs(encoder: string): string[] {
-  const input = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-frames:v", "5"];
+  const input = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10", "-frames:v", "3"];
   if (encoder.endsWith("_vaapi")) {
     return [
       "-vaapi_device",
@@ -274,6 +274,8 @@ export async function detectEncoders(
         if (!listed.has(encoder) || signal?.aborted) continue;
         if (await ffmpegOk(ffmpeg, trialArgs(encoder), undefined, signal)) {
           found.push({ codec, encoder, hardware: isHw });
+          // One working software encoder is enough (the next, e.g. libaom, is a slow fallback).
+          if (!isHw) break;
         }
       }
     }
