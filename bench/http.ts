@@ -22,8 +22,10 @@ interface Figure {
 
 async function startNginx(): Promise<{ url: string; stop(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "bench-nginx-" });
-  await Deno.mkdir(`${dir}/html`);
-  await Deno.writeTextFile(`${dir}/html/1k.txt`, "x".repeat(1024));
+  // nginx's worker runs as an unprivileged user when started as root: it must read the file.
+  await Deno.chmod(dir, 0o755);
+  await Deno.mkdir(`${dir}/html`, { mode: 0o755 });
+  await Deno.writeTextFile(`${dir}/html/1k.txt`, "x".repeat(1024), { mode: 0o644 });
   const port = freePort();
   await Deno.writeTextFile(
     `${dir}/nginx.conf`,
@@ -45,13 +47,20 @@ http {
     stderr: "piped",
   }).spawn();
   const url = `http://127.0.0.1:${port}/1k.txt`;
-  for (let i = 0; i < 100; i++) {
+  let status = 0;
+  for (let i = 0; i < 100 && status === 0; i++) {
     try {
       const res = await fetch(url);
       await res.body?.cancel();
-      if (res.ok) break;
-    } catch { /* not up yet */ }
-    await new Promise((r) => setTimeout(r, 50));
+      status = res.status;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50)); // not up yet
+    }
+  }
+  if (status !== 200) {
+    child.kill("SIGQUIT");
+    await child.status;
+    throw new Error(`nginx answers ${status || "nothing"} for ${url}`);
   }
   return {
     url,
