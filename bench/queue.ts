@@ -12,6 +12,7 @@ import { type Platform, startPlatform } from "../lib/platform.ts";
 import { type NewJob, newJobId } from "../lib/queue.ts";
 import { type EmbeddedRedis, startEmbeddedRedis } from "../lib/redis.ts";
 import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
+import { noopJob } from "../workers/noop.ts";
 
 export async function startBenchRedis(): Promise<EmbeddedRedis> {
   return await startEmbeddedRedis({ dir: await Deno.makeTempDir({ prefix: "bench-redis-" }) });
@@ -108,6 +109,33 @@ export async function measureLatency(platform: Platform, count: number, gapMs = 
   return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
+/**
+ * The floor under a cold start: a bare Deno Worker of the noop job's module, with the same
+ * permissions, from `new Worker` to its "ready" answer, without the platform around it.
+ */
+export async function measureWorkerFloor(count: number) {
+  const spec = noopJob.sandbox({} as never, {} as never);
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    const worker = new Worker(spec.module, {
+      type: "module",
+      deno: { permissions: spec.permissions },
+    } as WorkerOptions);
+    await new Promise<void>((resolve) => {
+      worker.onmessage = (e) => {
+        if (e.data?.t === "ready") resolve();
+      };
+      worker.postMessage({ t: "init", data: null });
+    });
+    times.push(performance.now() - t0);
+    worker.terminate();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  times.sort((a, b) => a - b);
+  return { p50: percentile(times, 50), p99: percentile(times, 99) };
+}
+
 async function runBullmq(redisUrl: string, jobs: number, latency: number) {
   await ensurePeers();
   const { stdout, success, stderr } = await new Deno.Command("node", {
@@ -181,6 +209,7 @@ if (import.meta.main) {
     await measureLatency(coldPlatform, 5, 10);
     const cold = await measureLatency(coldPlatform, Math.min(latencyCount, 100), 10);
     await coldPlatform.close();
+    const floor = await measureWorkerFloor(Math.min(latencyCount, 100));
 
     const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
     const ratio = median(ours) / median(peers);
@@ -203,7 +232,7 @@ if (import.meta.main) {
       [
         "queue-to-start p50 / p99, cold Worker (ms)",
         `${cold.p50.toFixed(2)} / ${cold.p99.toFixed(2)}`,
-        "–",
+        `bare Deno Worker, new → ready: ${floor.p50.toFixed(2)} / ${floor.p99.toFixed(2)}`,
         "p50 ≤ 15 ms",
         cold.p50 <= 15 ? "yes" : "no",
       ],

@@ -227,8 +227,8 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     return best ?? spawn(spec, key);
   };
 
-  // Messages for a host go out in order once it is ready; runs queued in the same tick are
-  // merged into one message.
+  // Messages for a host go out in order; runs queued in the same tick are merged into one
+  // message.
   const outbox = new Map<Host, Array<{ msg: PoolMessage; transfer: Transferable[] }>>();
   let outboxScheduled = false;
   const post = (host: Host, msg: PoolMessage, transfer: Transferable[] = []) => {
@@ -241,12 +241,11 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       outboxScheduled = true;
       queueMicrotask(() => {
         outboxScheduled = false;
+        // Straight behind `init`: the Worker holds them until it is set up.
         for (const [h, messages] of outbox) {
-          h.ready.then(() => {
-            for (const { msg, transfer } of messages) {
-              if (!h.dead) h.worker.postMessage(msg, transfer);
-            }
-          }, () => {});
+          for (const { msg, transfer } of messages) {
+            if (!h.dead) h.worker.postMessage(msg, transfer);
+          }
         }
         outbox.clear();
       });

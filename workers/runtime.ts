@@ -163,20 +163,30 @@ export function serveJobs<P, R, I = unknown>(
     }
   };
 
+  // The pool sends jobs right behind `init` without waiting for "ready" (a cold start saves a
+  // round trip), so everything after `init` waits until it is handled; after a failed `init`
+  // nothing runs (the pool terminates this Worker).
+  let initialized!: () => void;
+  const setupDone = new Promise<void>((resolve) => (initialized = resolve));
   scope.onmessage = async (e) => {
     const msg = e.data;
     if (msg.t === "init") {
       init = msg.data as I;
       try {
         await options.setup?.(init);
-        scope.postMessage({ t: "ready" });
       } catch (err) {
         scope.postMessage({
           t: "init_failed",
           error: err instanceof Error ? err.message : String(err),
         });
+        return;
       }
-    } else if (msg.t === "run") {
+      scope.postMessage({ t: "ready" });
+      initialized();
+      return;
+    }
+    await setupDone;
+    if (msg.t === "run") {
       for (const job of msg.jobs) run(job);
     } else if (msg.t === "cancel") {
       controllers.get(msg.id)?.abort(new JobError(msg.reason ?? "cancelled", false));
