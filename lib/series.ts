@@ -65,6 +65,8 @@ const jobRate = (ctx: SeriesContext, statuses: string[], windowS: number) =>
 /** A rate per live item (fps per session), null when none is live. */
 const perItem = (rate: number | null, items: number | null, factor = 1) =>
   rate === null || !items ? null : (factor * rate) / items;
+/** A figure of the live items (the worst one's), null when none is live: not a drop to 0. */
+const whileLive = (value: number | null, items: number | null) => (items ? value : null);
 
 export const SERIES: readonly SeriesSpec[] = [
   {
@@ -231,7 +233,11 @@ export const SERIES: readonly SeriesSpec[] = [
     name: "session_buffer_health",
     unit: "ratio",
     description: "Buffer health of the worst live session, 0–1",
-    value: (c) => c.gauge("streamplay_session_buffer_health_ratio"),
+    value: (c) =>
+      whileLive(
+        c.gauge("streamplay_session_buffer_health_ratio"),
+        c.gauge("streamplay_sessions_active"),
+      ),
     watch: { direction: "low", minScale: 0.1 },
   },
   {
@@ -260,7 +266,11 @@ export const SERIES: readonly SeriesSpec[] = [
     name: "stream_buffer_health",
     unit: "ratio",
     description: "Buffer health of the worst live stream, 0–1",
-    value: (c) => c.gauge("streamplay_stream_buffer_health_ratio"),
+    value: (c) =>
+      whileLive(
+        c.gauge("streamplay_stream_buffer_health_ratio"),
+        c.gauge("streamplay_streams_active"),
+      ),
     watch: { direction: "low", minScale: 0.1 },
   },
 ];
