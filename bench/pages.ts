@@ -20,6 +20,37 @@ ${
 </body></html>`;
 
 /**
+ * A grid of `nodes` coloured cells, `width` px wide, whose colours all change every frame (hard
+ * to encode, costly to render). `draw(t)` paints the frame for time `t` ms; the page animates
+ * itself with requestAnimationFrame unless its URL ends in `?still` (then a caller draws set
+ * times).
+ */
+export function colourGridPage(width: number, nodes = 2000): string {
+  return `<!doctype html><html><head><title>animated</title></head>
+<body style="margin:0;overflow:hidden"><div id="g" style="display:flex;flex-wrap:wrap;width:${width}px"></div>
+<script>
+const g = document.getElementById("g");
+const cells = [];
+for (let i = 0; i < ${nodes}; i++) {
+  const d = document.createElement("div");
+  d.style.cssText = "width:18px;height:18px;margin:1px;border-radius:3px";
+  g.appendChild(d);
+  cells.push(d);
+}
+function draw(t) {
+  for (let i = 0; i < cells.length; i++) {
+    cells[i].style.background = "hsl(" + ((t / 8 + i * 7) % 360) + ",70%,50%)";
+  }
+}
+function frame(t) {
+  draw(t);
+  requestAnimationFrame(frame);
+}
+if (location.search !== "?still") requestAnimationFrame(frame);
+</script></body></html>`;
+}
+
+/**
  * A dashboard-like page of `nodes` DOM nodes (cards of five nodes each), animated: every tenth
  * card pulses with a CSS transform, a spinner turns, and a progress bar and a frame counter are
  * updated from requestAnimationFrame.

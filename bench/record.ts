@@ -40,6 +40,7 @@ import {
   progressiveFileMuxArgs,
 } from "../lib/video.ts";
 import { printTable } from "./common.ts";
+import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const CAPTURE_S = 4;
@@ -63,28 +64,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
 const log = createLogger({ level: "warn" });
 
-const PAGE = `<!doctype html><html><head><title>animated</title></head>
-<body style="margin:0;overflow:hidden"><div id="g" style="display:flex;flex-wrap:wrap;width:${WIDTH}px"></div>
-<script>
-const g = document.getElementById("g");
-const cells = [];
-for (let i = 0; i < ${NODES}; i++) {
-  const d = document.createElement("div");
-  d.style.cssText = "width:18px;height:18px;margin:1px;border-radius:3px";
-  g.appendChild(d);
-  cells.push(d);
-}
-function draw(t) {
-  for (let i = 0; i < cells.length; i++) {
-    cells[i].style.background = "hsl(" + ((t / 8 + i * 7) % 360) + ",70%,50%)";
-  }
-}
-function frame(t) {
-  draw(t);
-  requestAnimationFrame(frame);
-}
-if (location.search !== "?still") requestAnimationFrame(frame);
-</script></body></html>`;
+const PAGE = colourGridPage(WIDTH, NODES);
 
 /**
  * The live session's page: a full-window canvas animation (moving, colour-shifting discs over a

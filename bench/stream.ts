@@ -22,6 +22,7 @@ import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
 import { decodeFrame } from "../lib/screencast_frame.ts";
 import { readProcFiles } from "../lib/procfs.ts";
 import { freePort } from "../lib/redis.ts";
+import { colourGridPage } from "./pages.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
@@ -45,25 +46,7 @@ const fixed = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits)
 
 // ---- the animated page ----
 
-const PAGE = `<!doctype html><html><head><title>animated</title></head>
-<body style="margin:0;overflow:hidden"><div id="g" style="display:flex;flex-wrap:wrap;width:${WIDTH}px"></div>
-<script>
-const g = document.getElementById("g");
-const cells = [];
-for (let i = 0; i < ${NODES}; i++) {
-  const d = document.createElement("div");
-  d.style.cssText = "width:18px;height:18px;margin:1px;border-radius:3px";
-  g.appendChild(d);
-  cells.push(d);
-}
-function frame(t) {
-  for (let i = 0; i < cells.length; i++) {
-    cells[i].style.background = "hsl(" + ((t / 8 + i * 7) % 360) + ",70%,50%)";
-  }
-  requestAnimationFrame(frame);
-}
-requestAnimationFrame(frame);
-</script></body></html>`;
+const PAGE = colourGridPage(WIDTH, NODES);
 
 const pageServer = Deno.serve(
   { hostname: "127.0.0.1", port: 0, onListen() {} },

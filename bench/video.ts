@@ -41,6 +41,7 @@ import {
 import { liveTiming, muxArgs } from "../lib/stream_options.ts";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
 import { percentile, printTable } from "./common.ts";
+import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const FPS = 30;
@@ -72,25 +73,7 @@ function draw() {
 setInterval(draw, ${Math.round(1000 / FPS)});
 </script></body></html>`;
 
-const ANIMATED_PAGE = `<!doctype html><html><head><title>animated</title></head>
-<body style="margin:0;overflow:hidden"><div id="g" style="display:flex;flex-wrap:wrap;width:${WIDTH}px"></div>
-<script>
-const g = document.getElementById("g");
-const cells = [];
-for (let i = 0; i < 2000; i++) {
-  const d = document.createElement("div");
-  d.style.cssText = "width:18px;height:18px;margin:1px;border-radius:3px";
-  g.appendChild(d);
-  cells.push(d);
-}
-function frame(t) {
-  for (let i = 0; i < cells.length; i++) {
-    cells[i].style.background = "hsl(" + ((t / 8 + i * 7) % 360) + ",70%,50%)";
-  }
-  requestAnimationFrame(frame);
-}
-requestAnimationFrame(frame);
-</script></body></html>`;
+const ANIMATED_PAGE = colourGridPage(WIDTH);
 
 const pageServer = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
   const body = new URL(req.url).pathname === "/clock" ? CLOCK_PAGE : ANIMATED_PAGE;

@@ -216,19 +216,10 @@ const STATE_CHANGE = `
 /** How a replayed creation merges with the stored row (idempotent). */
 const UPSERT = `
   type = coalesce(excluded.type, jobs.type),
-  status = coalesce(excluded.status, jobs.status),
   params = coalesce(excluded.params, jobs.params),
-  result = coalesce(excluded.result, jobs.result),
-  error = CASE WHEN excluded.status IS NULL THEN jobs.error ELSE excluded.error END,
-  attempts = coalesce(excluded.attempts, jobs.attempts),
   max_attempts = coalesce(excluded.max_attempts, jobs.max_attempts),
   timeout_s = coalesce(excluded.timeout_s, jobs.timeout_s),
-  created_at = coalesce(excluded.created_at, jobs.created_at),
-  started_at = CASE WHEN excluded.status IS NULL THEN jobs.started_at
-    ELSE excluded.started_at END,
-  finished_at = CASE WHEN excluded.status IS NULL THEN jobs.finished_at
-    ELSE excluded.finished_at END,
-  worker = CASE WHEN excluded.status IS NULL THEN jobs.worker ELSE excluded.worker END`;
+  created_at = coalesce(excluded.created_at, jobs.created_at),${STATE_CHANGE}`;
 
 /** How read_csv reads the batch files: job id, seq, event JSON; tabs, no quoting. */
 const TSV = `delim = '\t', quote = '', escape = '', header = false, ` +
