@@ -266,6 +266,8 @@ interface StreamResult {
   server: number;
   serverSplit: Cores;
   chromium: number;
+  /** Average size of the frame messages viewers got. */
+  frameBytes: number;
 }
 
 async function streamplay(sessions: number, viewersEach: number): Promise<StreamResult> {
@@ -290,6 +292,7 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
       const v = {
         session,
         frames: 0,
+        bytes: 0,
         firstSeq: 0,
         lastSeq: 0,
         latencies: [] as number[],
@@ -301,6 +304,7 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
         const now = Date.now();
         const { header } = decodeFrame(new Uint8Array(e.data));
         v.frames++;
+        v.bytes += e.data.byteLength;
         if (!v.firstSeq) v.firstSeq = header.seq;
         v.lastSeq = header.seq;
         v.latencies.push(now - header.ts);
@@ -336,7 +340,55 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
     server: m.cores.server!.total,
     serverSplit: m.cores.server!,
     chromium: m.cores.chromium!.total,
+    frameBytes: viewers.reduce((a, v) => a + v.bytes, 0) /
+      Math.max(1, viewers.reduce((a, v) => a + v.frames, 0)),
   };
+}
+
+// ---- peer: a bare Deno WebSocket fan-out ----
+
+/** CPU of a server that only sends a frame-sized message to 1, then 10 clients at 30 fps. */
+async function bareFanout(bytes: number): Promise<{ one: number; ten: number }> {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      "bench/ws_fanout_server.ts",
+      String(port),
+      String(bytes),
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!(await reader.read()).value?.includes("ready"));
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const clients: WebSocket[] = [];
+  const connect = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+      ws.binaryType = "arraybuffer";
+      ws.onmessage = () => {};
+      await new Promise((r) => (ws.onopen = r));
+      clients.push(ws);
+    }
+  };
+  try {
+    await connect(1);
+    await sleep(WARMUP_MS);
+    const one = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!.total;
+    await connect(9);
+    await sleep(WARMUP_MS);
+    const ten = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!.total;
+    return { one, ten };
+  } finally {
+    for (const ws of clients) ws.close();
+    child.kill("SIGTERM");
+    await child.status;
+  }
 }
 
 // ---- the run ----
@@ -374,6 +426,9 @@ for (let r = 1; r <= ROUNDS; r++) {
   step(`round ${r} of ${ROUNDS}: streamplay, 5 sessions, 1 viewer each`);
   runs.sp5.push(await streamplay(5, 1));
 }
+step("a bare Deno WebSocket server, 1 then 10 clients, the same frame size");
+const frameBytes = Math.round(percentile(runs.sp1.map((r) => r.frameBytes), 0.5));
+const bare = await bareFanout(frameBytes);
 step("page.screenshot() polling, 1 page");
 const shot1 = await screenshotPolling(1);
 step("page.screenshot() polling, 5 pages");
@@ -445,7 +500,7 @@ for (const r of rows.slice(1)) console.log(line(r));
 const cpuRatio = medRatio(runs.sp10, runs.sp1, (r) => r.server, (r) => r.server);
 const fps1 = medRatio(runs.sp1, runs.raw1, (r) => r.fps, (r) => r.fps);
 const fps5 = medRatio(runs.sp5, runs.raw5, (r) => r.fps, (r) => r.fps);
-const targets: Array<[string, string, boolean]> = [
+const targets: Array<[string, string, boolean | null]> = [
   [
     "frames delivered / emitted, 1 viewer ≥ 0.95",
     fixed(sp1.delivered, 3),
@@ -468,6 +523,15 @@ const targets: Array<[string, string, boolean]> = [
     cpuRatio <= 1.1,
   ],
   [
+    "for reference, a bare Deno WebSocket server sending the same frame size, 10 / 1 clients",
+    `${fixed(bare.ten, 3)} / ${fixed(bare.one, 3)} cores = ${fixed(bare.ten / bare.one, 2)}× ` +
+    `(${fixed(((bare.ten - bare.one) / (9 * 30)) * 1e6, 0)} µs per extra send of ` +
+    `${fixed(frameBytes / 1000, 0)} KB; the platform: ${
+      fixed(((sp10.server - sp1.server) / (9 * sp10.fps)) * 1e6, 0)
+    } µs)`,
+    null,
+  ],
+  [
     "fps vs raw CDP ≥ 0.95×, 1 session",
     `${fixed(fps1, 2)}× (rounds: ${perRound(runs.sp1.map((r, i) => r.fps / runs.raw1[i]!.fps))})`,
     fps1 >= 0.95,
@@ -485,7 +549,7 @@ const targets: Array<[string, string, boolean]> = [
 ];
 console.log("\ntargets");
 for (const [name, value, met] of targets) {
-  console.log(`  ${met ? "met    " : "NOT met"}  ${name}: ${value}`);
+  console.log(`  ${met === null ? "peer   " : met ? "met    " : "NOT met"}  ${name}: ${value}`);
 }
 const busy = Math.max(Number(loadBefore), Number(loadAfter)) > navigator.hardwareConcurrency;
 console.log(
