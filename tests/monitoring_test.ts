@@ -94,19 +94,27 @@ Deno.test("GET /metrics passes promtool and counts exactly the jobs and sessions
     });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const viewers = [await openViewer(res.body.ws_url), await openViewer(res.body.ws_url)];
-    await Promise.all(viewers.map((v) => v.waitFrames(5, 15_000)));
-    const live = await waitFor(async () => {
-      const { samples } = await scrape(base);
-      return value(samples, "streamplay_session_viewers") === 2 ? samples : null;
-    }, { what: "2 viewers in the metrics" });
-    assert.equal(value(live, "streamplay_sessions_active"), 1);
-    assert.ok(value(live, "streamplay_session_frames_captured_total") >= 5);
-    assert.ok(value(live, "streamplay_session_frames_sent_total") >= 10);
-    const health = value(live, "streamplay_session_buffer_health_ratio");
-    assert.ok(health > 0 && health <= 1, `buffer health ${health}`);
-    const ended = await api(base, `/api/sessions/${res.body.id}`, { method: "DELETE" });
+    let ended: Awaited<ReturnType<typeof api>>;
+    try {
+      await Promise.all(viewers.map((v) => v.waitFrames(5, 15_000)));
+      // Session figures reach the metrics with the session's snapshot (once a second).
+      const live = await waitFor(async () => {
+        const { samples } = await scrape(base);
+        return value(samples, "streamplay_session_viewers") === 2 &&
+            value(samples, "streamplay_session_frames_sent_total") >= 10
+          ? samples
+          : null;
+      }, { what: "2 viewers and the frames they got in the metrics" });
+      assert.equal(value(live, "streamplay_sessions_active"), 1);
+      assert.ok(value(live, "streamplay_session_frames_captured_total") >= 5);
+      const health = value(live, "streamplay_session_buffer_health_ratio");
+      assert.ok(health > 0 && health <= 1, `buffer health ${health}`);
+    } finally {
+      // Ended even when an assertion failed, so the later steps do not wait for it.
+      ended = await api(base, `/api/sessions/${res.body.id}`, { method: "DELETE" });
+      for (const v of viewers) await v.close();
+    }
     assert.equal(ended.status, 200);
-    for (const v of viewers) await v.close();
     sessionFrames = ended.body.metrics.frames_captured;
     assert.ok(sessionFrames >= 5);
     await waitForJob(base, res.body.id);
