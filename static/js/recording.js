@@ -13,7 +13,7 @@ import {
   statusBadge,
   token,
 } from "./api.js";
-import { describeInput } from "./session_view.js";
+import { describeEvent } from "./session_view.js";
 
 renderNav();
 const id = decodeURIComponent(location.pathname.split("/").pop());
@@ -37,35 +37,6 @@ const clock = (t) => {
   const m = Math.floor(t / 60);
   return `${m}:${(t % 60).toFixed(1).padStart(4, "0")}`;
 };
-
-function describe(e) {
-  switch (e.type) {
-    case "input":
-      return describeInput(e) + (e.masked ? " (masked)" : "");
-    case "navigation":
-      return e.url;
-    case "navigation_failed":
-      return `${e.url}: ${e.error}`;
-    case "console":
-      return `[${e.level}] ${e.message}`;
-    case "page_error":
-      return e.message;
-    case "failed_request":
-      return `${e.method} ${e.url} ${e.status ?? e.error}`;
-    case "request_blocked":
-      return `${e.target}: ${e.reason}`;
-    case "tab":
-      return `${e.action} ${e.tab}${e.url ? ` ${e.url}` : ""}`;
-    case "dialog":
-      return `${e.kind} "${e.message}" ${e.answer}`;
-    case "viewer":
-      return `${e.action} (${e.viewer_count} watching)`;
-    case "replay_divergence":
-      return `${e.kind}: ${e.message}`;
-    default:
-      return JSON.stringify(e);
-  }
-}
 
 const seek = (t) => {
   video.currentTime = t;
@@ -122,7 +93,7 @@ function showTimeline(entries) {
       },
       el("button", { class: "secondary link" }, clock(e.t)),
       el("span", { class: "kind" }, e.type.replace("_", " ")),
-      el("span", { class: "text" }, describe(e)),
+      el("span", { class: "text" }, describeEvent(e)),
     );
     return { t: e.t, row };
   });
@@ -146,7 +117,7 @@ function showTimeline(entries) {
             " ",
             el("span", { class: "kind" }, e.type.replace("_", " ")),
             " ",
-            describe(e),
+            describeEvent(e),
           ),
         )
       )

@@ -40,6 +40,36 @@ export function describeInput(e) {
       return i.type ?? "input";
   }
 }
+
+/** One line for a page event of a session or a recording's timeline. */
+export function describeEvent(e) {
+  switch (e.type) {
+    case "input":
+      return describeInput(e) + (e.masked ? " (masked)" : "");
+    case "navigation":
+      return e.url;
+    case "navigation_failed":
+      return `${e.url}: ${e.error}`;
+    case "console":
+      return `[${e.level}] ${e.message}`;
+    case "page_error":
+      return e.message;
+    case "failed_request":
+      return `${e.method} ${e.url} ${e.status ?? e.error}`;
+    case "request_blocked":
+      return `${e.target}: ${e.reason}`;
+    case "tab":
+      return `${e.action} ${e.tab}${e.url ? ` ${e.url}` : ""}`;
+    case "dialog":
+      return `${e.kind} "${e.message}" ${e.answer}`;
+    case "viewer":
+      return `${e.action} (${e.viewer_count} watching)`;
+    case "replay_divergence":
+      return `${e.kind}: ${e.message}`;
+    default:
+      return JSON.stringify(e);
+  }
+}
 const BUTTONS = ["left", "middle", "right"];
 
 /** Opens session `id` in `root`; `viewOnly` asks for a view-only seat. Returns { close }. */
@@ -172,33 +202,6 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
     overlay();
   };
 
-  const describe = (e) => {
-    switch (e.type) {
-      case "navigation":
-        return e.url;
-      case "navigation_failed":
-        return `${e.url}: ${e.error}`;
-      case "console":
-        return `[${e.level}] ${e.message}`;
-      case "page_error":
-        return e.message;
-      case "failed_request":
-        return `${e.method} ${e.url} ${e.status ?? e.error}`;
-      case "request_blocked":
-        return `${e.target}: ${e.reason}`;
-      case "tab":
-        return `${e.action} ${e.tab}${e.url ? ` ${e.url}` : ""}`;
-      case "dialog":
-        return `${e.kind} "${e.message}" ${e.answer}`;
-      case "input":
-        return describeInput(e);
-      case "replay_divergence":
-        return `${e.kind}: ${e.message}`;
-      default:
-        return JSON.stringify(e);
-    }
-  };
-
   const showEvent = (e) => {
     // While recorded every input is an event: pointer moves and key releases are left out here.
     if (e.type === "input" && (e.input?.action === "move" || e.input?.action === "up")) return;
@@ -220,7 +223,7 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
       { class: `ev ${e.type}`, dataset: { type: e.type } },
       el("span", { class: "muted" }, new Date(e.ts).toLocaleTimeString()),
       el("span", { class: "kind" }, e.type.replace("_", " ")),
-      el("span", { class: "text" }, describe(e)),
+      el("span", { class: "text" }, describeEvent(e)),
       shot,
     );
     const box = $("#events");
