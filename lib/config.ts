@@ -25,6 +25,8 @@ export interface Config {
   /** Jobs run at once by this process; 0 runs no worker pool here (API and history only). */
   concurrency: number;
   warmWorkers: number;
+  /** How far ahead of its free slots a busy short-job type claims, in ms of its start rate (0: off). */
+  claimAheadMs: number;
   /** Live sessions at once: across the cluster (the API answers 429 beyond) and per process. */
   maxSessions: number;
   /** Live video streams (one ffmpeg each) this process encodes at once. */
@@ -80,6 +82,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_DB: "<STREAMPLAY_DATA_DIR>/streamplay.duckdb",
   STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
   STREAMPLAY_WARM_WORKERS: "2",
+  STREAMPLAY_CLAIM_AHEAD_MS: "50",
   STREAMPLAY_MAX_SESSIONS: "4",
   STREAMPLAY_MAX_STREAMS: "4",
   STREAMPLAY_LEASE_S: "15",
@@ -225,6 +228,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     dbPath: env.STREAMPLAY_DB || `${dataDir}/streamplay.duckdb`,
     concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
     warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
+    claimAheadMs: int(env, "STREAMPLAY_CLAIM_AHEAD_MS", 50, 0, 10_000),
     maxSessions: int(env, "STREAMPLAY_MAX_SESSIONS", 4, 1, 1000),
     maxStreams: int(env, "STREAMPLAY_MAX_STREAMS", 4, 1, 1000),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),

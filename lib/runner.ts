@@ -123,9 +123,6 @@ interface SlotPool {
 /** Claims one job type may have out at once while its queue has jobs. */
 const MAX_CLAIMS_IN_FLIGHT = 4;
 
-/** How far ahead of its free slots a busy job type claims, in seconds of its start rate. */
-const AHEAD_S = 0.05;
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function defaultConsumerId(): string {
@@ -353,7 +350,7 @@ export function createRunner(options: RunnerOptions): Runner {
   };
   // ---- claiming ahead ----
   // A type that starts many short jobs claims a little ahead of its free slots: what it starts
-  // in about AHEAD_S at its current rate, at most `concurrency` more. A slot that frees up then
+  // in `claimAheadMs` at its current rate, at most `concurrency` more. A slot that frees up then
   // starts its next job at once instead of a Redis round trip later. Types with their own slots
   // (sessions) and types that start a few jobs a second never claim ahead, so a long job never
   // waits here while another worker process is free. Jobs claimed ahead are in this consumer's
@@ -362,7 +359,9 @@ export function createRunner(options: RunnerOptions): Runner {
   const startsNow = new Map<string, number>();
   let startRate = new Map<string, number>();
   const aheadWindow = (type: string, pool: SlotPool) =>
-    pool === shared ? Math.min(pool.capacity, Math.floor((startRate.get(type) ?? 0) * AHEAD_S)) : 0;
+    pool === shared
+      ? Math.min(pool.capacity, Math.floor((startRate.get(type) ?? 0) * config.claimAheadMs / 1000))
+      : 0;
   /** Starts jobs claimed ahead while their pool has free slots. */
   const fill = () => {
     if (stopping) return;

@@ -1,15 +1,18 @@
 /**
  * The worker pool against a real redis-server and real sandboxed Workers: a busy job type claims
- * ahead of its free slots, and what it claimed ahead is never lost or charged an attempt.
+ * ahead of its free slots (unless STREAMPLAY_CLAIM_AHEAD_MS=0), and what it claimed ahead is
+ * never lost or charged an attempt.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
-import { startPlatform } from "./platform.ts";
+import { type Platform, startPlatform } from "./platform.ts";
 import { createQueue, type JobRecord, type NewJob, newJobId } from "./queue.ts";
 import { connectRedis, waitReady } from "./redis.ts";
 import { redisKeys } from "./keys.ts";
 import { startRedis, tempDir, uniquePrefix, waitFor } from "../tests/helpers.ts";
+
+const CONCURRENCY = 4;
 
 const noop = (sleepMs: number): NewJob => ({
   id: newJobId(),
@@ -19,67 +22,108 @@ const noop = (sleepMs: number): NewJob => ({
   timeoutS: 60,
 });
 
-Deno.test("a busy type claims ahead of its slots; at shutdown those jobs go back without losing an attempt", async () => {
-  await using redis = await startRedis();
-  await using dir = await tempDir();
+/**
+ * A worker process (in this one) that has just run short jobs for over two seconds — well over
+ * 80 starts a second, so a 50 ms window is the full concurrency — then gets 12 long jobs.
+ */
+async function busyWorker(env: Record<string, string>) {
+  const redis = await startRedis();
+  const dir = await tempDir();
   const prefix = uniquePrefix();
   // The test's own connection, which outlives the platform's.
   const conn = connectRedis(redis.url, "command");
   await waitReady(conn);
   const queue = createQueue({ redis: conn, prefix });
-  const config = loadConfig({
-    REDIS_URL: redis.url,
-    STREAMPLAY_DATA_DIR: dir.path,
-    STREAMPLAY_REDIS_PREFIX: prefix,
-    STREAMPLAY_CONCURRENCY: "4",
-    STREAMPLAY_SHUTDOWN_GRACE_S: "10",
-    STREAMPLAY_LOG_LEVEL: "warn",
-  });
-  const platform = await startPlatform(config, {
-    role: "worker",
-    listen: false,
-    log: createLogger({ level: "warn" }),
-    version: "test",
-  });
-  let closed = false;
+  const long = Array.from({ length: 12 }, () => noop(1_500));
+  let platform: Platform | undefined;
+  const close = async () => {
+    await platform?.close();
+    platform = undefined;
+  };
   try {
-    const runner = platform.runner!;
-    // Short jobs for over two seconds: the type starts well over 80 a second, so its window
-    // (50 ms of starts, at most the concurrency) is the full 4.
+    platform = await startPlatform(
+      loadConfig({
+        REDIS_URL: redis.url,
+        STREAMPLAY_DATA_DIR: dir.path,
+        STREAMPLAY_REDIS_PREFIX: prefix,
+        STREAMPLAY_CONCURRENCY: String(CONCURRENCY),
+        STREAMPLAY_SHUTDOWN_GRACE_S: "10",
+        STREAMPLAY_LOG_LEVEL: "warn",
+        ...env,
+      }),
+      { role: "worker", listen: false, log: createLogger({ level: "warn" }), version: "test" },
+    );
     const until = Date.now() + 2_200;
     while (Date.now() < until) {
       await queue.enqueue(Array.from({ length: 100 }, () => noop(0)));
       await new Promise((r) => setTimeout(r, 50));
     }
-    const long = Array.from({ length: 12 }, () => noop(1_500));
     await queue.enqueue(long);
-    const states = async () => (await Promise.all(long.map((j) => queue.get(j.id)))) as JobRecord[];
-
-    // 4 run; up to 4 more are claimed (running in Redis) and wait here for a slot.
-    const claimed = await waitFor(async () => {
-      const s = await states();
-      const running = s.filter((j) => j.status === "running").length;
-      return running > 4 ? running : undefined;
-    }, { timeoutMs: 10_000 });
-    assert.ok(claimed <= 8, `at most the concurrency ahead (${claimed} claimed)`);
-    assert.ok(runner.runningIds().length <= 4, "never more running than the concurrency");
-
-    await platform.close();
-    closed = true;
-    const after = await states();
-    for (const j of after) {
-      assert.ok(
-        (j.status === "succeeded" && j.attempts === 1) ||
-          (j.status === "queued" && j.attempts === 0),
-        `job ${j.id} ended ${j.status} after ${j.attempts} attempts`,
-      );
-    }
-    assert.ok(after.some((j) => j.status === "succeeded"), "the running ones finished");
-    assert.ok(after.some((j) => j.status === "queued"), "the ones claimed ahead went back");
-    const processing = await conn.lrange(redisKeys(prefix).processing(runner.consumerId), 0, -1);
-    assert.deepEqual(processing, [], "nothing left in the processing list");
-  } finally {
-    if (!closed) await platform.close();
+  } catch (err) {
+    await close();
     conn.disconnect();
+    await redis.close();
+    await dir[Symbol.asyncDispose]();
+    throw err;
+  }
+  const runner = platform.runner!;
+  return {
+    queue,
+    conn,
+    prefix,
+    runner,
+    close,
+    /** The long jobs' states in Redis. */
+    states: async () => (await Promise.all(long.map((j) => queue.get(j.id)))) as JobRecord[],
+    async [Symbol.asyncDispose]() {
+      await close();
+      conn.disconnect();
+      await redis.close();
+      await dir[Symbol.asyncDispose]();
+    },
+  };
+}
+const runningIn = (states: JobRecord[]) => states.filter((j) => j.status === "running").length;
+
+Deno.test("a busy type claims ahead of its slots; at shutdown those jobs go back without losing an attempt", async () => {
+  await using t = await busyWorker({});
+  // 4 run; up to 4 more are claimed (running in Redis) and wait here for a slot.
+  const claimed = await waitFor(async () => {
+    const n = runningIn(await t.states());
+    return n > CONCURRENCY ? n : undefined;
+  }, { timeoutMs: 10_000, what: "jobs claimed ahead" });
+  assert.ok(claimed <= 2 * CONCURRENCY, `at most the concurrency ahead (${claimed} claimed)`);
+  assert.ok(t.runner.runningIds().length <= CONCURRENCY, "never more running than the concurrency");
+
+  await t.close();
+  const after = await t.states();
+  for (const j of after) {
+    assert.ok(
+      (j.status === "succeeded" && j.attempts === 1) ||
+        (j.status === "queued" && j.attempts === 0),
+      `job ${j.id} ended ${j.status} after ${j.attempts} attempts`,
+    );
+  }
+  assert.ok(after.some((j) => j.status === "succeeded"), "the running ones finished");
+  assert.ok(after.some((j) => j.status === "queued"), "the ones claimed ahead went back");
+  const processing = await t.conn.lrange(
+    redisKeys(t.prefix).processing(t.runner.consumerId),
+    0,
+    -1,
+  );
+  assert.deepEqual(processing, [], "nothing left in the processing list");
+});
+
+Deno.test("STREAMPLAY_CLAIM_AHEAD_MS=0: a worker claims only what its slots can run", async () => {
+  await using t = await busyWorker({ STREAMPLAY_CLAIM_AHEAD_MS: "0" });
+  await waitFor(async () => runningIn(await t.states()) === CONCURRENCY, {
+    timeoutMs: 10_000,
+    what: "the slots to fill",
+  });
+  // For a second, while the first long jobs run, never more than the slots are claimed.
+  const until = Date.now() + 1_000;
+  while (Date.now() < until) {
+    assert.ok(runningIn(await t.states()) <= CONCURRENCY);
+    await new Promise((r) => setTimeout(r, 50));
   }
 });
