@@ -53,7 +53,12 @@ Deno.test("dashboard page: live values, feed, alerts and history", async (t) => 
       { timeout: 5_000 },
     );
     await page.locator('#feed .change[data-action="started"]').first().waitFor();
-    assert.ok((await points("chart-running")) > before, "the running chart got points");
+    // The charts take a point per metrics_update (once a second); the KPIs may move first.
+    await page.waitForFunction(
+      `Number(document.querySelector("#chart-running").dataset.points) > ${before}`,
+      null,
+      { timeout: 5_000 },
+    );
     await page.waitForFunction(
       `Number(document.querySelector('[data-kpi="running"]').dataset.value) === 0`,
       null,
