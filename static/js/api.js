@@ -171,3 +171,54 @@ export function renderNav() {
     );
   });
 }
+
+/**
+ * A filtered history table read a page at a time, newest first, with the API's cursors: the
+ * `#filters` form, the `#prev` / `#next` buttons, `#page-info` and `#error` of the page.
+ * `read(query)` answers `{ items, next_cursor }`; `row(item)` makes one `<tr>`. Returns `load`.
+ */
+export function cursorTable({ tbody, query, read, row, empty, columns, onLoad }) {
+  const form = document.getElementById("filters");
+  const errorBox = document.getElementById("error");
+  const cursors = [null]; // cursor of each page visited
+  let page = 0;
+  let next = null;
+  async function load() {
+    errorBox.textContent = "";
+    const q = query();
+    if (cursors[page]) q.set("cursor", cursors[page]);
+    let res;
+    try {
+      res = await read(q);
+    } catch (e) {
+      errorBox.textContent = e.message;
+      return;
+    }
+    next = res.next_cursor;
+    tbody.replaceChildren(
+      ...(res.items.length > 0
+        ? res.items.map(row)
+        : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]),
+    );
+    document.getElementById("prev").disabled = page === 0;
+    document.getElementById("next").disabled = !next;
+    document.getElementById("page-info").textContent = `page ${page + 1}`;
+    onLoad?.();
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    cursors.length = 1;
+    page = 0;
+    load();
+  });
+  document.getElementById("next").onclick = () => {
+    cursors[page + 1] = next;
+    page++;
+    load();
+  };
+  document.getElementById("prev").onclick = () => {
+    page = Math.max(0, page - 1);
+    load();
+  };
+  return load;
+}

@@ -1,6 +1,7 @@
 // /bench/history: the job history from DuckDB with filters and cursor paging.
 import {
   api,
+  cursorTable,
   el,
   fmtDuration,
   fmtNumber,
@@ -15,9 +16,6 @@ renderNav();
 const form = document.getElementById("filters");
 const tbody = document.querySelector("#jobs tbody");
 const errorBox = document.getElementById("error");
-const cursors = [null]; // cursor of each page visited
-let page = 0;
-let next = null;
 
 function summary(job) {
   const r = job.result;
@@ -42,19 +40,14 @@ function query() {
   return q;
 }
 
-async function load() {
-  errorBox.textContent = "";
-  const q = query();
-  if (cursors[page]) q.set("cursor", cursors[page]);
-  let res;
-  try {
-    res = await api(`/api/jobs?${q}`);
-  } catch (e) {
-    errorBox.textContent = e.message;
-    return;
-  }
-  next = res.next_cursor;
-  tbody.replaceChildren(...res.jobs.map((j) =>
+const load = cursorTable({
+  tbody,
+  query,
+  read: async (q) => {
+    const res = await api(`/api/jobs?${q}`);
+    return { items: res.jobs, next_cursor: res.next_cursor };
+  },
+  row: (j) =>
     el(
       "tr",
       { dataset: { id: j.id }, onclick: () => (location.href = `/bench/jobs/${j.id}`) },
@@ -64,23 +57,20 @@ async function load() {
       el("td", {}, fmtDuration(jobDuration(j))),
       el("td", { class: "mono" }, summary(j)),
       el("td", { class: "mono muted" }, el("a", { href: `/bench/jobs/${j.id}` }, j.id)),
-    )
-  ));
-  if (res.jobs.length === 0) {
-    tbody.replaceChildren(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No jobs match.")));
-  }
-  document.getElementById("prev").disabled = page === 0;
-  document.getElementById("next").disabled = !next;
-  document.getElementById("page-info").textContent = `page ${page + 1}`;
-  const exportQ = query();
-  exportQ.delete("limit");
-  for (const format of ["csv", "parquet"]) {
-    document.getElementById(`export-${format}`).onclick = (e) => {
-      e.preventDefault();
-      download(`/api/jobs/export?${exportQ}&format=${format}`, `streamplay-jobs.${format}`);
-    };
-  }
-}
+    ),
+  empty: "No jobs match.",
+  columns: 6,
+  onLoad() {
+    const exportQ = query();
+    exportQ.delete("limit");
+    for (const format of ["csv", "parquet"]) {
+      document.getElementById(`export-${format}`).onclick = (e) => {
+        e.preventDefault();
+        download(`/api/jobs/export?${exportQ}&format=${format}`, `streamplay-jobs.${format}`);
+      };
+    }
+  },
+});
 
 async function download(path, name) {
   const res = await fetch(path, { headers: token() ? { authorization: `Bearer ${token()}` } : {} });
@@ -92,22 +82,6 @@ async function download(path, name) {
   a.click();
   URL.revokeObjectURL(a.href);
 }
-
-form.addEventListener("submit", (e) => {
-  e.preventDefault();
-  cursors.length = 1;
-  page = 0;
-  load();
-});
-document.getElementById("next").onclick = () => {
-  cursors[page + 1] = next;
-  page++;
-  load();
-};
-document.getElementById("prev").onclick = () => {
-  page = Math.max(0, page - 1);
-  load();
-};
 
 api("/api/stats").then((s) => {
   const types = [...new Set(s.by_type_status.map((r) => r.type))];

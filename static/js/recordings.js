@@ -1,13 +1,18 @@
 // /recordings: every recording from DuckDB, newest first, with filters and cursor paging.
-import { api, el, fmtBytes, fmtDuration, fmtTime, recordingBadge, renderNav } from "./api.js";
+import {
+  api,
+  cursorTable,
+  el,
+  fmtBytes,
+  fmtDuration,
+  fmtTime,
+  recordingBadge,
+  renderNav,
+} from "./api.js";
 
 renderNav();
 const form = document.getElementById("filters");
 const tbody = document.querySelector("#recordings tbody");
-const errorBox = document.getElementById("error");
-const cursors = [null];
-let page = 0;
-let next = null;
 
 const params = new URLSearchParams(location.search);
 if (params.get("session_id")) form.elements.session_id.value = params.get("session_id");
@@ -22,23 +27,20 @@ function query() {
   return q;
 }
 
-async function load() {
-  errorBox.textContent = "";
-  const q = query();
-  if (cursors[page]) q.set("cursor", cursors[page]);
-  let res;
-  try {
-    res = await api(`/api/recordings?${q}`);
-  } catch (e) {
-    errorBox.textContent = e.message;
-    return;
-  }
-  next = res.next_cursor;
-  const open = (r) => (location.href = `/recordings/${r.recording_id}`);
-  tbody.replaceChildren(...res.recordings.map((r) =>
+const load = cursorTable({
+  tbody,
+  query,
+  read: async (q) => {
+    const res = await api(`/api/recordings?${q}`);
+    return { items: res.recordings, next_cursor: res.next_cursor };
+  },
+  row: (r) =>
     el(
       "tr",
-      { dataset: { id: r.recording_id }, onclick: () => open(r) },
+      {
+        dataset: { id: r.recording_id },
+        onclick: () => (location.href = `/recordings/${r.recording_id}`),
+      },
       el("td", {}, el("a", { href: `/recordings/${r.recording_id}` }, fmtTime(r.started_at))),
       el("td", {}, recordingBadge(r.state), r.source === "replay" ? " replay" : ""),
       el("td", {}, `${r.codec} ${r.quality} · ${r.width}×${r.height} @ ${r.fps} fps`),
@@ -51,31 +53,8 @@ async function load() {
       ),
       el("td", { class: "ellipsis", title: r.start_url }, r.start_url),
       el("td", { class: "mono muted" }, r.session_id),
-    )
-  ));
-  if (res.recordings.length === 0) {
-    tbody.replaceChildren(
-      el("tr", {}, el("td", { colspan: 8, class: "muted" }, "No recordings match.")),
-    );
-  }
-  document.getElementById("prev").disabled = page === 0;
-  document.getElementById("next").disabled = !next;
-  document.getElementById("page-info").textContent = `page ${page + 1}`;
-}
-
-form.addEventListener("submit", (e) => {
-  e.preventDefault();
-  cursors.length = 1;
-  page = 0;
-  load();
+    ),
+  empty: "No recordings match.",
+  columns: 8,
 });
-document.getElementById("next").onclick = () => {
-  cursors[page + 1] = next;
-  page++;
-  load();
-};
-document.getElementById("prev").onclick = () => {
-  page = Math.max(0, page - 1);
-  load();
-};
 load();
