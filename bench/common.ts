@@ -2,6 +2,14 @@
 
 export const ROOT = new URL("../", import.meta.url).pathname;
 
+/** The Chromium the browser benchmarks start (Debian's, unless STREAMPLAY_CHROMIUM says). */
+export const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromium";
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A figure with `digits` decimals, or "–" when it is not a number. */
+export const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+
 /** Value at percentile `p` (0–100) of an ascending array (nearest rank). */
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

@@ -24,7 +24,7 @@ import {
   processTree,
   readProcFiles,
 } from "../lib/procfs.ts";
-import { printTable } from "./common.ts";
+import { printTable, sleep } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const TARGET_COMPLEX_MB = 80;
@@ -45,8 +45,6 @@ const { values: args } = parseArgs({
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const levels = list(args.levels).map(Number);
 const MB = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** PSS of every process under this one (the browsers and their children), and their CPU ticks. */
 async function measureTree(): Promise<{ pss: number; ticks: number; at: number }> {
   const tree = processTree([Deno.pid], await listProcesses()).filter((p) => p.pid !== Deno.pid);

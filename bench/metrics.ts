@@ -19,7 +19,7 @@ import { type Platform, startPlatform } from "../lib/platform.ts";
 import { freePort } from "../lib/redis.ts";
 import { readProcFiles } from "../lib/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
-import { percentile, printTable, ROOT } from "./common.ts";
+import { percentile, printTable, ROOT, sleep } from "./common.ts";
 
 const CLK_TCK = 100;
 
@@ -39,8 +39,6 @@ async function childPids(pid: number): Promise<number[]> {
     .output();
   return new TextDecoder().decode(stdout).split("\n").filter(Boolean).map(Number);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The dashboard clients, in their own process; they stop and report when stdin closes. */
 interface ClientStats {

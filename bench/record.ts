@@ -39,7 +39,7 @@ import {
   PROFILES,
   progressiveFileMuxArgs,
 } from "../lib/video.ts";
-import { printTable } from "./common.ts";
+import { CHROMIUM, fixed, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -48,7 +48,6 @@ const FPS = 25;
 const WIDTH = 1280;
 const HEIGHT = 720;
 const NODES = 2000;
-const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromium";
 const list = <T extends string>(name: string, all: readonly T[]) =>
   (Deno.env.get(name)?.split(",").map((s) => s.trim()).filter(Boolean) as T[] | undefined) ??
     [...all];
@@ -59,9 +58,6 @@ const PROFILE_LIST = list<ProfileName>("BENCH_PROFILES", [
   "high",
   "lossless",
 ]);
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
 const log = createLogger({ level: "warn" });
 
 const PAGE = colourGridPage(WIDTH, NODES);

@@ -23,6 +23,7 @@ import { decodeFrame } from "../lib/screencast_frame.ts";
 import { readProcFiles } from "../lib/procfs.ts";
 import { freePort } from "../lib/redis.ts";
 import { colourGridPage } from "./pages.ts";
+import { CHROMIUM, fixed, percentile, printTable, sleep } from "./common.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
@@ -32,17 +33,9 @@ const WIDTH = 1280;
 const HEIGHT = 720;
 const QUALITY = 60;
 const NODES = 2000;
-const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromium";
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-
-const fixed = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+/** Quantile `q` (0–1) of unsorted values. */
+const quantile = (values: number[], q: number) =>
+  percentile([...values].sort((a, b) => a - b), q * 100);
 
 // ---- the animated page ----
 
@@ -187,7 +180,7 @@ async function rawCdp(n: number): Promise<PeerResult> {
     counting = false;
     result = {
       fps: frames / n / m.seconds,
-      latency: { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) },
+      latency: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
       chromium: m.cores.chromium!.total,
       client: m.cores.client!.total,
     };
@@ -333,8 +326,8 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
     delivered: receiving.reduce((a, v) => a + v.frames / (v.lastSeq - v.firstSeq + 1), 0) /
       Math.max(1, receiving.length),
     latency: {
-      p50: percentile(viewers.flatMap((v) => v.latencies), 0.5),
-      p99: percentile(viewers.flatMap((v) => v.latencies), 0.99),
+      p50: quantile(viewers.flatMap((v) => v.latencies), 0.5),
+      p99: quantile(viewers.flatMap((v) => v.latencies), 0.99),
     },
     serverLatency: metrics.latency_ms,
     server: m.cores.server!.total,
@@ -427,7 +420,7 @@ for (let r = 1; r <= ROUNDS; r++) {
   runs.sp5.push(await streamplay(5, 1));
 }
 step("a bare Deno WebSocket server, 1 then 10 clients, the same frame size");
-const frameBytes = Math.round(percentile(runs.sp1.map((r) => r.frameBytes), 0.5));
+const frameBytes = Math.round(quantile(runs.sp1.map((r) => r.frameBytes), 0.5));
 const bare = await bareFanout(frameBytes);
 step("page.screenshot() polling, 1 page");
 const shot1 = await screenshotPolling(1);
@@ -440,10 +433,10 @@ await server.status;
 await pageServer.shutdown();
 await Deno.remove(dataDir, { recursive: true }).catch(() => {});
 
-const med = <T>(list: T[], pick: (t: T) => number) => percentile(list.map(pick), 0.5);
+const med = <T>(list: T[], pick: (t: T) => number) => quantile(list.map(pick), 0.5);
 /** The median over rounds of a ratio taken within each round. */
 const medRatio = <A, B>(a: A[], b: B[], pickA: (t: A) => number, pickB: (t: B) => number) =>
-  percentile(a.map((x, i) => pickA(x) / pickB(b[i]!)), 0.5);
+  quantile(a.map((x, i) => pickA(x) / pickB(b[i]!)), 0.5);
 const medianRun = <T extends PeerResult | StreamResult>(list: T[]) => ({
   ...list[0]!,
   fps: med(list, (r) => r.fps),
@@ -470,8 +463,8 @@ const perRound = (xs: number[], digits = 2) => xs.map((x) => fixed(x, digits)).j
 
 const rows: string[][] = [
   ["", "streamplay", "raw CDP", "screenshot polling"],
-  ["fps per session, 1 session", fixed(sp1.fps), fixed(raw1.fps), fixed(shot1.fps)],
-  ["fps per session, 5 sessions", fixed(sp5.fps), fixed(raw5.fps), fixed(shot5.fps)],
+  ["fps per session, 1 session", fixed(sp1.fps, 1), fixed(raw1.fps, 1), fixed(shot1.fps, 1)],
+  ["fps per session, 5 sessions", fixed(sp5.fps, 1), fixed(raw5.fps, 1), fixed(shot5.fps, 1)],
   [
     "latency p50 / p99, 1 session (ms)",
     `${fixed(sp1.latency.p50, 0)} / ${fixed(sp1.latency.p99, 0)}`,
@@ -491,11 +484,7 @@ const rows: string[][] = [
     `${fixed(shot1.client, 3)} / ${fixed(shot5.client, 3)}`,
   ],
 ];
-const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-const line = (r: string[]) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ");
-console.log("\n" + line(rows[0]!));
-console.log(widths.map((w) => "-".repeat(w)).join("  "));
-for (const r of rows.slice(1)) console.log(line(r));
+printTable(rows);
 
 const cpuRatio = medRatio(runs.sp10, runs.sp1, (r) => r.server, (r) => r.server);
 const fps1 = medRatio(runs.sp1, runs.raw1, (r) => r.fps, (r) => r.fps);
@@ -519,7 +508,7 @@ const targets: Array<[string, string, boolean | null]> = [
     `(rounds: ${perRound(runs.sp10.map((r, i) => r.server / runs.sp1[i]!.server))})` +
     ` (user ${fixed(sp10.serverSplit.user, 3)} / ${fixed(sp1.serverSplit.user, 3)},` +
     ` kernel ${fixed(sp10.serverSplit.system, 3)} / ${fixed(sp1.serverSplit.system, 3)};` +
-    ` 10 viewers got ${fixed(sp10.fps)} fps, ${fixed(sp10.delivered, 3)} delivered)`,
+    ` 10 viewers got ${fixed(sp10.fps, 1)} fps, ${fixed(sp10.delivered, 3)} delivered)`,
     cpuRatio <= 1.1,
   ],
   [

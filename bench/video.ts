@@ -40,7 +40,7 @@ import {
 } from "../lib/video.ts";
 import { liveTiming, muxArgs } from "../lib/stream_options.ts";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
-import { percentile, printTable } from "./common.ts";
+import { CHROMIUM, fixed, percentile, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -49,10 +49,6 @@ const WIDTH = 1280;
 const HEIGHT = 720;
 const BITS = 36;
 const BLOCK = 24;
-const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromium";
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
-
 // ---- the pages ----
 
 /**

@@ -8,6 +8,7 @@ import { CODECS, detectEncoders, FILE_CONTAINER, outputSettings, PROFILES } from
 import { startEncoder } from "./encoder.ts";
 import { createLogger } from "./log.ts";
 import { tempDir } from "../tests/helpers.ts";
+import { probe } from "../tests/recording_helpers.ts";
 
 const log = createLogger({ level: "error" });
 
@@ -43,33 +44,6 @@ async function testFrames(count: number): Promise<Uint8Array[]> {
   }
   frames.push(stdout.subarray(start));
   return frames;
-}
-
-async function probe(file: string) {
-  const { stdout } = await new Deno.Command("ffprobe", {
-    args: [
-      "-v",
-      "error",
-      "-select_streams",
-      "v:0",
-      "-count_frames",
-      "-show_entries",
-      "stream=codec_name,width,height,nb_read_frames:format=duration",
-      "-of",
-      "json",
-      file,
-    ],
-    stdout: "piped",
-  }).output();
-  const j = JSON.parse(new TextDecoder().decode(stdout));
-  const s = j.streams?.[0] ?? {};
-  return {
-    codec: s.codec_name as string,
-    width: Number(s.width),
-    height: Number(s.height),
-    frames: Number(s.nb_read_frames),
-    duration: Number(j.format?.duration),
-  };
 }
 
 const FFPROBE_NAME: Record<string, string> = {
