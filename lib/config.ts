@@ -22,6 +22,8 @@ export interface Config {
   redisPrefix: string;
   dataDir: string;
   dbPath: string;
+  /** DuckDB worker threads (its writes are many small batches; reads are per request). */
+  dbThreads: number;
   /** Jobs run at once by this process; 0 runs no worker pool here (API and history only). */
   concurrency: number;
   warmWorkers: number;
@@ -80,6 +82,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_REDIS_PREFIX: "streamplay",
   STREAMPLAY_DATA_DIR: "./data",
   STREAMPLAY_DB: "<STREAMPLAY_DATA_DIR>/streamplay.duckdb",
+  STREAMPLAY_DB_THREADS: "1",
   STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
   STREAMPLAY_WARM_WORKERS: "2",
   STREAMPLAY_CLAIM_AHEAD_MS: "50",
@@ -226,6 +229,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     redisPrefix: prefix,
     dataDir,
     dbPath: env.STREAMPLAY_DB || `${dataDir}/streamplay.duckdb`,
+    dbThreads: int(env, "STREAMPLAY_DB_THREADS", 1, 1, 256),
     concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
     warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
     claimAheadMs: int(env, "STREAMPLAY_CLAIM_AHEAD_MS", 50, 0, 10_000),

@@ -72,6 +72,11 @@ export interface EventProjection {
 
 export interface HistoryOptions {
   projections?: EventProjection[];
+  /**
+   * DuckDB's worker threads (default 1). The writer runs many small batches, where more threads
+   * cost more CPU in coordination than they save; a large read gains from more.
+   */
+  threads?: number;
 }
 
 export interface History {
@@ -221,9 +226,12 @@ const UPSERT = `
   timeout_s = coalesce(excluded.timeout_s, jobs.timeout_s),
   created_at = coalesce(excluded.created_at, jobs.created_at),${STATE_CHANGE}`;
 
-/** How read_csv reads the batch files: job id, seq, event JSON; tabs, no quoting. */
+/** How read_csv reads the batch files: job id, seq, event type, event JSON; tabs, no quoting. */
 const TSV = `delim = '\t', quote = '', escape = '', header = false, ` +
-  `columns = { j: 'VARCHAR', s: 'BIGINT', e: 'VARCHAR' }`;
+  `columns = { j: 'VARCHAR', s: 'BIGINT', t: 'VARCHAR', e: 'VARCHAR' }`;
+
+/** A field of a tab-separated batch line. */
+const clean = (text: string) => /[\t\n\r]/.test(text) ? text.replace(/[\t\n\r]/g, " ") : text;
 
 const emptyRow = (id: string): StageRow => ({
   id,
@@ -245,7 +253,7 @@ const num = (v: unknown): number | null => (typeof v === "number" && Number.isFi
 
 export async function openHistory(path: string, options: HistoryOptions = {}): Promise<History> {
   const projections = options.projections ?? [];
-  const instance = await DuckDBInstance.create(path);
+  const instance = await DuckDBInstance.create(path, { threads: String(options.threads ?? 1) });
   const writer = await instance.connect();
   const reader = await instance.connect();
   const onWriter = serial();
@@ -289,7 +297,7 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
             json = JSON.stringify({ type: kind, unreadable: json });
           }
         }
-        const line = `${entry.jobId.replace(/[\t\n\r]/g, " ")}\t${entry.seq}\t${json}`;
+        const line = `${clean(entry.jobId)}\t${entry.seq}\t${clean(kind)}\t${json}`;
         if (kind === "sample") {
           sampleLines.push(line);
           continue;
@@ -362,8 +370,8 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
         }
         if (eventsFile) {
           await writer.run(`
-            INSERT INTO job_events (job_id, seq, data)
-            SELECT j, s, e FROM read_csv(${eventsFile}, ${TSV})`);
+            INSERT INTO job_events (job_id, seq, type, data)
+            SELECT j, s, t, e FROM read_csv(${eventsFile}, ${TSV})`);
           const batch = `(SELECT j AS job_id, s AS seq, e::JSON AS data ` +
             `FROM read_csv(${eventsFile}, ${TSV}))`;
           for (const p of projecting) await writer.run(p.sql.replaceAll("{events}", batch));

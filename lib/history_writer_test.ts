@@ -118,13 +118,38 @@ Deno.test("events read before a crash are written exactly once at the next start
   await again.close();
 });
 
+Deno.test("entries an earlier release wrote (one field each for id, type and event) are read", async () => {
+  await using t = await setup();
+  const job = noop();
+  await t.queue.enqueue([job]);
+  await t.redis.xadd(
+    `${t.prefix}:events`,
+    "*",
+    "j",
+    job.id,
+    "t",
+    "log",
+    "e",
+    JSON.stringify({ type: "log", level: "info", message: "old" }),
+  );
+  const writer = await t.startWriter();
+  await waitFor(async () => (await t.history.events(job.id, ["log"])).length === 1, {
+    timeoutMs: 20_000,
+    what: "the old-format log event in DuckDB",
+  });
+  const [log] = await t.history.events(job.id, ["log"]);
+  assert.equal((log as { message?: string }).message, "old");
+  assert.equal((await t.history.getJob(job.id))!.status, "queued");
+  await writer.close();
+});
+
 Deno.test("an event DuckDB refuses is skipped; the rest of its batch is stored", async () => {
   await using t = await setup();
   const writer = await t.startWriter();
   const good = noop();
   await t.queue.enqueue([good]);
   // A sample whose body is not JSON cannot be loaded into metric_samples.
-  await t.redis.xadd(`${t.prefix}:events`, "*", "j", good.id, "t", "sample", "e", "{broken");
+  await t.redis.xadd(`${t.prefix}:events`, "*", "d", `${good.id}\tsample\t{broken`);
   const later = noop();
   await t.queue.enqueue([later]);
   await waitFor(async () => (await t.history.getJob(later.id)) !== null, {

@@ -141,4 +141,22 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 41,
+    name: "job events keep their type in a column",
+    sql: `
+      -- The type is stored from the stream entry; the generated ts/level/message columns are
+      -- gone because DuckDB evaluated them (four JSON parses) for every inserted row.
+      CREATE TABLE job_events_41 (
+        job_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,
+        type VARCHAR NOT NULL,
+        data VARCHAR NOT NULL
+      );
+      INSERT INTO job_events_41
+        SELECT job_id, seq, coalesce(data->>'type', ''), data FROM job_events ORDER BY seq;
+      DROP TABLE job_events;
+      ALTER TABLE job_events_41 RENAME TO job_events;
+    `,
+  },
 ];

@@ -255,7 +255,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     }
 
     if (role === "all") {
-      const tables = { projections: RECORDING_PROJECTIONS };
+      const tables = { projections: RECORDING_PROJECTIONS, threads: config.dbThreads };
       history = await openHistory(config.dbPath, tables).catch((err) => {
         const msg = errorMessage(err);
         throw new StartupError(
