@@ -81,8 +81,14 @@ export interface HistoryOptions {
 
 export interface History {
   path: string;
-  /** Writes a batch of stream entries; `replay` first removes rows of the same events. */
-  applyEvents(entries: StreamEntry[], options?: { replay?: boolean }): Promise<void>;
+  /**
+   * Writes a batch of stream entries; `replay` first removes rows of the same events. With
+   * `stream`, the batch's last entry becomes that stream's committed offset in the same
+   * transaction (see `streamOffset`).
+   */
+  applyEvents(entries: StreamEntry[], options?: ApplyOptions): Promise<void>;
+  /** The last entry of `stream` committed with `applyEvents`, or null before the first. */
+  streamOffset(stream: string): Promise<bigint | null>;
   getJob(id: string): Promise<JobRecord | null>;
   listJobs(filter: JobFilter & { limit: number; cursor?: string | undefined }): Promise<JobPage>;
   events(jobId: string, types?: string[]): Promise<JobEvent[]>;
@@ -99,6 +105,11 @@ export interface History {
   ping(): Promise<boolean>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+export interface ApplyOptions {
+  replay?: boolean;
+  stream?: string;
 }
 
 /** Serialises work on one connection (DuckDB runs one statement at a time per connection). */
@@ -278,7 +289,7 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
   Deno.mkdirSync(batchDir, { recursive: true });
   let batchNo = 0;
 
-  const applyEvents = (entries: StreamEntry[], options: { replay?: boolean } = {}) =>
+  const applyEvents = (entries: StreamEntry[], options: ApplyOptions = {}) =>
     onWriter(async () => {
       if (entries.length === 0) return;
       const jobs = new Map<string, StageRow>();
@@ -385,6 +396,15 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
               (e->>'net_tx_bytes')::BIGINT, e
             FROM (SELECT j, s, e::JSON AS e FROM read_csv(${samplesFile}, ${TSV}))`);
         }
+        if (options.stream !== undefined) {
+          let last = entries[0]!.seq;
+          for (const e of entries) if (e.seq > last) last = e.seq;
+          await writer.run(
+            `INSERT INTO stream_offsets VALUES ($1, $2)
+             ON CONFLICT (stream) DO UPDATE SET seq = greatest(stream_offsets.seq, excluded.seq)`,
+            [options.stream, last],
+          );
+        }
         await writer.run("COMMIT");
       } catch (err) {
         await writer.run("ROLLBACK").catch(() => {});
@@ -407,6 +427,14 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
   return {
     path,
     applyEvents,
+
+    async streamOffset(stream) {
+      const rows = await read<{ seq: string }>(
+        "SELECT seq::VARCHAR AS seq FROM stream_offsets WHERE stream = $1",
+        [stream],
+      );
+      return rows[0] ? BigInt(rows[0].seq) : null;
+    },
 
     async getJob(id) {
       const rows = await read(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [id]);

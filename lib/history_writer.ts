@@ -2,25 +2,35 @@
  * The history writer: the only code that writes job events to DuckDB, and the live event hub of
  * the process that runs it.
  *
- * It reads the global event stream through the `history` consumer group, hands each event to
- * the local subscribers (WebSocket viewers, dashboard) as it is read, and writes batches to
- * DuckDB — at 100 entries, after 1 s, or once the stream has been quiet for 50 ms, whichever
- * comes first — while it keeps reading. Entries are acknowledged only after DuckDB committed
- * them, so a crash loses nothing: unacknowledged entries are read again at the next start.
+ * It reads the global event stream with XREAD, hands each event to the local subscribers
+ * (WebSocket viewers, dashboard) as it is read, and writes batches to DuckDB — at 100 entries,
+ * after 1 s, or once the stream has been quiet for 50 ms, whichever comes first — while it keeps
+ * reading. Each batch commits the stream offset it reached in the same DuckDB transaction, so a
+ * crash loses nothing and repeats nothing: the next start reads on from the committed offset.
+ * (No consumer group: its pending list and acknowledgements cost Redis as much again per entry,
+ * in CPU and in its append-only file.)
  *
  * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
  * not yet committed) and live events after it subscribed; duplicates share a stream id.
  */
 import type { Redis } from "./redis.ts";
 import type { History, StreamEntry } from "./history.ts";
-import { type EventHub, type EventListener, idToSeq, type JobEvent, parseEvent } from "./events.ts";
+import {
+  type EventHub,
+  type EventListener,
+  idToSeq,
+  type JobEvent,
+  parseEvent,
+  seqToId,
+} from "./events.ts";
 import { redisKeys } from "./keys.ts";
 import { errorMessage, type Logger } from "./log.ts";
 
-export const HISTORY_GROUP = "history";
+/** The consumer group earlier releases read the stream with; removed once caught up. */
+export const LEGACY_HISTORY_GROUP = "history";
 
 export interface HistoryWriterOptions {
-  /** A dedicated connection: XREADGROUP blocks. */
+  /** A dedicated connection: XREAD blocks. */
   redis: Redis;
   prefix: string;
   history: History;
@@ -47,17 +57,14 @@ type Entry = StreamEntry & { id: string };
 export async function startHistoryWriter(options: HistoryWriterOptions): Promise<HistoryWriter> {
   const { redis, history, log } = options;
   const stream = redisKeys(options.prefix).events;
-  const consumer = "writer";
   const maxBatch = options.maxBatch ?? 100;
   const maxDelay = options.maxDelayMs ?? 1_000;
   const quietMs = options.quietMs ?? 50;
   const maxBuffered = options.maxBuffered ?? 200_000;
 
-  try {
-    await redis.xgroup("CREATE", stream, HISTORY_GROUP, "0", "MKSTREAM");
-  } catch (err) {
-    if (!/BUSYGROUP/.test(errorMessage(err))) throw err;
-  }
+  const committed = await history.streamOffset(stream);
+  /** Where reading goes on: the last entry read (committed or not). */
+  let lastId = committed === null ? "0" : seqToId(committed);
 
   let stopped = false;
   /** Read, not yet handed to DuckDB. */
@@ -74,7 +81,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     const out: Entry[] = [];
     for (const [, entries] of reply ?? []) {
       for (const [id, list] of entries) {
-        if (!list) continue; // deleted while pending
+        if (!list) continue;
         let jobId = "";
         let type = "";
         let json = "{}";
@@ -120,7 +127,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     for (let attempt = 1;; attempt++) {
       try {
         // A retry takes the idempotent path (as at a replay), in case the batch repeats a job.
-        await history.applyEvents(batch, { replay: replay || attempt > 1 });
+        await history.applyEvents(batch, { replay: replay || attempt > 1, stream });
         return;
       } catch (err) {
         if (stopped) throw err;
@@ -148,7 +155,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     }
   };
 
-  /** Stores one batch, then acknowledges it in Redis. */
+  /** Stores one batch (with its offset), then trims what is committed off the stream. */
   const write = async (batch: Entry[], replay: boolean) => {
     await store(batch, replay);
     for (const e of batch) {
@@ -156,15 +163,11 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
       if (list?.[0] === e) list.shift();
       if (list?.length === 0) uncommitted.delete(e.jobId);
     }
-    const ids = batch.map((e) => e.id);
     try {
-      for (let i = 0; i < ids.length; i += 5000) {
-        await redis.xack(stream, HISTORY_GROUP, ...ids.slice(i, i + 5000));
-      }
-      await redis.xtrim(stream, "MINID", "~", ids[ids.length - 1]!);
+      await redis.xtrim(stream, "MINID", "~", batch[batch.length - 1]!.id);
     } catch (err) {
-      // Written but not acknowledged: replayed (idempotently) at the next start.
-      log.warn("could not acknowledge written events", { error: errorMessage(err) });
+      // Committed all the same; a later batch trims it.
+      log.warn("could not trim written events off the stream", { error: errorMessage(err) });
     }
   };
 
@@ -180,32 +183,29 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     idle = writing.catch(() => {});
   };
 
-  /** Reads entries: "0" re-reads this consumer's unacknowledged ones, ">" new ones. */
-  const read = async (from: "0" | ">", blockMs?: number) =>
-    toEntries(
+  /** Reads the entries after the last one read. */
+  const read = async (blockMs?: number) => {
+    const entries = toEntries(
       (await (blockMs === undefined
-        ? redis.xreadgroup("GROUP", HISTORY_GROUP, consumer, "COUNT", 5000, "STREAMS", stream, from)
-        : redis.xreadgroup(
-          "GROUP",
-          HISTORY_GROUP,
-          consumer,
-          "COUNT",
-          5000,
-          "BLOCK",
-          blockMs,
-          "STREAMS",
-          stream,
-          from,
-        ))) as Reply,
+        ? redis.xread("COUNT", 5000, "STREAMS", stream, lastId)
+        : redis.xread("COUNT", 5000, "BLOCK", blockMs, "STREAMS", stream, lastId))) as Reply,
     );
+    if (entries.length) lastId = entries[entries.length - 1]!.id;
+    return entries;
+  };
 
-  // First, entries read before a crash but never acknowledged.
-  while (true) {
-    const pending = await read("0");
-    if (pending.length === 0) break;
-    await write(pending, true);
-    log.info("history writer recovered unacknowledged events", { count: pending.length });
-    if (pending.length < 5000) break;
+  if (committed === null) {
+    // No offset yet: a new stream, or one an earlier release read through a consumer group.
+    // What is in the stream may be stored already, so it is written the idempotent way.
+    let recovered = 0;
+    while (true) {
+      const entries = await read();
+      if (entries.length === 0) break;
+      await write(entries, true);
+      recovered += entries.length;
+    }
+    if (recovered) log.info("history writer caught up with the event stream", { recovered });
+    await redis.xgroup("DESTROY", stream, LEGACY_HISTORY_GROUP).catch(() => {});
   }
 
   const loop = (async () => {
@@ -215,7 +215,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
         const wait = buffer.length
           ? Math.max(1, Math.min(quietMs, maxDelay - (Date.now() - firstAt)))
           : 1_000;
-        const entries = await read(">", wait);
+        const entries = await read(wait);
         if (entries.length && buffer.length === 0) firstAt = Date.now();
         for (const e of entries) {
           buffer.push(e);
@@ -266,16 +266,15 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     close: () =>
       closing ??= (async () => {
         stopped = true;
-        // Let a write in flight finish and be acknowledged, then unblock the XREADGROUP by
-        // closing the connection and write what was read since; that last part is not
-        // acknowledged, so the next start replays it from the pending list (idempotently).
+        // Let a write in flight finish, then unblock the XREAD by closing the connection and
+        // write what was read since (with its offset, so the next start reads on after it).
         await idle;
         redis.disconnect();
         await loop;
         await idle;
         if (buffer.length) {
           try {
-            await history.applyEvents(buffer, { replay: false });
+            await history.applyEvents(buffer, { replay: false, stream });
           } catch (err) {
             log.warn("history writer stopped before writing a batch", {
               count: buffer.length,

@@ -1,13 +1,14 @@
 /**
  * The history writer with a real redis-server and a real DuckDB file: events reach DuckDB,
- * live subscribers and `recent()`; events read before a crash are written once at the next
- * start; one event DuckDB refuses does not stop the others.
+ * live subscribers and `recent()`; a restart reads on from the offset committed with the rows,
+ * so every event is stored once (also when taking over from the consumer group of an earlier
+ * release); one event DuckDB refuses does not stop the others.
  */
 import assert from "node:assert/strict";
 import { createQueue, newJobId } from "./queue.ts";
 import { connectRedis, waitReady } from "./redis.ts";
 import { openHistory } from "./history.ts";
-import { HISTORY_GROUP, startHistoryWriter } from "./history_writer.ts";
+import { LEGACY_HISTORY_GROUP, startHistoryWriter } from "./history_writer.ts";
 import { createLogger } from "./log.ts";
 import { idToSeq, type JobEvent } from "./events.ts";
 import { startRedis, tempDir, uniquePrefix, waitFor } from "../tests/helpers.ts";
@@ -77,45 +78,66 @@ Deno.test("events reach DuckDB, live subscribers and recent() until stored", asy
   await writer.close();
 });
 
-Deno.test("events read before a crash are written exactly once at the next start", async () => {
+const countEvents = async (t: { history: { query: <T>(sql: string) => Promise<T[]> } }) =>
+  (await t.history.query<{ n: number }>(`SELECT count(*)::INT AS n FROM job_events`))[0]!.n;
+
+/** A stream entry as the history writer reads it. */
+const toEntry = ([id, fields]: [string, string[]]) => {
+  const [jobId, type, json] = fields[1]!.split("\t") as [string, string, string];
+  return { seq: idToSeq(id), jobId, type, json };
+};
+
+Deno.test("a restart reads on from the committed offset: every event is stored once", async () => {
   await using t = await setup();
-  const writer = await t.startWriter();
-  await writer.close();
   const jobs = [noop(), noop(), noop()];
   await t.queue.enqueue(jobs);
-  // A writer that crashed after reading these (pending, unacknowledged) ...
+  // A writer that committed the first of these (with its offset) and died after reading the
+  // others.
+  const raw = await t.redis.xrange(`${t.prefix}:events`, "-", "+");
+  assert.equal(raw.length, 3);
+  await t.history.applyEvents([toEntry(raw[0]!)], { stream: `${t.prefix}:events` });
+  assert.equal(await t.history.streamOffset(`${t.prefix}:events`), idToSeq(raw[0]![0]));
+
+  const again = await t.startWriter();
+  await waitFor(async () => (await countEvents(t)) === 3, { what: "three events stored" });
+  await again.flush();
+  assert.equal(await countEvents(t), 3, "none stored twice");
+  for (const j of jobs) assert.equal((await t.history.getJob(j.id))!.status, "queued");
+  assert.equal(await t.history.streamOffset(`${t.prefix}:events`), idToSeq(raw[2]![0]));
+  await again.close();
+});
+
+Deno.test("a stream an earlier release read through a consumer group is taken over once", async () => {
+  await using t = await setup();
+  const stream = `${t.prefix}:events`;
+  const jobs = [noop(), noop(), noop()];
+  await t.queue.enqueue(jobs);
+  // The earlier writer read all three through its group and stored the first before dying.
+  await t.redis.xgroup("CREATE", stream, LEGACY_HISTORY_GROUP, "0");
   const raw = await t.redis.xreadgroup(
     "GROUP",
-    HISTORY_GROUP,
+    LEGACY_HISTORY_GROUP,
     "writer",
     "COUNT",
     100,
     "STREAMS",
-    `${t.prefix}:events`,
+    stream,
     ">",
   ) as Array<[string, Array<[string, string[]]>]>;
   assert.equal(raw[0]![1].length, 3);
-  // ... and had even stored the first one before dying.
-  const [id0, f0] = raw[0]![1][0]!;
-  await t.history.applyEvents([{
-    seq: idToSeq(id0),
-    jobId: f0[1]!,
-    type: f0[3]!,
-    json: f0[5]!,
-  }]);
-  const again = await t.startWriter();
-  await waitFor(
-    async () =>
-      (await t.history.query<{ n: number }>(`SELECT count(*)::INT AS n FROM job_events`))[0]!.n ===
-        3,
-    {
-      what: "three events stored",
-    },
-  );
+  await t.history.applyEvents([toEntry(raw[0]![1][0]!)]);
+
+  const writer = await t.startWriter();
+  await waitFor(async () => (await countEvents(t)) === 3, { what: "three events stored" });
   for (const j of jobs) assert.equal((await t.history.getJob(j.id))!.status, "queued");
-  const pending = await t.redis.xpending(`${t.prefix}:events`, HISTORY_GROUP) as [number];
-  assert.equal(pending[0], 0, "all acknowledged");
-  await again.close();
+  assert.deepEqual(await t.redis.xinfo("GROUPS", stream), [], "the old group is gone");
+  // New events go on from there.
+  const later = noop();
+  await t.queue.enqueue([later]);
+  await waitFor(async () => (await t.history.getJob(later.id)) !== null, { what: "a new job" });
+  await writer.flush();
+  assert.equal(await countEvents(t), 4);
+  await writer.close();
 });
 
 Deno.test("entries an earlier release wrote (one field each for id, type and event) are read", async () => {

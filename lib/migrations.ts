@@ -159,4 +159,16 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE job_events_41 RENAME TO job_events;
     `,
   },
+  {
+    version: 42,
+    name: "committed offsets of event streams",
+    sql: `
+      -- The last stream entry the history writer committed, written in the same transaction as
+      -- the entries' rows: a restart reads on from there, so every entry is stored exactly once.
+      CREATE TABLE stream_offsets (
+        stream VARCHAR PRIMARY KEY,
+        seq BIGINT NOT NULL
+      );
+    `,
+  },
 ];
