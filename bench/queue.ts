@@ -172,7 +172,7 @@ if (import.meta.main) {
     options: {
       jobs: { type: "string", default: "50000" },
       latency: { type: "string", default: "300" },
-      rounds: { type: "string", default: "3" },
+      rounds: { type: "string", default: "5" },
     },
   });
   const jobs = Number(values.jobs);

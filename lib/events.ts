@@ -39,6 +39,32 @@ export function seqToId(seq: bigint): string {
   return `${seq / 1_000_000n}-${seq % 1_000_000n}`;
 }
 
+/**
+ * The fields of an event stream entry: one field `d` = "<job id>\t<type>\t<event JSON>" (job
+ * ids and types hold no tab), or the `j`, `t`, `e` fields of releases before it. Null when the
+ * entry is neither.
+ */
+export function parseStreamFields(
+  fields: string[],
+): { jobId: string; type: string; json: string } | null {
+  if (fields[0] === "d" && fields.length === 2) {
+    const d = fields[1]!;
+    const a = d.indexOf("\t");
+    const b = d.indexOf("\t", a + 1);
+    if (a < 0 || b < 0) return null;
+    return { jobId: d.slice(0, a), type: d.slice(a + 1, b), json: d.slice(b + 1) };
+  }
+  let jobId = "";
+  let type = "";
+  let json = "{}";
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    if (fields[i] === "j") jobId = fields[i + 1]!;
+    else if (fields[i] === "t") type = fields[i + 1]!;
+    else if (fields[i] === "e") json = fields[i + 1]!;
+  }
+  return jobId ? { jobId, type, json } : null;
+}
+
 export function parseEvent(id: string, jobId: string, json: string): JobEvent {
   let body: Record<string, unknown>;
   try {

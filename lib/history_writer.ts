@@ -21,6 +21,7 @@ import {
   idToSeq,
   type JobEvent,
   parseEvent,
+  parseStreamFields,
   seqToId,
 } from "./events.ts";
 import { redisKeys } from "./keys.ts";
@@ -81,28 +82,8 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     const out: Entry[] = [];
     for (const [, entries] of reply ?? []) {
       for (const [id, list] of entries) {
-        if (!list) continue;
-        let jobId = "";
-        let type = "";
-        let json = "{}";
-        if (list[0] === "d" && list.length === 2) {
-          // "<job id>\t<type>\t<JSON>"
-          const d = list[1]!;
-          const a = d.indexOf("\t");
-          const b = d.indexOf("\t", a + 1);
-          if (a < 0 || b < 0) continue;
-          jobId = d.slice(0, a);
-          type = d.slice(a + 1, b);
-          json = d.slice(b + 1);
-        } else {
-          // Written by a release before single-field entries.
-          for (let i = 0; i + 1 < list.length; i += 2) {
-            if (list[i] === "j") jobId = list[i + 1]!;
-            else if (list[i] === "t") type = list[i + 1]!;
-            else if (list[i] === "e") json = list[i + 1]!;
-          }
-        }
-        out.push({ id, seq: idToSeq(id), jobId, type, json });
+        const fields = list && parseStreamFields(list);
+        if (fields) out.push({ id, seq: idToSeq(id), ...fields });
       }
     }
     return out;

@@ -10,7 +10,7 @@ import { connectRedis, waitReady } from "./redis.ts";
 import { openHistory } from "./history.ts";
 import { LEGACY_HISTORY_GROUP, startHistoryWriter } from "./history_writer.ts";
 import { createLogger } from "./log.ts";
-import { idToSeq, type JobEvent } from "./events.ts";
+import { idToSeq, type JobEvent, parseStreamFields } from "./events.ts";
 import { startRedis, tempDir, uniquePrefix, waitFor } from "../tests/helpers.ts";
 
 const log = createLogger({ level: "error" });
@@ -82,10 +82,10 @@ const countEvents = async (t: { history: { query: <T>(sql: string) => Promise<T[
   (await t.history.query<{ n: number }>(`SELECT count(*)::INT AS n FROM job_events`))[0]!.n;
 
 /** A stream entry as the history writer reads it. */
-const toEntry = ([id, fields]: [string, string[]]) => {
-  const [jobId, type, json] = fields[1]!.split("\t") as [string, string, string];
-  return { seq: idToSeq(id), jobId, type, json };
-};
+const toEntry = ([id, fields]: [string, string[]]) => ({
+  seq: idToSeq(id),
+  ...parseStreamFields(fields)!,
+});
 
 Deno.test("a restart reads on from the committed offset: every event is stored once", async () => {
   await using t = await setup();

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { createQueue, newJobId, type Queue } from "./queue.ts";
 import { connectRedis, type Redis, waitReady } from "./redis.ts";
 import { startRedis, uniquePrefix } from "../tests/helpers.ts";
+import { parseStreamFields } from "./events.ts";
 
 async function setup(options: { backoffBaseMs?: number } = {}) {
   const server = await startRedis();
@@ -37,8 +38,9 @@ const job = (params: unknown = {}, maxAttempts = 3) => ({
 async function statuses(redis: Redis, prefix: string, id: string): Promise<string[]> {
   const rows = await redis.xrange(`${prefix}:events`, "-", "+");
   return rows
-    .filter(([, f]) => f[1] === id && f[3] === "status")
-    .map(([, f]) => JSON.parse(f[5]!).status);
+    .map(([, f]) => parseStreamFields(f))
+    .filter((e) => e?.jobId === id && e.type === "status")
+    .map((e) => JSON.parse(e!.json).status);
 }
 
 Deno.test("claim takes jobs oldest first and complete stores the result", async () => {
