@@ -10,7 +10,7 @@ import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { type Platform, startPlatform } from "../lib/platform.ts";
 import { type NewJob, newJobId } from "../lib/queue.ts";
-import { type EmbeddedRedis, startEmbeddedRedis } from "../lib/redis.ts";
+import { connectRedis, type EmbeddedRedis, startEmbeddedRedis, waitReady } from "../lib/redis.ts";
 import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
 import { noopJob } from "../workers/noop.ts";
 
@@ -25,10 +25,11 @@ export async function startBenchPlatform(
 ): Promise<Platform & { dataDir: string; startSeconds: number }> {
   const started = performance.now();
   const dataDir = await Deno.makeTempDir({ prefix: "bench-data-" });
+  const prefix = `bench-${crypto.randomUUID().slice(0, 6)}`;
   const config = loadConfig({
     REDIS_URL: redisUrl,
     STREAMPLAY_DATA_DIR: dataDir,
-    STREAMPLAY_REDIS_PREFIX: `bench-${crypto.randomUUID().slice(0, 6)}`,
+    STREAMPLAY_REDIS_PREFIX: prefix,
     STREAMPLAY_CONCURRENCY: "50",
     STREAMPLAY_LOG_LEVEL: "warn",
     ...env,
@@ -48,9 +49,29 @@ export async function startBenchPlatform(
     startSeconds,
     close: async () => {
       await stop();
+      await dropKeys(redisUrl, prefix);
       await Deno.remove(dataDir, { recursive: true }).catch(() => {});
     },
   });
+}
+
+/**
+ * Removes a finished run's keys, as the BullMQ peer obliterates its queue after its run, so
+ * every round of either side starts on the same Redis.
+ */
+async function dropKeys(redisUrl: string, prefix: string) {
+  const redis = connectRedis(redisUrl, "command");
+  try {
+    await waitReady(redis);
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 5000);
+      cursor = next;
+      if (keys.length) await redis.unlink(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
 }
 
 const noop = (): NewJob => ({
