@@ -31,14 +31,19 @@ export async function probe(url: string, timeoutMs = 20_000): Promise<Probe> {
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  let timedOut = false;
   const timer = setTimeout(() => {
+    timedOut = true;
     try {
       child.kill("SIGKILL");
     } catch { /* done */ }
   }, timeoutMs);
   const { stdout, stderr, success } = await child.output();
   clearTimeout(timer);
-  if (!success) throw new Error(`ffprobe ${url}: ${new TextDecoder().decode(stderr)}`);
+  if (!success) {
+    const why = timedOut ? `no answer within ${timeoutMs} ms` : new TextDecoder().decode(stderr);
+    throw new Error(`ffprobe ${url}: ${why}`);
+  }
   const stream = JSON.parse(new TextDecoder().decode(stdout)).streams?.[0] ?? {};
   return { codec: stream.codec_name, width: Number(stream.width), height: Number(stream.height) };
 }
