@@ -7,8 +7,8 @@
  * after 1 s, or once the stream has been quiet for 50 ms, whichever comes first — while it keeps
  * reading. Each batch commits the stream offset it reached in the same DuckDB transaction, so a
  * crash loses nothing and repeats nothing: the next start reads on from the committed offset.
- * (No consumer group: its pending list and acknowledgements cost Redis as much again per entry,
- * in CPU and in its append-only file.)
+ * (No consumer group: Redis would keep a pending list and write every delivery and
+ * acknowledgement to its append-only file.)
  *
  * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
  * not yet committed) and live events after it subscribed; duplicates share a stream id.

@@ -29,6 +29,18 @@ export interface SweepOptions<L> {
   onPhase?(phase: SweepPhase): void;
 }
 
+/** What a sweeping job reports through (its job context). */
+export interface SweepReporter {
+  log(level: "info", message: string): void;
+  progress(value: number, text: string, extra?: Record<string, unknown>): void;
+}
+
+/** Reports the idle baseline as every sweeping job does: a log line and progress 0. */
+export function reportBaseline(job: SweepReporter, seconds: number): void {
+  job.log("info", `sampling the idle machine for ${seconds} s`);
+  job.progress(0, `idle baseline (${seconds} s)`, { phase: "baseline" });
+}
+
 export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);

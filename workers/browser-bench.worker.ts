@@ -12,7 +12,7 @@ import {
   type LevelResult,
   readWebVitals,
 } from "../lib/browser_load.ts";
-import { runSweep } from "../lib/sweep.ts";
+import { reportBaseline, runSweep } from "../lib/sweep.ts";
 import type { SweepRecord } from "../lib/sizing.ts";
 import {
   allowedHosts,
@@ -83,8 +83,7 @@ serveJobs<BrowserBenchParams, BrowserBenchResult, BrowserBenchInit>(async (ctx) 
       signal: ctx.signal,
       onPhase: (phase) => {
         if (phase.kind === "baseline") {
-          ctx.log("info", `sampling the idle machine for ${phase.seconds} s`);
-          ctx.progress(0, `idle baseline (${phase.seconds} s)`, { phase: "baseline" });
+          reportBaseline(ctx, phase.seconds);
         } else {
           ctx.log(
             "info",

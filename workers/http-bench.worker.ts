@@ -1,7 +1,7 @@
 /** Sandbox side of `http-bench`: network access to the target's host:port only. */
 import { serveJobs } from "./runtime.ts";
 import { type LoadResult, runHttpLoad } from "../lib/http_load.ts";
-import { runSweep } from "../lib/sweep.ts";
+import { reportBaseline, runSweep } from "../lib/sweep.ts";
 import type { SweepRecord } from "../lib/sizing.ts";
 import { type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
 
@@ -22,8 +22,7 @@ serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
     signal: ctx.signal,
     onPhase: (phase) => {
       if (phase.kind === "baseline") {
-        ctx.log("info", `sampling the idle machine for ${phase.seconds} s`);
-        ctx.progress(0, `idle baseline (${phase.seconds} s)`, { phase: "baseline" });
+        reportBaseline(ctx, phase.seconds);
       } else {
         ctx.log(
           "info",

@@ -8,7 +8,7 @@
 import { z } from "@hono/zod-openapi";
 import type { JobType } from "../lib/job_types.ts";
 import { RecordParam } from "../lib/recording.ts";
-import { SESSION_STOP_GRACE_MS, SessionParams, sessionSandbox } from "./session.ts";
+import { SESSION_JOB_BASE, SessionParams } from "./session.ts";
 
 export const ReplaySpeed = z.union([z.number().min(0.1).max(100), z.literal("max")])
   .openapi({
@@ -49,11 +49,5 @@ export const replayJob: JobType<ReplayParams> = {
   name: "replay",
   summary: "Runs a recording's steps again in a fresh browser and reports divergences.",
   params: ReplayParams,
-  defaultTimeoutS: (p) => p.max_duration_s + 60,
-  urls: (p) => [{ field: "url", url: p.url }],
-  sandbox: (_p, { config }) => sessionSandbox(config),
-  artifacts: false,
-  sample: false,
-  slots: (config) => config.maxSessions,
-  stopGraceMs: SESSION_STOP_GRACE_MS,
+  ...SESSION_JOB_BASE,
 };

@@ -70,15 +70,23 @@ export function sessionSandbox(config: Config): SandboxSpec {
   };
 }
 
+/**
+ * What every job that drives a browser in the session Worker shares (`session`, `replay`): the
+ * session sandbox, the session slots, a stop grace, a start URL and a maximum duration.
+ */
+export const SESSION_JOB_BASE = {
+  defaultTimeoutS: (p: { max_duration_s: number }) => p.max_duration_s + 60,
+  urls: (p: { url: string }) => [{ field: "url", url: p.url }],
+  sandbox: (_p: unknown, { config }: { config: Config }) => sessionSandbox(config),
+  artifacts: false,
+  sample: false,
+  slots: (config: Config) => config.maxSessions,
+  stopGraceMs: SESSION_STOP_GRACE_MS,
+} satisfies Partial<JobType<{ url: string; max_duration_s: number }>>;
+
 export const sessionJob: JobType<SessionParams> = {
   name: "session",
   summary: "A live browser session streamed to viewers, who may drive it.",
   params: SessionParams,
-  defaultTimeoutS: (p) => p.max_duration_s + 60,
-  urls: (p) => [{ field: "url", url: p.url }],
-  sandbox: (_p, { config }) => sessionSandbox(config),
-  artifacts: false,
-  sample: false,
-  slots: (config) => config.maxSessions,
-  stopGraceMs: SESSION_STOP_GRACE_MS,
+  ...SESSION_JOB_BASE,
 };
