@@ -122,6 +122,8 @@ interface SlotPool {
 
 /** Claims one job type may have out at once while its queue has jobs. */
 const MAX_CLAIMS_IN_FLIGHT = 4;
+/** Jobs one claim takes at most (and the most a type claims ahead of its free slots). */
+const MAX_CLAIM = 512;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -350,7 +352,7 @@ export function createRunner(options: RunnerOptions): Runner {
   };
   // ---- claiming ahead ----
   // A type that starts many short jobs claims a little ahead of its free slots: what it starts
-  // in `claimAheadMs` at its current rate, at most `concurrency` more. A slot that frees up then
+  // in `claimAheadMs` at its current rate, at most one full claim more. A slot that frees up then
   // starts its next job at once instead of a Redis round trip later. Types with their own slots
   // (sessions) and types that start a few jobs a second never claim ahead, so a long job never
   // waits here while another worker process is free. Jobs claimed ahead are in this consumer's
@@ -360,7 +362,7 @@ export function createRunner(options: RunnerOptions): Runner {
   let startRate = new Map<string, number>();
   const aheadWindow = (type: string, pool: SlotPool) =>
     pool === shared
-      ? Math.min(pool.capacity, Math.floor((startRate.get(type) ?? 0) * config.claimAheadMs / 1000))
+      ? Math.min(MAX_CLAIM, Math.floor((startRate.get(type) ?? 0) * config.claimAheadMs / 1000))
       : 0;
   /** Starts jobs claimed ahead while their pool has free slots. */
   const fill = () => {
@@ -422,7 +424,10 @@ export function createRunner(options: RunnerOptions): Runner {
     };
     while (!stopping) {
       if (more || inFlight > 0) {
-        const want = Math.min(free(pool) + aheadWindow(type, pool) - waiting.length - asked, 512);
+        const want = Math.min(
+          free(pool) + aheadWindow(type, pool) - waiting.length - asked,
+          MAX_CLAIM,
+        );
         if (
           more && inFlight < MAX_CLAIMS_IN_FLIGHT && want > 0 && (inFlight === 0 || want >= chunk)
         ) {
@@ -433,7 +438,7 @@ export function createRunner(options: RunnerOptions): Runner {
       await waitFree(pool);
       if (stopping) break;
       fill();
-      const n = Math.min(free(pool) + aheadWindow(type, pool) - waiting.length, 512);
+      const n = Math.min(free(pool) + aheadWindow(type, pool) - waiting.length, MAX_CLAIM);
       if (n <= 0) continue;
       // Slots are reserved while the claim is in flight; jobs beyond them wait in `waiting`.
       const held = Math.min(n, free(pool));
