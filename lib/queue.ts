@@ -81,9 +81,11 @@ export interface QueueOptions {
 const LUA_COMMON = LUA_KEYS + `
 local MAXLEN = ARGV[2]
 local TTL = tonumber(ARGV[3])
+-- Epoch ms by the Redis clock, as text: it goes into hashes and JSON, and a Lua number would be
+-- formatted anew (sprintf) at every use; arithmetic converts it back where needed.
 local function nowms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 end
 -- One field per entry, "<job id>\t<event type>\t<event JSON>" (ids and types hold no tab): a
 -- third of the strings to store, send and parse of three fields.
@@ -97,24 +99,26 @@ local function flush_counts()
   for k, n in pairs(COUNTS) do redis.call('HINCRBY', K_JOB_COUNTS, k, n) end
 end
 -- The job's state as a status event, from the snapshot fields in SNAP order (hash values:
--- already JSON-safe numbers and identifiers; free text goes through cjson for escaping).
+-- already JSON-safe numbers and identifiers; free text goes through cjson for escaping). The
+-- scripts that run per job get the worker's name JSON-encoded by the caller (wj): cjson costs
+-- more than the rest of the event.
 local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
   'finished_at', 'worker', 'error' }
-local function status_json(status, now, h, raw_params)
+local function status_json(status, now, h, raw_params, wj)
   return '{"type":"status","status":"' .. status .. '","ts":' .. now ..
     ',"job_type":"' .. h[1] .. '","attempts":' .. h[2] .. ',"max_attempts":' .. h[3] ..
     ',"timeout_s":' .. h[4] .. ',"created_at":' .. h[5] ..
     (h[6] and ',"started_at":' .. h[6] or '') ..
     (h[7] and ',"finished_at":' .. h[7] or '') ..
-    (h[8] and ',"worker":' .. cjson.encode(h[8]) or '') ..
+    (wj and ',"worker":' .. wj or h[8] and ',"worker":' .. cjson.encode(h[8]) or '') ..
     (h[9] and ',"error":' .. cjson.encode(h[9]) or '') ..
     (raw_params and ',"params":' .. raw_params or '') .. '}'
 end
 -- Appends the status event built from a snapshot already in hand and counts the change.
-local function emit_snapshot(id, status, now, h, raw_params)
+local function emit_snapshot(id, status, now, h, raw_params, wj)
   local ck = h[1] .. '|' .. status
   COUNTS[ck] = (COUNTS[ck] or 0) + 1
-  return emit(id, 'status', status_json(status, now, h, raw_params))
+  return emit(id, 'status', status_json(status, now, h, raw_params, wj))
 end
 -- Appends the status event read from the job's hash and counts the change.
 local function emit_status(id, status, now)
@@ -131,10 +135,10 @@ local types = {}
 for i = 4, #ARGV, 5 do
   local id, typ, params = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   redis.call('HSET', k_job(id), 'id', id, 'type', typ, 'status', 'queued', 'params', params,
-    'attempts', 0, 'max_attempts', ARGV[i + 3], 'timeout_s', ARGV[i + 4], 'created_at', now)
+    'attempts', '0', 'max_attempts', ARGV[i + 3], 'timeout_s', ARGV[i + 4], 'created_at', now)
   redis.call('LPUSH', k_queue(typ), id)
   types[typ] = true
-  emit_snapshot(id, 'queued', now, { typ, 0, ARGV[i + 3], ARGV[i + 4], now }, params)
+  emit_snapshot(id, 'queued', now, { typ, '0', ARGV[i + 3], ARGV[i + 4], now }, params)
 end
 for typ in pairs(types) do redis.call('SADD', K_TYPES, typ) end
 flush_counts()
@@ -142,7 +146,7 @@ return now
 `;
 
 const CLAIM = LUA_COMMON + `
-local typ, c, max, lease = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+local typ, c, max, lease, wj = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local q, pl = k_queue(typ), k_processing(c)
 local now = nowms()
 redis.call('SET', k_lease(c), '1', 'PX', lease)
@@ -157,14 +161,14 @@ local function claim(id)
     redis.call('LREM', pl, 1, id)
     return
   end
-  local att = tonumber(h[2]) + 1
+  local att = tostring(tonumber(h[2]) + 1)
   redis.call('HSET', jk, 'status', 'running', 'attempts', att, 'started_at', now, 'worker', c)
   h[2], h[6], h[8] = att, now, c
-  emit_snapshot(id, 'running', now, h)
+  emit_snapshot(id, 'running', now, h, nil, wj)
   local waited = now - (tonumber(h[12]) or tonumber(h[5]) or now)
   out[#out + 1] = { id, h[11], att, h[3], h[4], h[5], waited }
 end
-for i = 8, #ARGV do claim(ARGV[i]) end
+for i = 9, #ARGV do claim(ARGV[i]) end
 while #out < max do
   local id = redis.call('LMOVE', q, pl, 'RIGHT', 'LEFT')
   if not id then break end
@@ -175,10 +179,10 @@ return out
 `;
 
 const COMPLETE = LUA_COMMON + `
-local c, base, cap = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local c, base, cap, wj = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local pl = k_processing(c)
 local now = nowms()
-for i = 7, #ARGV, 3 do
+for i = 8, #ARGV, 3 do
   local id, kind, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local jk = k_job(id)
   redis.call('LREM', pl, -1, id)
@@ -189,7 +193,7 @@ for i = 7, #ARGV, 3 do
       redis.call('HSET', jk, 'status', 'succeeded', 'result', payload, 'finished_at', now)
       if h[9] then redis.call('HDEL', jk, 'error') end
       emit(id, 'result', '{"type":"result","ts":' .. now .. ',"result":' .. payload .. '}')
-      emit_snapshot(id, 'succeeded', now, { h[3], h[4], h[5], h[6], h[7], h[8], now, c })
+      emit_snapshot(id, 'succeeded', now, { h[3], h[4], h[5], h[6], h[7], h[8], now, c }, nil, wj)
       finish(jk)
     elseif kind == 'requeue' then
       redis.call('HINCRBY', jk, 'attempts', -1)
@@ -465,6 +469,7 @@ export function createQueue(options: QueueOptions): Queue {
           consumer,
           Math.max(max, preTaken.length),
           leaseMs,
+          JSON.stringify(consumer),
           ...preTaken,
         )) as Array<[string, string, number, string, string, string, number]>;
         return rows.map(([id, params, attempt, maxAttempts, timeoutS, createdAt, waited]) => ({
@@ -489,7 +494,13 @@ export function createQueue(options: QueueOptions): Queue {
     complete: (consumer, outcomes) =>
       guard(async () => {
         if (outcomes.length === 0) return;
-        const args: (string | number)[] = [...common, consumer, backoffBase, backoffMax];
+        const args: (string | number)[] = [
+          ...common,
+          consumer,
+          backoffBase,
+          backoffMax,
+          JSON.stringify(consumer),
+        ];
         for (const o of outcomes) {
           const payload = o.kind === "ok"
             ? JSON.stringify(o.result ?? null)
