@@ -100,8 +100,8 @@ local function flush_counts()
 end
 -- The job's state as a status event, from the snapshot fields in SNAP order (hash values:
 -- already JSON-safe numbers and identifiers; free text goes through cjson for escaping). The
--- scripts that run per job get the worker's name JSON-encoded by the caller (wj): cjson costs
--- more than the rest of the event.
+-- scripts that run per job get the worker's name JSON-encoded by the caller (wj), so the hot path
+-- makes no cjson call.
 local SNAP = { 'type', 'attempts', 'max_attempts', 'timeout_s', 'created_at', 'started_at',
   'finished_at', 'worker', 'error' }
 local function status_json(status, now, h, raw_params, wj)
