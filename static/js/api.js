@@ -175,9 +175,10 @@ export function renderNav() {
 /**
  * A filtered history table read a page at a time, newest first, with the API's cursors: the
  * `#filters` form, the `#prev` / `#next` buttons, `#page-info` and `#error` of the page.
- * `read(query)` answers `{ items, next_cursor }`; `row(item)` makes one `<tr>`. Returns `load`.
+ * Each page is `GET <path>?<query>`, whose answer holds the page's items under `list` and
+ * `next_cursor`; `row(item)` makes one `<tr>`. Returns `load`.
  */
-export function cursorTable({ tbody, query, read, row, empty, columns, onLoad }) {
+export function cursorTable({ tbody, path, list, query, row, empty, columns, onLoad }) {
   const form = document.getElementById("filters");
   const errorBox = document.getElementById("error");
   const cursors = [null]; // cursor of each page visited
@@ -189,15 +190,16 @@ export function cursorTable({ tbody, query, read, row, empty, columns, onLoad })
     if (cursors[page]) q.set("cursor", cursors[page]);
     let res;
     try {
-      res = await read(q);
+      res = await api(`${path}?${q}`);
     } catch (e) {
       errorBox.textContent = e.message;
       return;
     }
     next = res.next_cursor;
+    const items = res[list];
     tbody.replaceChildren(
-      ...(res.items.length > 0
-        ? res.items.map(row)
+      ...(items.length > 0
+        ? items.map(row)
         : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]),
     );
     document.getElementById("prev").disabled = page === 0;

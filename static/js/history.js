@@ -42,11 +42,9 @@ function query() {
 
 const load = cursorTable({
   tbody,
+  path: "/api/jobs",
+  list: "jobs",
   query,
-  read: async (q) => {
-    const res = await api(`/api/jobs?${q}`);
-    return { items: res.jobs, next_cursor: res.next_cursor };
-  },
   row: (j) =>
     el(
       "tr",

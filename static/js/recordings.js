@@ -1,6 +1,5 @@
 // /recordings: every recording from DuckDB, newest first, with filters and cursor paging.
 import {
-  api,
   cursorTable,
   el,
   fmtBytes,
@@ -29,11 +28,9 @@ function query() {
 
 const load = cursorTable({
   tbody,
+  path: "/api/recordings",
+  list: "recordings",
   query,
-  read: async (q) => {
-    const res = await api(`/api/recordings?${q}`);
-    return { items: res.recordings, next_cursor: res.next_cursor };
-  },
   row: (r) =>
     el(
       "tr",
