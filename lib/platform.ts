@@ -112,7 +112,11 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
   try {
     let embedded: EmbeddedRedis | undefined;
     if (!config.redisUrl) {
-      embedded = await startEmbeddedRedis({ dir: `${config.dataDir}/redis`, log });
+      embedded = await startEmbeddedRedis({
+        dir: `${config.dataDir}/redis`,
+        avoidPorts: [config.port],
+        log,
+      });
       stops.push(() => embedded?.close());
     }
     const redisUrl = config.redisUrl ?? embedded!.url;

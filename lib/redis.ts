@@ -65,12 +65,17 @@ export async function closeRedis(redis: Redis): Promise<void> {
   redis.disconnect();
 }
 
-/** Returns a free TCP port on the loopback interface. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+/**
+ * Returns a free TCP port on the loopback interface, other than `avoid` (ports this process is
+ * about to listen on itself, which the OS may hand out while they are still free).
+ */
+export function freePort(avoid: readonly number[] = []): number {
+  while (true) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    listener.close();
+    if (!avoid.includes(port)) return port;
+  }
 }
 
 export interface EmbeddedRedis {
@@ -84,6 +89,8 @@ export interface EmbeddedRedis {
 export interface EmbeddedRedisOptions {
   dir: string;
   port?: number;
+  /** Ports not to take when choosing a free one (the HTTP server's, which starts after Redis). */
+  avoidPorts?: readonly number[];
   log?: Logger;
   binary?: string;
 }
@@ -94,7 +101,7 @@ export interface EmbeddedRedisOptions {
  */
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
   await Deno.mkdir(options.dir, { recursive: true });
-  const port = options.port ?? freePort();
+  const port = options.port ?? freePort(options.avoidPorts);
   const child = new Deno.Command(options.binary ?? "redis-server", {
     args: [
       "--port",
