@@ -29,6 +29,8 @@ export interface Config {
   warmWorkers: number;
   /** How far ahead of its free slots a busy short-job type claims, in ms of its start rate (0: off). */
   claimAheadMs: number;
+  /** A job enqueued by this process starts its Worker before the queue hands the job over. */
+  prestart: boolean;
   /** Live sessions at once: across the cluster (the API answers 429 beyond) and per process. */
   maxSessions: number;
   /** Live video streams (one ffmpeg each) this process encodes at once. */
@@ -86,6 +88,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_CONCURRENCY: "number of CPU cores (0: no worker pool in this process)",
   STREAMPLAY_WARM_WORKERS: "2",
   STREAMPLAY_CLAIM_AHEAD_MS: "50",
+  STREAMPLAY_PRESTART: "true",
   STREAMPLAY_MAX_SESSIONS: "4",
   STREAMPLAY_MAX_STREAMS: "4",
   STREAMPLAY_LEASE_S: "15",
@@ -233,6 +236,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     concurrency: int(env, "STREAMPLAY_CONCURRENCY", navigator.hardwareConcurrency || 2, 0, 10_000),
     warmWorkers: int(env, "STREAMPLAY_WARM_WORKERS", 2, 0, 1000),
     claimAheadMs: int(env, "STREAMPLAY_CLAIM_AHEAD_MS", 50, 0, 10_000),
+    prestart: bool(env, "STREAMPLAY_PRESTART", true),
     maxSessions: int(env, "STREAMPLAY_MAX_SESSIONS", 4, 1, 1000),
     maxStreams: int(env, "STREAMPLAY_MAX_STREAMS", 4, 1, 1000),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),

@@ -17,7 +17,7 @@
  *   send it some (live sessions keep their viewers' WebSockets there).
  */
 import type { Redis } from "./redis.ts";
-import type { ClaimedJob, Outcome, Queue } from "./queue.ts";
+import type { ClaimedJob, NewJob, Outcome, Queue } from "./queue.ts";
 import type { EventPublisher } from "./events.ts";
 import { type RunHandle, type Sandbox, WorkerLost } from "./sandbox.ts";
 import type { Sampler } from "./sampler.ts";
@@ -124,6 +124,8 @@ interface SlotPool {
 const MAX_CLAIMS_IN_FLIGHT = 4;
 /** Jobs one claim takes at most (and the most a type claims ahead of its free slots). */
 const MAX_CLAIM = 512;
+/** Jobs of one enqueue call looked at for a Worker to start ahead (bulk loads have Workers). */
+const PRESTART_LOOK = 16;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -483,6 +485,27 @@ export function createRunner(options: RunnerOptions): Runner {
     while (inFlight > 0) await changed();
   };
 
+  // ---- starting Workers for jobs enqueued here ----
+  // A job enqueued by this process (the API in the `all` role) would start its Worker only once
+  // the queue has handed it over: the enqueue's and the claim's round trips, then the Worker's
+  // start. Its Worker starts now instead, while those round trips are under way; the claim then
+  // finds it. Types with artifact directories are left out (their permissions name the job's own
+  // directory, made at claim time).
+  const prestart = (jobs: NewJob[]) => {
+    if (stopping) return;
+    for (const job of jobs.slice(0, PRESTART_LOOK)) {
+      const type = jobTypes.get(job.type);
+      const pool = poolOf(job.type);
+      // Slots held by claims in flight count as free: those claims may well come back empty.
+      if (!type || type.artifacts || pool.running >= pool.capacity) continue;
+      const parsed = type.params.safeParse(job.params);
+      if (parsed.success) {
+        sandbox.prestart(type.sandbox(parsed.data, { config, artifactDir: null }));
+      }
+    }
+  };
+  let stopPrestart = () => {};
+
   const killMessage = (active: Active, reason: KillReason) =>
     reason === "timeout" ? `timed out after ${active.timeoutS} s` : reason;
 
@@ -565,12 +588,14 @@ export function createRunner(options: RunnerOptions): Runner {
         }
         loops.push(loop(type.name));
       }
+      if (config.prestart) stopPrestart = queue.onEnqueued(prestart);
       log.info("worker pool started", { consumer, concurrency, types: [...jobTypes.keys()] });
     },
 
     stop(graceMs = config.shutdownGraceMs) {
       return stopPromise ??= (async () => {
         stopping = true;
+        stopPrestart();
         wake();
         for (const c of blockingConns) c.disconnect();
         await Promise.allSettled(loops);

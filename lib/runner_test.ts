@@ -1,13 +1,15 @@
 /**
  * The worker pool against a real redis-server and real sandboxed Workers: a busy job type claims
  * ahead of its free slots (unless STREAMPLAY_CLAIM_AHEAD_MS=0), and what it claimed ahead is
- * never lost or charged an attempt.
+ * never lost or charged an attempt; a job enqueued here starts its Worker before its claim.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { type Platform, startPlatform } from "./platform.ts";
-import { createQueue, type JobRecord, type NewJob, newJobId } from "./queue.ts";
+import { createQueue, type JobRecord, type NewJob, newJobId, type Queue } from "./queue.ts";
+import { createSandbox, PRESTART_WAIT_MS } from "./sandbox.ts";
+import { noopJob } from "../workers/noop.ts";
 import { connectRedis, waitReady } from "./redis.ts";
 import { redisKeys } from "./keys.ts";
 import { startRedis, tempDir, uniquePrefix, waitFor } from "../tests/helpers.ts";
@@ -137,5 +139,103 @@ Deno.test("STREAMPLAY_CLAIM_AHEAD_MS=0: a worker claims only what its slots can 
   while (Date.now() < until) {
     assert.ok(runningIn(await t.states()) <= CONCURRENCY);
     await new Promise((r) => setTimeout(r, 50));
+  }
+});
+
+/** A worker process (in this one) without warm Workers, so every job needs a new one. */
+async function coldWorker(env: Record<string, string>) {
+  const redis = await startRedis();
+  const dir = await tempDir();
+  const prefix = uniquePrefix();
+  const conn = connectRedis(redis.url, "command");
+  await waitReady(conn);
+  const close = async () => {
+    await platform?.close();
+    conn.disconnect();
+    await redis.close();
+    await dir[Symbol.asyncDispose]();
+  };
+  let platform: Platform | undefined;
+  try {
+    platform = await startPlatform(
+      loadConfig({
+        REDIS_URL: redis.url,
+        STREAMPLAY_DATA_DIR: dir.path,
+        STREAMPLAY_REDIS_PREFIX: prefix,
+        STREAMPLAY_CONCURRENCY: "2",
+        STREAMPLAY_WARM_WORKERS: "0",
+        STREAMPLAY_LOG_LEVEL: "warn",
+        ...env,
+      }),
+      { role: "worker", listen: false, log: createLogger({ level: "warn" }), version: "test" },
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return {
+    platform,
+    /** Another process's queue on the same Redis. */
+    elsewhere: createQueue({ redis: conn, prefix }),
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+const runningJob = (queue: Queue, id: string) =>
+  waitFor(async () => (await queue.get(id))?.status === "running" || undefined, {
+    timeoutMs: 10_000,
+    what: `job ${id} running`,
+  });
+
+Deno.test("a job enqueued by this process starts its Worker at once, and its claim uses that Worker", async () => {
+  await using t = await coldWorker({});
+  const { queue, sandbox } = t.platform;
+  const job = noop(800);
+  const enqueued = queue.enqueue([job]);
+  // Before Redis has even answered the enqueue.
+  assert.equal(sandbox.stats().workers, 1, "a Worker is starting for the job");
+  await enqueued;
+  await runningJob(queue, job.id);
+  assert.deepEqual(sandbox.stats(), { workers: 1, busy: 1, profiles: 1 }, "no second Worker");
+  await waitFor(async () => (await queue.get(job.id))?.status === "succeeded" || undefined, {
+    timeoutMs: 10_000,
+    what: "the job to succeed",
+  });
+
+  // A job another process enqueues gets its Worker when this one claims it.
+  const other = noop(800);
+  const elsewhere = t.elsewhere.enqueue([other]);
+  assert.equal(sandbox.stats().workers, 0);
+  await elsewhere;
+  await runningJob(queue, other.id);
+  assert.equal(sandbox.stats().workers, 1);
+});
+
+Deno.test("STREAMPLAY_PRESTART=false: a Worker starts only when the job is claimed", async () => {
+  await using t = await coldWorker({ STREAMPLAY_PRESTART: "false" });
+  const { queue, sandbox } = t.platform;
+  const job = noop(800);
+  const enqueued = queue.enqueue([job]);
+  assert.equal(sandbox.stats().workers, 0);
+  await enqueued;
+  await runningJob(queue, job.id);
+  assert.equal(sandbox.stats().workers, 1);
+});
+
+Deno.test("a Worker started for a job that another process took goes after PRESTART_WAIT_MS", async () => {
+  const sandbox = createSandbox({ log: createLogger({ level: "warn" }), warmPerProfile: 0 });
+  try {
+    const spec = noopJob.sandbox({} as never, {} as never);
+    sandbox.prestart(spec);
+    sandbox.prestart(spec);
+    assert.equal(sandbox.stats().workers, 1, "one Worker for jobs of one profile on their way");
+    await new Promise((r) => setTimeout(r, PRESTART_WAIT_MS - 1_000));
+    assert.equal(sandbox.stats().workers, 1, "still waiting for its job");
+    await waitFor(() => sandbox.stats().workers === 0 || undefined, {
+      timeoutMs: 3_000,
+      what: "the unused Worker to go",
+    });
+  } finally {
+    sandbox.close();
   }
 });

@@ -100,9 +100,18 @@ export interface Sandbox {
   run(spec: SandboxSpec, job: WorkerJob, onEvent: EventSink, onMessage?: MessageSink): RunHandle;
   /** Starts `count` idle Workers for a profile ahead of its first job. */
   prewarm(spec: SandboxSpec, count?: number): Promise<void>;
+  /**
+   * Starts a Worker for a job that is on its way (enqueued here, not yet claimed), unless one
+   * with room is there already. Not used within `PRESTART_WAIT_MS` (another process took the
+   * job), it goes unless the warm pool keeps it.
+   */
+  prestart(spec: SandboxSpec): void;
   stats(): { workers: number; busy: number; profiles: number };
   close(): void;
 }
+
+/** How long a Worker started for a job on its way waits for it before it may be trimmed. */
+export const PRESTART_WAIT_MS = 5_000;
 
 function profileKey(spec: SandboxSpec): string {
   return JSON.stringify([spec.module.href, spec.permissions, spec.init ?? null]);
@@ -276,6 +285,13 @@ export function createSandbox(options: SandboxOptions): Sandbox {
         },
         kill: (reason) => kill(host, reason, job.id),
       };
+    },
+
+    prestart(spec) {
+      const key = profileKey(spec);
+      if (hosts.get(key)?.some((h) => !h.dead && h.jobs.size < h.capacity)) return;
+      spawn(spec, key);
+      Deno.unrefTimer(setTimeout(() => trimIdle(key), PRESTART_WAIT_MS));
     },
 
     async prewarm(spec, count = 1) {
