@@ -25,37 +25,66 @@ const noop = (sleepMs: number): NewJob => ({
 });
 
 /**
- * A worker process (in this one) that has just run short jobs for over two seconds — well over
- * 80 starts a second, so a 50 ms window is the full concurrency — then gets 12 long jobs.
+ * A worker process (in this one) on its own Redis and data directory, with `queue`: another
+ * process's queue on that Redis (the test's own connection, which outlives the platform's).
+ * `stop()` stops the worker process alone.
  */
-async function busyWorker(env: Record<string, string>) {
+async function workerProcess(env: Record<string, string>) {
   const redis = await startRedis();
   const dir = await tempDir();
   const prefix = uniquePrefix();
-  // The test's own connection, which outlives the platform's.
   const conn = connectRedis(redis.url, "command");
-  await waitReady(conn);
-  const queue = createQueue({ redis: conn, prefix });
-  const long = Array.from({ length: 100 }, () => noop(1_500));
-  let shortJobs = 0;
   let platform: Platform | undefined;
-  const close = async () => {
+  const stop = async () => {
     await platform?.close();
     platform = undefined;
   };
+  const dispose = async () => {
+    await stop();
+    conn.disconnect();
+    await redis.close();
+    await dir[Symbol.asyncDispose]();
+  };
   try {
+    await waitReady(conn);
     platform = await startPlatform(
       loadConfig({
         REDIS_URL: redis.url,
         STREAMPLAY_DATA_DIR: dir.path,
         STREAMPLAY_REDIS_PREFIX: prefix,
-        STREAMPLAY_CONCURRENCY: String(CONCURRENCY),
-        STREAMPLAY_SHUTDOWN_GRACE_S: "10",
         STREAMPLAY_LOG_LEVEL: "warn",
         ...env,
       }),
       { role: "worker", listen: false, log: createLogger({ level: "warn" }), version: "test" },
     );
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+  return {
+    platform,
+    queue: createQueue({ redis: conn, prefix }),
+    conn,
+    prefix,
+    stop,
+    [Symbol.asyncDispose]: dispose,
+  };
+}
+
+/**
+ * A worker process that has just run short jobs for over two seconds — well over 80 starts a
+ * second, so a 50 ms window is the full concurrency — then gets 100 long jobs.
+ */
+async function busyWorker(env: Record<string, string>) {
+  const w = await workerProcess({
+    STREAMPLAY_CONCURRENCY: String(CONCURRENCY),
+    STREAMPLAY_SHUTDOWN_GRACE_S: "10",
+    ...env,
+  });
+  const { queue } = w;
+  const long = Array.from({ length: 100 }, () => noop(1_500));
+  let shortJobs = 0;
+  try {
     const until = Date.now() + 2_200;
     while (Date.now() < until) {
       await queue.enqueue(Array.from({ length: 100 }, () => noop(0)));
@@ -64,30 +93,17 @@ async function busyWorker(env: Record<string, string>) {
     }
     await queue.enqueue(long);
   } catch (err) {
-    await close();
-    conn.disconnect();
-    await redis.close();
-    await dir[Symbol.asyncDispose]();
+    await w[Symbol.asyncDispose]();
     throw err;
   }
-  const runner = platform.runner!;
   return {
-    queue,
-    conn,
-    prefix,
-    runner,
+    ...w,
+    runner: w.platform.runner!,
     /** How many no-op jobs ran before the long ones (more than any second can have started). */
     shortJobs,
     longJobs: long.length,
-    close,
     /** The long jobs' states in Redis. */
     states: async () => (await Promise.all(long.map((j) => queue.get(j.id)))) as JobRecord[],
-    async [Symbol.asyncDispose]() {
-      await close();
-      conn.disconnect();
-      await redis.close();
-      await dir[Symbol.asyncDispose]();
-    },
   };
 }
 const runningIn = (states: JobRecord[]) => states.filter((j) => j.status === "running").length;
@@ -109,7 +125,7 @@ Deno.test("a busy type claims ahead of its slots; at shutdown those jobs go back
   );
   assert.ok(t.runner.runningIds().length <= CONCURRENCY, "never more running than the concurrency");
 
-  await t.close();
+  await t.stop();
   const after = await t.states();
   for (const j of after) {
     assert.ok(
@@ -142,44 +158,9 @@ Deno.test("STREAMPLAY_CLAIM_AHEAD_MS=0: a worker claims only what its slots can 
   }
 });
 
-/** A worker process (in this one) without warm Workers, so every job needs a new one. */
-async function coldWorker(env: Record<string, string>) {
-  const redis = await startRedis();
-  const dir = await tempDir();
-  const prefix = uniquePrefix();
-  const conn = connectRedis(redis.url, "command");
-  await waitReady(conn);
-  const close = async () => {
-    await platform?.close();
-    conn.disconnect();
-    await redis.close();
-    await dir[Symbol.asyncDispose]();
-  };
-  let platform: Platform | undefined;
-  try {
-    platform = await startPlatform(
-      loadConfig({
-        REDIS_URL: redis.url,
-        STREAMPLAY_DATA_DIR: dir.path,
-        STREAMPLAY_REDIS_PREFIX: prefix,
-        STREAMPLAY_CONCURRENCY: "2",
-        STREAMPLAY_WARM_WORKERS: "0",
-        STREAMPLAY_LOG_LEVEL: "warn",
-        ...env,
-      }),
-      { role: "worker", listen: false, log: createLogger({ level: "warn" }), version: "test" },
-    );
-  } catch (err) {
-    await close();
-    throw err;
-  }
-  return {
-    platform,
-    /** Another process's queue on the same Redis. */
-    elsewhere: createQueue({ redis: conn, prefix }),
-    [Symbol.asyncDispose]: close,
-  };
-}
+/** A worker process without warm Workers, so every job needs a new one. */
+const coldWorker = (env: Record<string, string>) =>
+  workerProcess({ STREAMPLAY_CONCURRENCY: "2", STREAMPLAY_WARM_WORKERS: "0", ...env });
 
 const runningJob = (queue: Queue, id: string) =>
   waitFor(async () => (await queue.get(id))?.status === "running" || undefined, {
@@ -204,7 +185,7 @@ Deno.test("a job enqueued by this process starts its Worker at once, and its cla
 
   // A job another process enqueues gets its Worker when this one claims it.
   const other = noop(800);
-  const elsewhere = t.elsewhere.enqueue([other]);
+  const elsewhere = t.queue.enqueue([other]);
   assert.equal(sandbox.stats().workers, 0);
   await elsewhere;
   await runningJob(queue, other.id);
