@@ -451,8 +451,8 @@ export function createQueue(options: QueueOptions): Queue {
     enqueue: (jobs) =>
       guard(async () => {
         if (jobs.length === 0) return 0;
-        // Told first: what a listener starts (a Worker, ~3 ms of loading on its own thread once
-        // created) outlasts the enqueue's and the claim's round trips that follow.
+        // Told first: what a listener starts (a Worker, whose module then loads on its own thread)
+        // takes longer than the enqueue's and the claim's round trips that follow.
         for (const listener of enqueued) {
           try {
             listener(jobs);
