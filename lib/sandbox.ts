@@ -225,13 +225,15 @@ export function createSandbox(options: SandboxOptions): Sandbox {
   }, Math.min(idleMs, 60_000));
   Deno.unrefTimer(sweep);
 
+  const hasRoom = (h: Host) => !h.dead && h.jobs.size < h.capacity;
+
   const pick = (spec: SandboxSpec): Host => {
     const key = profileKey(spec);
     const list = hosts.get(key) ?? [];
     // The busiest host that still has room, so idle ones stay idle and can be trimmed.
     let best: Host | undefined;
     for (const h of list) {
-      if (!h.dead && h.jobs.size < h.capacity && (!best || h.jobs.size > best.jobs.size)) best = h;
+      if (hasRoom(h) && (!best || h.jobs.size > best.jobs.size)) best = h;
     }
     return best ?? spawn(spec, key);
   };
@@ -289,7 +291,7 @@ export function createSandbox(options: SandboxOptions): Sandbox {
 
     prestart(spec) {
       const key = profileKey(spec);
-      if (hosts.get(key)?.some((h) => !h.dead && h.jobs.size < h.capacity)) return;
+      if (hosts.get(key)?.some(hasRoom)) return;
       spawn(spec, key);
       Deno.unrefTimer(setTimeout(() => trimIdle(key), PRESTART_WAIT_MS));
     },
