@@ -26,6 +26,7 @@ import { decodeFrame } from "../lib/screencast_frame.ts";
 import { readProcFiles } from "../lib/procfs.ts";
 import { freePort } from "../lib/redis.ts";
 import { colourGridPage } from "./pages.ts";
+import { median } from "simple-statistics";
 import { CHROMIUM, fixed, percentile, printTable, sleep } from "./common.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -88,23 +89,32 @@ async function chromiumTree(root: number): Promise<number[]> {
   return out;
 }
 
-/** CPU seconds used so far by `pids` together: user and system (kernel) time. */
-async function cpuSeconds(pids: number[]): Promise<{ user: number; system: number }> {
+/**
+ * CPU seconds used so far by `pids` together, user and system (kernel) time, and their minor
+ * page faults.
+ */
+async function cpuSeconds(
+  pids: number[],
+): Promise<{ user: number; system: number; faults: number }> {
   const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
   let user = 0;
   let system = 0;
+  let faults = 0;
   for (const text of files.values()) {
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    faults += Number(fields[7]);
     user += Number(fields[11]);
     system += Number(fields[12]);
   }
-  return { user: user / clockTicks, system: system / clockTicks };
+  return { user: user / clockTicks, system: system / clockTicks, faults };
 }
 
 interface Cores {
   total: number;
   user: number;
   system: number;
+  /** Minor page faults a second. */
+  faults: number;
 }
 
 /** Measures the CPU cores used by each group of processes over the window `work` runs in. */
@@ -123,7 +133,8 @@ async function measure(
     const after = await cpuSeconds(pids);
     const user = (after.user - before[k].user) / seconds;
     const system = (after.system - before[k].system) / seconds;
-    cores[k] = { total: user + system, user, system };
+    const faults = (after.faults - before[k].faults) / seconds;
+    cores[k] = { total: user + system, user, system, faults };
   }
   return { seconds, cores };
 }
@@ -347,10 +358,23 @@ async function streamplay(sessions: number, viewersEach: number): Promise<Stream
 
 // ---- peer: a bare Deno WebSocket fan-out ----
 
-/** CPU of a server that only sends a frame-sized message to 1, then 10 clients at 30 fps. */
-async function bareFanout(bytes: number): Promise<{ one: number; ten: number }> {
+/** glibc malloc settings that keep freed memory in the process (up to 64 MB; blocks ≤ 4 MB). */
+const KEEP_FREED = "glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=4194304";
+
+/**
+ * CPU of a server that only sends a frame-sized message to 1, then 10 clients at 30 fps.
+ * With glibc's default malloc, a process that does nothing else gives each burst's send buffers
+ * back to the kernel and faults them in again at the next burst, which the platform's busy heap
+ * does not. So the peer runs twice: as is, and keeping freed memory (`keepFreed`), which is the
+ * cost of the send itself; the bench prints both, with their page faults.
+ */
+async function bareFanout(
+  bytes: number,
+  keepFreed: boolean,
+): Promise<{ one: number; ten: Cores }> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
+    env: keepFreed ? { GLIBC_TUNABLES: KEEP_FREED } : {},
     args: [
       "run",
       "--allow-net=127.0.0.1",
@@ -382,7 +406,7 @@ async function bareFanout(bytes: number): Promise<{ one: number; ten: number }> 
     const one = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!.total;
     await connect(9);
     await sleep(WARMUP_MS);
-    const ten = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!.total;
+    const ten = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!;
     return { one, ten };
   } finally {
     for (const ws of clients) ws.close();
@@ -435,8 +459,10 @@ for (let r = 1; r <= ROUNDS; r++) {
   }
 }
 step("a bare Deno WebSocket server, 1 then 10 clients, the same frame size");
-const frameBytes = Math.round(quantile(runs.sp1.map((r) => r.frameBytes), 0.5));
-const bare = await bareFanout(frameBytes);
+const frameBytes = Math.round(median(runs.sp1.map((r) => r.frameBytes)));
+const bare = await bareFanout(frameBytes, false);
+step("the same bare server keeping freed memory (GLIBC_TUNABLES)");
+const bareKept = await bareFanout(frameBytes, true);
 step("page.screenshot() polling, 1 page");
 const shot1 = await screenshotPolling(1);
 step("page.screenshot() polling, 5 pages");
@@ -448,10 +474,11 @@ await server.status;
 await pageServer.shutdown();
 await Deno.remove(dataDir, { recursive: true }).catch(() => {});
 
-const med = <T>(list: T[], pick: (t: T) => number) => quantile(list.map(pick), 0.5);
+// Over an even number of rounds the median is the mean of the middle two.
+const med = <T>(list: T[], pick: (t: T) => number) => median(list.map(pick));
 /** The median over rounds of a ratio taken within each round. */
 const medRatio = <A, B>(a: A[], b: B[], pickA: (t: A) => number, pickB: (t: B) => number) =>
-  quantile(a.map((x, i) => pickA(x) / pickB(b[i]!)), 0.5);
+  median(a.map((x, i) => pickA(x) / pickB(b[i]!)));
 const medianRun = <T extends PeerResult | StreamResult>(list: T[]) => ({
   ...list[0]!,
   fps: med(list, (r) => r.fps),
@@ -469,12 +496,17 @@ const streamMedian = (list: StreamResult[]) => ({
     total: med(list, (r) => r.serverSplit.total),
     user: med(list, (r) => r.serverSplit.user),
     system: med(list, (r) => r.serverSplit.system),
+    faults: med(list, (r) => r.serverSplit.faults),
   },
   serverLatency: list[Math.floor(list.length / 2)]!.serverLatency,
 });
 const sp1 = streamMedian(runs.sp1);
 const sp10 = streamMedian(runs.sp10);
 const sp5 = streamMedian(runs.sp5);
+const bareLine = (b: { one: number; ten: Cores }) =>
+  `${fixed(b.ten.total, 3)} / ${fixed(b.one, 3)} cores = ${fixed(b.ten.total / b.one, 2)}× ` +
+  `(${fixed(((b.ten.total - b.one) / (9 * 30)) * 1e6, 0)} µs per extra send, ` +
+  `${fixed(b.ten.faults, 0)} page faults/s)`;
 const perRound = (xs: number[], digits = 2) => xs.map((x) => fixed(x, digits)).join(", ");
 
 const rows: string[][] = [
@@ -551,11 +583,10 @@ const targets: Array<[string, string, boolean | null]> = [
   ],
   [
     "for reference, a bare Deno WebSocket server sending the same frame size, 10 / 1 clients",
-    `${fixed(bare.ten, 3)} / ${fixed(bare.one, 3)} cores = ${fixed(bare.ten / bare.one, 2)}× ` +
-    `(${fixed(((bare.ten - bare.one) / (9 * 30)) * 1e6, 0)} µs per extra send of ` +
-    `${fixed(frameBytes / 1000, 0)} KB; the platform: ${
-      fixed(((sp10.server - sp1.server) / (9 * sp10.fps)) * 1e6, 0)
-    } µs)`,
+    `${bareLine(bare)}; keeping freed memory: ${bareLine(bareKept)}; ` +
+    `the platform: ${fixed(((sp10.server - sp1.server) / (9 * sp10.fps)) * 1e6, 0)} µs ` +
+    `per extra send of ${fixed(frameBytes / 1000, 0)} KB, ` +
+    `${fixed(sp10.serverSplit.faults, 0)} page faults/s with 10 viewers`,
     null,
   ],
   [
