@@ -89,24 +89,28 @@ async function chromiumTree(root: number): Promise<number[]> {
   return out;
 }
 
+interface Usage {
+  user: number;
+  system: number;
+  faults: number;
+}
+
 /**
- * CPU seconds used so far by `pids` together, user and system (kernel) time, and their minor
- * page faults.
+ * CPU seconds used so far by each of `pids` that is alive, user and system (kernel) time, and
+ * its minor page faults.
  */
-async function cpuSeconds(
-  pids: number[],
-): Promise<{ user: number; system: number; faults: number }> {
+async function cpuSeconds(pids: number[]): Promise<Map<string, Usage>> {
   const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
-  let user = 0;
-  let system = 0;
-  let faults = 0;
-  for (const text of files.values()) {
+  const usage = new Map<string, Usage>();
+  for (const [path, text] of files) {
     const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    faults += Number(fields[7]);
-    user += Number(fields[11]);
-    system += Number(fields[12]);
+    usage.set(path, {
+      faults: Number(fields[7]),
+      user: Number(fields[11]) / clockTicks,
+      system: Number(fields[12]) / clockTicks,
+    });
   }
-  return { user: user / clockTicks, system: system / clockTicks, faults };
+  return usage;
 }
 
 interface Cores {
@@ -122,19 +126,30 @@ async function measure(
   groups: Record<string, number[]>,
   work: () => Promise<void>,
 ): Promise<{ seconds: number; cores: Record<string, Cores> }> {
-  const before = Object.fromEntries(
-    await Promise.all(Object.entries(groups).map(async ([k, p]) => [k, await cpuSeconds(p)])),
+  const before = new Map(
+    await Promise.all(
+      Object.entries(groups).map(async ([k, p]) => [k, await cpuSeconds(p)] as const),
+    ),
   );
   const start = performance.now();
   await work();
   const seconds = (performance.now() - start) / 1000;
   const cores: Record<string, Cores> = {};
   for (const [k, pids] of Object.entries(groups)) {
+    // A process that ended in the window (a renderer Chromium replaced) counts until its last
+    // reading before the window: the sum is over processes alive at both ends.
     const after = await cpuSeconds(pids);
-    const user = (after.user - before[k].user) / seconds;
-    const system = (after.system - before[k].system) / seconds;
-    const faults = (after.faults - before[k].faults) / seconds;
-    cores[k] = { total: user + system, user, system, faults };
+    const sum = { user: 0, system: 0, faults: 0 };
+    for (const [path, end] of after) {
+      const start = before.get(k)?.get(path);
+      if (!start) continue;
+      sum.user += end.user - start.user;
+      sum.system += end.system - start.system;
+      sum.faults += end.faults - start.faults;
+    }
+    const user = sum.user / seconds;
+    const system = sum.system / seconds;
+    cores[k] = { total: user + system, user, system, faults: sum.faults / seconds };
   }
   return { seconds, cores };
 }
