@@ -6,6 +6,7 @@
  * inside for as long. The baseline keeps every sample: a new level that lasts longer than half
  * the window becomes the new normal.
  */
+import { medianSorted } from "simple-statistics";
 
 export interface DetectorOptions {
   series: string;
@@ -51,13 +52,6 @@ export interface Detector {
   samples(): number;
 }
 
-/** Median of a sorted array. */
-function median(sorted: number[]): number {
-  const n = sorted.length;
-  const mid = n >> 1;
-  return n % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 /** Index where `v` goes in the sorted array `a`. */
 function insertAt(a: number[], v: number): number {
   let lo = 0;
@@ -99,9 +93,9 @@ export function createDetector(options: DetectorOptions): Detector {
         add(ts, value);
         return null;
       }
-      const base = median(sorted);
+      const base = medianSorted(sorted);
       const deviations = sorted.map((v) => Math.abs(v - base)).sort((a, b) => a - b);
-      const scale = Math.max(1.4826 * median(deviations), options.minScale);
+      const scale = Math.max(1.4826 * medianSorted(deviations), options.minScale);
       const raw = (value - base) / scale;
       const z = options.direction === "high" ? raw : -raw;
       const out = z >= options.z;

@@ -423,7 +423,11 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
       stop.signal.addEventListener("abort", () => lv.onStop?.(), { once: true });
 
       const visits = new Map<string, Visit>();
-      const writes = new Set<Promise<unknown>>();
+      /** Error screenshots being taken, with the user whose page they capture. */
+      const writes = new Map<Promise<unknown>, number>();
+      /** Until the user's error screenshots are taken: its page stays where the error was. */
+      const shotsTaken = (user: number) =>
+        Promise.all([...writes].filter(([, u]) => u === user).map(([w]) => w));
       const errors = noErrors();
       let usersStarted = 0;
       let usersActive = 0;
@@ -466,7 +470,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           const write = writeShot("errors", name, page).then((rel) => {
             record.screenshot = rel;
           }, () => {});
-          writes.add(write);
+          writes.set(write, user);
           write.finally(() => writes.delete(write));
         }
       };
@@ -575,6 +579,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
                 break;
               }
               try {
+                await shotsTaken(i);
                 await runStep(page, step, i);
                 stepsOk++;
               } catch (err) {
@@ -597,7 +602,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           clearInterval(timer);
           if (active) usersActive--;
           // Error screenshots still being taken need the page open.
-          await Promise.all([...writes]);
+          await Promise.all([...writes.keys()]);
           await context?.close().catch(() => {});
           await own?.close().catch(() => {});
         }
@@ -627,7 +632,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
 
       try {
         await Promise.all(Array.from({ length: lv.concurrency }, (_, i) => user(i)));
-        await Promise.all([...writes]);
+        await Promise.all([...writes.keys()]);
       } finally {
         clearTimeout(deadline);
         clearInterval(tick);
