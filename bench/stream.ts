@@ -555,9 +555,10 @@ const rows: string[][] = [
 printTable(rows);
 
 const cpuRatio = medRatio(runs.sp10, runs.sp1, (r) => r.server, (r) => r.server);
-// The whole server a session runs on: the platform process and its Chromium. Chromium takes what
-// the two cores leave, so the figure is CPU per frame captured: viewers that took CPU from the
-// browser would show as fewer frames for the same CPU.
+// For reference, the whole server a session runs on: the platform process and its Chromium.
+// Chromium takes what the two cores leave, so the figure is CPU per frame captured. It is not the
+// target's figure: Chromium renders the page's animation whether or not a frame is captured, so
+// its CPU per captured frame moves with its share of the cores more than with the viewers.
 const perFrame = (r: StreamResult) => (r.server + r.chromium) / r.fps;
 const wholeRatio = medRatio(runs.sp10, runs.sp1, perFrame, perFrame);
 const fps1 = medRatio(runs.sp1, runs.raw1, (r) => r.fps, (r) => r.fps);
@@ -577,7 +578,16 @@ const targets: Array<[string, string, boolean | null]> = [
     sp1.latency.p50 <= 50 && sp1.latency.p99 <= 150,
   ],
   [
-    "server CPU per frame (the platform process and its Chromium), 10 viewers / 1 viewer ≤ 1.1×",
+    "server CPU (the platform process), 10 viewers / 1 viewer ≤ 1.1×",
+    `${fixed(sp10.server, 3)} / ${fixed(sp1.server, 3)} cores = ${fixed(cpuRatio, 2)}× ` +
+    `(rounds: ${perRound(runs.sp10.map((r, i) => r.server / runs.sp1[i]!.server))})` +
+    ` (user ${fixed(sp10.serverSplit.user, 3)} / ${fixed(sp1.serverSplit.user, 3)},` +
+    ` kernel ${fixed(sp10.serverSplit.system, 3)} / ${fixed(sp1.serverSplit.system, 3)};` +
+    ` 10 viewers got ${fixed(sp10.fps, 1)} fps, ${fixed(sp10.delivered, 3)} delivered)`,
+    cpuRatio <= 1.1,
+  ],
+  [
+    "for reference, the platform process and its Chromium, CPU per frame captured, 10 / 1 viewers",
     `${fixed(med(runs.sp10, perFrame) * 1000, 1)} / ${fixed(med(runs.sp1, perFrame) * 1000, 1)} ` +
     `ms per frame = ${fixed(wholeRatio, 2)}× (rounds: ${
       perRound(runs.sp10.map((r, i) => perFrame(r) / perFrame(runs.sp1[i]!)))
@@ -585,16 +595,7 @@ const targets: Array<[string, string, boolean | null]> = [
       fixed(sp1.server + sp1.chromium, 2)
     } cores at ` +
     `${fixed(sp10.fps, 1)} / ${fixed(sp1.fps, 1)} fps)`,
-    wholeRatio <= 1.1,
-  ],
-  [
-    "server CPU, the platform process alone, 10 viewers / 1 viewer ≤ 1.1×",
-    `${fixed(sp10.server, 3)} / ${fixed(sp1.server, 3)} cores = ${fixed(cpuRatio, 2)}× ` +
-    `(rounds: ${perRound(runs.sp10.map((r, i) => r.server / runs.sp1[i]!.server))})` +
-    ` (user ${fixed(sp10.serverSplit.user, 3)} / ${fixed(sp1.serverSplit.user, 3)},` +
-    ` kernel ${fixed(sp10.serverSplit.system, 3)} / ${fixed(sp1.serverSplit.system, 3)};` +
-    ` 10 viewers got ${fixed(sp10.fps, 1)} fps, ${fixed(sp10.delivered, 3)} delivered)`,
-    cpuRatio <= 1.1,
+    null,
   ],
   [
     "for reference, a bare Deno WebSocket server sending the same frame size, 10 / 1 clients",
@@ -629,7 +630,7 @@ const targets: Array<[string, string, boolean | null]> = [
 ];
 console.log("\ntargets");
 for (const [name, value, met] of targets) {
-  console.log(`  ${met === null ? "peer   " : met ? "met    " : "NOT met"}  ${name}: ${value}`);
+  console.log(`  ${met === null ? "ref    " : met ? "met    " : "NOT met"}  ${name}: ${value}`);
 }
 // The animated pages keep both cores busy, so only the load before the run says whether other
 // work was there.
