@@ -136,8 +136,8 @@ async function measure(
   const seconds = (performance.now() - start) / 1000;
   const cores: Record<string, Cores> = {};
   for (const [k, pids] of Object.entries(groups)) {
-    // A process that ended in the window (a renderer Chromium replaced) counts until its last
-    // reading before the window: the sum is over processes alive at both ends.
+    // The sum is over processes alive at both ends: one that ended in the window (a renderer
+    // Chromium replaced) is left out of it rather than subtracted whole.
     const after = await cpuSeconds(pids);
     const sum = { user: 0, system: 0, faults: 0 };
     for (const [path, end] of after) {
