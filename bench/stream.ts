@@ -380,12 +380,14 @@ const KEEP_FREED = "glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_thres
  * CPU of a server that only sends a frame-sized message to 1, then 10 clients at 30 fps.
  * With glibc's default malloc, a process that does nothing else gives each burst's send buffers
  * back to the kernel and faults them in again at the next burst, which the platform's busy heap
- * does not. So the peer runs twice: as is, and keeping freed memory (`keepFreed`), which is the
- * cost of the send itself; the bench prints both, with their page faults.
+ * does not. So the WebSocket peer runs twice: as is, and keeping freed memory (`keepFreed`),
+ * which is the cost of the send itself; the bench prints both, with their page faults. `tcp`
+ * writes the same bytes to plain TCP connections instead: the send without a WebSocket layer.
  */
 async function bareFanout(
   bytes: number,
   keepFreed: boolean,
+  transport: "ws" | "tcp" = "ws",
 ): Promise<{ one: number; ten: Cores }> {
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
@@ -396,6 +398,7 @@ async function bareFanout(
       "bench/ws_fanout_server.ts",
       String(port),
       String(bytes),
+      transport,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -405,9 +408,18 @@ async function bareFanout(
   while (!(await reader.read()).value?.includes("ready"));
   reader.releaseLock();
   child.stdout.cancel().catch(() => {});
-  const clients: WebSocket[] = [];
+  const clients: Array<{ close(): void }> = [];
   const connect = async (n: number) => {
     for (let i = 0; i < n; i++) {
+      if (transport === "tcp") {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        (async () => {
+          const buf = new Uint8Array(256 * 1024);
+          while ((await conn.read(buf).catch(() => null)) !== null);
+        })();
+        clients.push({ close: () => conn.close() });
+        continue;
+      }
       const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
       ws.binaryType = "arraybuffer";
       ws.onmessage = () => {};
@@ -424,7 +436,7 @@ async function bareFanout(
     const ten = (await measure({ s: [child.pid] }, () => sleep(SECONDS * 1000))).cores.s!;
     return { one, ten };
   } finally {
-    for (const ws of clients) ws.close();
+    for (const c of clients) c.close();
     child.kill("SIGTERM");
     await child.status;
   }
@@ -478,6 +490,8 @@ const frameBytes = Math.round(median(runs.sp1.map((r) => r.frameBytes)));
 const bare = await bareFanout(frameBytes, false);
 step("the same bare server keeping freed memory (GLIBC_TUNABLES)");
 const bareKept = await bareFanout(frameBytes, true);
+step("plain TCP writes of the same bytes, keeping freed memory");
+const bareTcp = await bareFanout(frameBytes, true, "tcp");
 step("page.screenshot() polling, 1 page");
 const shot1 = await screenshotPolling(1);
 step("page.screenshot() polling, 5 pages");
@@ -600,6 +614,7 @@ const targets: Array<[string, string, boolean | null]> = [
   [
     "for reference, a bare Deno WebSocket server sending the same frame size, 10 / 1 clients",
     `${bareLine(bare)}; keeping freed memory: ${bareLine(bareKept)}; ` +
+    `plain TCP writes, no WebSocket: ${bareLine(bareTcp)}; ` +
     `the platform: ${fixed(((sp10.server - sp1.server) / (9 * sp10.fps)) * 1e6, 0)} µs ` +
     `per extra send of ${fixed(frameBytes / 1000, 0)} KB, ` +
     `${fixed(sp10.serverSplit.faults, 0)} page faults/s with 10 viewers`,
