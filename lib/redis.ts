@@ -96,13 +96,33 @@ export interface EmbeddedRedisOptions {
 }
 
 /**
+ * Spawns `command` so that it gets SIGTERM when this process ends, however it ends (SIGKILL, a
+ * crash): through util-linux `setpriv --pdeathsig`, which sets the kernel's parent-death signal
+ * and then runs the command itself. Where `setpriv` is missing (not Linux) or not permitted, the
+ * command is spawned directly and only a clean exit stops it.
+ */
+function spawnTiedToUs(command: string, options: Deno.CommandOptions): Deno.ChildProcess {
+  try {
+    return new Deno.Command("setpriv", {
+      ...options,
+      args: ["--pdeathsig", "TERM", "--", command, ...(options.args ?? [])],
+    }).spawn();
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound || err instanceof Deno.errors.NotCapable)) throw err;
+    return new Deno.Command(command, options).spawn();
+  }
+}
+
+/**
  * Starts `redis-server` as a child process on a free loopback port with append-only persistence
- * in `dir`, and waits until it answers. `close()` shuts it down cleanly (the AOF is flushed).
+ * in `dir`, and waits until it answers. `close()` shuts it down cleanly (the AOF is flushed). If
+ * this process dies without closing it, redis-server gets SIGTERM and shuts down the same way, so
+ * no orphan keeps the port and the data directory a restart will use.
  */
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
   await Deno.mkdir(options.dir, { recursive: true });
   const port = options.port ?? freePort(options.avoidPorts);
-  const child = new Deno.Command(options.binary ?? "redis-server", {
+  const child = spawnTiedToUs(options.binary ?? "redis-server", {
     args: [
       "--port",
       String(port),
@@ -126,7 +146,7 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-  }).spawn();
+  });
   const output: string[] = [];
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {

@@ -156,3 +156,55 @@ Deno.test("a restarted server shows the same history and stats", async () => {
   assert.deepEqual((await api(second.url, "/api/stats")).body, statsBefore);
   assert.deepEqual((await api(second.url, `/api/jobs/${ids[2]}/logs`)).body, logsBefore);
 });
+
+/** `ps` output for the given arguments (Deno reads /proc only with every permission). */
+async function ps(...args: string[]): Promise<string> {
+  const { stdout } = await new Deno.Command("ps", { args, stdout: "piped", stderr: "null" })
+    .output();
+  return new TextDecoder().decode(stdout).trim();
+}
+
+/** The pid of the child of `parent` whose command is `name`, if there is one. */
+async function childNamed(parent: number, name: string): Promise<number | undefined> {
+  for (const line of (await ps("-o", "pid=,comm=", "--ppid", String(parent))).split("\n")) {
+    const [pid, comm] = line.trim().split(/\s+/);
+    if (comm === name) return Number(pid);
+  }
+}
+
+/** Whether `pid` is a live process (a zombie nobody reaped has ended). */
+async function alive(pid: number): Promise<boolean> {
+  const state = await ps("-o", "stat=", "-p", String(pid));
+  return state !== "" && !state.startsWith("Z");
+}
+
+Deno.test("a server killed with SIGKILL takes its embedded redis-server with it; a restart has the queued jobs", async () => {
+  await using dataDir = await Deno.makeTempDir({ prefix: "streamplay-crash-" }).then((path) => ({
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
+  }));
+  // No REDIS_URL: the server runs its own redis-server. No slots, so the job stays queued.
+  const first = await startServer({
+    dataDir: dataDir.path,
+    env: { STREAMPLAY_CONCURRENCY: "0" },
+  });
+  let redisPid: number | undefined;
+  try {
+    const { body } = await api(first.url, "/api/jobs", { method: "POST", json: { type: "noop" } });
+    redisPid = await waitFor(() => childNamed(first.process.pid, "redis-server"), {
+      what: "the embedded redis-server",
+    });
+    await first.stop("SIGKILL");
+    await waitFor(async () => !(await alive(redisPid!)) || undefined, {
+      timeoutMs: 10_000,
+      what: "redis-server to end with the server",
+    });
+
+    await using second = await startServer({ dataDir: dataDir.path });
+    const done = await waitForJob(second.url, body.id, undefined, { timeoutMs: 30_000 });
+    assert.equal(done.status, "succeeded", "the job queued before the crash ran after the restart");
+  } finally {
+    await first.stop("SIGKILL");
+    if (redisPid && await alive(redisPid)) Deno.kill(redisPid, "SIGKILL");
+  }
+});
