@@ -13,7 +13,7 @@
  * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
  * not yet committed) and live events after it subscribed; duplicates share a stream id.
  */
-import type { Redis } from "./redis.ts";
+import type { BlockingRedis } from "./redis.ts";
 import type { History, StreamEntry } from "./history.ts";
 import {
   type EventHub,
@@ -32,7 +32,7 @@ export const LEGACY_HISTORY_GROUP = "history";
 
 export interface HistoryWriterOptions {
   /** A dedicated connection: XREAD blocks. */
-  redis: Redis;
+  redis: BlockingRedis;
   prefix: string;
   history: History;
   log: Logger;
@@ -145,7 +145,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
       if (list?.length === 0) uncommitted.delete(e.jobId);
     }
     try {
-      await redis.xtrim(stream, "MINID", "~", batch[batch.length - 1]!.id);
+      await redis.redis.xtrim(stream, "MINID", "~", batch[batch.length - 1]!.id);
     } catch (err) {
       // Committed all the same; a later batch trims it.
       log.warn("could not trim written events off the stream", { error: errorMessage(err) });
@@ -167,9 +167,13 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
   /** Reads the entries after the last one read. */
   const read = async (blockMs?: number) => {
     const entries = toEntries(
-      (await (blockMs === undefined
-        ? redis.xread("COUNT", 5000, "STREAMS", stream, lastId)
-        : redis.xread("COUNT", 5000, "BLOCK", blockMs, "STREAMS", stream, lastId))) as Reply,
+      (await redis.call(
+        blockMs ?? 0,
+        (r) =>
+          blockMs === undefined
+            ? r.xread("COUNT", 5000, "STREAMS", stream, lastId)
+            : r.xread("COUNT", 5000, "BLOCK", blockMs, "STREAMS", stream, lastId),
+      )) as Reply,
     );
     if (entries.length) lastId = entries[entries.length - 1]!.id;
     return entries;
@@ -186,7 +190,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
       recovered += entries.length;
     }
     if (recovered) log.info("history writer caught up with the event stream", { recovered });
-    await redis.xgroup("DESTROY", stream, LEGACY_HISTORY_GROUP).catch(() => {});
+    await redis.redis.xgroup("DESTROY", stream, LEGACY_HISTORY_GROUP).catch(() => {});
   }
 
   const loop = (async () => {

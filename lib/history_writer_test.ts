@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createQueue, newJobId } from "./queue.ts";
-import { connectRedis, waitReady } from "./redis.ts";
+import { blockingRedis, connectRedis, waitReady } from "./redis.ts";
 import { openHistory } from "./history.ts";
 import { LEGACY_HISTORY_GROUP, startHistoryWriter } from "./history_writer.ts";
 import { createLogger } from "./log.ts";
@@ -31,7 +31,12 @@ async function setup() {
     history,
     dbPath: `${dir.path}/h.duckdb`,
     startWriter: () =>
-      startHistoryWriter({ redis: connectRedis(server.url, "blocking"), prefix, history, log }),
+      startHistoryWriter({
+        redis: blockingRedis(() => connectRedis(server.url, "blocking")),
+        prefix,
+        history,
+        log,
+      }),
     async [Symbol.asyncDispose]() {
       redis.disconnect();
       await history.close();

@@ -11,6 +11,7 @@ import type { Config } from "./config.ts";
 import { ConfigError } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
 import {
+  blockingRedis,
   connectRedis,
   type EmbeddedRedis,
   type Redis,
@@ -272,7 +273,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       const h = history;
       stops.push(() => h.close());
       writer = await startHistoryWriter({
-        redis: connect("blocking"),
+        redis: blockingRedis(() => connect("blocking")),
         prefix: config.redisPrefix,
         history,
         log,

@@ -34,6 +34,53 @@ export function connectRedis(url: string, kind: ConnectionKind, log?: Logger): R
   return redis;
 }
 
+/**
+ * A connection for blocking reads (BLMOVE, XREAD BLOCK) that cannot hang. ioredis re-sends a
+ * blocking command that a reconnect interrupted, and after some reconnects (Redis restarted, a
+ * short network cut) no reply ever comes: the caller would wait forever, a worker would stop
+ * taking jobs (ioredis issues #1285, #1888). So each call has a deadline, its own block time plus
+ * `marginMs`; past it the connection is dropped for a new one and the call fails, and the caller
+ * retries as after any Redis error.
+ */
+export interface BlockingRedis {
+  /** Runs `command`, which blocks for at most `blockMs` once Redis has it. */
+  call<T>(blockMs: number, command: (redis: Redis) => Promise<T>): Promise<T>;
+  /** The current connection, for the reader's non-blocking commands. */
+  readonly redis: Redis;
+  /** Closes the connection; a call in progress fails. */
+  disconnect(): void;
+}
+
+export function blockingRedis(connect: () => Redis, marginMs = 5_000): BlockingRedis {
+  let current = connect();
+  let closed = false;
+  return {
+    get redis() {
+      return current;
+    },
+    call(blockMs, command) {
+      const conn = current;
+      const pending = command(conn);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          if (!closed && current === conn) {
+            current = connect();
+            conn.disconnect();
+          }
+          pending.catch(() => {});
+          reject(new Error(`Redis did not answer a blocking read within ${blockMs + marginMs} ms`));
+        }, blockMs + marginMs);
+      });
+      return Promise.race([pending, deadline]).finally(() => clearTimeout(timer));
+    },
+    disconnect() {
+      closed = true;
+      current.disconnect();
+    },
+  };
+}
+
 /** Waits until the connection is ready or the timeout passes. */
 export async function waitReady(redis: Redis, timeoutMs = 10_000): Promise<void> {
   if (redis.status === "ready") return;

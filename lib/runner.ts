@@ -24,7 +24,7 @@ import type { Sampler } from "./sampler.ts";
 import { completeResult, type JobTypes } from "./job_types.ts";
 import type { Config } from "./config.ts";
 import { errorMessage, type Logger } from "./log.ts";
-import { closeRedis } from "./redis.ts";
+import { type BlockingRedis, blockingRedis, closeRedis } from "./redis.ts";
 import { killProcessTree } from "./procfs.ts";
 import { PROCESSES_EVENT } from "../workers/runtime.ts";
 
@@ -153,7 +153,7 @@ export function createRunner(options: RunnerOptions): Runner {
   let started = 0;
   let finished = 0;
   const waiters: Array<() => void> = [];
-  const blockingConns: Redis[] = [];
+  const blockingConns: BlockingRedis[] = [];
   const loops: Promise<void>[] = [];
   const timers: ReturnType<typeof setInterval>[] = [];
   let subscriber: Redis | undefined;
@@ -393,7 +393,7 @@ export function createRunner(options: RunnerOptions): Runner {
   const changed = () => new Promise<void>((r) => waiters.push(r));
   const loop = async (type: string) => {
     const pool = poolOf(type);
-    const blocking = options.connect("blocking");
+    const blocking = blockingRedis(() => options.connect("blocking"));
     blockingConns.push(blocking);
     const waiting: ClaimedJob[] = [];
     ahead.set(type, waiting);
@@ -459,7 +459,7 @@ export function createRunner(options: RunnerOptions): Runner {
       more = jobs.length === n;
       if (jobs.length === 0) {
         try {
-          const id = await queue.take(blocking, type, consumer, 2);
+          const id = await blocking.call(2_000, (r) => queue.take(r, type, consumer, 2));
           if (!id) continue;
           const m = free(pool);
           if (stopping || m <= 0) {

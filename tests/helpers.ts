@@ -123,7 +123,16 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
       try {
         child.kill(signal);
       } catch { /* already gone */ }
+      // A server that has not ended 30 s after the signal is killed, so a hang fails the test
+      // that caused it (its exit status says SIGKILL) instead of stalling the whole suite.
+      const timer = setTimeout(() => {
+        console.error(`server on port ${port} still running 30 s after ${signal}: SIGKILL`);
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }, 30_000);
       const status = await exited;
+      clearTimeout(timer);
       await pumps.catch(() => {});
       return status;
     })();
