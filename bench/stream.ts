@@ -23,7 +23,13 @@
 import type { Browser, Page } from "playwright";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
 import { decodeFrame } from "../lib/screencast_frame.ts";
-import { readProcFiles } from "../lib/procfs.ts";
+import {
+  CLOCK_TICKS_PER_S,
+  listProcesses,
+  parseStatLines,
+  processTree,
+  readProcFiles,
+} from "../lib/procfs.ts";
 import { freePort } from "../lib/redis.ts";
 import { colourGridPage } from "./pages.ts";
 import { median } from "simple-statistics";
@@ -53,40 +59,11 @@ const PAGE_URL = `http://127.0.0.1:${pageServer.addr.port}/`;
 
 // ---- CPU accounting ----
 
-const clockTicks = Number(
-  new TextDecoder().decode(
-    (await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output()).stdout,
-  ).trim(),
-) || 100;
-
-/** pid → [ppid, command name] for every process. */
-async function processTable(): Promise<Map<number, [number, string]>> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-e", "-o", "pid=,ppid=,comm="],
-    stdout: "piped",
-  }).output();
-  const table = new Map<number, [number, string]>();
-  for (const line of new TextDecoder().decode(stdout).split("\n")) {
-    const [pid, ppid, comm] = line.trim().split(/\s+/);
-    if (pid && ppid) table.set(Number(pid), [Number(ppid), comm ?? ""]);
-  }
-  return table;
-}
-
 /** The Chromium processes started by `root`, with all their descendants. */
 async function chromiumTree(root: number): Promise<number[]> {
-  const table = await processTable();
-  const out: number[] = [];
-  const visit = (parent: number, inside: boolean) => {
-    for (const [pid, [ppid, comm]] of table) {
-      if (ppid !== parent) continue;
-      const mine = inside || comm === "chromium";
-      if (mine) out.push(pid);
-      visit(pid, mine);
-    }
-  };
-  visit(root, false);
-  return out;
+  const all = await listProcesses();
+  const tops = processTree([root], all).filter((p) => p.name === "chromium").map((p) => p.pid);
+  return processTree(tops, all).map((p) => p.pid);
 }
 
 interface Usage {
@@ -99,15 +76,14 @@ interface Usage {
  * CPU seconds used so far by each of `pids` that is alive, user and system (kernel) time, and
  * its minor page faults.
  */
-async function cpuSeconds(pids: number[]): Promise<Map<string, Usage>> {
+async function cpuSeconds(pids: number[]): Promise<Map<number, Usage>> {
   const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
-  const usage = new Map<string, Usage>();
-  for (const [path, text] of files) {
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    usage.set(path, {
-      faults: Number(fields[7]),
-      user: Number(fields[11]) / clockTicks,
-      system: Number(fields[12]) / clockTicks,
+  const usage = new Map<number, Usage>();
+  for (const p of parseStatLines([...files.values()].join("\n"))) {
+    usage.set(p.pid, {
+      faults: p.minorFaults,
+      user: p.userTicks / CLOCK_TICKS_PER_S,
+      system: p.systemTicks / CLOCK_TICKS_PER_S,
     });
   }
   return usage;
@@ -140,8 +116,8 @@ async function measure(
     // Chromium replaced) is left out of it rather than subtracted whole.
     const after = await cpuSeconds(pids);
     const sum = { user: 0, system: 0, faults: 0 };
-    for (const [path, end] of after) {
-      const start = before.get(k)?.get(path);
+    for (const [pid, end] of after) {
+      const start = before.get(k)?.get(pid);
       if (!start) continue;
       sum.user += end.user - start.user;
       sum.system += end.system - start.system;

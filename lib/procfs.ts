@@ -87,8 +87,15 @@ export interface ProcessStat {
   ppid: number;
   /** The command name (at most 15 characters). */
   name: string;
+  /** R running, S sleeping, Z zombie (ended, not yet reaped), ... */
+  state: string;
   /** utime + stime, in clock ticks (1/100 s on Linux). */
   cpuTicks: number;
+  /** User and system (kernel) time apart, in clock ticks. */
+  userTicks: number;
+  systemTicks: number;
+  /** Page faults served without disk I/O, since the process started. */
+  minorFaults: number;
   rssBytes: number;
 }
 
@@ -102,15 +109,21 @@ export function parseStatLines(text: string): ProcessStat[] {
     const close = line.lastIndexOf(")");
     if (close < 0) continue;
     const pid = Number(line.slice(0, line.indexOf(" ")));
-    // Fields after the name: state(3) ppid(4) ... utime(14) stime(15) ... rss(24).
+    // Fields after the name: state(3) ppid(4) ... minflt(10) ... utime(14) stime(15) ... rss(24).
     const f = line.slice(close + 2).split(" ");
     const ppid = Number(f[1]);
     if (!Number.isInteger(pid) || !Number.isInteger(ppid)) continue;
+    const userTicks = Number(f[11] ?? 0);
+    const systemTicks = Number(f[12] ?? 0);
     out.push({
       pid,
       ppid,
       name: line.slice(line.indexOf("(") + 1, close),
-      cpuTicks: Number(f[11] ?? 0) + Number(f[12] ?? 0),
+      state: f[0] ?? "",
+      cpuTicks: userTicks + systemTicks,
+      userTicks,
+      systemTicks,
+      minorFaults: Number(f[7] ?? 0),
       rssBytes: Number(f[21] ?? 0) * PAGE_SIZE,
     });
   }

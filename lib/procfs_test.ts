@@ -41,7 +41,11 @@ Deno.test("stat lines parse names with spaces and parentheses, and trees follow 
     pid: 12,
     ppid: 11,
     name: "Web Content (x)",
+    state: "S",
     cpuTicks: 2,
+    userTicks: 1,
+    systemTicks: 1,
+    minorFaults: 0,
     rssBytes: 409600,
   });
   assert.equal(all[0]!.cpuTicks, 75);

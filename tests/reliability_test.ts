@@ -3,7 +3,16 @@
  * killed, stopped and restarted the way machines fail.
  */
 import assert from "node:assert/strict";
-import { api, startRedis, startServer, uniquePrefix, waitFor, waitForJob } from "./helpers.ts";
+import { listProcesses } from "../lib/procfs.ts";
+import {
+  api,
+  startRedis,
+  startServer,
+  tempDir,
+  uniquePrefix,
+  waitFor,
+  waitForJob,
+} from "./helpers.ts";
 
 const sharedEnv = (url: string, prefix: string) => ({
   REDIS_URL: url,
@@ -126,10 +135,7 @@ Deno.test("with Redis down, new jobs get 503 and history reads keep working", as
 });
 
 Deno.test("a restarted server shows the same history and stats", async () => {
-  await using dataDir = await Deno.makeTempDir({ prefix: "streamplay-restart-" }).then((path) => ({
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
-  }));
+  await using dataDir = await tempDir("streamplay-restart-");
   const first = await startServer({ dataDir: dataDir.path });
   const ids: string[] = [];
   for (const params of [{}, { fail: true, fatal: true }, { logs: 2 }]) {
@@ -157,32 +163,19 @@ Deno.test("a restarted server shows the same history and stats", async () => {
   assert.deepEqual((await api(second.url, `/api/jobs/${ids[2]}/logs`)).body, logsBefore);
 });
 
-/** `ps` output for the given arguments (Deno reads /proc only with every permission). */
-async function ps(...args: string[]): Promise<string> {
-  const { stdout } = await new Deno.Command("ps", { args, stdout: "piped", stderr: "null" })
-    .output();
-  return new TextDecoder().decode(stdout).trim();
-}
-
 /** The pid of the child of `parent` whose command is `name`, if there is one. */
 async function childNamed(parent: number, name: string): Promise<number | undefined> {
-  for (const line of (await ps("-o", "pid=,comm=", "--ppid", String(parent))).split("\n")) {
-    const [pid, comm] = line.trim().split(/\s+/);
-    if (comm === name) return Number(pid);
-  }
+  return (await listProcesses()).find((p) => p.ppid === parent && p.name === name)?.pid;
 }
 
 /** Whether `pid` is a live process (a zombie nobody reaped has ended). */
 async function alive(pid: number): Promise<boolean> {
-  const state = await ps("-o", "stat=", "-p", String(pid));
-  return state !== "" && !state.startsWith("Z");
+  const p = (await listProcesses()).find((p) => p.pid === pid);
+  return p !== undefined && p.state !== "Z";
 }
 
 Deno.test("a server killed with SIGKILL takes its embedded redis-server with it; a restart has the queued jobs", async () => {
-  await using dataDir = await Deno.makeTempDir({ prefix: "streamplay-crash-" }).then((path) => ({
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }).catch(() => {}),
-  }));
+  await using dataDir = await tempDir("streamplay-crash-");
   // No REDIS_URL: the server runs its own redis-server. No slots, so the job stays queued.
   const first = await startServer({
     dataDir: dataDir.path,
