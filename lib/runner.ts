@@ -87,6 +87,8 @@ export interface RunnerStats {
   pools: Record<string, { capacity: number; running: number }>;
   started: number;
   finished: number;
+  /** Jobs started per second by type, over the last second (what claiming ahead goes by). */
+  startRate: Record<string, number>;
 }
 
 export interface Runner {
@@ -568,8 +570,12 @@ export function createRunner(options: RunnerOptions): Runner {
         () => queue.reap(),
       );
       every(250, () => queue.promote());
+      let rateSince = performance.now();
       every(1000, () => {
-        startRate = new Map(startsNow);
+        // Per second of the time that passed: a timer fires late on a busy machine.
+        const seconds = Math.max(1, performance.now() - rateSince) / 1000;
+        rateSince = performance.now();
+        startRate = new Map([...startsNow].map(([type, n]) => [type, n / seconds]));
         startsNow.clear();
         return Promise.resolve();
       });
@@ -637,6 +643,7 @@ export function createRunner(options: RunnerOptions): Runner {
       ),
       started,
       finished,
+      startRate: Object.fromEntries(startRate),
     }),
     runningIds: () => [...running.keys()],
   };
