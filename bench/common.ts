@@ -8,6 +8,9 @@ export const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromiu
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** A figure with `digits` decimals, or "–" when it is not a number. */
+/** The 1, 5 and 15 minute load averages, as `top` prints them. */
+export const loadAverage = () => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+
 export const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
 
 /** Value at percentile `p` (0–100) of an ascending array (nearest rank). */

@@ -24,7 +24,7 @@ import {
   processTree,
   readProcFiles,
 } from "../lib/procfs.ts";
-import { printTable, sleep } from "./common.ts";
+import { loadAverage, printTable, sleep } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const TARGET_COMPLEX_MB = 80;
@@ -101,7 +101,7 @@ const site = servePages();
 const series: Series[] = [];
 console.log(
   `density: ${levels.join(", ")} sessions; ${navigator.hardwareConcurrency} cores; ` +
-    `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")} at start`,
+    `load average ${loadAverage()} at start`,
 );
 
 try {
@@ -260,7 +260,7 @@ if (saturated.length) {
   );
 }
 console.log(
-  `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end ` +
+  `load average ${loadAverage()} at the end ` +
     "(other work on the machine adds noise to CPU figures, and a little to PSS through the " +
     "library pages Chromium processes share)",
 );

@@ -23,7 +23,7 @@ import {
 import { fitModels, holdOut, predict } from "../lib/capacity.ts";
 import { PROCESSES_EVENT } from "../workers/runtime.ts";
 import { browserBenchJob, BrowserBenchParams } from "../workers/browser-bench.ts";
-import { printTable } from "./common.ts";
+import { loadAverage, printTable } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const TARGET_PCT = 15;
@@ -49,7 +49,7 @@ const params = BrowserBenchParams.parse({
 });
 console.log(
   `estimate: ${params.url}, levels ${params.levels!.join(", ")}, ${params.duration_s} s each; ` +
-    `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")} at start`,
+    `load average ${loadAverage()} at start`,
 );
 
 const sandbox = createSandbox({ log, warmPerProfile: 0 });
@@ -196,6 +196,6 @@ for (const name of ["cpu", "memory"]) {
   }
 }
 console.log(
-  `load average ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")} at the end; ` +
+  `load average ${loadAverage()} at the end; ` +
     "machine figures include everything else running on this machine",
 );

@@ -17,21 +17,14 @@ import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { type Platform, startPlatform } from "../lib/platform.ts";
 import { freePort } from "../lib/redis.ts";
-import { readProcFiles } from "../lib/procfs.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
 import { percentile, printTable, ROOT, sleep } from "./common.ts";
 
-const CLK_TCK = 100;
-
-/** CPU seconds used so far by a process (utime + stime from /proc/<pid>/stat). */
+/** CPU seconds (user + system) used so far by the processes of `pids`, together. */
 async function cpuSeconds(pids: number[]): Promise<number> {
-  const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
-  let ticks = 0;
-  for (const text of files.values()) {
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / CLK_TCK;
+  const stats = await readStats(pids);
+  return stats.reduce((sum, s) => sum + s.cpuTicks, 0) / CLOCK_TICKS_PER_S;
 }
 
 async function childPids(pid: number): Promise<number[]> {

@@ -24,7 +24,7 @@
  */
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
 import { startEncoder } from "../lib/encoder.ts";
-import { readProcFiles } from "../lib/procfs.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
 import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { startPlatform } from "../lib/platform.ts";
@@ -39,7 +39,7 @@ import {
   PROFILES,
   progressiveFileMuxArgs,
 } from "../lib/video.ts";
-import { CHROMIUM, fixed, printTable, sleep } from "./common.ts";
+import { CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -100,22 +100,10 @@ const pageServer = Deno.serve(
 );
 const PAGE_URL = `http://127.0.0.1:${pageServer.addr.port}/`;
 
-const clockTicks = Number(
-  new TextDecoder().decode(
-    (await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output()).stdout,
-  ).trim(),
-) || 100;
-
 /** CPU seconds (user + system) a process has used so far. */
 async function cpuSeconds(pid: number): Promise<number> {
-  const text = (await readProcFiles([`/proc/${pid}/stat`])).get(`/proc/${pid}/stat`) ?? "";
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-}
-
-async function loadAverage(): Promise<string> {
-  const text = (await readProcFiles(["/proc/loadavg"])).get("/proc/loadavg") ?? "";
-  return text.split(" ").slice(0, 3).join(" ");
+  const [stat] = await readStats([pid]);
+  return (stat?.cpuTicks ?? 0) / CLOCK_TICKS_PER_S;
 }
 
 // ---- 1. capture ----
@@ -370,7 +358,7 @@ async function endToEnd(): Promise<
 
 console.log(
   `bench:record — ${WIDTH}×${HEIGHT} at ${FPS} fps, ${SECONDS} s per run, load average ` +
-    `${await loadAverage()} on ${navigator.hardwareConcurrency} cores`,
+    `${loadAverage()} on ${navigator.hardwareConcurrency} cores`,
 );
 const frames = await capture();
 console.log(
@@ -469,4 +457,4 @@ for (const codec of ["h264", "vp8"] as const) {
   );
 }
 console.log(`\nTargets:\n  ${verdicts.join("\n  ")}`);
-console.log(`load average at the end: ${await loadAverage()}`);
+console.log(`load average at the end: ${loadAverage()}`);

@@ -23,13 +23,7 @@
 import type { Browser, Page } from "playwright";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
 import { decodeFrame } from "../lib/screencast_frame.ts";
-import {
-  CLOCK_TICKS_PER_S,
-  listProcesses,
-  parseStatLines,
-  processTree,
-  readProcFiles,
-} from "../lib/procfs.ts";
+import { CLOCK_TICKS_PER_S, listProcesses, processTree, readStats } from "../lib/procfs.ts";
 import { freePort } from "../lib/redis.ts";
 import { colourGridPage } from "./pages.ts";
 import { median } from "simple-statistics";
@@ -77,9 +71,8 @@ interface Usage {
  * its minor page faults.
  */
 async function cpuSeconds(pids: number[]): Promise<Map<number, Usage>> {
-  const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
   const usage = new Map<number, Usage>();
-  for (const p of parseStatLines([...files.values()].join("\n"))) {
+  for (const p of await readStats(pids)) {
     usage.set(p.pid, {
       faults: p.minorFaults,
       user: p.userTicks / CLOCK_TICKS_PER_S,
@@ -420,9 +413,8 @@ async function bareFanout(
 
 // ---- the run ----
 
-const load = async () =>
-  ((await readProcFiles(["/proc/loadavg"])).get("/proc/loadavg") ?? "").split(" ")[0]!;
-const loadBefore = await load();
+const load = () => Deno.loadavg()[0]!.toFixed(2);
+const loadBefore = load();
 console.log(
   `bench:stream — ${WIDTH}×${HEIGHT} JPEG q${QUALITY}, ${NODES}-node animated page, ` +
     `${SECONDS} s windows, ${navigator.hardwareConcurrency} cores, load average ${loadBefore}`,
@@ -472,7 +464,7 @@ step("page.screenshot() polling, 1 page");
 const shot1 = await screenshotPolling(1);
 step("page.screenshot() polling, 5 pages");
 const shot5 = await screenshotPolling(5);
-const loadAfter = await load();
+const loadAfter = load();
 
 server.kill("SIGTERM");
 await server.status;

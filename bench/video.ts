@@ -28,7 +28,7 @@ import type { Page } from "playwright";
 import { loadConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { startPlatform } from "../lib/platform.ts";
-import { readProcFiles } from "../lib/procfs.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
 import { startEncoder } from "../lib/encoder.ts";
 import {
   type Codec,
@@ -40,7 +40,7 @@ import {
 } from "../lib/video.ts";
 import { liveTiming, muxArgs } from "../lib/stream_options.ts";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
-import { CHROMIUM, fixed, percentile, printTable, sleep } from "./common.ts";
+import { CHROMIUM, fixed, loadAverage, percentile, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -96,26 +96,10 @@ function decodeClock(gray: Uint8Array, width: number, height: number): number | 
 
 // ---- CPU accounting ----
 
-const clockTicks = Number(
-  new TextDecoder().decode(
-    (await new Deno.Command("getconf", { args: ["CLK_TCK"], stdout: "piped" }).output()).stdout,
-  ).trim(),
-) || 100;
-
-/** CPU seconds (user + system) used so far by each pid. */
+/** CPU seconds (user + system) used so far by each pid (0 for one that has ended). */
 async function cpuSeconds(pids: number[]): Promise<number[]> {
-  const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
-  return pids.map((p) => {
-    const text = files.get(`/proc/${p}/stat`);
-    if (!text) return 0;
-    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / clockTicks;
-  });
-}
-
-async function loadAverage(): Promise<string> {
-  return (await readProcFiles(["/proc/loadavg"])).get("/proc/loadavg")?.split(" ").slice(0, 3)
-    .join(" ") ?? "?";
+  const ticks = new Map((await readStats(pids)).map((s) => [s.pid, s.cpuTicks]));
+  return pids.map((p) => (ticks.get(p) ?? 0) / CLOCK_TICKS_PER_S);
 }
 
 // ---- the platform and frames ----
@@ -154,7 +138,7 @@ async function startSession(url: string): Promise<string> {
 
 console.log(
   `bench:video  ${WIDTH}×${HEIGHT} @ ${FPS} fps, ${SECONDS} s windows, ` +
-    `${navigator.hardwareConcurrency} cores, load average ${await loadAverage()}`,
+    `${navigator.hardwareConcurrency} cores, load average ${loadAverage()}`,
 );
 
 /** Screencast JPEGs of the animated page, captured from a real session. */
@@ -594,7 +578,7 @@ const PARTS = (Deno.env.get("BENCH_PARTS") ?? "latency,encoding").split(",");
 const reports: Array<() => void> = [];
 if (PARTS.includes("latency")) reports.push(await latencyPart());
 if (PARTS.includes("encoding")) reports.push(await encodingPart());
-const loadAfter = await loadAverage();
+const loadAfter = loadAverage();
 
 await browser.close();
 await platform.close();

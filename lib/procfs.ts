@@ -102,6 +102,12 @@ export interface ProcessStat {
 const PAGE_SIZE = 4096;
 export const CLOCK_TICKS_PER_S = 100;
 
+/** The stat of each of `pids` that is alive, from /proc/<pid>/stat read in one go. */
+export async function readStats(pids: number[]): Promise<ProcessStat[]> {
+  const files = await readProcFiles(pids.map((p) => `/proc/${p}/stat`));
+  return parseStatLines([...files.values()].join("\n"));
+}
+
 /** Parses /proc/<pid>/stat lines (one per process); the command name may hold spaces. */
 export function parseStatLines(text: string): ProcessStat[] {
   const out: ProcessStat[] = [];

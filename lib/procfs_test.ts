@@ -8,6 +8,7 @@ import {
   parseSmapsPss,
   parseStatLines,
   processTree,
+  readStats,
 } from "./procfs.ts";
 
 Deno.test("CPU cores used are the sum of each core's busy fraction", () => {
@@ -73,4 +74,15 @@ Deno.test("the process list holds this process and a child it started", async ()
     child.kill("SIGKILL");
     await child.status;
   }
+});
+
+Deno.test("stats are read for the processes alive, and one that ended is left out", async () => {
+  const ended = new Deno.Command("true").spawn();
+  await ended.status;
+  // Busy work, so this process has CPU time to show.
+  for (const until = performance.now() + 200; performance.now() < until;);
+  const stats = await readStats([Deno.pid, ended.pid]);
+  assert.deepEqual(stats.map((s) => s.pid), [Deno.pid]);
+  assert.ok(stats[0]!.cpuTicks > 0, "this process has used CPU");
+  assert.match(stats[0]!.state, /^[RS]$/, "running, or sleeping while it waits for the read");
 });

@@ -573,8 +573,9 @@ export function createRunner(options: RunnerOptions): Runner {
       let rateSince = performance.now();
       every(1000, () => {
         // Per second of the time that passed: a timer fires late on a busy machine.
-        const seconds = Math.max(1, performance.now() - rateSince) / 1000;
-        rateSince = performance.now();
+        const now = performance.now();
+        const seconds = Math.max(1, now - rateSince) / 1000;
+        rateSince = now;
         startRate = new Map([...startsNow].map(([type, n]) => [type, n / seconds]));
         startsNow.clear();
         return Promise.resolve();

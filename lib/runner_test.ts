@@ -111,10 +111,13 @@ async function busyWorker(env: Record<string, string>) {
   return {
     ...w,
     runner: w.platform.runner!,
-    /** Notes the runner's start count now. */
+    /** Notes the runner's start rate now. */
     sample,
     /** The highest start rate the runner has measured for no-op jobs so far (jobs/s). */
-    mostRate: () => (sample(), mostRate),
+    mostRate: () => {
+      sample();
+      return mostRate;
+    },
     longIds: new Set(long.map((j) => j.id)),
     /** The long jobs' states in Redis. */
     states: async () => (await Promise.all(long.map((j) => queue.get(j.id)))) as JobRecord[],
