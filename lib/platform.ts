@@ -43,6 +43,7 @@ import { createMachineProbe } from "./machine.ts";
 import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
 import { watchSessions } from "./session_metrics.ts";
+import { endSessionBrowsers } from "../workers/session.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -145,6 +146,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     });
     const events = createEventPublisher({ queue, log });
     stops.push(() => events.close());
+    // After the Workers are gone (stops run last first): their browsers and what those leave.
+    stops.push(() => endSessionBrowsers(config));
     const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
     stops.push(() => sandbox.close());
     const sampler = createSampler({ log });

@@ -191,13 +191,18 @@ export async function killProcesses(pids: number[]): Promise<void> {
 }
 
 /**
- * Kills the given processes and all their descendants (e.g. a browser whose owner is gone). Only
- * roots that are children of `parent` count, so a recycled pid never hits a stranger.
+ * Kills the given processes and all their descendants (e.g. a browser whose owner is gone), and
+ * waits until they have ended (a zombie has), at most 2 s. Only roots that are children of
+ * `parent` count, so a recycled pid never hits a stranger.
  */
 export async function killProcessTree(roots: number[], parent: number): Promise<void> {
   if (roots.length === 0) return;
   const all = await listProcesses();
   const owned = roots.filter((pid) => all.some((p) => p.pid === pid && p.ppid === parent));
-  const tree = processTree(owned, all);
-  await killProcesses(tree.map((p) => p.pid));
+  const tree = processTree(owned, all).map((p) => p.pid);
+  await killProcesses(tree);
+  for (const deadline = Date.now() + 2_000; Date.now() < deadline;) {
+    if ((await readStats(tree)).every((p) => p.state === "Z")) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

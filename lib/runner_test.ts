@@ -244,6 +244,6 @@ Deno.test("a Worker started for a job that another process took goes after PREST
       what: "the unused Worker to go",
     });
   } finally {
-    sandbox.close();
+    await sandbox.close();
   }
 });

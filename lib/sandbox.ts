@@ -83,6 +83,8 @@ interface Host {
   capacity: number;
   dead: boolean;
   idleSince: number;
+  /** Set while `close` waits for the Worker's teardown. */
+  closed?: () => void;
 }
 
 type EventSink = (event: Record<string, unknown>) => void;
@@ -107,7 +109,11 @@ export interface Sandbox {
    */
   prestart(spec: SandboxSpec): void;
   stats(): { workers: number; busy: number; profiles: number };
-  close(): void;
+  /**
+   * Terminates every Worker, after letting each run its teardown (`serveJobs`), at most
+   * `teardownMs` (default 3 s) for all of them together.
+   */
+  close(teardownMs?: number): Promise<void>;
 }
 
 /** How long a Worker started for a job on its way waits for it before it may be trimmed. */
@@ -168,6 +174,8 @@ export function createSandbox(options: SandboxOptions): Sandbox {
         for (const d of msg.done) settle(host, d);
       } else if (msg.t === "msg") {
         host.jobs.get(msg.id)?.onMessage?.(msg.data);
+      } else if (msg.t === "closed") {
+        host.closed?.();
       } else if (msg.t === "ready") {
         readyResolve();
       } else if (msg.t === "init_failed") {
@@ -320,11 +328,21 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       return { workers, busy, profiles: hosts.size };
     },
 
-    close() {
+    async close(teardownMs = 3_000) {
       clearInterval(sweep);
-      for (const list of [...hosts.values()]) {
-        for (const h of [...list]) kill(h, "sandbox closed", null);
-      }
+      const all = [...hosts.values()].flat();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const deadline = new Promise<void>((r) => timer = setTimeout(r, teardownMs));
+      await Promise.all(all.map(async (h) => {
+        // A Worker not ready by then has nothing to tear down.
+        const ready = h.ready.then(() => true, () => false);
+        if (!(await Promise.race([ready, deadline.then(() => false)])) || h.dead) return;
+        const closed = new Promise<void>((r) => (h.closed = r));
+        h.worker.postMessage({ t: "close" } satisfies PoolMessage);
+        await Promise.race([closed, deadline]);
+      }));
+      clearTimeout(timer);
+      for (const h of all) kill(h, "sandbox closed", null);
     },
   };
 }

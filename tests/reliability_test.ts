@@ -25,30 +25,27 @@ Deno.test("a worker killed with SIGKILL mid-job: another worker runs the job aga
   const env = sharedEnv(redis.url, uniquePrefix());
   await using apiServer = await startServer({ env: { ...env, STREAMPLAY_CONCURRENCY: "0" } });
   const base = apiServer.url;
-  const first = await startServer({ role: "worker", env });
-  try {
-    const { body } = await api(base, "/api/jobs", {
-      method: "POST",
-      json: { type: "noop", params: { sleep_ms: 4_000 } },
-    });
-    const running = await waitForJob(base, body.id, ["running"]);
-    await first.stop("SIGKILL");
-    await using second = await startServer({ role: "worker", env });
-    const done = await waitForJob(base, body.id, undefined, { timeoutMs: 30_000 });
-    assert.equal(done.status, "succeeded");
-    assert.equal(done.attempts, 2);
-    assert.notEqual(done.worker, running.worker, "run again by the other worker");
-    // History (DuckDB) settles to the same answer: nothing left running.
-    const stored = await waitFor(async () => {
-      const j = (await api(base, `/api/jobs?type=noop`)).body.jobs[0];
-      return j?.status === "succeeded" ? j : null;
-    }, { what: "the final status in DuckDB" });
-    assert.equal(stored.error, null);
-    assert.deepEqual((await api(base, "/api/jobs?status=running")).body.jobs, []);
-    void second;
-  } finally {
-    await first.stop("SIGKILL");
-  }
+  // Disposed after its SIGKILL too: that removes its data directory.
+  await using first = await startServer({ role: "worker", env });
+  const { body } = await api(base, "/api/jobs", {
+    method: "POST",
+    json: { type: "noop", params: { sleep_ms: 4_000 } },
+  });
+  const running = await waitForJob(base, body.id, ["running"]);
+  await first.stop("SIGKILL");
+  await using second = await startServer({ role: "worker", env });
+  const done = await waitForJob(base, body.id, undefined, { timeoutMs: 30_000 });
+  assert.equal(done.status, "succeeded");
+  assert.equal(done.attempts, 2);
+  assert.notEqual(done.worker, running.worker, "run again by the other worker");
+  // History (DuckDB) settles to the same answer: nothing left running.
+  const stored = await waitFor(async () => {
+    const j = (await api(base, `/api/jobs?type=noop`)).body.jobs[0];
+    return j?.status === "succeeded" ? j : null;
+  }, { what: "the final status in DuckDB" });
+  assert.equal(stored.error, null);
+  assert.deepEqual((await api(base, "/api/jobs?status=running")).body.jobs, []);
+  void second;
 });
 
 Deno.test("SIGTERM on a worker puts its unfinished job back on the queue for another", async () => {
@@ -56,7 +53,7 @@ Deno.test("SIGTERM on a worker puts its unfinished job back on the queue for ano
   const env = sharedEnv(redis.url, uniquePrefix());
   await using apiServer = await startServer({ env: { ...env, STREAMPLAY_CONCURRENCY: "0" } });
   const base = apiServer.url;
-  const first = await startServer({
+  await using first = await startServer({
     role: "worker",
     env: { ...env, STREAMPLAY_SHUTDOWN_GRACE_S: "1" },
   });

@@ -3,7 +3,12 @@
  * permission profiles the platform grants (real Deno Workers, real sockets and files).
  */
 import assert from "node:assert/strict";
-import { artifactPermissions, createSandbox, type SandboxSpec } from "../lib/sandbox.ts";
+import {
+  artifactPermissions,
+  createSandbox,
+  NO_PERMISSIONS,
+  type SandboxSpec,
+} from "../lib/sandbox.ts";
 import { createLogger } from "../lib/log.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { loadConfig } from "../lib/config.ts";
@@ -23,7 +28,7 @@ async function probe(spec: SandboxSpec, actions: unknown[]) {
     assert.ok(r.ok, `probe failed: ${!r.ok && r.error}`);
     return r.result as Array<{ ok: boolean; error?: string }>;
   } finally {
-    sandbox.close();
+    await sandbox.close();
   }
 }
 
@@ -72,4 +77,24 @@ Deno.test("a job with an artifact directory reads and writes there and nowhere e
   );
   assert.deepEqual(results.map((r) => r.ok), [true, true, false, false, false, false]);
   assert.ok(results.slice(2).every((r) => r.error === "NotCapable"));
+});
+
+Deno.test("closing the sandbox lets every Worker tear down first, for a bounded time", async () => {
+  await using dir = await tempDir();
+  const sandbox = createSandbox({ log: createLogger({ level: "error" }), warmPerProfile: 2 });
+  const spec = (teardown: Record<string, unknown>): SandboxSpec => ({
+    module: PROBE,
+    permissions: { ...NO_PERMISSIONS, write: [dir.path] },
+    init: { teardown },
+    jobsPerWorker: 1,
+  });
+  await sandbox.prewarm(spec({ write: `${dir.path}/torn-down` }));
+  await sandbox.prewarm(spec({ hang: true }));
+  assert.equal(sandbox.stats().workers, 2);
+  const started = performance.now();
+  await sandbox.close(500);
+  const took = performance.now() - started;
+  assert.equal(await Deno.readTextFile(`${dir.path}/torn-down`), "torn down");
+  assert.ok(took >= 450 && took < 5_000, `waited for the hung teardown, up to 500 ms: ${took} ms`);
+  assert.equal(sandbox.stats().workers, 0);
 });

@@ -2,9 +2,11 @@
  * Sessions under stress and at their limits, against a real server and Chromium: a viewer that
  * never reads does not stall another one; pages cannot reach the browser's DevTools port; the
  * idle timeout and the max duration end sessions cleanly; a killed browser process fails the
- * session with its reason, tells the viewers and frees the slot.
+ * session with its reason, tells the viewers and frees the slot; a server stopped with a session
+ * running ends its browser and leaves no browser profile behind.
  */
 import assert from "node:assert/strict";
+import { readStats } from "../lib/procfs.ts";
 import { api, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 
@@ -138,6 +140,31 @@ Deno.test("sessions at their limits: slow viewers, idle and max duration, browse
       for (const s of next) {
         assert.equal((await api(base, `/api/sessions/${s.id}`, { method: "DELETE" })).status, 200);
       }
+    },
+  );
+
+  await t.step(
+    "a server stopped with a session running ends its browser and leaves no profile behind",
+    async () => {
+      const own = `${server.dataDir}/tmp/sessions-${server.process.pid}`;
+      const session = await start({ url: `${pages.url}/anim` });
+      const viewer = await openViewer(session.ws_url);
+      await viewer.waitFrames(1);
+      const browsers = await browserPids(server.process.pid);
+      assert.equal(browsers.length, 1, `one browser for the sessions (${browsers})`);
+      const profiles = [];
+      for await (const e of Deno.readDir(own)) profiles.push(e.name);
+      assert.ok(
+        profiles.some((n) => n.startsWith("playwright_chromiumdev_profile-")),
+        `the browser's profile is in the server's own directory (${profiles})`,
+      );
+      assert.equal((await server.stop()).code, 0);
+      await viewer.closed;
+      const running = (await readStats(browsers)).filter((p) => p.state !== "Z");
+      assert.deepEqual(running, [], "the browser has ended with the server");
+      const left = [];
+      for await (const e of Deno.readDir(`${server.dataDir}/tmp`)) left.push(e.name);
+      assert.deepEqual(left, []);
     },
   );
 });

@@ -5,7 +5,9 @@
  *                  { t: "run", jobs: [...] }      one or more jobs to start
  *                  { t: "cancel", id, reason? }   abort one job (its AbortSignal fires)
  *                  { t: "msg", id, data }         a message for one job (from its companion)
+ *                  { t: "close" }                 the pool terminates this Worker next
  *   worker → pool  { t: "ready" } | { t: "init_failed", error }
+ *                  { t: "closed" }                `teardown` is done: terminate me
  *                  { t: "out", events: [...], done: [...] }   batched
  *                  { t: "msg", id, data }         a message from one job, sent at once
  *
@@ -35,10 +37,12 @@ export type PoolMessage =
   | { t: "init"; data: unknown }
   | { t: "run"; jobs: WorkerJob[] }
   | { t: "cancel"; id: string; reason?: string }
-  | { t: "msg"; id: string; data: unknown };
+  | { t: "msg"; id: string; data: unknown }
+  | { t: "close" };
 
 export type WorkerMessage =
   | { t: "ready" }
+  | { t: "closed" }
   | { t: "init_failed"; error: string }
   | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] }
   | { t: "msg"; id: string; data: unknown };
@@ -86,6 +90,12 @@ export class JobError extends Error {
 export interface ServeOptions<I> {
   /** Runs once with the init data before any job (e.g. to launch a browser). */
   setup?(init: I): Promise<void> | void;
+  /**
+   * Runs when the pool is about to terminate this Worker (its process is stopping), for what a
+   * terminated Worker would leave behind: a browser it launched, which Playwright can close and
+   * remove the profile of only from here.
+   */
+  teardown?(): Promise<void> | void;
 }
 
 export function serveJobs<P, R, I = unknown>(
@@ -188,6 +198,12 @@ export function serveJobs<P, R, I = unknown>(
     await setupDone;
     if (msg.t === "run") {
       for (const job of msg.jobs) run(job);
+    } else if (msg.t === "close") {
+      try {
+        await options.teardown?.();
+      } finally {
+        scope.postMessage({ t: "closed" });
+      }
     } else if (msg.t === "cancel") {
       controllers.get(msg.id)?.abort(new JobError(msg.reason ?? "cancelled", false));
     } else if (msg.t === "msg") {

@@ -6,11 +6,13 @@
  * never retried: a session that restarted would not be the same session.
  */
 import { z } from "@hono/zod-openapi";
+import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { JobType } from "../lib/job_types.ts";
 import type { Config } from "../lib/config.ts";
 import { NO_PERMISSIONS, type SandboxSpec } from "../lib/sandbox.ts";
 import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
+import { killProcessTree, listProcesses } from "../lib/procfs.ts";
 import { RecordParam } from "../lib/recording.ts";
 
 export const SessionParams = z.object({
@@ -37,6 +39,8 @@ export interface SessionInit {
   chromium: string;
   /** Child environment for Chromium (the Worker itself reads no environment). */
   env: Record<string, string>;
+  /** Where Playwright keeps browser profiles and artifacts (`sessionTempDir`). */
+  tmpDir: string;
 }
 
 /** How long a stopping session may take before its Worker is terminated. */
@@ -49,15 +53,42 @@ function tempDir(): string {
   return Deno.env.get("TMPDIR") || Deno.env.get("TMP") || Deno.env.get("TEMP") || "/tmp";
 }
 
+/**
+ * The session Worker's own directory for Playwright's browser profiles and artifacts, in the data
+ * directory and per process. Playwright removes a profile when its browser closes, but not when
+ * its Worker is terminated (at shutdown, or at the end of a stop grace) or the process dies; the
+ * platform removes this directory when it stops (`lib/platform.ts`), so nothing is left in the
+ * system's temporary directory. Chromium's own TMPDIR stays the system's: its singleton socket path
+ * must stay short.
+ */
+export function sessionTempDir(config: Config): string {
+  return resolve(config.dataDir, "tmp", `sessions-${Deno.pid}`);
+}
+
+/**
+ * At shutdown, once the session Workers are terminated: a browser still running then was not
+ * closed by its Worker (which closes it when its sessions stop for a shutdown, see
+ * `session.worker.ts`), and would outlive the Worker until this process exits, writing into its
+ * profile. It is killed (a child of this process named after its executable), then
+ * `sessionTempDir` is removed.
+ */
+export async function endSessionBrowsers(config: Config): Promise<void> {
+  const name = basename(config.chromiumPath).slice(0, 15);
+  const browsers = (await listProcesses()).filter((p) => p.ppid === Deno.pid && p.name === name);
+  await killProcessTree(browsers.map((p) => p.pid), Deno.pid);
+  await Deno.remove(sessionTempDir(config), { recursive: true }).catch(() => {});
+}
+
 /** Every session of a process shares this profile, hence one Worker and one browser. */
 export function sessionSandbox(config: Config): SandboxSpec {
   const tmp = tempDir();
+  const own = sessionTempDir(config);
   return {
     module,
     permissions: {
       ...NO_PERMISSIONS,
-      read: [NODE_MODULES, config.chromiumPath, tmp],
-      write: [tmp],
+      read: [NODE_MODULES, config.chromiumPath, own],
+      write: [own],
       run: [config.chromiumPath],
       env: PLAYWRIGHT_ENV_READS,
       sys: ["homedir", "osRelease", "hostname", "cpus", "uid", "gid"],
@@ -65,6 +96,7 @@ export function sessionSandbox(config: Config): SandboxSpec {
     init: {
       chromium: config.chromiumPath,
       env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: tmp, TMPDIR: tmp },
+      tmpDir: own,
     } satisfies SessionInit,
     jobsPerWorker: config.maxSessions,
   };

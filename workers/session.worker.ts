@@ -728,7 +728,15 @@ serveJobs<SessionParams, Record<string, unknown>, SessionInit>(
   {
     async setup(data) {
       init = data;
-      pw = await loadPlaywright({});
+      await Deno.mkdir(data.tmpDir, { recursive: true });
+      pw = await loadPlaywright({}, { tmpDir: data.tmpDir });
+    },
+    async teardown() {
+      // The process is stopping: the browser kept open for the next session closes now.
+      clearTimeout(idleTimer);
+      const open = browser;
+      browser = undefined;
+      await open?.then((b) => b.close()).catch(() => {});
     },
   },
 );
