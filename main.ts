@@ -22,6 +22,12 @@ if (args.role !== "all" && args.role !== "worker") {
 }
 const role = args.role;
 
+// Deno's WebSocket server copies each message into a per-connection buffer before writing it,
+// unless DENO_USE_WRITEV is set: then the frame header and the message go out in one writev. A
+// session sends every frame to every viewer, so that copy is paid once per viewer per frame.
+// Deno reads the variable when it serves its first connection; an empty value turns it off.
+if (Deno.env.get("DENO_USE_WRITEV") === undefined) Deno.env.set("DENO_USE_WRITEV", "1");
+
 let platform;
 try {
   const config = loadConfig();

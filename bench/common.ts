@@ -7,11 +7,42 @@ export const CHROMIUM = Deno.env.get("STREAMPLAY_CHROMIUM") ?? "/usr/bin/chromiu
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** A figure with `digits` decimals, or "–" when it is not a number. */
 /** The 1, 5 and 15 minute load averages, as `top` prints them. */
 export const loadAverage = () => Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
 
+/** A figure with `digits` decimals, or "–" when it is not a number. */
 export const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "–");
+
+const leftovers: Array<() => void> = [];
+
+/**
+ * Runs `undo` if the bench is stopped by SIGINT or SIGTERM, then exits with 130; a bench that ends
+ * normally undoes its work itself. For what outlives the bench process unless removed: temporary
+ * directories, and child processes that a signal sent to the bench alone does not reach.
+ */
+export function undoOnInterrupt(undo: () => void): void {
+  if (leftovers.length === 0) {
+    const stop = () => {
+      // Last in, first out: a process goes before the directory it writes to.
+      for (const fn of leftovers.toReversed()) {
+        try {
+          fn();
+        } catch { /* already gone */ }
+      }
+      Deno.exit(130);
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  }
+  leftovers.push(undo);
+}
+
+/** A temporary directory that is removed if the bench is interrupted (see `undoOnInterrupt`). */
+export async function benchTempDir(prefix: string): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  undoOnInterrupt(() => Deno.removeSync(dir, { recursive: true }));
+  return dir;
+}
 
 /** Value at percentile `p` (0–100) of an ascending array (nearest rank). */
 export function percentile(sorted: number[], p: number): number {

@@ -23,7 +23,7 @@ import {
 import { fitModels, holdOut, predict } from "../lib/capacity.ts";
 import { PROCESSES_EVENT } from "../workers/runtime.ts";
 import { browserBenchJob, BrowserBenchParams } from "../workers/browser-bench.ts";
-import { loadAverage, printTable } from "./common.ts";
+import { benchTempDir, loadAverage, printTable } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const TARGET_PCT = 15;
@@ -39,7 +39,7 @@ const { values: args } = parseArgs({
 const config = loadConfig();
 const log = createLogger({ level: "warn" });
 const site = servePages();
-const artifactDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "bench-estimate-" }));
+const artifactDir = await Deno.realPath(await benchTempDir("bench-estimate-"));
 const params = BrowserBenchParams.parse({
   url: `${site.url}/${args.page}`,
   levels: [1, 2, 4, 8],
@@ -71,7 +71,7 @@ const samples = tracking.samples();
 tracking.stop();
 await killProcessTree(processes, Deno.pid).catch(() => {});
 sampler.close();
-sandbox.close();
+await sandbox.close();
 await site.close();
 await Deno.remove(artifactDir, { recursive: true }).catch(() => {});
 if (!outcome.ok) {

@@ -12,7 +12,14 @@ import { loadConfig } from "../lib/config.ts";
 import { freePort } from "../lib/redis.ts";
 import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
 import type { LoadResult } from "../lib/http_load.ts";
-import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
+import {
+  benchTempDir,
+  ensurePeers,
+  percentile,
+  printTable,
+  ROOT,
+  undoOnInterrupt,
+} from "./common.ts";
 
 interface Figure {
   rps: number;
@@ -21,7 +28,7 @@ interface Figure {
 }
 
 async function startNginx(): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = await Deno.makeTempDir({ prefix: "bench-nginx-" });
+  const dir = await benchTempDir("bench-nginx-");
   // nginx's worker runs as an unprivileged user when started as root: it must read the file.
   await Deno.chmod(dir, 0o755);
   await Deno.mkdir(`${dir}/html`, { mode: 0o755 });
@@ -46,6 +53,7 @@ http {
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  undoOnInterrupt(() => child.kill("SIGTERM"));
   const url = `http://127.0.0.1:${port}/1k.txt`;
   let status = 0;
   for (let i = 0; i < 100 && status === 0; i++) {
@@ -94,7 +102,7 @@ async function streamplay(url: string, seconds: number): Promise<Figure> {
     }
     return { rps: res.rps, p50: res.latency_ms.p50, p99: res.latency_ms.p99 };
   } finally {
-    sandbox.close();
+    await sandbox.close();
   }
 }
 

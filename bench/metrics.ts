@@ -19,7 +19,7 @@ import { type Platform, startPlatform } from "../lib/platform.ts";
 import { freePort } from "../lib/redis.ts";
 import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
-import { percentile, printTable, ROOT, sleep } from "./common.ts";
+import { benchTempDir, percentile, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
 
 /** CPU seconds (user + system) used so far by the processes of `pids`, together. */
 async function cpuSeconds(pids: number[]): Promise<number> {
@@ -143,7 +143,7 @@ function startScraper(baseUrl: string, everyMs: number): { stop(): Promise<numbe
 
 /** `deno task start` in a child process; resolves when it printed "ready". */
 async function startServerProcess(env: Record<string, string>) {
-  const dataDir = await Deno.makeTempDir({ prefix: "bench-metrics-" });
+  const dataDir = await benchTempDir("bench-metrics-");
   const port = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-P=server", "main.ts"],
@@ -159,6 +159,7 @@ async function startServerProcess(env: Record<string, string>) {
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  undoOnInterrupt(() => child.kill("SIGKILL"));
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let out = "";
   while (!out.includes(" ready\n")) {
@@ -219,7 +220,7 @@ async function measureRest(
 
 /** The platform in this process with its API on a free port (as `deno task start`). */
 async function startApiPlatform(redisUrl: string, monitor: boolean) {
-  const dataDir = await Deno.makeTempDir({ prefix: "bench-data-" });
+  const dataDir = await benchTempDir("bench-data-");
   const config = loadConfig({
     REDIS_URL: redisUrl,
     PORT: "0",

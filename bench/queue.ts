@@ -11,11 +11,18 @@ import { createLogger } from "../lib/log.ts";
 import { type Platform, startPlatform } from "../lib/platform.ts";
 import { type NewJob, newJobId } from "../lib/queue.ts";
 import { connectRedis, type EmbeddedRedis, startEmbeddedRedis, waitReady } from "../lib/redis.ts";
-import { ensurePeers, percentile, printTable, ROOT } from "./common.ts";
+import {
+  benchTempDir,
+  ensurePeers,
+  percentile,
+  printTable,
+  ROOT,
+  undoOnInterrupt,
+} from "./common.ts";
 import { noopJob } from "../workers/noop.ts";
 
 export async function startBenchRedis(): Promise<EmbeddedRedis> {
-  return await startEmbeddedRedis({ dir: await Deno.makeTempDir({ prefix: "bench-redis-" }) });
+  return await startEmbeddedRedis({ dir: await benchTempDir("bench-redis-") });
 }
 
 /** The platform as `deno task start` runs it (API off), on a given Redis, in this process. */
@@ -24,7 +31,7 @@ export async function startBenchPlatform(
   env: Record<string, string> = {},
 ): Promise<Platform & { dataDir: string; startSeconds: number }> {
   const started = performance.now();
-  const dataDir = await Deno.makeTempDir({ prefix: "bench-data-" });
+  const dataDir = await benchTempDir("bench-data-");
   const prefix = `bench-${crypto.randomUUID().slice(0, 6)}`;
   const config = loadConfig({
     REDIS_URL: redisUrl,
@@ -162,7 +169,7 @@ export async function measureWorkerFloor(count: number) {
 
 async function runBullmq(redisUrl: string, jobs: number, latency: number) {
   await ensurePeers();
-  const { stdout, success, stderr } = await new Deno.Command("node", {
+  const child = new Deno.Command("node", {
     args: [
       "bullmq.mjs",
       "--redis",
@@ -177,7 +184,10 @@ async function runBullmq(redisUrl: string, jobs: number, latency: number) {
     cwd: `${ROOT}bench/peers`,
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  // Without its Redis (which ends with an interrupted bench) it would retry for ever.
+  undoOnInterrupt(() => child.kill("SIGKILL"));
+  const { stdout, success, stderr } = await child.output();
   if (!success) throw new Error(`BullMQ peer failed: ${new TextDecoder().decode(stderr)}`);
   return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").pop()!) as {
     jobs_per_s: number;

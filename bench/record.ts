@@ -39,7 +39,7 @@ import {
   PROFILES,
   progressiveFileMuxArgs,
 } from "../lib/video.ts";
-import { CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
+import { benchTempDir, CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -298,7 +298,7 @@ async function cpuOf(pids: number[]): Promise<number> {
 async function endToEnd(): Promise<
   { cores: number; chromium: number; stopS: number; speed: number }
 > {
-  const dataDir = await Deno.makeTempDir({ prefix: "bench-record-" });
+  const dataDir = await benchTempDir("bench-record-");
   const config = loadConfig({
     PORT: "0",
     STREAMPLAY_DATA_DIR: dataDir,
@@ -367,7 +367,7 @@ console.log(
   } KB each`,
 );
 const table = await detectEncoders();
-const dir = await Deno.makeTempDir({ prefix: "bench-record-" });
+const dir = await benchTempDir("bench-record-");
 const rows: Row[] = [];
 const peers = new Map<Codec, { cores: number; kbps: number }>();
 try {

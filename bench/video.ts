@@ -40,7 +40,15 @@ import {
 } from "../lib/video.ts";
 import { liveTiming, muxArgs } from "../lib/stream_options.ts";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
-import { CHROMIUM, fixed, loadAverage, percentile, printTable, sleep } from "./common.ts";
+import {
+  benchTempDir,
+  CHROMIUM,
+  fixed,
+  loadAverage,
+  percentile,
+  printTable,
+  sleep,
+} from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
@@ -104,7 +112,7 @@ async function cpuSeconds(pids: number[]): Promise<number[]> {
 
 // ---- the platform and frames ----
 
-const dataDir = await Deno.makeTempDir({ prefix: "streamplay-bench-video-" });
+const dataDir = await benchTempDir("streamplay-bench-video-");
 const config = loadConfig({
   PORT: "0",
   STREAMPLAY_DATA_DIR: dataDir,
