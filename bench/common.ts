@@ -16,23 +16,23 @@ export const fixed = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(
 const leftovers: Array<() => void> = [];
 
 /**
- * Runs `undo` if the bench is stopped by SIGINT or SIGTERM, then exits with 130; a bench that ends
+ * Runs `undo` if the bench is stopped by SIGINT or SIGTERM, then exits (130, 143); a bench that ends
  * normally undoes its work itself. For what outlives the bench process unless removed: temporary
  * directories, and child processes that a signal sent to the bench alone does not reach.
  */
 export function undoOnInterrupt(undo: () => void): void {
   if (leftovers.length === 0) {
-    const stop = () => {
+    const stop = (code: number) => {
       // Last in, first out: a process goes before the directory it writes to.
       for (const fn of leftovers.toReversed()) {
         try {
           fn();
         } catch { /* already gone */ }
       }
-      Deno.exit(130);
+      Deno.exit(code);
     };
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
+    Deno.addSignalListener("SIGINT", () => stop(130));
+    Deno.addSignalListener("SIGTERM", () => stop(143));
   }
   leftovers.push(undo);
 }

@@ -368,7 +368,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     Deno.removeSignalListener("SIGINT", stop);
     if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
     sampler.close();
-    sandbox.close();
+    await sandbox.close();
   }
 }
 

@@ -147,7 +147,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     const events = createEventPublisher({ queue, log });
     stops.push(() => events.close());
     // After the Workers are gone (stops run last first): their browsers and what those leave.
-    stops.push(() => endSessionBrowsers(config));
+    stops.push(() => endSessionBrowsers());
     const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
     stops.push(() => sandbox.close());
     const sampler = createSampler({ log });

@@ -116,6 +116,9 @@ export interface Sandbox {
   close(teardownMs?: number): Promise<void>;
 }
 
+/** How long Workers being ended get for their teardown (`serveJobs`), all together. */
+export const TEARDOWN_MS = 3_000;
+
 /** How long a Worker started for a job on its way waits for it before it may be trimmed. */
 export const PRESTART_WAIT_MS = 5_000;
 
@@ -128,16 +131,20 @@ export function createSandbox(options: SandboxOptions): Sandbox {
   const idleMs = options.idleMs ?? 10 * 60_000;
   const hosts = new Map<string, Host[]>();
 
-  const kill = (host: Host, reason: string, killedFor: string | null) => {
-    if (host.dead) return;
-    host.dead = true;
-    host.worker.terminate();
+  const detach = (host: Host) => {
     const list = hosts.get(host.key);
     if (list) {
       const i = list.indexOf(host);
       if (i >= 0) list.splice(i, 1);
       if (list.length === 0) hosts.delete(host.key);
     }
+  };
+
+  const kill = (host: Host, reason: string, killedFor: string | null) => {
+    if (host.dead) return;
+    host.dead = true;
+    host.worker.terminate();
+    detach(host);
     for (const [id, job] of host.jobs) {
       const why = killedFor === null ? "crash" : killedFor === id ? "self" : "other";
       job.reject(new WorkerLost(reason, why));
@@ -215,19 +222,44 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     trimIdle(host.key);
   };
 
+  /** Lets a Worker run its teardown until `deadline`; one not ready by then has none to run. */
+  const tearDown = async (host: Host, deadline: Promise<void>): Promise<void> => {
+    const ready = host.ready.then(() => true, () => false);
+    if (!host.dead && (await Promise.race([ready, deadline.then(() => false)])) && !host.dead) {
+      const closed = new Promise<void>((r) => (host.closed = r));
+      host.worker.postMessage({ t: "close" } satisfies PoolMessage);
+      await Promise.race([closed, deadline]);
+    }
+  };
+
+  /** An idle Worker goes the way `close` ends them all: out of the pool at once, then torn down. */
+  const retiring = new Set<Promise<void>>();
+  const retire = (host: Host) => {
+    if (host.dead) return;
+    detach(host);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((r) => timer = setTimeout(r, TEARDOWN_MS));
+    const done = tearDown(host, deadline).finally(() => {
+      clearTimeout(timer);
+      kill(host, "idle", null);
+      retiring.delete(done);
+    });
+    retiring.add(done);
+  };
+
   /** Keeps at most `warmPerProfile` idle Workers for a profile. */
   const trimIdle = (key: string) => {
     const list = hosts.get(key);
     if (!list) return;
     const idle = list.filter((h) => h.jobs.size === 0);
-    for (const h of idle.slice(options.warmPerProfile)) kill(h, "idle", null);
+    for (const h of idle.slice(options.warmPerProfile)) retire(h);
   };
 
   const sweep = setInterval(() => {
     const now = performance.now();
     for (const list of [...hosts.values()]) {
       for (const h of [...list]) {
-        if (h.jobs.size === 0 && now - h.idleSince > idleMs) kill(h, "idle", null);
+        if (h.jobs.size === 0 && now - h.idleSince > idleMs) retire(h);
       }
     }
   }, Math.min(idleMs, 60_000));
@@ -328,19 +360,12 @@ export function createSandbox(options: SandboxOptions): Sandbox {
       return { workers, busy, profiles: hosts.size };
     },
 
-    async close(teardownMs = 3_000) {
+    async close(teardownMs = TEARDOWN_MS) {
       clearInterval(sweep);
       const all = [...hosts.values()].flat();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const deadline = new Promise<void>((r) => timer = setTimeout(r, teardownMs));
-      await Promise.all(all.map(async (h) => {
-        // A Worker not ready by then has nothing to tear down.
-        const ready = h.ready.then(() => true, () => false);
-        if (!(await Promise.race([ready, deadline.then(() => false)])) || h.dead) return;
-        const closed = new Promise<void>((r) => (h.closed = r));
-        h.worker.postMessage({ t: "close" } satisfies PoolMessage);
-        await Promise.race([closed, deadline]);
-      }));
+      await Promise.all([...all.map((h) => tearDown(h, deadline)), ...retiring]);
       clearTimeout(timer);
       for (const h of all) kill(h, "sandbox closed", null);
     },

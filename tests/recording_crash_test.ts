@@ -145,5 +145,10 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
   } finally {
     await worker.stop("SIGKILL");
     await Deno.remove(workerDir, { recursive: true }).catch(() => {});
+    // What a killed server cannot remove itself: its session browser's temporary directory.
+    const own = `streamplay-sessions-${worker.process.pid}-`;
+    for await (const e of Deno.readDir("/tmp")) {
+      if (e.name.startsWith(own)) await Deno.remove(`/tmp/${e.name}`, { recursive: true });
+    }
   }
 });

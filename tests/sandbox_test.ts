@@ -13,7 +13,7 @@ import { createLogger } from "../lib/log.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { loadConfig } from "../lib/config.ts";
 import { HttpBenchParams } from "../workers/http-bench.ts";
-import { startTarget, tempDir } from "./helpers.ts";
+import { startTarget, tempDir, waitFor } from "./helpers.ts";
 
 const PROBE = new URL("./fixtures/probe.worker.ts", import.meta.url);
 
@@ -97,4 +97,30 @@ Deno.test("closing the sandbox lets every Worker tear down first, for a bounded 
   assert.equal(await Deno.readTextFile(`${dir.path}/torn-down`), "torn down");
   assert.ok(took >= 450 && took < 5_000, `waited for the hung teardown, up to 500 ms: ${took} ms`);
   assert.equal(sandbox.stats().workers, 0);
+});
+
+Deno.test("an idle Worker the pool lets go tears down first", async () => {
+  await using dir = await tempDir();
+  const sandbox = createSandbox({ log: createLogger({ level: "error" }), warmPerProfile: 0 });
+  try {
+    const marker = `${dir.path}/torn-down`;
+    const r = await sandbox.run(
+      {
+        module: PROBE,
+        permissions: { ...NO_PERMISSIONS, write: [dir.path] },
+        init: { teardown: { write: marker } },
+        jobsPerWorker: 1,
+      },
+      { id: "probe", params: { actions: [] }, attempt: 1, artifact_dir: null },
+      () => {},
+    ).done;
+    assert.ok(r.ok);
+    assert.equal(sandbox.stats().workers, 0, "no idle Worker is kept");
+    await waitFor(() => Deno.readTextFile(marker).catch(() => undefined), {
+      timeoutMs: 5_000,
+      what: "the teardown of the Worker let go",
+    });
+  } finally {
+    await sandbox.close();
+  }
 });

@@ -6,7 +6,7 @@
  * running ends its browser and leaves no browser profile behind.
  */
 import assert from "node:assert/strict";
-import { readStats } from "../lib/procfs.ts";
+import { readProcFiles, readStats } from "../lib/procfs.ts";
 import { api, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 
@@ -146,25 +146,21 @@ Deno.test("sessions at their limits: slow viewers, idle and max duration, browse
   await t.step(
     "a server stopped with a session running ends its browser and leaves no profile behind",
     async () => {
-      const own = `${server.dataDir}/tmp/sessions-${server.process.pid}`;
       const session = await start({ url: `${pages.url}/anim` });
       const viewer = await openViewer(session.ws_url);
       await viewer.waitFrames(1);
       const browsers = await browserPids(server.process.pid);
       assert.equal(browsers.length, 1, `one browser for the sessions (${browsers})`);
-      const profiles = [];
-      for await (const e of Deno.readDir(own)) profiles.push(e.name);
-      assert.ok(
-        profiles.some((n) => n.startsWith("playwright_chromiumdev_profile-")),
-        `the browser's profile is in the server's own directory (${profiles})`,
-      );
+      const cmdline = (await readProcFiles([`/proc/${browsers[0]}/cmdline`])).values().next().value;
+      const profile = /--user-data-dir=([^\0]+)/.exec(cmdline ?? "")?.[1] ?? "";
+      const own = profile.replace(/\/[^/]+$/, "");
+      assert.match(own, new RegExp(`/streamplay-sessions-${server.process.pid}-[0-9a-f]+$`));
+      assert.ok((await Deno.stat(profile)).isDirectory, `the profile is there: ${profile}`);
       assert.equal((await server.stop()).code, 0);
       await viewer.closed;
       const running = (await readStats(browsers)).filter((p) => p.state !== "Z");
       assert.deepEqual(running, [], "the browser has ended with the server");
-      const left = [];
-      for await (const e of Deno.readDir(`${server.dataDir}/tmp`)) left.push(e.name);
-      assert.deepEqual(left, []);
+      await assert.rejects(Deno.stat(own), Deno.errors.NotFound, `${own} is gone`);
     },
   );
 });

@@ -6,13 +6,13 @@
  * never retried: a session that restarted would not be the same session.
  */
 import { z } from "@hono/zod-openapi";
-import { basename, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { JobType } from "../lib/job_types.ts";
 import type { Config } from "../lib/config.ts";
 import { NO_PERMISSIONS, type SandboxSpec } from "../lib/sandbox.ts";
 import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
-import { killProcessTree, listProcesses } from "../lib/procfs.ts";
+import { killProcessTree, listProcesses, readProcFiles } from "../lib/procfs.ts";
 import { RecordParam } from "../lib/recording.ts";
 
 export const SessionParams = z.object({
@@ -53,36 +53,44 @@ function tempDir(): string {
   return Deno.env.get("TMPDIR") || Deno.env.get("TMP") || Deno.env.get("TEMP") || "/tmp";
 }
 
+let ownTempDir: string | undefined;
+
 /**
- * The session Worker's own directory for Playwright's browser profiles and artifacts, in the data
- * directory and per process. Playwright removes a profile when its browser closes, but not when
- * its Worker is terminated (at shutdown, or at the end of a stop grace) or the process dies; the
- * platform removes this directory when it stops (`lib/platform.ts`), so nothing is left in the
- * system's temporary directory. Chromium's own TMPDIR stays the system's: its singleton socket path
- * must stay short.
+ * The session Worker's own directory for Playwright's browser profiles and artifacts, one per
+ * process (a pid alone may repeat across containers sharing a machine's /tmp). Playwright removes
+ * a profile when its browser closes, but not when its Worker is terminated; the Worker closes its
+ * browser in its teardown, and `endSessionBrowsers` removes what is left at shutdown. Chromium's
+ * own TMPDIR stays the system's: its singleton socket path must stay short.
  */
-export function sessionTempDir(config: Config): string {
-  return resolve(config.dataDir, "tmp", `sessions-${Deno.pid}`);
+export function sessionTempDir(): string {
+  return ownTempDir ??= join(
+    tempDir(),
+    `streamplay-sessions-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
+  );
 }
 
 /**
  * At shutdown, once the session Workers are terminated: a browser still running then was not
- * closed by its Worker (which closes it when its sessions stop for a shutdown, see
- * `session.worker.ts`), and would outlive the Worker until this process exits, writing into its
- * profile. It is killed (a child of this process named after its executable), then
- * `sessionTempDir` is removed.
+ * closed by its Worker's teardown, and would outlive the Worker until this process exits, writing
+ * into its profile. It is killed (a child of this process whose profile is in `sessionTempDir`;
+ * other browsers of the process, such as a test's, are not touched), then the directory is
+ * removed.
  */
-export async function endSessionBrowsers(config: Config): Promise<void> {
-  const name = basename(config.chromiumPath).slice(0, 15);
-  const browsers = (await listProcesses()).filter((p) => p.ppid === Deno.pid && p.name === name);
+export async function endSessionBrowsers(): Promise<void> {
+  const own = sessionTempDir();
+  const children = (await listProcesses()).filter((p) => p.ppid === Deno.pid);
+  const cmdlines = await readProcFiles(children.map((p) => `/proc/${p.pid}/cmdline`));
+  const browsers = children.filter((p) =>
+    cmdlines.get(`/proc/${p.pid}/cmdline`)?.includes(`--user-data-dir=${own}/`)
+  );
   await killProcessTree(browsers.map((p) => p.pid), Deno.pid);
-  await Deno.remove(sessionTempDir(config), { recursive: true }).catch(() => {});
+  await Deno.remove(own, { recursive: true }).catch(() => {});
 }
 
 /** Every session of a process shares this profile, hence one Worker and one browser. */
 export function sessionSandbox(config: Config): SandboxSpec {
   const tmp = tempDir();
-  const own = sessionTempDir(config);
+  const own = sessionTempDir();
   return {
     module,
     permissions: {
