@@ -83,7 +83,7 @@ interface Host {
   capacity: number;
   dead: boolean;
   idleSince: number;
-  /** Set while `close` waits for the Worker's teardown. */
+  /** Set while the Worker's teardown is awaited (`close`, or an idle Worker let go). */
   closed?: () => void;
 }
 
@@ -222,6 +222,13 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     trimIdle(host.key);
   };
 
+  /** A promise that resolves in `ms`, and the way to stop its timer once it is not needed. */
+  const deadlineIn = (ms: number) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const at = new Promise<void>((r) => timer = setTimeout(r, ms));
+    return { at, clear: () => clearTimeout(timer) };
+  };
+
   /** Lets a Worker run its teardown until `deadline`; one not ready by then has none to run. */
   const tearDown = async (host: Host, deadline: Promise<void>): Promise<void> => {
     const ready = host.ready.then(() => true, () => false);
@@ -237,10 +244,9 @@ export function createSandbox(options: SandboxOptions): Sandbox {
   const retire = (host: Host) => {
     if (host.dead) return;
     detach(host);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<void>((r) => timer = setTimeout(r, TEARDOWN_MS));
-    const done = tearDown(host, deadline).finally(() => {
-      clearTimeout(timer);
+    const deadline = deadlineIn(TEARDOWN_MS);
+    const done = tearDown(host, deadline.at).finally(() => {
+      deadline.clear();
       kill(host, "idle", null);
       retiring.delete(done);
     });
@@ -363,10 +369,9 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     async close(teardownMs = TEARDOWN_MS) {
       clearInterval(sweep);
       const all = [...hosts.values()].flat();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const deadline = new Promise<void>((r) => timer = setTimeout(r, teardownMs));
-      await Promise.all([...all.map((h) => tearDown(h, deadline)), ...retiring]);
-      clearTimeout(timer);
+      const deadline = deadlineIn(teardownMs);
+      await Promise.all([...all.map((h) => tearDown(h, deadline.at)), ...retiring]);
+      deadline.clear();
       for (const h of all) kill(h, "sandbox closed", null);
     },
   };

@@ -5,7 +5,7 @@
  *                  { t: "run", jobs: [...] }      one or more jobs to start
  *                  { t: "cancel", id, reason? }   abort one job (its AbortSignal fires)
  *                  { t: "msg", id, data }         a message for one job (from its companion)
- *                  { t: "close" }                 the pool terminates this Worker next
+ *                  { t: "close" }                 run `teardown`: the pool terminates this Worker next
  *   worker → pool  { t: "ready" } | { t: "init_failed", error }
  *                  { t: "closed" }                `teardown` is done: terminate me
  *                  { t: "out", events: [...], done: [...] }   batched
@@ -91,9 +91,9 @@ export interface ServeOptions<I> {
   /** Runs once with the init data before any job (e.g. to launch a browser). */
   setup?(init: I): Promise<void> | void;
   /**
-   * Runs when the pool is about to terminate this Worker (its process is stopping), for what a
-   * terminated Worker would leave behind: a browser it launched, which Playwright can close and
-   * remove the profile of only from here.
+   * Runs when the pool is about to terminate this Worker (idle and let go, or its process is
+   * stopping), for what a terminated Worker would leave behind: a browser it launched, which
+   * Playwright can close and remove the profile of only from here.
    */
   teardown?(): Promise<void> | void;
 }
