@@ -9,36 +9,9 @@ import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";
 import { openViewer, startPages } from "./session_helpers.ts";
 import { act, probe, recordingOf, waitForRecording } from "./recording_helpers.ts";
-
-/** Ids of the processes below `pid` (its children, theirs, ...). */
-async function descendants(pid: number): Promise<number[]> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-e", "-o", "pid=,ppid="],
-    stdout: "piped",
-  }).output();
-  const children = new Map<number, number[]>();
-  for (const line of new TextDecoder().decode(stdout).trim().split("\n")) {
-    const [child, parent] = line.trim().split(/\s+/).map(Number);
-    children.set(parent!, [...(children.get(parent!) ?? []), child!]);
-  }
-  const out: number[] = [];
-  const walk = (p: number) => {
-    for (const c of children.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(pid);
-  return out;
-}
-
-async function commandOf(pid: number): Promise<string> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "comm=", "-p", String(pid)],
-    stdout: "piped",
-  }).output();
-  return new TextDecoder().decode(stdout).trim();
-}
+import { listProcesses, processTree } from "../lib/procfs.ts";
+import { sessionTempPrefix } from "../workers/session.ts";
+import { dirname } from "node:path";
 
 function kill(pid: number) {
   try {
@@ -98,9 +71,9 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
     assert.equal(growing.status, 200);
     assert.ok((await growing.arrayBuffer()).byteLength > 20_000);
 
-    const below = await descendants(worker.process.pid);
-    const ffmpeg: number[] = [];
-    for (const pid of below) if ((await commandOf(pid)) === "ffmpeg") ffmpeg.push(pid);
+    const tree = processTree([worker.process.pid], await listProcesses()).slice(1);
+    const below = tree.map((p) => p.pid);
+    const ffmpeg = tree.filter((p) => p.name === "ffmpeg").map((p) => p.pid);
     assert.equal(ffmpeg.length, 1, "one ffmpeg records");
     // The whole node at once (ffmpeg first: it gets no chance to finish the file), as when the
     // machine or its container dies.
@@ -146,9 +119,10 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
     await worker.stop("SIGKILL");
     await Deno.remove(workerDir, { recursive: true }).catch(() => {});
     // What a killed server cannot remove itself: its session browser's temporary directory.
-    const own = `streamplay-sessions-${worker.process.pid}-`;
-    for await (const e of Deno.readDir("/tmp")) {
-      if (e.name.startsWith(own)) await Deno.remove(`/tmp/${e.name}`, { recursive: true });
+    const own = sessionTempPrefix(worker.process.pid);
+    for await (const e of Deno.readDir(dirname(own))) {
+      const path = `${dirname(own)}/${e.name}`;
+      if (path.startsWith(own)) await Deno.remove(path, { recursive: true });
     }
   }
 });

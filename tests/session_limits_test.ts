@@ -6,7 +6,8 @@
  * running ends its browser and leaves no browser profile behind.
  */
 import assert from "node:assert/strict";
-import { readProcFiles, readStats } from "../lib/procfs.ts";
+import { listProcesses, readProcFiles, readStats } from "../lib/procfs.ts";
+import { sessionTempPrefix } from "../workers/session.ts";
 import { api, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 
@@ -23,13 +24,9 @@ async function stuckViewer(port: number, path: string): Promise<Deno.Conn> {
 
 /** The Chromium processes the server started (its direct children). */
 async function browserPids(serverPid: number): Promise<number[]> {
-  const { stdout } = await new Deno.Command("ps", {
-    args: ["-o", "pid=,comm=", "--ppid", String(serverPid)],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  return new TextDecoder().decode(stdout).split("\n").map((l) => l.trim().split(/\s+/))
-    .filter(([, comm]) => comm === "chromium").map(([pid]) => Number(pid));
+  return (await listProcesses())
+    .filter((p) => p.ppid === serverPid && p.name === "chromium")
+    .map((p) => p.pid);
 }
 
 Deno.test("sessions at their limits: slow viewers, idle and max duration, browser crash", async (t) => {
@@ -154,7 +151,9 @@ Deno.test("sessions at their limits: slow viewers, idle and max duration, browse
       const cmdline = (await readProcFiles([`/proc/${browsers[0]}/cmdline`])).values().next().value;
       const profile = /--user-data-dir=([^\0]+)/.exec(cmdline ?? "")?.[1] ?? "";
       const own = profile.replace(/\/[^/]+$/, "");
-      assert.match(own, new RegExp(`/streamplay-sessions-${server.process.pid}-[0-9a-f]+$`));
+      const prefix = sessionTempPrefix(server.process.pid);
+      assert.ok(own.startsWith(prefix), `${own} is the server's own`);
+      assert.match(own.slice(prefix.length), /^[0-9a-f]+$/);
       assert.ok((await Deno.stat(profile)).isDirectory, `the profile is there: ${profile}`);
       assert.equal((await server.stop()).code, 0);
       await viewer.closed;

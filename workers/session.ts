@@ -63,10 +63,12 @@ let ownTempDir: string | undefined;
  * own TMPDIR stays the system's: its singleton socket path must stay short.
  */
 export function sessionTempDir(): string {
-  return ownTempDir ??= join(
-    tempDir(),
-    `streamplay-sessions-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`,
-  );
+  return ownTempDir ??= sessionTempPrefix(Deno.pid) + crypto.randomUUID().slice(0, 8);
+}
+
+/** What the `sessionTempDir` of process `pid` starts with (for a test cleaning up after a kill). */
+export function sessionTempPrefix(pid: number): string {
+  return join(tempDir(), `streamplay-sessions-${pid}-`);
 }
 
 /**
