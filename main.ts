@@ -7,8 +7,8 @@
  *                  viewer WebSockets of the sessions it runs (deno task worker)
  */
 import { parseArgs } from "node:util";
-import { checkServeSafety, ConfigError, loadConfig } from "./lib/config.ts";
-import { createLogger } from "./lib/log.ts";
+import { checkServeSafety, ConfigError, loadConfig } from "./lib/core/config.ts";
+import { createLogger } from "./lib/core/log.ts";
 import { startPlatform, StartupError } from "./lib/platform.ts";
 import denoJson from "./deno.json" with { type: "json" };
 

@@ -3,7 +3,7 @@
  * per active browser session, for a browser context per user and for a browser per user, at 1, 5,
  * 10 and 20 sessions, on a simple page and on a 2,000-node animated page. Each combination runs
  * twice in the same run: with Playwright's default launch (the peer) and with streamplay's tuned
- * launch (`lib/browser_load.ts`, what `browser-bench` uses).
+ * launch (`lib/load/browser.ts`, what `browser-bench` uses).
  *
  * "Per added session" is the slope of a least-squares line through the levels. Idle: pages open
  * and left alone (their own animations run). Active: every session scrolls down and up in a loop.
@@ -13,17 +13,17 @@
  */
 import { parseArgs } from "node:util";
 import type { Browser, BrowserContext, Page } from "playwright";
-import { loadPlaywright } from "../lib/browser.ts";
-import { CONTEXT_OPTIONS, launchOptions } from "../lib/browser_load.ts";
-import { fitLinear } from "../lib/capacity.ts";
-import { loadConfig } from "../lib/config.ts";
+import { loadPlaywright } from "../lib/core/playwright.ts";
+import { CONTEXT_OPTIONS, launchOptions } from "../lib/load/browser.ts";
+import { fitLinear } from "../lib/capacity/projection.ts";
+import { loadConfig } from "../lib/core/config.ts";
 import {
   CLOCK_TICKS_PER_S,
   listProcesses,
   parseSmapsPss,
   processTree,
   readProcFiles,
-} from "../lib/procfs.ts";
+} from "../lib/core/procfs.ts";
 import { loadAverage, printTable, sleep } from "./common.ts";
 import { servePages } from "./pages.ts";
 

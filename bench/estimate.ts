@@ -9,18 +9,18 @@
  *   deno task bench:estimate [--duration 20] [--page simple|complex] [--baseline 5]
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
-import { createSandbox } from "../lib/sandbox.ts";
-import { createSampler } from "../lib/sampler.ts";
-import { killProcessTree } from "../lib/procfs.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { createSandbox } from "../lib/jobs/sandbox.ts";
+import { createSampler } from "../lib/jobs/sampler.ts";
+import { killProcessTree } from "../lib/core/procfs.ts";
 import {
   buildSizingReport,
   type ResourceBasis,
   samplesIn,
   type SweepRecord,
-} from "../lib/sizing.ts";
-import { fitModels, holdOut, predict } from "../lib/capacity.ts";
+} from "../lib/capacity/report.ts";
+import { fitModels, holdOut, predict } from "../lib/capacity/projection.ts";
 import { PROCESSES_EVENT } from "../workers/runtime.ts";
 import { browserBenchJob, BrowserBenchParams } from "../workers/browser-bench.ts";
 import { benchTempDir, loadAverage, printTable } from "./common.ts";

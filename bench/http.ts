@@ -6,12 +6,12 @@
  */
 import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
-import { createSandbox } from "../lib/sandbox.ts";
-import { createLogger } from "../lib/log.ts";
-import { loadConfig } from "../lib/config.ts";
-import { freePort } from "../lib/redis.ts";
+import { createSandbox } from "../lib/jobs/sandbox.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { freePort } from "../lib/core/redis.ts";
 import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
-import type { LoadResult } from "../lib/http_load.ts";
+import type { LoadResult } from "../lib/load/http.ts";
 import {
   benchTempDir,
   ensurePeers,

@@ -13,11 +13,11 @@
  * would on other machines, so their own cost is not counted as the server's.
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { type Platform, startPlatform } from "../lib/platform.ts";
-import { freePort } from "../lib/redis.ts";
-import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
+import { freePort } from "../lib/core/redis.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/core/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
 import { benchTempDir, percentile, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
 

@@ -6,11 +6,16 @@
  * The driver functions are exported for other benchmarks (e.g. monitoring overhead).
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { type Platform, startPlatform } from "../lib/platform.ts";
-import { type NewJob, newJobId } from "../lib/queue.ts";
-import { connectRedis, type EmbeddedRedis, startEmbeddedRedis, waitReady } from "../lib/redis.ts";
+import { type NewJob, newJobId } from "../lib/jobs/queue.ts";
+import {
+  connectRedis,
+  type EmbeddedRedis,
+  startEmbeddedRedis,
+  waitReady,
+} from "../lib/core/redis.ts";
 import {
   benchTempDir,
   ensurePeers,

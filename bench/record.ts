@@ -22,11 +22,11 @@
  * and vp8 at 720p. BENCH_SECONDS (default 10) sets each run; BENCH_CODECS and BENCH_PROFILES
  * (comma lists) narrow the table.
  */
-import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
-import { startEncoder } from "../lib/encoder.ts";
-import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
+import { startEncoder } from "../lib/video/encoder.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/core/procfs.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { startPlatform } from "../lib/platform.ts";
 import {
   type Codec,
@@ -38,7 +38,7 @@ import {
   type ProfileName,
   PROFILES,
   progressiveFileMuxArgs,
-} from "../lib/video.ts";
+} from "../lib/video/codecs.ts";
 import { benchTempDir, CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 

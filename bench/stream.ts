@@ -21,10 +21,10 @@
  * of a round); figures are medians over the rounds.
  */
 import type { Browser, Page } from "playwright";
-import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
-import { decodeFrame } from "../lib/screencast_frame.ts";
-import { CLOCK_TICKS_PER_S, listProcesses, processTree, readStats } from "../lib/procfs.ts";
-import { freePort } from "../lib/redis.ts";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
+import { decodeFrame } from "../lib/sessions/frame.ts";
+import { CLOCK_TICKS_PER_S, listProcesses, processTree, readStats } from "../lib/core/procfs.ts";
+import { freePort } from "../lib/core/redis.ts";
 import { colourGridPage } from "./pages.ts";
 import { median } from "simple-statistics";
 import {

@@ -9,7 +9,7 @@
  *      gives the newest frame any client could have. HLS default (`medium`), HLS
  *      `ultra_low_latency`, DASH `medium` and DASH `ultra_low_latency`, H.264 720p30.
  *   2. Encoder cost per codec at 720p30 with the `medium` profile: the cores ffmpeg uses fed in
- *      real time through `lib/encoder.ts` (live settings, DASH muxing), and its real-time factor
+ *      real time through `lib/video/encoder.ts` (live settings, DASH muxing), and its real-time factor
  *      (the same encode as fast as it goes, plain ffmpeg on the same frames).
  *   3. streamplay's pipeline (frames pushed through `startEncoder` with a stream's exact arguments:
  *      the pacer, the pipe, ffmpeg decoding, scaling, encoding and writing HLS) against plain
@@ -25,11 +25,11 @@
  */
 import { join } from "node:path";
 import type { Page } from "playwright";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { startPlatform } from "../lib/platform.ts";
-import { CLOCK_TICKS_PER_S, readStats } from "../lib/procfs.ts";
-import { startEncoder } from "../lib/encoder.ts";
+import { CLOCK_TICKS_PER_S, readStats } from "../lib/core/procfs.ts";
+import { startEncoder } from "../lib/video/encoder.ts";
 import {
   type Codec,
   CODECS,
@@ -37,9 +37,9 @@ import {
   encoderArgs,
   outputSettings,
   PROFILES,
-} from "../lib/video.ts";
-import { liveTiming, muxArgs } from "../lib/stream_options.ts";
-import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
+} from "../lib/video/codecs.ts";
+import { liveTiming, muxArgs } from "../lib/streams/options.ts";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
 import {
   benchTempDir,
   CHROMIUM,

@@ -12,22 +12,22 @@
  * on a running server instead and follows its events.
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
-import { createSandbox } from "../lib/sandbox.ts";
-import { createSampler, type Sample } from "../lib/sampler.ts";
-import { createUrlPolicy } from "../lib/url_policy.ts";
-import { describeZodError } from "../lib/errors.ts";
-import { completeResult, type JobType } from "../lib/job_types.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { createSandbox } from "../lib/jobs/sandbox.ts";
+import { createSampler, type Sample } from "../lib/jobs/sampler.ts";
+import { createUrlPolicy } from "../lib/security/url_policy.ts";
+import { describeZodError } from "../lib/http/errors.ts";
+import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
 import { browserBenchJob } from "../workers/browser-bench.ts";
 import type { BrowserBenchResult } from "../workers/browser-bench.worker.ts";
-import type { LoadResult } from "../lib/http_load.ts";
-import type { ResourceSummary } from "../lib/sampler.ts";
-import { killProcessTree } from "../lib/procfs.ts";
+import type { LoadResult } from "../lib/load/http.ts";
+import type { ResourceSummary } from "../lib/jobs/sampler.ts";
+import { killProcessTree } from "../lib/core/procfs.ts";
 import { PROCESSES_EVENT } from "../workers/runtime.ts";
-import type { LevelTick, Percentiles } from "../lib/browser_load.ts";
-import { formatSizingReport, type SizingReport } from "../lib/sizing.ts";
+import type { LevelTick, Percentiles } from "../lib/load/browser.ts";
+import { formatSizingReport, type SizingReport } from "../lib/capacity/report.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
 
 const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]

@@ -7,9 +7,9 @@
  *
  * `main.ts` calls this with the loaded config; benchmarks and tests call it in-process.
  */
-import type { Config } from "./config.ts";
-import { ConfigError } from "./config.ts";
-import { errorMessage, type Logger } from "./log.ts";
+import type { Config } from "./core/config.ts";
+import { ConfigError } from "./core/config.ts";
+import { errorMessage, type Logger } from "./core/log.ts";
 import {
   blockingRedis,
   connectRedis,
@@ -17,32 +17,37 @@ import {
   type Redis,
   startEmbeddedRedis,
   waitReady,
-} from "./redis.ts";
-import { createQueue, type Queue } from "./queue.ts";
-import { createEventPublisher } from "./events.ts";
-import { type History, openHistory } from "./history.ts";
-import { type HistoryWriter, startHistoryWriter } from "./history_writer.ts";
-import { createSandbox, type Sandbox } from "./sandbox.ts";
-import { createSampler } from "./sampler.ts";
-import { createJobTypes, type JobTypes } from "./job_types.ts";
-import { createRunner, type Runner } from "./runner.ts";
-import { createUrlPolicy } from "./url_policy.ts";
-import { createApp, createWorkerApp } from "./app.ts";
-import { createSessionStore } from "./session_store.ts";
-import { createSessionHost, type SessionHost } from "./session_host.ts";
-import { createRecorder, type Recorder } from "./recorder.ts";
-import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings.ts";
-import { replayCompanion } from "./replay.ts";
-import { redisKeys } from "./keys.ts";
-import { createStreamStore } from "./stream_store.ts";
-import { createStreamHost, type StreamHost } from "./stream_host.ts";
-import { watchStreams } from "./stream_metrics.ts";
-import { type EncoderDetection, startEncoderDetection } from "./video.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
-import { createMachineProbe } from "./machine.ts";
-import { createCluster, createReporter, processId, REPORT_INTERVAL_MS } from "./cluster.ts";
-import { createMonitor, type Monitor } from "./monitor.ts";
-import { watchSessions } from "./session_metrics.ts";
+} from "./core/redis.ts";
+import { createQueue, type Queue } from "./jobs/queue.ts";
+import { createEventPublisher } from "./jobs/events.ts";
+import { type History, openHistory } from "./history/store.ts";
+import { type HistoryWriter, startHistoryWriter } from "./history/writer.ts";
+import { createSandbox, type Sandbox } from "./jobs/sandbox.ts";
+import { createSampler } from "./jobs/sampler.ts";
+import { createJobTypes, type JobTypes } from "./jobs/job_type.ts";
+import { createRunner, type Runner } from "./jobs/runner.ts";
+import { createUrlPolicy } from "./security/url_policy.ts";
+import { createApp, createWorkerApp } from "./http/app.ts";
+import { createSessionStore } from "./sessions/store.ts";
+import { createSessionHost, type SessionHost } from "./sessions/host.ts";
+import { createRecorder, type Recorder } from "./recordings/recorder.ts";
+import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings/catalog.ts";
+import { replayCompanion } from "./recordings/replay.ts";
+import { redisKeys } from "./core/keys.ts";
+import { createStreamStore } from "./streams/store.ts";
+import { createStreamHost, type StreamHost } from "./streams/host.ts";
+import { watchStreams } from "./streams/metrics.ts";
+import { type EncoderDetection, startEncoderDetection } from "./video/codecs.ts";
+import { createMetrics, type Metrics } from "./monitoring/metrics.ts";
+import { createMachineProbe } from "./monitoring/machine.ts";
+import {
+  createCluster,
+  createReporter,
+  processId,
+  REPORT_INTERVAL_MS,
+} from "./monitoring/cluster.ts";
+import { createMonitor, type Monitor } from "./monitoring/monitor.ts";
+import { watchSessions } from "./sessions/metrics.ts";
 import { endSessionBrowsers } from "../workers/session.ts";
 
 export type PlatformRole = "all" | "worker";

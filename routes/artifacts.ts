@@ -4,8 +4,8 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import type { AppDeps } from "../lib/context.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import type { AppDeps } from "../lib/http/context.ts";
 
 /** Folders a job may publish files from, and the names a file there may have. */
 const DIRS = ["screenshots", "errors"] as const;

@@ -4,9 +4,9 @@
  * scenario editor can show the server's messages while the user types.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireRole } from "../lib/auth.ts";
-import { describeZodError } from "../lib/errors.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
+import { requireRole } from "../lib/http/auth.ts";
+import { describeZodError } from "../lib/http/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 
 const BENCH_TYPES = ["http-bench", "browser-bench"] as const;
 

@@ -1,7 +1,7 @@
 /** Health of the parts (`/api/health`) and history statistics (`/api/stats`). */
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearer, jsonResponse, newApp } from "../lib/openapi.ts";
-import type { EncoderTable } from "../lib/video.ts";
+import { bearer, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import type { EncoderTable } from "../lib/video/codecs.ts";
 
 const Health = z.object({
   status: z.enum(["ok", "degraded"]),

@@ -5,15 +5,15 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
-import { requireRole } from "../lib/auth.ts";
-import { badRequest, describeZodError } from "../lib/errors.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import { FINAL_STATUSES, type JobRecord, newJobId, QueueUnavailable } from "../lib/queue.ts";
-import { compareIds, type JobEvent } from "../lib/events.ts";
-import { decodeCursor } from "../lib/history.ts";
+import { requireRole } from "../lib/http/auth.ts";
+import { badRequest, describeZodError } from "../lib/http/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { FINAL_STATUSES, type JobRecord, newJobId, QueueUnavailable } from "../lib/jobs/queue.ts";
+import { compareIds, type JobEvent } from "../lib/jobs/events.ts";
+import { decodeCursor } from "../lib/history/store.ts";
 import type { Context } from "hono";
-import type { AppDeps, AppEnv } from "../lib/context.ts";
-import { errorMessage } from "../lib/log.ts";
+import type { AppDeps, AppEnv } from "../lib/http/context.ts";
+import { errorMessage } from "../lib/core/log.ts";
 
 const STATUSES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] as const;
 

@@ -8,10 +8,10 @@ import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { accepts } from "hono/accepts";
 import type { Context } from "hono";
-import { badRequest } from "../lib/errors.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import type { AppEnv } from "../lib/context.ts";
-import { SERIES, SERIES_NAMES } from "../lib/series.ts";
+import { badRequest } from "../lib/http/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import type { AppEnv } from "../lib/http/context.ts";
+import { SERIES, SERIES_NAMES } from "../lib/monitoring/series.ts";
 
 const PressureSchema = z.object({
   cpu: z.number().nullable().openapi({ description: "This machine's CPU busy %, 5 s average" }),

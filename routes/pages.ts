@@ -6,7 +6,7 @@
 import { Hono } from "hono";
 import { serveStatic } from "hono/deno";
 import { fileURLToPath } from "node:url";
-import type { AppEnv } from "../lib/context.ts";
+import type { AppEnv } from "../lib/http/context.ts";
 
 const STATIC = fileURLToPath(new URL("../static/", import.meta.url));
 const MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));

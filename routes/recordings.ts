@@ -15,13 +15,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import parseRange from "range-parser";
-import { requireRole } from "../lib/auth.ts";
-import { badRequest } from "../lib/errors.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import { decodeCursor } from "../lib/history.ts";
-import { newJobId } from "../lib/queue.ts";
-import type { AppDeps, AppEnv } from "../lib/context.ts";
-import type { Config } from "../lib/config.ts";
+import { requireRole } from "../lib/http/auth.ts";
+import { badRequest } from "../lib/http/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { decodeCursor } from "../lib/history/store.ts";
+import { newJobId } from "../lib/jobs/queue.ts";
+import type { AppDeps, AppEnv } from "../lib/http/context.ts";
+import type { Config } from "../lib/core/config.ts";
 import {
   parseAge,
   readLocalMeta,
@@ -32,10 +32,10 @@ import {
   RecordOptions,
   toMb,
   VIDEO_MIME,
-} from "../lib/recording.ts";
-import { type RecordingView, recordingView } from "../lib/recordings.ts";
-import { buildReplaySpec, ReplayRefused } from "../lib/replay.ts";
-import { CODECS, PROFILE_NAMES } from "../lib/video.ts";
+} from "../lib/recordings/model.ts";
+import { type RecordingView, recordingView } from "../lib/recordings/catalog.ts";
+import { buildReplaySpec, ReplayRefused } from "../lib/recordings/replay.ts";
+import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
 import { ReplayOptions, type ReplayParams } from "../workers/replay.ts";
 import { control, waitStarted } from "./sessions.ts";
 

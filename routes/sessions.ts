@@ -9,16 +9,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { hasRole, requireRole } from "../lib/auth.ts";
-import { badRequest } from "../lib/errors.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/queue.ts";
-import type { AppDeps, AppEnv, SessionDeps } from "../lib/context.ts";
-import type { ControlOp, ControlReply } from "../lib/session_store.ts";
-import type { SessionMetrics, SessionSnapshot } from "../lib/session_protocol.ts";
+import { hasRole, requireRole } from "../lib/http/auth.ts";
+import { badRequest } from "../lib/http/errors.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/jobs/queue.ts";
+import type { AppDeps, AppEnv, SessionDeps } from "../lib/http/context.ts";
+import type { ControlOp, ControlReply } from "../lib/sessions/store.ts";
+import type { SessionMetrics, SessionSnapshot } from "../lib/sessions/protocol.ts";
 import { SessionParams } from "../workers/session.ts";
 import { allEvents, findJob } from "./jobs.ts";
-import type { Principal } from "../lib/auth.ts";
+import type { Principal } from "../lib/http/auth.ts";
 
 /** How long POST /api/sessions waits for the browser to be up. */
 const START_TIMEOUT_MS = 30_000;
@@ -504,8 +504,8 @@ export function sessionsRoutes() {
 
 /**
  * `GET /ws/sessions/:id`: a viewer of a session running in this process. Frames arrive as
- * binary messages (see `lib/screencast_frame.ts`); state, stats and events as JSON; input goes
- * back as JSON (`lib/session_protocol.ts`). Callers below the operator role, and anyone asking
+ * binary messages (see `lib/sessions/frame.ts`); state, stats and events as JSON; input goes
+ * back as JSON (`lib/sessions/protocol.ts`). Callers below the operator role, and anyone asking
  * `?mode=view`, are view-only.
  */
 export function sessionSocketRoutes(sessions: SessionDeps) {

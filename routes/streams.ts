@@ -14,12 +14,12 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { getConnInfo } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
-import { requireRole } from "../lib/auth.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/openapi.ts";
-import type { AppDeps, AppEnv, StreamDeps } from "../lib/context.ts";
-import type { StreamStatus } from "../lib/stream_store.ts";
-import { liveTiming, PROTOCOL_CODECS, PROTOCOLS, StreamRequest } from "../lib/stream_options.ts";
-import { CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../lib/video.ts";
+import { requireRole } from "../lib/http/auth.ts";
+import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import type { AppDeps, AppEnv, StreamDeps } from "../lib/http/context.ts";
+import type { StreamStatus } from "../lib/streams/store.ts";
+import { liveTiming, PROTOCOL_CODECS, PROTOCOLS, StreamRequest } from "../lib/streams/options.ts";
+import { CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../lib/video/codecs.ts";
 import { control } from "./sessions.ts";
 import { pageFile } from "./pages.ts";
 

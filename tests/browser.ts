@@ -3,7 +3,7 @@
  * STREAMPLAY_CHROMIUM). Pages under test are served by the test's own server on 127.0.0.1.
  */
 import type { Browser } from "playwright";
-import { CHROMIUM_ARGS, loadPlaywright } from "../lib/browser.ts";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
 
 export async function launchBrowser(): Promise<Browser & AsyncDisposable> {
   const { chromium } = await loadPlaywright();

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor, waitForJob } from "./helpers.ts";
-import { listProcesses, processTree } from "../lib/procfs.ts";
+import { listProcesses, processTree } from "../lib/core/procfs.ts";
 
 /** The site under test: a form page, a second page, a page with a console error, a leak page. */
 function startSite() {

@@ -3,7 +3,7 @@
  * process (`deno run -P=server main.ts`), a target HTTP server, and polling with a deadline.
  * Everything a helper starts is stopped by its `close()` / `await using`.
  */
-import { type EmbeddedRedis, freePort, startEmbeddedRedis } from "../lib/redis.ts";
+import { type EmbeddedRedis, freePort, startEmbeddedRedis } from "../lib/core/redis.ts";
 
 export { freePort };
 

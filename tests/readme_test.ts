@@ -1,7 +1,7 @@
 /** The README stays true: every configuration variable is documented with its default, and
  * every deno task it names exists. */
 import assert from "node:assert/strict";
-import { CONFIG_DEFAULTS } from "../lib/config.ts";
+import { CONFIG_DEFAULTS } from "../lib/core/config.ts";
 import denoJson from "../deno.json" with { type: "json" };
 
 const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));

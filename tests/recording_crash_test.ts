@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";
 import { openViewer, startPages } from "./session_helpers.ts";
 import { act, probe, recordingOf, waitForRecording } from "./recording_helpers.ts";
-import { listProcesses, processTree } from "../lib/procfs.ts";
+import { listProcesses, processTree } from "../lib/core/procfs.ts";
 import { sessionTempPrefix } from "../workers/session.ts";
 import { dirname } from "node:path";
 

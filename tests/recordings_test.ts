@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { api, ROOT_DIR, startServer, tempDir, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 import { act, downloadVideo, FFPROBE_CODEC, probe, waitForRecording } from "./recording_helpers.ts";
-import { CODECS } from "../lib/video.ts";
+import { CODECS } from "../lib/video/codecs.ts";
 
 async function cli(args: string[], server: string, cwd: string) {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

@@ -3,7 +3,7 @@
  * killed, stopped and restarted the way machines fail.
  */
 import assert from "node:assert/strict";
-import { listProcesses } from "../lib/procfs.ts";
+import { listProcesses } from "../lib/core/procfs.ts";
 import {
   api,
   startRedis,

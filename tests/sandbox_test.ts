@@ -8,10 +8,10 @@ import {
   createSandbox,
   NO_PERMISSIONS,
   type SandboxSpec,
-} from "../lib/sandbox.ts";
-import { createLogger } from "../lib/log.ts";
+} from "../lib/jobs/sandbox.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { httpBenchJob } from "../workers/http-bench.ts";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/core/config.ts";
 import { HttpBenchParams } from "../workers/http-bench.ts";
 import { startTarget, tempDir, waitFor } from "./helpers.ts";
 

@@ -2,7 +2,7 @@
  * Helpers for the session tests: the pages a remote browser is pointed at (served by the test
  * on 127.0.0.1), and a viewer on the session WebSocket that records what it gets.
  */
-import { decodeFrame, type FrameHeader } from "../lib/screencast_frame.ts";
+import { decodeFrame, type FrameHeader } from "../lib/sessions/frame.ts";
 
 /** The remote page the tests drive: absolute positions so coordinates are known. */
 export const FORM_PAGE = `<!doctype html><html><head><title>start</title><style>

@@ -6,7 +6,7 @@
  * running ends its browser and leaves no browser profile behind.
  */
 import assert from "node:assert/strict";
-import { listProcesses, readProcFiles, readStats } from "../lib/procfs.ts";
+import { listProcesses, readProcFiles, readStats } from "../lib/core/procfs.ts";
 import { sessionTempPrefix } from "../workers/session.ts";
 import { api, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";

@@ -4,11 +4,11 @@
  * viewers get, with decodable metadata), the session's state changes, and the end.
  */
 import assert from "node:assert/strict";
-import { loadConfig } from "../lib/config.ts";
-import { createLogger } from "../lib/log.ts";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
 import { startPlatform } from "../lib/platform.ts";
-import type { LiveFrame } from "../lib/session_host.ts";
-import type { SessionSnapshot } from "../lib/session_protocol.ts";
+import type { LiveFrame } from "../lib/sessions/host.ts";
+import type { SessionSnapshot } from "../lib/sessions/protocol.ts";
 import { api, tempDir, waitFor } from "./helpers.ts";
 import { openViewer, startPages } from "./session_helpers.ts";
 

@@ -6,21 +6,21 @@
  * Its sandbox may read the project's node_modules and the Chromium executable, run that
  * executable, and write only to the job's artifact directory; it has no network permission (the
  * browser talks to it over a pipe). What the browser itself may reach is limited to the hosts the
- * URL policy approved at submission (see lib/browser_load.ts).
+ * URL policy approved at submission (see lib/load/browser.ts).
  */
 import { fileURLToPath } from "node:url";
 import { z } from "@hono/zod-openapi";
-import type { JobType } from "../lib/job_types.ts";
-import { NO_PERMISSIONS } from "../lib/sandbox.ts";
-import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
-import { Scenario, scenarioUrls, stepUrl } from "../lib/scenario.ts";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import { NO_PERMISSIONS } from "../lib/jobs/sandbox.ts";
+import { PLAYWRIGHT_ENV_READS } from "../lib/core/playwright.ts";
+import { Scenario, scenarioUrls, stepUrl } from "../lib/load/scenario.ts";
 import {
   buildSizingReport,
   capacityFields,
   checkCapacity,
   levelsOf,
   type SweepRecord,
-} from "../lib/sizing.ts";
+} from "../lib/capacity/report.ts";
 
 export const MAX_BROWSER_USERS = 200;
 /** Seconds between levels, so one level's teardown stays out of the next one's figures. */

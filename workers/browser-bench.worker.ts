@@ -3,7 +3,7 @@
  * writes only under the job's artifact directory (screenshots; browser profiles in `.tmp`).
  */
 import { JobError, serveJobs } from "./runtime.ts";
-import { loadPlaywright } from "../lib/browser.ts";
+import { loadPlaywright } from "../lib/core/playwright.ts";
 import {
   createBrowserLoad,
   ERROR_KINDS,
@@ -11,9 +11,9 @@ import {
   type ErrorRecord,
   type LevelResult,
   readWebVitals,
-} from "../lib/browser_load.ts";
-import { reportBaseline, runSweep } from "../lib/sweep.ts";
-import type { SweepRecord } from "../lib/sizing.ts";
+} from "../lib/load/browser.ts";
+import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
+import type { SweepRecord } from "../lib/capacity/report.ts";
 import {
   allowedHosts,
   type BrowserBenchInit,

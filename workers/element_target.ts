@@ -14,7 +14,7 @@
  * A replay finds the element again with `page.locator(selector)`.
  */
 import type { Page } from "playwright";
-import type { ElementTarget } from "../lib/replay_spec.ts";
+import type { ElementTarget } from "../lib/recordings/replay_spec.ts";
 
 /** The little of the DOM the page-side function uses (it runs in the page, not here). */
 interface PageElement {

@@ -5,16 +5,16 @@
  * Its sandbox may connect to the target's host:port and nothing else.
  */
 import { z } from "@hono/zod-openapi";
-import type { JobType } from "../lib/job_types.ts";
-import { NO_PERMISSIONS } from "../lib/sandbox.ts";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import { NO_PERMISSIONS } from "../lib/jobs/sandbox.ts";
 import {
   buildSizingReport,
   capacityFields,
   checkCapacity,
   levelsOf,
   type SweepRecord,
-} from "../lib/sizing.ts";
-import type { Sample } from "../lib/sampler.ts";
+} from "../lib/capacity/report.ts";
+import type { Sample } from "../lib/jobs/sampler.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);

@@ -1,8 +1,8 @@
 /** Sandbox side of `http-bench`: network access to the target's host:port only. */
 import { serveJobs } from "./runtime.ts";
-import { type LoadResult, runHttpLoad } from "../lib/http_load.ts";
-import { reportBaseline, runSweep } from "../lib/sweep.ts";
-import type { SweepRecord } from "../lib/sizing.ts";
+import { type LoadResult, runHttpLoad } from "../lib/load/http.ts";
+import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
+import type { SweepRecord } from "../lib/capacity/report.ts";
 import { type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
 
 export type HttpBenchResult = LoadResult & {

@@ -4,8 +4,8 @@
  * timeouts, cancellation and failure alerts without touching the network.
  */
 import { z } from "@hono/zod-openapi";
-import type { JobType } from "../lib/job_types.ts";
-import { NO_PERMISSIONS } from "../lib/sandbox.ts";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import { NO_PERMISSIONS } from "../lib/jobs/sandbox.ts";
 
 export const NoopParams = z.object({
   sleep_ms: z.number().int().min(0).max(3_600_000).default(0)

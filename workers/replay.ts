@@ -2,12 +2,12 @@
  * `replay`: a recording's steps run again in a fresh browser context, as a live session (same
  * Worker, same companion: viewers watch it like any session, view-only) that ends by itself with
  * a report of divergences. Created by `POST /api/recordings/:id/replay`, which puts the steps in
- * Redis for the job's companion to hand to the Worker (`lib/replay.ts`): the job's params stay
+ * Redis for the job's companion to hand to the Worker (`lib/recordings/replay.ts`): the job's params stay
  * small (they are in the history), the steps do not need to.
  */
 import { z } from "@hono/zod-openapi";
-import type { JobType } from "../lib/job_types.ts";
-import { RecordParam } from "../lib/recording.ts";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import { RecordParam } from "../lib/recordings/model.ts";
 import { SESSION_JOB_BASE, SessionParams } from "./session.ts";
 
 export const ReplaySpeed = z.union([z.number().min(0.1).max(100), z.literal("max")])

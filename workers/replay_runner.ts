@@ -27,8 +27,8 @@ import type {
   ReplayReport,
   ReplaySpec,
   ReplayStep,
-} from "../lib/replay_spec.ts";
-import type { InputMessage } from "../lib/session_protocol.ts";
+} from "../lib/recordings/replay_spec.ts";
+import type { InputMessage } from "../lib/sessions/protocol.ts";
 
 /** What the runner needs from the session it drives. */
 export interface ReplayHost {

@@ -1,19 +1,19 @@
 /**
  * `session`: a live, interactive browser session. Its Worker holds one Chromium shared by every
  * session of the process and one browser context per session, and applies viewers' input; its
- * companion (`lib/session_host.ts`) captures the CDP screencast and serves the viewers. Sessions
+ * companion (`lib/sessions/host.ts`) captures the CDP screencast and serves the viewers. Sessions
  * have their own slots (STREAMPLAY_MAX_SESSIONS), are asked to stop rather than killed, and are
  * never retried: a session that restarted would not be the same session.
  */
 import { z } from "@hono/zod-openapi";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { JobType } from "../lib/job_types.ts";
-import type { Config } from "../lib/config.ts";
-import { NO_PERMISSIONS, type SandboxSpec } from "../lib/sandbox.ts";
-import { PLAYWRIGHT_ENV_READS } from "../lib/browser.ts";
-import { killProcessTree, listProcesses, readProcFiles } from "../lib/procfs.ts";
-import { RecordParam } from "../lib/recording.ts";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import type { Config } from "../lib/core/config.ts";
+import { NO_PERMISSIONS, type SandboxSpec } from "../lib/jobs/sandbox.ts";
+import { PLAYWRIGHT_ENV_READS } from "../lib/core/playwright.ts";
+import { killProcessTree, listProcesses, readProcFiles } from "../lib/core/procfs.ts";
+import { RecordParam } from "../lib/recordings/model.ts";
 
 export const SessionParams = z.object({
   url: z.string().min(1).max(8192).openapi({ example: "http://127.0.0.1:8080/" }),

@@ -16,15 +16,15 @@
  */
 import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
-import { CHROMIUM_ARGS, loadPlaywright, type Playwright } from "../lib/browser.ts";
+import { CHROMIUM_ARGS, loadPlaywright, type Playwright } from "../lib/core/playwright.ts";
 import type {
   InputMessage,
   PageState,
   SessionIn,
   SessionOut,
   TabInfo,
-} from "../lib/session_protocol.ts";
-import type { ReplayReport, ReplaySpec } from "../lib/replay_spec.ts";
+} from "../lib/sessions/protocol.ts";
+import type { ReplayReport, ReplaySpec } from "../lib/recordings/replay_spec.ts";
 import type { SessionInit, SessionParams } from "./session.ts";
 import { elementTarget } from "./element_target.ts";
 import { runReplay } from "./replay_runner.ts";

@@ -3,7 +3,7 @@
 // bitrate, latency and viewers, navigation, tabs, and the side panel of page events.
 //
 // Wire format of a frame (binary message): [u32 LE header length][header JSON][JPEG]; header
-// { seq, ts, w, h, ot, ps, sx, sy, tab }. Everything else is JSON (lib/session_protocol.ts).
+// { seq, ts, w, h, ot, ps, sx, sy, tab }. Everything else is JSON (lib/sessions/protocol.ts).
 import { api, el, fmtBytes, fmtNumber, token } from "./api.js";
 
 const decoder = new TextDecoder();

@@ -1,0 +1,110 @@
+/**
+ * Bearer-token authentication with roles viewer < operator < admin.
+ *
+ * With `STREAMPLAY_TOKENS` unset every caller is an anonymous admin (the default loopback-only
+ * setup). With tokens, `/api` and `/ws` calls need `Authorization: Bearer <token>`; WebSocket
+ * upgrades, page requests and recording media (video, screenshots: `<video>` and `<img>` cannot
+ * set headers either) may pass `?token=` instead.
+ * Tokens are compared as SHA-256 digests in constant time and never logged.
+ */
+import { createMiddleware } from "hono/factory";
+import { HTTPException } from "hono/http-exception";
+import type { Role, Token } from "../core/config.ts";
+
+export interface Principal {
+  name: string;
+  role: Role;
+}
+
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+export function hasRole(principal: Principal | undefined, role: Role): boolean {
+  return principal !== undefined && RANK[principal.role] >= RANK[role];
+}
+
+async function digest(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length && i < b.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+export interface Authenticator {
+  enabled: boolean;
+  /** Who holds this token, or null. */
+  identify(token: string | null): Promise<Principal | null>;
+}
+
+export async function createAuthenticator(tokens: Token[]): Promise<Authenticator> {
+  const known = await Promise.all(
+    tokens.map(async (t) => ({ hash: await digest(t.token), name: t.name, role: t.role })),
+  );
+  return {
+    enabled: tokens.length > 0,
+    async identify(token) {
+      if (tokens.length === 0) return { name: "anonymous", role: "admin" };
+      if (!token) return null;
+      const hash = await digest(token);
+      let found: Principal | null = null;
+      for (const k of known) if (sameBytes(hash, k.hash)) found = { name: k.name, role: k.role };
+      return found;
+    },
+  };
+}
+
+/** The token a request carries: the Authorization header, or `?token=` where allowed. */
+export function requestToken(req: Request, allowQuery: boolean): string | null {
+  const header = req.headers.get("authorization");
+  if (header) {
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    return m ? m[1]! : null;
+  }
+  if (allowQuery) return new URL(req.url).searchParams.get("token");
+  return null;
+}
+
+type AuthEnv = { Variables: { principal: Principal } };
+
+/** Media a browser element loads by URL: a recording's video and screenshots. */
+const MEDIA_PATH = /^\/api\/recordings\/[^/]+\/(video|screenshots\/[^/]+)$/;
+
+/**
+ * Identifies the caller on /api and /ws; answers 401 when a token is needed and missing.
+ * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
+ */
+export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
+  return createMiddleware<AuthEnv>(async (c, next) => {
+    const queryToken = c.req.path.startsWith("/ws/") ||
+      ((c.req.method === "GET" || c.req.method === "HEAD") && MEDIA_PATH.test(c.req.path));
+    const token = requestToken(c.req.raw, queryToken);
+    if (!token && isPublic?.(c.req.path)) {
+      c.set("principal", { name: "public", role: "viewer" });
+      return await next();
+    }
+    const principal = await auth.identify(token);
+    if (!principal) {
+      throw new HTTPException(401, {
+        message: "A valid token is required: send Authorization: Bearer <token>",
+        res: undefined,
+      });
+    }
+    c.set("principal", principal);
+    await next();
+  });
+}
+
+/** Refuses with 403 a caller whose role is below `role`. */
+export function requireRole(role: Role) {
+  return createMiddleware<AuthEnv>(async (c, next) => {
+    const p = c.get("principal");
+    if (!hasRole(p, role)) {
+      throw new HTTPException(403, {
+        message: `This needs the ${role} role; token "${p?.name}" has ${p?.role}`,
+      });
+    }
+    await next();
+  });
+}

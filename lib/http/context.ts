@@ -1,0 +1,68 @@
+/**
+ * What every route can reach through the Hono context: `c.get("queue")`, `c.get("history")`,
+ * ... set once per request by `createApp`, plus the caller (`principal`).
+ */
+import type { Config } from "../core/config.ts";
+import type { Logger } from "../core/log.ts";
+import type { Queue } from "../jobs/queue.ts";
+import type { History } from "../history/store.ts";
+import type { HistoryWriter } from "../history/writer.ts";
+import type { JobTypes } from "../jobs/job_type.ts";
+import type { UrlPolicy } from "../security/url_policy.ts";
+import type { Principal } from "./auth.ts";
+import type { Runner } from "../jobs/runner.ts";
+import type { Metrics } from "../monitoring/metrics.ts";
+import type { Monitor } from "../monitoring/monitor.ts";
+import type { SessionStore } from "../sessions/store.ts";
+import type { SessionHost } from "../sessions/host.ts";
+import type { RecordingCatalog } from "../recordings/catalog.ts";
+import type { StreamStore } from "../streams/store.ts";
+import type { StreamHost } from "../streams/host.ts";
+import type { EncoderDetection } from "../video/codecs.ts";
+
+/** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
+export interface SessionDeps {
+  store: SessionStore;
+  host?: SessionHost | undefined;
+}
+
+/** Video streams: the shared Redis side, and the ones encoded here (when sessions run here). */
+export interface StreamDeps {
+  store: StreamStore;
+  host?: StreamHost | undefined;
+}
+
+/** Recordings: their catalog in DuckDB, and how this process is reached (for file URLs). */
+export interface RecordingDeps {
+  catalog: RecordingCatalog;
+  /** This process's base URL as clients reach it. */
+  publicUrl(): string;
+}
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  queue: Queue;
+  history: History;
+  /** Live events of this process and the not-yet-stored ones (the history writer). */
+  hub: HistoryWriter;
+  jobTypes: JobTypes;
+  policy: UrlPolicy;
+  /** The local worker pool, when this process runs one. */
+  runner?: Runner | undefined;
+  sessions: SessionDeps;
+  recordings: RecordingDeps;
+  streams: StreamDeps;
+  /** Video encoders usable in this process. */
+  encoders: EncoderDetection;
+  version: string;
+  metrics: Metrics;
+  /** Pressure and admission, the dashboard feed, alerts, history of the platform series. */
+  monitor: Monitor;
+}
+
+export type AppEnv = {
+  Variables:
+    & Pick<AppDeps, "config" | "log" | "queue" | "history" | "hub" | "jobTypes" | "policy">
+    & { deps: AppDeps; principal: Principal };
+};

@@ -1,0 +1,72 @@
+/**
+ * The one place errors become HTTP answers: `{ "error": "<sentence>", "details"?: ... }` with the
+ * right status. HTTPException carries its own status; domain errors are mapped here; anything
+ * else is a 500 whose details are logged, never sent.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ZodError } from "zod";
+import { QueueUnavailable } from "../jobs/queue.ts";
+import { PlatformBusy } from "../monitoring/pressure.ts";
+import type { Logger } from "../core/log.ts";
+import { errorMessage } from "../core/log.ts";
+
+export function toErrorStatus(err: unknown): number {
+  if (err instanceof HTTPException) return err.status;
+  if (err instanceof QueueUnavailable) return 503;
+  if (err instanceof PlatformBusy) return err.status;
+  return 500;
+}
+
+/** Names the first problem of a zod error, prefixed with where the value came from. */
+export function describeZodError(error: ZodError, prefix = ""): {
+  error: string;
+  details: Array<{ field: string; message: string }>;
+} {
+  const details = error.issues.map((i) => ({
+    field: [prefix, ...i.path.map(String)].filter(Boolean).join("."),
+    message: i.message,
+  }));
+  const first = details[0];
+  return {
+    error: first ? `${first.field || "body"}: ${first.message}` : "invalid request",
+    details,
+  };
+}
+
+/** A 400 naming the field, as a throwable. */
+export function badRequest(message: string, details?: unknown): HTTPException {
+  return new HTTPException(400, { message, cause: details });
+}
+
+export function errorHandler(log: Logger) {
+  return (err: Error, c: Context) => {
+    const status = toErrorStatus(err);
+    if (status >= 500 && !(err instanceof QueueUnavailable) && !(err instanceof PlatformBusy)) {
+      log.error("request failed", {
+        method: c.req.method,
+        path: c.req.path,
+        error: errorMessage(err),
+        stack: err.stack?.split("\n").slice(1, 4).join(" | "),
+      });
+    }
+    const body: Record<string, unknown> = {
+      error: status === 500
+        ? "Internal error; the server log has the details"
+        : status === 415
+        ? "body: send JSON with the header Content-Type: application/json"
+        : err.message,
+    };
+    if (err instanceof HTTPException && err.cause !== undefined && status < 500) {
+      body.details = err.cause;
+    }
+    if (err instanceof PlatformBusy) {
+      body.details = { reason: err.pressure.reason, pressure: err.pressure };
+    }
+    const res = c.json(body, status as 400);
+    if (status === 401) res.headers.set("WWW-Authenticate", 'Bearer realm="streamplay"');
+    if (err instanceof QueueUnavailable) res.headers.set("Retry-After", "5");
+    if (err instanceof PlatformBusy) res.headers.set("Retry-After", String(err.retryAfterS));
+    return res;
+  };
+}

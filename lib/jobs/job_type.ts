@@ -1,0 +1,88 @@
+/**
+ * The job types this platform runs, and what each needs from the platform: its params schema,
+ * the URLs the URL policy must allow, its default timeout, and the sandbox (Worker module and
+ * narrowed permissions) a job of that type runs in. Each type lives in `workers/<type>.ts`
+ * (the part that runs in the pool) and `workers/<type>.worker.ts` (the part in the sandbox).
+ */
+import type { z } from "@hono/zod-openapi";
+import type { Config } from "../core/config.ts";
+import type { SandboxSpec } from "./sandbox.ts";
+import type { Sample, Tracking } from "./sampler.ts";
+import { noopJob } from "../../workers/noop.ts";
+import { httpBenchJob } from "../../workers/http-bench.ts";
+import { browserBenchJob } from "../../workers/browser-bench.ts";
+import { sessionJob } from "../../workers/session.ts";
+import { replayJob } from "../../workers/replay.ts";
+
+export interface JobTypeContext {
+  config: Config;
+  /** The job's own directory for files it writes (null when the type needs none). */
+  artifactDir: string | null;
+}
+
+// deno-lint-ignore no-explicit-any
+export interface JobType<P = any> {
+  name: string;
+  summary: string;
+  params: z.ZodType<P>;
+  defaultTimeoutS(params: P): number;
+  /** URLs the job will reach, by field path, for the URL policy. */
+  urls(params: P): Array<{ field: string; url: string }>;
+  sandbox(params: P, ctx: JobTypeContext): SandboxSpec;
+  /** A sandbox to start ahead of the first job, when it does not depend on params. */
+  warm?(config: Config): SandboxSpec;
+  /** Whether the job gets its own artifact directory under the data dir. */
+  artifacts: boolean;
+  /** Whether the pool samples machine resources every second while the job runs. */
+  sample: boolean;
+  /** Seconds between resource samples (default 1), when `sample` is true. */
+  sampleIntervalS?(params: P): number;
+  /**
+   * Completes a successful result with what only the pool has: the resource samples taken while
+   * the job ran (the benchmarks add their sizing report here).
+   */
+  finish?(params: P, result: unknown, samples: Sample[]): unknown;
+  /**
+   * Jobs of this type get their own slots in each process instead of sharing
+   * STREAMPLAY_CONCURRENCY (long-lived, mostly idle jobs such as live sessions).
+   */
+  slots?(config: Config): number;
+  /**
+   * Long-lived jobs that share a Worker: on cancel, timeout or pool shutdown the job's
+   * AbortSignal fires ("cancelled", "timeout", "shutdown") and it has this long to end on its
+   * own before its Worker is terminated, so one job's end does not take its neighbours down.
+   */
+  stopGraceMs?: number;
+}
+
+export type JobTypes = ReadonlyMap<string, JobType>;
+
+export function createJobTypes(): JobTypes {
+  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob];
+  return new Map(list.map((t) => [t.name, t]));
+}
+
+/**
+ * A succeeded job's stored result: the type's `finish` applied to the resource samples taken
+ * while it ran, plus their summary under `resources`. Stops the tracking. A `finish` that throws
+ * is reported to `onError` and leaves the Worker's result as it was.
+ */
+export function completeResult(
+  type: JobType,
+  params: unknown,
+  result: unknown,
+  tracking: Tracking | null,
+  onError: (err: unknown) => void,
+): unknown {
+  const samples = tracking?.samples() ?? [];
+  const summary = tracking?.stop();
+  let finished = result;
+  try {
+    if (type.finish) finished = type.finish(params, result, samples);
+  } catch (err) {
+    onError(err);
+  }
+  return summary && finished && typeof finished === "object" && !Array.isArray(finished)
+    ? { ...finished as Record<string, unknown>, resources: summary }
+    : finished;
+}

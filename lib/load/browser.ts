@@ -1,0 +1,671 @@
+/**
+ * Real-browser load: virtual users on Chromium through Playwright, each repeating a scenario until
+ * its level ends, with periodic screenshots, web vitals and navigation timing per page visit
+ * (the `web-vitals` library injected into every page), JS heap, requests and bytes, and errors
+ * by kind, each with a screenshot taken the moment it happened. Used by the `browser-bench`
+ * Worker and by the CLI.
+ *
+ * Sessions: one browser shared by the users of a run, one browser context per user (default),
+ * or one browser per user (`browserPerUser`).
+ *
+ * What the browser may reach: only the hosts the URL policy approved for the job. Chromium is a
+ * child process Deno cannot restrict, so the rule is enforced inside Chromium: every request goes
+ * to an unreachable proxy except those to the approved hosts (the proxy bypass list), which also
+ * covers redirects and IP addresses. Playwright's request interception (`route`) is not used: it
+ * does not see redirect hops (Playwright continues them itself) and it turns off the HTTP cache,
+ * which would make every simulated visit heavier than a real one. Blocked requests are counted
+ * as errors of kind `blocked`; service workers are blocked and WebRTC may not send UDP outside
+ * the proxy.
+ *
+ * Launch tuning (measured by `deno task bench:density`): Chromium 156's headless mode opens a
+ * WebUI omnibox popup renderer for every window, about 50 MB per browser context; those features,
+ * the spare renderer, and the separate GPU and network processes are turned off.
+ */
+import type { Browser, BrowserContext, ConsoleMessage, Page, Request } from "playwright";
+import { quantile } from "simple-statistics";
+import { CHROMIUM_ARGS, type Playwright } from "../core/playwright.ts";
+import { type Step, stepUrl } from "./scenario.ts";
+
+/** Features Playwright 1.65 disables; a later --disable-features replaces its list, so we repeat it. */
+const PLAYWRIGHT_DISABLED_FEATURES = [
+  "AvoidUnnecessaryBeforeUnloadCheckSync",
+  "DestroyProfileOnBrowserClose",
+  "HttpsUpgrades",
+  "HttpsFirstBalancedModeAutoEnable",
+  "LensOverlay",
+  "MediaRouter",
+  "PaintHolding",
+  "ThirdPartyStoragePartitioning",
+  "AvoidCorsURLLoaderRestartOnRedirect",
+  "TcpPortRandomizationWin",
+  "OptimizationHints",
+  "NetworkTimeServiceQuerying",
+  "AimEnabled",
+  "PreconnectToSearch",
+];
+const PLAYWRIGHT_ENABLED_FEATURES = [
+  "CDPScreenshotNewSurface",
+  "SkipListAccountsWithoutGaiaCookies",
+];
+
+/** Chromium features that cost memory per context or per browser and do nothing headless. */
+export const DENSITY_DISABLED_FEATURES = [
+  "WebUIOmniboxPopup",
+  "WebUIOmniboxFullPopup",
+  "WebUIOmniboxAimPopup",
+  "SpareRendererForSitePerProcess",
+];
+
+/** Where requests to hosts that are not approved go: a closed port, so they fail at once. */
+export const BLOCKING_PROXY = "http://127.0.0.1:1";
+
+export interface LaunchSettings {
+  executablePath: string;
+  /** Hosts the browser may reach; every other request fails. Omit to allow everything. */
+  allowedHosts?: string[];
+  /** false: Playwright's default launch (with only --no-sandbox), for comparison. */
+  tuned?: boolean;
+}
+
+/** Launch options for a load browser. */
+export function launchOptions(s: LaunchSettings) {
+  const args = s.tuned === false ? ["--no-sandbox"] : [
+    ...CHROMIUM_ARGS,
+    `--disable-features=${
+      [...PLAYWRIGHT_DISABLED_FEATURES, ...DENSITY_DISABLED_FEATURES].join(",")
+    }`,
+    `--enable-features=${[...PLAYWRIGHT_ENABLED_FEATURES, "NetworkServiceInProcess"].join(",")}`,
+    "--in-process-gpu",
+    "--enable-precise-memory-info",
+  ];
+  args.push("--force-webrtc-ip-handling-policy=disable_non_proxied_udp");
+  return {
+    executablePath: s.executablePath,
+    args,
+    ...(s.allowedHosts
+      ? {
+        proxy: {
+          server: BLOCKING_PROXY,
+          bypass: ["<-loopback>", ...s.allowedHosts.map(bypassEntry)].join(","),
+        },
+      }
+      : {}),
+  };
+}
+
+/** A host as Chromium's proxy bypass list spells it (IPv6 in brackets). */
+function bypassEntry(host: string): string {
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+export const CONTEXT_OPTIONS = {
+  viewport: { width: 1280, height: 720 },
+  serviceWorkers: "block" as const,
+};
+
+/** The pid of a launched browser's main process (Chromium reports its own processes). */
+export async function browserPid(browser: Browser): Promise<number | null> {
+  const cdp = await browser.newBrowserCDPSession();
+  try {
+    const info = await cdp.send("SystemInfo.getProcessInfo") as {
+      processInfo: Array<{ type: string; id: number }>;
+    };
+    return info.processInfo.find((p) => p.type === "browser")?.id ?? null;
+  } finally {
+    await cdp.detach().catch(() => {});
+  }
+}
+
+// ---- measurements ----
+
+export interface Percentiles {
+  count: number;
+  p50: number;
+  p75: number;
+  p95: number;
+  max: number;
+}
+
+/** p50, p75, p95 and max of a list (null when empty). */
+export function percentiles(values: number[], digits = 1): Percentiles | null {
+  if (values.length === 0) return null;
+  const r = (v: number) => Math.round(v * 10 ** digits) / 10 ** digits;
+  const [p50, p75, p95] = quantile(values, [0.5, 0.75, 0.95]) as number[];
+  return {
+    count: values.length,
+    p50: r(p50!),
+    p75: r(p75!),
+    p95: r(p95!),
+    max: r(Math.max(...values)),
+  };
+}
+
+/** What the injected script reports for one document. */
+interface Visit {
+  id: string;
+  url: string;
+  lcp: number | null;
+  fcp: number | null;
+  cls: number | null;
+  ttfb: number | null;
+  inp: number | null;
+  dcl: number | null;
+  load: number | null;
+  heap: number | null;
+  requests: number;
+  bytes: number;
+}
+
+export interface PageFigures {
+  visits: number;
+  lcp_ms: Percentiles | null;
+  fcp_ms: Percentiles | null;
+  cls: Percentiles | null;
+  ttfb_ms: Percentiles | null;
+  inp_ms: Percentiles | null;
+  dom_content_loaded_ms: Percentiles | null;
+  load_ms: Percentiles | null;
+  js_heap_bytes: Percentiles | null;
+  requests: Percentiles | null;
+  bytes: Percentiles | null;
+}
+
+function figures(visits: Visit[]): PageFigures {
+  const pick = (k: keyof Visit) =>
+    visits.map((v) => v[k]).filter((x): x is number => typeof x === "number");
+  return {
+    visits: visits.length,
+    lcp_ms: percentiles(pick("lcp")),
+    fcp_ms: percentiles(pick("fcp")),
+    cls: percentiles(pick("cls"), 4),
+    ttfb_ms: percentiles(pick("ttfb")),
+    inp_ms: percentiles(pick("inp")),
+    dom_content_loaded_ms: percentiles(pick("dcl")),
+    load_ms: percentiles(pick("load")),
+    js_heap_bytes: percentiles(pick("heap"), 0),
+    requests: percentiles(pick("requests"), 0),
+    bytes: percentiles(pick("bytes"), 0),
+  };
+}
+
+const pageKey = (url: string) => {
+  try {
+    const u = new URL(url);
+    return u.origin + u.pathname;
+  } catch {
+    return url;
+  }
+};
+
+export const ERROR_KINDS = [
+  "console",
+  "page",
+  "request",
+  "http",
+  "blocked",
+  "timeout",
+  "step",
+  "crash",
+] as const;
+export type ErrorKind = typeof ERROR_KINDS[number];
+
+export interface ErrorRecord {
+  kind: ErrorKind;
+  message: string;
+  url: string;
+  user: number;
+  level: number;
+  ts: string;
+  /** Artifact path of the screenshot taken when it happened (relative to the artifact dir). */
+  screenshot: string | null;
+}
+
+export type ErrorCounts = Record<ErrorKind, number> & { total: number };
+
+const noErrors = (): ErrorCounts =>
+  Object.fromEntries([...ERROR_KINDS, "total"].map((k) => [k, 0])) as ErrorCounts;
+
+export interface LevelResult extends PageFigures {
+  concurrency: number;
+  users_started: number;
+  duration_s: number;
+  iterations: number;
+  steps: { ok: number; failed: number };
+  requests_total: number;
+  errors: ErrorCounts;
+  screenshots: number;
+  pages: Record<string, PageFigures>;
+}
+
+export interface LevelTick {
+  elapsed_s: number;
+  users_active: number;
+  iterations: number;
+  page_visits: number;
+  errors: number;
+  /** p75 of each vital so far in this level. */
+  vitals: {
+    lcp_ms: number | null;
+    fcp_ms: number | null;
+    ttfb_ms: number | null;
+    cls: number | null;
+    inp_ms: number | null;
+  };
+}
+
+export interface BrowserLoadOptions {
+  playwright: Playwright;
+  launch: LaunchSettings;
+  browserPerUser: boolean;
+  url: string;
+  scenario: Step[];
+  /** Where screenshots go (`screenshots/`, `errors/`); null: none are taken. */
+  artifactDir: string | null;
+  screenshotEveryS: number;
+  screenshotQuality: number;
+  stepTimeoutMs: number;
+  viewport: { width: number; height: number };
+  /** Error screenshots kept for the whole run; later errors are counted without one. */
+  maxErrorScreenshots: number;
+  /** Error records kept for the whole run. */
+  maxErrorRecords?: number;
+  /** The vitals script to inject (the web-vitals IIFE source). */
+  webVitalsSource: string;
+  /** Called whenever the set of browser main processes changes. */
+  onProcesses?(pids: number[]): void;
+  onError?(record: ErrorRecord): void;
+}
+
+export interface LevelOptions {
+  index: number;
+  concurrency: number;
+  durationMs: number;
+  rampMs: number;
+  signal: AbortSignal;
+  /** Called once every user has opened its page. */
+  onSteady?(): void;
+  /** Called when the level's time is up, before the users' pages close. */
+  onStop?(): void;
+  /** Called every second. */
+  onTick?(tick: LevelTick): void;
+}
+
+export interface BrowserLoad {
+  runLevel(o: LevelOptions): Promise<LevelResult>;
+  /** Every error record kept so far. */
+  errors(): ErrorRecord[];
+  close(): Promise<void>;
+}
+
+/** The web-vitals library's browser build, to inject with `vitalsScript`. */
+export function readWebVitals(): Promise<string> {
+  return Deno.readTextFile(
+    new URL("../../node_modules/web-vitals/dist/web-vitals.iife.js", import.meta.url),
+  );
+}
+
+/** The script run in every page: web vitals, navigation timing, heap, requests and bytes. */
+export function vitalsScript(webVitalsSource: string): string {
+  return `(() => {
+  if (window.top !== window || window.__spVitals) return;
+  const wv = (function () { ${webVitalsSource}; return webVitals; })();
+  const id = Math.random().toString(36).slice(2) + Date.now().toString(36);
+  const v = {};
+  const set = (m) => { v[m.name] = m.value; };
+  const all = { reportAllChanges: true };
+  wv.onLCP(set, all); wv.onFCP(set, all); wv.onCLS(set, all); wv.onTTFB(set, all); wv.onINP(set, all);
+  try { performance.setResourceTimingBufferSize(5000); } catch {}
+  const snap = () => {
+    const nav = performance.getEntriesByType("navigation")[0];
+    const res = performance.getEntriesByType("resource");
+    let bytes = nav ? nav.transferSize || 0 : 0;
+    for (const r of res) bytes += r.transferSize || 0;
+    return {
+      id, url: location.href,
+      lcp: v.LCP ?? null, fcp: v.FCP ?? null, cls: v.CLS ?? null, ttfb: v.TTFB ?? null,
+      inp: v.INP ?? null,
+      dcl: nav ? nav.domContentLoadedEventEnd : null,
+      load: nav && nav.loadEventEnd > 0 ? nav.loadEventEnd : null,
+      heap: performance.memory ? performance.memory.usedJSHeapSize : null,
+      requests: res.length + (nav ? 1 : 0), bytes,
+    };
+  };
+  // Documents left by in-page navigation (a clicked link) hand their record to the next
+  // document of the same origin through sessionStorage; the runner drains them with the rest.
+  const KEY = "__streamplay_visits";
+  let prev = [];
+  try { prev = JSON.parse(sessionStorage.getItem(KEY) || "[]"); sessionStorage.removeItem(KEY); }
+  catch {}
+  addEventListener("pagehide", () => {
+    try { sessionStorage.setItem(KEY, JSON.stringify(prev.concat([snap()]).slice(-50))); } catch {}
+  }, true);
+  Object.defineProperty(window, "__spVitals", {
+    value: () => { const out = prev.concat([snap()]); prev = []; return JSON.stringify(out); },
+  });
+})();`;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+
+function classify(err: unknown): ErrorKind {
+  const e = err as { name?: string; message?: string };
+  if (e?.name === "TimeoutError") return "timeout";
+  if (/ERR_PROXY_CONNECTION_FAILED|ERR_TUNNEL_CONNECTION_FAILED/.test(e?.message ?? "")) {
+    return "blocked";
+  }
+  if (/crash/i.test(e?.message ?? "")) return "crash";
+  return "step";
+}
+
+const firstLine = (s: string) => s.split("\n")[0]!.slice(0, 500);
+
+/** Starts a load run; browsers start with the first level and close with `close()`. */
+export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
+  const { chromium } = o.playwright;
+  const script = vitalsScript(o.webVitalsSource);
+  const errorLog: ErrorRecord[] = [];
+  const maxRecords = o.maxErrorRecords ?? 200;
+  const pids = new Set<number>();
+  let shared: Promise<Browser> | null = null;
+  let errorShots = 0;
+  let shotSeq = 0;
+  let closed = false;
+
+  const publishPids = () => o.onProcesses?.([...pids]);
+
+  const launch = async (): Promise<Browser> => {
+    const browser = await chromium.launch(launchOptions(o.launch));
+    const pid = await browserPid(browser).catch(() => null);
+    if (pid !== null) {
+      pids.add(pid);
+      publishPids();
+      browser.on("disconnected", () => {
+        pids.delete(pid);
+        publishPids();
+      });
+    }
+    return browser;
+  };
+
+  const writeShot = async (dir: string, name: string, page: Page): Promise<string | null> => {
+    if (!o.artifactDir) return null;
+    const bytes = await page.screenshot({
+      type: "jpeg",
+      quality: o.screenshotQuality,
+      timeout: 5_000,
+      animations: "allow",
+    });
+    await Deno.mkdir(`${o.artifactDir}/${dir}`, { recursive: true });
+    const rel = `${dir}/${name}.jpg`;
+    await Deno.writeFile(`${o.artifactDir}/${rel}`, bytes);
+    return rel;
+  };
+
+  return {
+    errors: () => [...errorLog],
+
+    async runLevel(lv) {
+      const started = Date.now();
+      const stop = new AbortController();
+      const onOuterAbort = () => stop.abort();
+      lv.signal.addEventListener("abort", onOuterAbort, { once: true });
+      const deadline = setTimeout(() => stop.abort(), lv.durationMs);
+      stop.signal.addEventListener("abort", () => lv.onStop?.(), { once: true });
+
+      const visits = new Map<string, Visit>();
+      /** Error screenshots being taken, with the user whose page they capture. */
+      const writes = new Map<Promise<unknown>, number>();
+      /** Until the user's error screenshots are taken: its page stays where the error was. */
+      const shotsTaken = (user: number) =>
+        Promise.all([...writes].filter(([, u]) => u === user).map(([w]) => w));
+      const errors = noErrors();
+      let usersStarted = 0;
+      let usersActive = 0;
+      let iterations = 0;
+      let stepsOk = 0;
+      let stepsFailed = 0;
+      let requests = 0;
+      let screenshots = 0;
+
+      /** Takes the page's visit records (documents left since the last call, and this one). */
+      const collect = async (page: Page) => {
+        if (page.isClosed()) return;
+        const json = await page.evaluate("window.__spVitals ? window.__spVitals() : '[]'")
+          .catch(() => "[]");
+        try {
+          for (const v of JSON.parse(String(json)) as Visit[]) {
+            if (typeof v.id === "string" && /^https?:/.test(v.url)) visits.set(v.id, v);
+          }
+        } catch { /* not ours */ }
+      };
+
+      const error = (kind: ErrorKind, message: string, page: Page | null, user: number) => {
+        if (stop.signal.aborted && kind !== "console" && kind !== "page") return;
+        errors[kind]++;
+        errors.total++;
+        const record: ErrorRecord = {
+          kind,
+          message: firstLine(message),
+          url: page?.url() ?? "",
+          user,
+          level: lv.concurrency,
+          ts: new Date().toISOString(),
+          screenshot: null,
+        };
+        if (errorLog.length < maxRecords) errorLog.push(record);
+        o.onError?.(record);
+        if (page && o.artifactDir && errorShots < o.maxErrorScreenshots && !page.isClosed()) {
+          errorShots++;
+          const name = `${String(++shotSeq).padStart(4, "0")}-${kind}-u${user}`;
+          const write = writeShot("errors", name, page).then((rel) => {
+            record.screenshot = rel;
+          }, () => {});
+          writes.set(write, user);
+          write.finally(() => writes.delete(write));
+        }
+      };
+
+      const runStep = async (page: Page, step: Step, user: number) => {
+        switch (step.action) {
+          case "goto":
+            await collect(page);
+            await page.goto(stepUrl(step, o.url), { waitUntil: "load" });
+            break;
+          case "click":
+            await page.click(step.selector);
+            break;
+          case "type":
+            await page.locator(step.selector).first().pressSequentially(step.text);
+            break;
+          case "scroll":
+            if (step.to === "top") await page.evaluate("scrollTo(0, 0)");
+            else if (step.to === "bottom") {
+              await page.evaluate("scrollTo(0, document.documentElement.scrollHeight)");
+            } else await page.mouse.wheel(0, step.by ?? 600);
+            break;
+          case "wait":
+            if (step.ms !== undefined) await sleep(step.ms, stop.signal);
+            else await page.locator(step.selector!).first().waitFor({ state: "visible" });
+            break;
+          case "screenshot": {
+            const name = `l${lv.index + 1}-u${user}-${step.name ?? "step"}-${++shotSeq}`;
+            if (await writeShot("screenshots", name, page)) screenshots++;
+            break;
+          }
+          case "hover":
+            await page.hover(step.selector);
+            break;
+          case "press":
+            if (step.selector) await page.press(step.selector, step.key);
+            else await page.keyboard.press(step.key);
+            break;
+        }
+      };
+
+      const user = async (i: number) => {
+        await sleep(lv.concurrency > 1 ? lv.rampMs * i / lv.concurrency : 0, stop.signal);
+        if (stop.signal.aborted) return;
+        let own: Browser | null = null;
+        let context: BrowserContext | null = null;
+        let timer: ReturnType<typeof setInterval> | undefined;
+        let active = false;
+        try {
+          const browser = o.browserPerUser ? (own = await launch()) : await (shared ??= launch());
+          context = await browser.newContext({ ...CONTEXT_OPTIONS, viewport: o.viewport });
+          context.setDefaultTimeout(o.stepTimeoutMs);
+          context.setDefaultNavigationTimeout(o.stepTimeoutMs);
+          await context.addInitScript({ content: script });
+          const page = await context.newPage();
+          page.on("console", (m: ConsoleMessage) => {
+            // The browser's own favicon probe is not part of the page.
+            if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) {
+              error("console", m.text(), page, i);
+            }
+          });
+          page.on("pageerror", (e: Error) => error("page", e.message, page, i));
+          page.on("request", () => requests++);
+          page.on("requestfailed", (r: Request) => {
+            const text = r.failure()?.errorText ?? "failed";
+            if (text === "net::ERR_ABORTED") return;
+            const kind = /PROXY|TUNNEL/.test(text) ? "blocked" : "request";
+            error(kind, `${text} ${r.method()} ${r.url()}`, page, i);
+          });
+          page.on("response", (r) => {
+            // The browser's own favicon probe is not part of the page.
+            if (r.status() >= 400 && !r.url().endsWith("/favicon.ico")) {
+              error("http", `HTTP ${r.status()} ${r.request().method()} ${r.url()}`, page, i);
+            }
+          });
+          page.on("crash", () => error("crash", "the page crashed", page, i));
+          usersStarted++;
+          usersActive++;
+          active = true;
+          if (usersStarted === lv.concurrency) lv.onSteady?.();
+          if (o.artifactDir && o.screenshotEveryS > 0) {
+            let busy = false;
+            let n = 0;
+            timer = setInterval(() => {
+              if (busy || stop.signal.aborted || page.isClosed()) return;
+              busy = true;
+              writeShot(
+                "screenshots",
+                `l${lv.index + 1}-u${i}-${String(++n).padStart(4, "0")}`,
+                page,
+              )
+                .then((rel) => rel && screenshots++, () => {})
+                .finally(() => (busy = false));
+            }, o.screenshotEveryS * 1000);
+          }
+          if (o.scenario[0]?.action !== "goto") {
+            await page.goto(o.url, { waitUntil: "load" }).catch((err) => {
+              if (!stop.signal.aborted) error(classify(err), String(err?.message ?? err), page, i);
+            });
+          }
+          while (!stop.signal.aborted) {
+            let completed = true;
+            for (const step of o.scenario) {
+              if (stop.signal.aborted) {
+                completed = false;
+                break;
+              }
+              try {
+                await shotsTaken(i);
+                await runStep(page, step, i);
+                stepsOk++;
+              } catch (err) {
+                completed = false;
+                if (stop.signal.aborted || page.isClosed()) break;
+                stepsFailed++;
+                error(classify(err), `${step.action}: ${(err as Error)?.message ?? err}`, page, i);
+                await sleep(500, stop.signal);
+                break;
+              }
+            }
+            if (completed) iterations++;
+          }
+          await collect(page);
+        } catch (err) {
+          if (!stop.signal.aborted) {
+            error(classify(err), String((err as Error)?.message ?? err), null, i);
+          }
+        } finally {
+          clearInterval(timer);
+          if (active) usersActive--;
+          // Error screenshots still being taken need the page open.
+          await Promise.all([...writes.keys()]);
+          await context?.close().catch(() => {});
+          await own?.close().catch(() => {});
+        }
+      };
+
+      const tick = setInterval(() => {
+        const vs = [...visits.values()];
+        const p75 = (k: keyof Visit) => {
+          const xs = vs.map((v) => v[k]).filter((x): x is number => typeof x === "number");
+          return xs.length ? Math.round(quantile(xs, 0.75) * 1000) / 1000 : null;
+        };
+        lv.onTick?.({
+          elapsed_s: Math.round((Date.now() - started) / 100) / 10,
+          users_active: usersActive,
+          iterations,
+          page_visits: vs.length,
+          errors: errors.total,
+          vitals: {
+            lcp_ms: p75("lcp"),
+            fcp_ms: p75("fcp"),
+            ttfb_ms: p75("ttfb"),
+            cls: p75("cls"),
+            inp_ms: p75("inp"),
+          },
+        });
+      }, 1000);
+
+      try {
+        await Promise.all(Array.from({ length: lv.concurrency }, (_, i) => user(i)));
+        await Promise.all([...writes.keys()]);
+      } finally {
+        clearTimeout(deadline);
+        clearInterval(tick);
+        lv.signal.removeEventListener("abort", onOuterAbort);
+      }
+      if (lv.signal.aborted) throw lv.signal.reason;
+
+      const all = [...visits.values()];
+      const byPage = new Map<string, Visit[]>();
+      for (const v of all) {
+        const key = pageKey(v.url);
+        byPage.set(key, [...(byPage.get(key) ?? []), v]);
+      }
+      return {
+        concurrency: lv.concurrency,
+        users_started: usersStarted,
+        duration_s: Math.round((Date.now() - started) / 100) / 10,
+        iterations,
+        steps: { ok: stepsOk, failed: stepsFailed },
+        requests_total: requests,
+        errors,
+        screenshots,
+        ...figures(all),
+        pages: Object.fromEntries([...byPage].map(([k, v]) => [k, figures(v)])),
+      };
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (shared) await (await shared.catch(() => null))?.close().catch(() => {});
+      pids.clear();
+      publishPids();
+    },
+  };
+}
