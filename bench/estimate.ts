@@ -21,7 +21,7 @@ import {
   type SweepRecord,
 } from "../lib/capacity/report.ts";
 import { fitModels, holdOut, predict } from "../lib/capacity/projection.ts";
-import { PROCESSES_EVENT } from "../workers/runtime.ts";
+import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
 import { browserBenchJob, BrowserBenchParams } from "../workers/browser-bench.ts";
 import { benchTempDir, loadAverage, printTable } from "./common.ts";
 import { servePages } from "./pages.ts";

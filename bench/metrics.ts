@@ -20,6 +20,7 @@ import { freePort } from "../lib/core/redis.ts";
 import { CLOCK_TICKS_PER_S, readStats } from "../lib/core/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
 import { benchTempDir, percentile, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
+import { parts } from "../main.ts";
 
 /** CPU seconds (user + system) used so far by the processes of `pids`, together. */
 async function cpuSeconds(pids: number[]): Promise<number> {
@@ -232,6 +233,7 @@ async function startApiPlatform(redisUrl: string, monitor: boolean) {
   });
   const platform: Platform = await startPlatform(config, {
     role: "all",
+    parts,
     log: createLogger({ level: "warn" }),
     version: "bench",
   });

@@ -25,6 +25,7 @@ import {
   undoOnInterrupt,
 } from "./common.ts";
 import { noopJob } from "../workers/noop.ts";
+import { parts } from "../main.ts";
 
 export async function startBenchRedis(): Promise<EmbeddedRedis> {
   return await startEmbeddedRedis({ dir: await benchTempDir("bench-redis-") });
@@ -48,6 +49,7 @@ export async function startBenchPlatform(
   });
   const platform = await startPlatform(config, {
     role: "all",
+    parts,
     listen: false,
     log: createLogger({ level: "warn" }),
     version: "bench",

@@ -41,6 +41,7 @@ import {
 } from "../lib/video/codecs.ts";
 import { benchTempDir, CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
+import { parts } from "../main.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const CAPTURE_S = 4;
@@ -305,7 +306,12 @@ async function endToEnd(): Promise<
     STREAMPLAY_CONCURRENCY: "1",
   });
   try {
-    await using platform = await startPlatform(config, { role: "all", log, version: "bench" });
+    await using platform = await startPlatform(config, {
+      role: "all",
+      parts,
+      log,
+      version: "bench",
+    });
     const base = `http://127.0.0.1:${platform.address!.port}`;
     const call = (method: string, path: string, body?: unknown) =>
       fetch(base + path, {

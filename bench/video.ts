@@ -50,6 +50,7 @@ import {
   sleep,
 } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
+import { parts } from "../main.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const FPS = 30;
@@ -119,7 +120,7 @@ const config = loadConfig({
   STREAMPLAY_MAX_STREAMS: "8",
 });
 const log = createLogger({ level: "error" });
-const platform = await startPlatform(config, { role: "all", log, version: "bench" });
+const platform = await startPlatform(config, { role: "all", parts, log, version: "bench" });
 const base = platform.publicUrl;
 const { chromium } = await loadPlaywright();
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

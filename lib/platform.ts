@@ -5,7 +5,8 @@
  *   worker  worker pool against REDIS_URL, and an HTTP listener for the viewer WebSockets of the
  *           sessions it runs (advertised as STREAMPLAY_PUBLIC_URL, the real port when PORT=0)
  *
- * `main.ts` calls this with the loaded config; benchmarks and tests call it in-process.
+ * `main.ts` calls this with the loaded config and the parts it composed (the job types from
+ * `workers/`, the route files from `routes/`); benchmarks and tests call it in-process with them.
  */
 import type { Config } from "./core/config.ts";
 import { ConfigError } from "./core/config.ts";
@@ -24,10 +25,10 @@ import { type History, openHistory } from "./history/store.ts";
 import { type HistoryWriter, startHistoryWriter } from "./history/writer.ts";
 import { createSandbox, type Sandbox } from "./jobs/sandbox.ts";
 import { createSampler } from "./jobs/sampler.ts";
-import { createJobTypes, type JobTypes } from "./jobs/job_type.ts";
+import { createJobTypes, type JobType, type JobTypes } from "./jobs/job_type.ts";
 import { createRunner, type Runner } from "./jobs/runner.ts";
 import { createUrlPolicy } from "./security/url_policy.ts";
-import { createApp, createWorkerApp } from "./http/app.ts";
+import { createApp, createWorkerApp, type RouteSets } from "./http/app.ts";
 import { createSessionStore } from "./sessions/store.ts";
 import { createSessionHost, type SessionHost } from "./sessions/host.ts";
 import { createRecorder, type Recorder } from "./recordings/recorder.ts";
@@ -47,8 +48,9 @@ import {
   REPORT_INTERVAL_MS,
 } from "./monitoring/cluster.ts";
 import { createMonitor, type Monitor } from "./monitoring/monitor.ts";
+import { checkWatchedSeries } from "./monitoring/series.ts";
 import { watchSessions } from "./sessions/metrics.ts";
-import { endSessionBrowsers } from "../workers/session.ts";
+import { endSessionBrowsers } from "./sessions/browser_profiles.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -83,8 +85,15 @@ export interface Platform {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** What the composition root hands the platform: the job types it runs and the route files. */
+export interface PlatformParts {
+  jobTypes: readonly JobType[];
+  routes: RouteSets;
+}
+
 export interface PlatformOptions {
   role: PlatformRole;
+  parts: PlatformParts;
   log: Logger;
   version: string;
   /** Serve HTTP (default true; a worker serves only its sessions' viewer WebSockets). */
@@ -104,6 +113,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
   if (role === "worker" && config.concurrency === 0) {
     throw new ConfigError("deno task worker with STREAMPLAY_CONCURRENCY=0 would run nothing");
   }
+  checkWatchedSeries(config.anomalySeries);
   await Deno.mkdir(config.dataDir, { recursive: true });
   const stops: Array<() => Promise<unknown> | unknown> = [];
   const stopAll = async () => {
@@ -157,7 +167,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     stops.push(() => sandbox.close());
     const sampler = createSampler({ log });
     stops.push(() => sampler.close());
-    const jobTypes = createJobTypes();
+    const jobTypes = createJobTypes(options.parts.jobTypes);
     const metrics = createMetrics({ version: options.version });
     const policy = createUrlPolicy(config);
     const sessionStore = createSessionStore({
@@ -264,7 +274,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     };
 
     if (role === "worker" && options.listen !== false) {
-      listen((await createWorkerApp({ config, log, sessions, streams })).fetch);
+      listen(
+        (await createWorkerApp({ config, log, sessions, streams }, options.parts.routes.worker))
+          .fetch,
+      );
     }
 
     if (role === "all") {
@@ -330,7 +343,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           version: options.version,
           metrics,
           monitor,
-        });
+        }, options.parts.routes.api);
         listen(app.fetch);
       }
     }

@@ -33,7 +33,7 @@ async function jobDir(deps: AppDeps, id: string): Promise<string> {
   return `${deps.config.dataDir}/artifacts/${id}`;
 }
 
-export function artifactRoutes() {
+export function artifactRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -51,7 +51,7 @@ export function artifactRoutes() {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const dir = await jobDir(c.get("deps"), id);
+      const dir = await jobDir(deps, id);
       const artifacts: z.infer<typeof ArtifactSchema>[] = [];
       for (const sub of DIRS) {
         let entries: Deno.DirEntry[] = [];
@@ -95,7 +95,7 @@ export function artifactRoutes() {
     }),
     async (c) => {
       const { id, dir, name } = c.req.valid("param");
-      const root = await jobDir(c.get("deps"), id);
+      const root = await jobDir(deps, id);
       let bytes: Uint8Array;
       try {
         bytes = await Deno.readFile(`${root}/${dir}/${name}`);

@@ -6,6 +6,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireRole } from "../lib/http/auth.ts";
 import { describeZodError } from "../lib/http/errors.ts";
+import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 
 const BENCH_TYPES = ["http-bench", "browser-bench"] as const;
@@ -17,7 +18,7 @@ const Validate = z.object({
 
 const Problem = z.object({ field: z.string(), message: z.string() });
 
-export function benchRoutes() {
+export function benchRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -42,7 +43,6 @@ export function benchRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const body = c.req.valid("json");
       const type = deps.jobTypes.get(body.type)!;
       const parsed = type.params.safeParse(body.params);

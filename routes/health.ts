@@ -1,5 +1,6 @@
 /** Health of the parts (`/api/health`) and history statistics (`/api/stats`). */
 import { createRoute, z } from "@hono/zod-openapi";
+import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { EncoderTable } from "../lib/video/codecs.ts";
 
@@ -40,7 +41,7 @@ function usableEncoders(table: EncoderTable | null) {
   );
 }
 
-export function healthRoutes() {
+export function healthRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -56,7 +57,6 @@ export function healthRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const [redisOk, duckOk] = await Promise.all([deps.queue.ping(), deps.history.ping()]);
       const body: z.infer<typeof Health> = {
         status: redisOk && duckOk ? "ok" : "degraded",
@@ -82,7 +82,7 @@ export function healthRoutes() {
       security: bearer,
       responses: { 200: jsonResponse(Stats, "Statistics from DuckDB") },
     }),
-    async (c) => c.json(await c.get("history").stats(), 200),
+    async (c) => c.json(await deps.history.stats(), 200),
   );
 
   return app;

@@ -8,11 +8,11 @@ import { upgradeWebSocket } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
 import { badRequest, describeZodError } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import { FINAL_STATUSES, type JobRecord, newJobId, QueueUnavailable } from "../lib/jobs/queue.ts";
+import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/jobs/queue.ts";
 import { compareIds, type JobEvent } from "../lib/jobs/events.ts";
+import { allEvents, findJob } from "../lib/jobs/lookup.ts";
 import { decodeCursor } from "../lib/history/store.ts";
-import type { Context } from "hono";
-import type { AppDeps, AppEnv } from "../lib/http/context.ts";
+import type { AppDeps } from "../lib/http/context.ts";
 import { errorMessage } from "../lib/core/log.ts";
 
 const STATUSES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] as const;
@@ -62,31 +62,7 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
 
 const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
 
-/** The freshest view of a job: Redis while it is live, DuckDB after. */
-export async function findJob(deps: AppDeps, id: string): Promise<JobRecord | null> {
-  try {
-    const live = await deps.queue.get(id);
-    if (live) return live;
-  } catch (err) {
-    if (!(err instanceof QueueUnavailable)) throw err;
-  }
-  return await deps.history.getJob(id);
-}
-
-/**
- * Every event of a job so far: the ones read but not yet stored (taken first, synchronously),
- * then DuckDB's; an event stored in between appears in both and is kept once.
- */
-export async function allEvents(deps: AppDeps, id: string): Promise<JobEvent[]> {
-  const recent = deps.hub.recent(id);
-  const stored = await deps.history.events(id);
-  const seen = new Set(stored.map((e) => e.id));
-  return [...stored, ...recent.filter((e) => !seen.has(e.id))].sort((a, b) =>
-    compareIds(a.id, b.id)
-  );
-}
-
-export function jobsRoutes() {
+export function jobsRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -107,7 +83,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const body = c.req.valid("json");
       const type = deps.jobTypes.get(body.type);
       if (!type) {
@@ -172,7 +147,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const q = c.req.valid("query");
       const dir = `${deps.config.dataDir}/tmp`;
       await Deno.mkdir(dir, { recursive: true });
@@ -220,7 +194,7 @@ export function jobsRoutes() {
       if (q.since && q.until && Date.parse(q.since) >= Date.parse(q.until)) {
         throw badRequest("until: must be later than since");
       }
-      return c.json(await c.get("history").listJobs(q), 200);
+      return c.json(await deps.history.listJobs(q), 200);
     },
   );
 
@@ -236,7 +210,7 @@ export function jobsRoutes() {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const job = await findJob(c.get("deps"), id);
+      const job = await findJob(deps, id);
       if (!job) throw jobNotFound(id);
       return c.json(job, 200);
     },
@@ -259,7 +233,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const outcome = await deps.queue.cancel(id);
       if (outcome === "missing") {
@@ -290,7 +263,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const job = await findJob(deps, id);
       if (!job) throw jobNotFound(id);
@@ -330,7 +302,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       if (!(await findJob(deps, id))) throw jobNotFound(id);
       const logs = (await allEvents(deps, id)).filter((e) => e.type === "log").map((e) => ({
@@ -364,7 +335,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const { type } = c.req.valid("query");
       if (!(await findJob(deps, id))) throw jobNotFound(id);
@@ -391,7 +361,6 @@ export function jobsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       if (!(await findJob(deps, id))) throw jobNotFound(id);
       const recent = deps.hub.recent(id).filter((e) => e.type === "sample");
@@ -409,14 +378,13 @@ export function jobsRoutes() {
     "/ws/jobs/:id",
     async (c, next) => {
       const id = c.req.param("id");
-      if (!(await findJob(c.get("deps"), id))) throw jobNotFound(id);
+      if (!(await findJob(deps, id))) throw jobNotFound(id);
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new HTTPException(426, { message: "This endpoint speaks WebSocket" });
       }
       await next();
     },
     upgradeWebSocket((c) => {
-      const deps = (c as Context<AppEnv>).get("deps");
       const id = c.req.param("id")!;
       let unsubscribe = () => {};
       return {

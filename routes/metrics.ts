@@ -7,10 +7,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { accepts } from "hono/accepts";
-import type { Context } from "hono";
 import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import type { AppEnv } from "../lib/http/context.ts";
+import type { AppDeps } from "../lib/http/context.ts";
 import { SERIES, SERIES_NAMES } from "../lib/monitoring/series.ts";
 
 const PressureSchema = z.object({
@@ -85,7 +84,7 @@ const HistoryQuery = z.object({
 
 const MAX_POINTS = 10_000;
 
-export function metricsRoutes() {
+export function metricsRoutes(deps: AppDeps) {
   const app = newApp();
 
   // A plain route: the exposition's own content type (version=0.0.4) is not a typed response.
@@ -102,7 +101,7 @@ export function metricsRoutes() {
     },
   });
   app.get("/metrics", async (c) => {
-    const { text, contentType } = await c.get("deps").monitor.scrape();
+    const { text, contentType } = await deps.monitor.scrape();
     return c.body(text, 200, { "Content-Type": contentType, "Cache-Control": "no-store" });
   });
 
@@ -131,7 +130,7 @@ export function metricsRoutes() {
       },
     }),
     async (c) => {
-      const p = await c.get("deps").monitor.pressure.current();
+      const p = await deps.monitor.pressure.current();
       c.header("Cache-Control", "no-store");
       const type = accepts(c, {
         header: "Accept",
@@ -172,7 +171,7 @@ export function metricsRoutes() {
       },
     }),
     (c) => {
-      const config = c.get("config");
+      const config = deps.config;
       const watched = (name: string) =>
         config.anomalySeries.length === 0 || config.anomalySeries.includes(name);
       return c.json({
@@ -213,7 +212,7 @@ export function metricsRoutes() {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const config = c.get("config");
+      const config = deps.config;
       const series = [...new Set(q.series.split(",").map((s) => s.trim()).filter(Boolean))];
       const unknown = series.find((s) => !SERIES_NAMES.includes(s));
       if (unknown !== undefined || series.length === 0) {
@@ -241,7 +240,7 @@ export function metricsRoutes() {
         );
       }
       return c.json(
-        await c.get("deps").monitor.history({ series, sinceMs, untilMs, stepS, agg: q.agg }),
+        await deps.monitor.history({ series, sinceMs, untilMs, stepS, agg: q.agg }),
         200,
       );
     },
@@ -265,13 +264,13 @@ export function metricsRoutes() {
         ),
       },
     }),
-    async (c) => c.json(await c.get("deps").monitor.analytics(), 200),
+    async (c) => c.json(await deps.monitor.analytics(), 200),
   );
 
   app.get(
     "/ws/dashboard",
     async (c, next) => {
-      if (!c.get("config").monitor) {
+      if (!deps.config.monitor) {
         throw new HTTPException(503, {
           message: "The live dashboard is off on this server (STREAMPLAY_MONITOR=false)",
         });
@@ -281,8 +280,8 @@ export function metricsRoutes() {
       }
       await next();
     },
-    upgradeWebSocket((c) => {
-      const monitor = (c as Context<AppEnv>).get("deps").monitor;
+    upgradeWebSocket(() => {
+      const monitor = deps.monitor;
       let leave = () => {};
       return {
         onOpen(_evt, ws) {

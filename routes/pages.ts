@@ -5,21 +5,8 @@
  */
 import { Hono } from "hono";
 import { serveStatic } from "hono/deno";
-import { fileURLToPath } from "node:url";
 import type { AppEnv } from "../lib/http/context.ts";
-
-const STATIC = fileURLToPath(new URL("../static/", import.meta.url));
-const MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));
-
-/** Browser libraries exposed under /vendor/<name>: the only node_modules files served. */
-export const VENDOR: Record<string, string> = {
-  "uplot.js": "uplot/dist/uPlot.esm.js",
-  "uplot.css": "uplot/dist/uPlot.min.css",
-  "swagger-ui.js": "swagger-ui-dist/swagger-ui-bundle.js",
-  "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
-  "hls.mjs": "hls.js/dist/hls.min.mjs",
-  "dash.mjs": "dashjs/dist/modern/esm/dash.mediaplayer.min.js",
-};
+import { MODULES, noCache, pageFile, STATIC, VENDOR } from "../lib/http/static_files.ts";
 
 /** Path → page file. */
 export const PAGES: Record<string, string> = {
@@ -34,22 +21,11 @@ export const PAGES: Record<string, string> = {
   "/dashboard": "dashboard.html",
 };
 
-const noCache = async (c: { header(k: string, v: string): void }, next: () => Promise<void>) => {
-  await next();
-  c.header("Cache-Control", "no-cache");
-};
-
-/** Serves one page file (`static/<file>`) uncached. */
-export function pageFile(file: string) {
-  return [noCache, serveStatic({ root: STATIC, path: file })] as const;
-}
-
 export function pageRoutes() {
   const app = new Hono<AppEnv>();
   for (const [path, file] of Object.entries(PAGES)) {
     app.get(path, ...pageFile(file));
   }
-  app.route("/", assetRoutes());
   return app;
 }
 

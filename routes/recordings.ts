@@ -20,8 +20,7 @@ import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import { decodeCursor } from "../lib/history/store.ts";
 import { newJobId } from "../lib/jobs/queue.ts";
-import type { AppDeps, AppEnv } from "../lib/http/context.ts";
-import type { Config } from "../lib/core/config.ts";
+import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import {
   parseAge,
   readLocalMeta,
@@ -36,8 +35,8 @@ import {
 import { type RecordingView, recordingView } from "../lib/recordings/catalog.ts";
 import { buildReplaySpec, ReplayRefused } from "../lib/recordings/replay.ts";
 import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
-import { ReplayOptions, type ReplayParams } from "../workers/replay.ts";
-import { control, waitStarted } from "./sessions.ts";
+import { ReplayOptions, type ReplayParams } from "../lib/recordings/replay_params.ts";
+import { controlSession, waitStarted } from "../lib/sessions/control.ts";
 
 const RETRY_AFTER_S = 10;
 
@@ -270,8 +269,12 @@ const shotRoute = createRoute({
 });
 
 /** Where the file is when not here: the recording's node, unless that is this process. */
-function elsewhere(c: Context<AppEnv>, recording: RecordingView, what: string): Response {
-  const deps = c.get("deps");
+function elsewhere(
+  deps: AppDeps,
+  c: Context<AppEnv>,
+  recording: RecordingView,
+  what: string,
+): Response {
   const here = [deps.recordings.publicUrl(), deps.config.publicUrl];
   if (recording.node && !here.includes(recording.node)) {
     const url = new URL(c.req.url);
@@ -282,7 +285,7 @@ function elsewhere(c: Context<AppEnv>, recording: RecordingView, what: string): 
   });
 }
 
-export function recordingsRoutes() {
+export function recordingsRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -305,12 +308,11 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const options = RecordOptions.parse(
         c.req.header("content-type") ? c.req.valid("json") ?? {} : {},
       );
-      const reply = await control(deps, id, "record_start", options, 30_000);
+      const reply = await controlSession(deps, id, "record_start", options, 30_000);
       const recording = recordingView(reply.data as RecordingMeta);
       c.header("Location", `/api/recordings/${recording.recording_id}`);
       return c.json(recording, 201);
@@ -333,9 +335,8 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
-      const reply = await control(deps, id, "record_stop", {}, 60_000);
+      const reply = await controlSession(deps, id, "record_stop", {}, 60_000);
       return c.json(recordingView(reply.data as RecordingMeta), 200);
     },
   );
@@ -361,7 +362,7 @@ export function recordingsRoutes() {
       if (q.cursor && !decodeCursor(q.cursor)) {
         throw badRequest("cursor: is not a cursor this API returned");
       }
-      return c.json(await c.get("deps").recordings.catalog.list(q), 200);
+      return c.json(await deps.recordings.catalog.list(q), 200);
     },
   );
 
@@ -407,7 +408,7 @@ export function recordingsRoutes() {
             "7d or 2w",
         );
       }
-      const { removed, bytes } = await c.get("deps").recordings.catalog.clean(ms);
+      const { removed, bytes } = await deps.recordings.catalog.clean(ms);
       return c.json({
         removed: removed.length,
         removed_bytes: bytes,
@@ -432,7 +433,6 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const recording = await findRecording(deps, id);
       const entries = await deps.recordings.catalog.timeline(id);
@@ -459,7 +459,6 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       await findRecording(deps, id);
       return c.json({ recording_id: id, entries: await deps.recordings.catalog.timeline(id) }, 200);
@@ -467,7 +466,6 @@ export function recordingsRoutes() {
   );
 
   app.openapi(videoRoute, async (c) => {
-    const deps = c.get("deps");
     const { id } = c.req.valid("param");
     const recording = await findRecording(deps, id);
     const path = recordingPaths(deps.config.dataDir, id).video(recording.container);
@@ -475,11 +473,10 @@ export function recordingsRoutes() {
       download: c.req.valid("query").download === "1" ? `${id}.${recording.container}` : null,
       cache: VIDEO_CACHE,
     });
-    return (served ?? elsewhere(c, recording, "video")) as never;
+    return (served ?? elsewhere(deps, c, recording, "video")) as never;
   });
 
   app.openapi(shotRoute, async (c) => {
-    const deps = c.get("deps");
     const { id, n } = c.req.valid("param");
     const recording = await findRecording(deps, id);
     if (n !== "final" && n > recording.screenshots) {
@@ -488,7 +485,7 @@ export function recordingsRoutes() {
     const served = await serveFile(c, shotPath(deps.config.dataDir, id, n), "image/jpeg", {
       cache: SHOT_CACHE,
     });
-    return (served ?? elsewhere(c, recording, `screenshot ${n}`)) as never;
+    return (served ?? elsewhere(deps, c, recording, `screenshot ${n}`)) as never;
   });
 
   app.openapi(
@@ -511,7 +508,6 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const recording = await findRecording(deps, id);
       if (recording.state === "recording") {
@@ -563,7 +559,6 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const options = ReplayOptions.parse(
         c.req.header("content-type") ? c.req.valid("json") ?? {} : {},
@@ -692,7 +687,6 @@ export function recordingsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       await findRecording(deps, id);
       return c.json({ replays: await deps.recordings.catalog.replays(id) }, 200);
@@ -729,7 +723,7 @@ async function lastFrame(deps: AppDeps, recording: RecordingView): Promise<Uint8
  * The file routes of a worker's own listener: the videos and screenshots of the recordings this
  * node made, from its disk (it has no DuckDB), with the same ids checks and Range support.
  */
-export function recordingFileRoutes(config: Config) {
+export function recordingFileRoutes({ config }: WorkerDeps) {
   const app = newApp();
   const local = async (id: string): Promise<RecordingMeta> => {
     const meta = await readLocalMeta(config.dataDir, id);

@@ -13,15 +13,19 @@ import { hasRole, requireRole } from "../lib/http/auth.ts";
 import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/jobs/queue.ts";
-import type { AppDeps, AppEnv, SessionDeps } from "../lib/http/context.ts";
-import type { ControlOp, ControlReply } from "../lib/sessions/store.ts";
+import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import type { SessionMetrics, SessionSnapshot } from "../lib/sessions/protocol.ts";
-import { SessionParams } from "../workers/session.ts";
-import { allEvents, findJob } from "./jobs.ts";
+import { SessionParams } from "../lib/sessions/params.ts";
+import { allEvents } from "../lib/jobs/lookup.ts";
+import {
+  controlSession,
+  findSession,
+  LIVE_TYPES,
+  START_TIMEOUT_MS,
+  waitStarted,
+} from "../lib/sessions/control.ts";
 import type { Principal } from "../lib/http/auth.ts";
 
-/** How long POST /api/sessions waits for the browser to be up. */
-const START_TIMEOUT_MS = 30_000;
 const RETRY_AFTER_S = 10;
 
 const Metrics = z.object({
@@ -70,9 +74,6 @@ export const SessionSchema = z.object({
 type SessionView = z.infer<typeof SessionSchema>;
 
 const IdParam = z.object({ id: z.string().min(1).max(200) });
-
-/** Job types that are live sessions. */
-const LIVE_TYPES = new Set(["session", "replay"]);
 
 const ZERO_METRICS: SessionMetrics = {
   current_fps: 0,
@@ -143,14 +144,6 @@ function sessionView(
   };
 }
 
-const noSession = (id: string) => new HTTPException(404, { message: `No session with id "${id}"` });
-
-export async function findSession(deps: AppDeps, id: string): Promise<JobRecord> {
-  const job = await findJob(deps, id);
-  if (!job || !LIVE_TYPES.has(job.type)) throw noSession(id);
-  return job;
-}
-
 async function liveView(deps: AppDeps, job: JobRecord): Promise<SessionView> {
   const snap = FINAL_STATUSES.has(job.status)
     ? null
@@ -159,70 +152,7 @@ async function liveView(deps: AppDeps, job: JobRecord): Promise<SessionView> {
   return sessionView(deps, job, snap);
 }
 
-/** Sends a control request to the session wherever it runs; answers as the API should. */
-export async function control(
-  deps: AppDeps,
-  id: string,
-  op: ControlOp,
-  args: Record<string, unknown> = {},
-  timeoutMs = 15_000,
-): Promise<ControlReply> {
-  const job = await findSession(deps, id);
-  if (FINAL_STATUSES.has(job.status)) {
-    throw new HTTPException(409, { message: `Session ${id} has ended (${job.status})` });
-  }
-  const local = deps.sessions.host?.get(id);
-  if (!local) {
-    const snap = await deps.sessions.store.snapshot(id);
-    if (snap?.state === "stopped" || snap?.state === "failed") {
-      throw new HTTPException(409, { message: `Session ${id} has ended (${snap.state})` });
-    }
-  }
-  const reply = local
-    ? await local.control(op, args)
-    : await deps.sessions.store.request(id, op, args, timeoutMs);
-  if (!reply) {
-    throw new HTTPException(503, {
-      message: job.status === "running"
-        ? `The process running session ${id} did not answer; try again`
-        : `Session ${id} has not started yet (${job.status})`,
-    });
-  }
-  if (!reply.ok) {
-    throw new HTTPException(reply.status as 400, { message: reply.error ?? `${op} failed` });
-  }
-  return reply;
-}
-
-/** Waits until the session's browser is up (or it failed, or the time is up). */
-export async function waitStarted(deps: AppDeps, id: string): Promise<JobRecord | null> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let wake = () => {};
-  const unsubscribe = deps.hub.subscribe(id, (e) => {
-    if (e.type === "session" || e.type === "status") wake();
-  });
-  try {
-    while (Date.now() < deadline) {
-      const job = await deps.queue.get(id);
-      if (!job || FINAL_STATUSES.has(job.status)) return job;
-      const snap = deps.sessions.host?.get(id)?.snapshot() ??
-        await deps.sessions.store.snapshot(id);
-      if (snap && snap.state !== "starting") return job;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return null;
-  } finally {
-    unsubscribe();
-  }
-}
-
-export function sessionsRoutes() {
+export function sessionsRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -247,7 +177,6 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const params = c.req.valid("json");
       const verdict = await deps.policy.check(params.url);
       if (!verdict.ok) throw badRequest(`url: ${params.url} is refused: ${verdict.reason}`);
@@ -304,7 +233,6 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const ids = await deps.sessions.store.active();
       const jobs = await Promise.all(ids.map((id) => deps.queue.get(id)));
       const snaps = await deps.sessions.store.snapshots(ids);
@@ -331,7 +259,6 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       return c.json(await liveView(deps, await findSession(deps, id)), 200);
     },
@@ -368,12 +295,11 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const { url } = c.req.valid("json");
       const verdict = await deps.policy.check(url);
       if (!verdict.ok) throw badRequest(`url: ${url} is refused: ${verdict.reason}`);
-      const reply = await control(deps, id, "navigate", { url }, 45_000);
+      const reply = await controlSession(deps, id, "navigate", { url }, 45_000);
       const data = reply.data as { url: string; status: number | null };
       return c.json({ url: data.url, status: data.status }, 200);
     },
@@ -398,9 +324,8 @@ export function sessionsRoutes() {
         },
       }),
       async (c) => {
-        const deps = c.get("deps");
         const { id } = c.req.valid("param");
-        const reply = await control(deps, id, op);
+        const reply = await controlSession(deps, id, op);
         const job = await findSession(deps, id);
         return c.json(sessionView(deps, job, reply.data as SessionSnapshot), 200);
       },
@@ -422,9 +347,8 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
-      const reply = await control(deps, id, "screenshot", {}, 35_000);
+      const reply = await controlSession(deps, id, "screenshot", {}, 35_000);
       c.header("Content-Type", "image/png");
       c.header("Cache-Control", "no-store");
       return c.body(reply.bytes!.slice().buffer, 200);
@@ -445,7 +369,6 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id, n } = c.req.valid("param");
       await findSession(deps, id);
       const event = (await allEvents(deps, id)).find((e) =>
@@ -475,7 +398,6 @@ export function sessionsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       let job = await findSession(deps, id);
       if (!FINAL_STATUSES.has(job.status)) {
@@ -508,7 +430,7 @@ export function sessionsRoutes() {
  * back as JSON (`lib/sessions/protocol.ts`). Callers below the operator role, and anyone asking
  * `?mode=view`, are view-only.
  */
-export function sessionSocketRoutes(sessions: SessionDeps) {
+export function sessionSocketRoutes({ sessions }: WorkerDeps) {
   const app = new Hono<AppEnv>();
   app.get("/ws/sessions/:id", async (c) => {
     const id = c.req.param("id");

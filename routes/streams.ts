@@ -16,12 +16,12 @@ import { getConnInfo } from "hono/deno";
 import { HTTPException } from "hono/http-exception";
 import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import type { AppDeps, AppEnv, StreamDeps } from "../lib/http/context.ts";
+import type { AppDeps, AppEnv, StreamDeps, WorkerDeps } from "../lib/http/context.ts";
 import type { StreamStatus } from "../lib/streams/store.ts";
 import { liveTiming, PROTOCOL_CODECS, PROTOCOLS, StreamRequest } from "../lib/streams/options.ts";
 import { CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../lib/video/codecs.ts";
-import { control } from "./sessions.ts";
-import { pageFile } from "./pages.ts";
+import { controlSession } from "../lib/sessions/control.ts";
+import { pageFile } from "../lib/http/static_files.ts";
 
 /** Starting waits for the encoders' detection (at start-up) and the first segment. */
 const START_TIMEOUT_MS = 40_000;
@@ -105,7 +105,7 @@ const noStream = (status: StreamStatus | null) => ({
   ...(status ? { status } : {}),
 });
 
-export function streamsRoutes() {
+export function streamsRoutes(deps: AppDeps) {
   const app = newApp();
 
   app.openapi(
@@ -130,10 +130,9 @@ export function streamsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const request = c.req.valid("json");
-      const reply = await control(deps, id, "stream_start", request, START_TIMEOUT_MS);
+      const reply = await controlSession(deps, id, "stream_start", request, START_TIMEOUT_MS);
       const status = reply.data as StreamStatus;
       c.header("Location", `/api/streams/${status.stream_id}`);
       const state = status.state === "paused" ? "paused" as const : "active" as const;
@@ -153,7 +152,7 @@ export function streamsRoutes() {
       },
     }),
     async (c) => {
-      const { streams } = c.get("deps");
+      const { streams } = deps;
       const all = await streams.store.active();
       return c.json({
         streams: all.map((s) => streams.host?.get(s.stream_id)?.status() ?? s),
@@ -175,7 +174,7 @@ export function streamsRoutes() {
       },
     }),
     async (c) => {
-      const { streams } = c.get("deps");
+      const { streams } = deps;
       const { id } = c.req.valid("param");
       const status = await findStatus(streams, id);
       if (!status || status.state === "stopped") return c.json(noStream(status), 404);
@@ -202,7 +201,6 @@ export function streamsRoutes() {
       },
     }),
     async (c) => {
-      const deps = c.get("deps");
       const { id } = c.req.valid("param");
       const outcome = await stopStream(deps, id);
       if ("stopped" in outcome) {
@@ -286,7 +284,7 @@ async function stopStream(deps: AppDeps, id: string): Promise<StopOutcome> {
  * The media side, mounted by every process that may encode streams (and by the API, which
  * redirects to the process that encodes a stream it does not).
  */
-export function streamMediaRoutes(streams: StreamDeps) {
+export function streamMediaRoutes({ streams }: WorkerDeps) {
   const app = new Hono<AppEnv>();
   const cors = { "access-control-allow-origin": "*" };
 

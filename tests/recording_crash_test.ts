@@ -10,7 +10,7 @@ import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from ".
 import { openViewer, startPages } from "./session_helpers.ts";
 import { act, probe, recordingOf, waitForRecording } from "./recording_helpers.ts";
 import { listProcesses, processTree } from "../lib/core/procfs.ts";
-import { sessionTempPrefix } from "../workers/session.ts";
+import { sessionTempPrefix } from "../lib/sessions/browser_profiles.ts";
 import { dirname } from "node:path";
 
 function kill(pid: number) {

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { listProcesses, readProcFiles, readStats } from "../lib/core/procfs.ts";
-import { sessionTempPrefix } from "../workers/session.ts";
+import { sessionTempPrefix } from "../lib/sessions/browser_profiles.ts";
 import { api, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 

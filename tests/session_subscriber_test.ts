@@ -11,6 +11,7 @@ import type { LiveFrame } from "../lib/sessions/host.ts";
 import type { SessionSnapshot } from "../lib/sessions/protocol.ts";
 import { api, tempDir, waitFor } from "./helpers.ts";
 import { openViewer, startPages } from "./session_helpers.ts";
+import { parts } from "../main.ts";
 
 Deno.test("a frame subscriber gets every frame in order, state changes and the end", async () => {
   await using pages = startPages();
@@ -18,6 +19,7 @@ Deno.test("a frame subscriber gets every frame in order, state changes and the e
   const config = loadConfig({ PORT: "0", STREAMPLAY_DATA_DIR: dir.path });
   await using platform = await startPlatform(config, {
     role: "all",
+    parts,
     log: createLogger({ level: "warn" }),
     version: "test",
   });

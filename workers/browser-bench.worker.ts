@@ -5,15 +5,13 @@
 import { JobError, serveJobs } from "./runtime.ts";
 import { loadPlaywright } from "../lib/core/playwright.ts";
 import {
+  type BrowserBenchResult,
   createBrowserLoad,
   ERROR_KINDS,
   type ErrorCounts,
-  type ErrorRecord,
-  type LevelResult,
   readWebVitals,
 } from "../lib/load/browser.ts";
 import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
-import type { SweepRecord } from "../lib/capacity/report.ts";
 import {
   allowedHosts,
   type BrowserBenchInit,
@@ -21,24 +19,6 @@ import {
   browserLevels,
   SETTLE_S,
 } from "./browser-bench.ts";
-
-export interface BrowserBenchResult {
-  url: string;
-  browser_per_user: boolean;
-  /** The highest level's figures repeated at the top. */
-  concurrency: number;
-  iterations: number;
-  lcp_ms: LevelResult["lcp_ms"];
-  fcp_ms: LevelResult["fcp_ms"];
-  cls: LevelResult["cls"];
-  ttfb_ms: LevelResult["ttfb_ms"];
-  inp_ms: LevelResult["inp_ms"];
-  levels: LevelResult[];
-  errors: ErrorCounts;
-  error_log: ErrorRecord[];
-  screenshots: number;
-  sweep: SweepRecord;
-}
 
 /** Error lines logged as they happen; later ones are only counted. */
 const LOGGED_ERRORS = 20;

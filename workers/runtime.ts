@@ -1,54 +1,17 @@
 /**
- * The harness every `*.worker.ts` uses. It speaks the sandbox protocol with the worker pool:
- *
- *   pool → worker  { t: "init", data }            once, plain data
- *                  { t: "run", jobs: [...] }      one or more jobs to start
- *                  { t: "cancel", id, reason? }   abort one job (its AbortSignal fires)
- *                  { t: "msg", id, data }         a message for one job (from its companion)
- *                  { t: "close" }                 run `teardown`: the pool terminates this Worker next
- *   worker → pool  { t: "ready" } | { t: "init_failed", error }
- *                  { t: "closed" }                `teardown` is done: terminate me
- *                  { t: "out", events: [...], done: [...] }   batched
- *                  { t: "msg", id, data }         a message from one job, sent at once
- *
- * A job handler gets a context with its params, an AbortSignal and event emitters; what it
- * returns is the job's result, what it throws fails the attempt (`JobError` with
- * `retryable: false` fails the job for good). `send` / `onMessage` talk to the job's companion
- * in the pool process (see `Companion` in runner.ts) without going through Redis: the path for
- * live data such as screencast frames, whose buffers are transferred, not copied.
+ * The harness every `*.worker.ts` uses: it speaks the sandbox protocol
+ * (`lib/jobs/worker_protocol.ts`) with the worker pool. A job handler gets a context with its
+ * params, an AbortSignal and event emitters; what it returns is the job's result, what it throws
+ * fails the attempt (`JobError` with `retryable: false` fails the job for good). `send` /
+ * `onMessage` talk to the job's companion in the pool process without going through Redis.
  */
-
-export interface WorkerJob {
-  id: string;
-  params: unknown;
-  attempt: number;
-  artifact_dir: string | null;
-}
-
-export interface JobDone {
-  id: string;
-  ok: boolean;
-  result?: unknown;
-  error?: string;
-  fatal?: boolean;
-}
-
-export type PoolMessage =
-  | { t: "init"; data: unknown }
-  | { t: "run"; jobs: WorkerJob[] }
-  | { t: "cancel"; id: string; reason?: string }
-  | { t: "msg"; id: string; data: unknown }
-  | { t: "close" };
-
-export type WorkerMessage =
-  | { t: "ready" }
-  | { t: "closed" }
-  | { t: "init_failed"; error: string }
-  | { t: "out"; events: Array<[string, Record<string, unknown>]>; done: JobDone[] }
-  | { t: "msg"; id: string; data: unknown };
-
-/** The event type `processes()` sends; the pool consumes it instead of publishing it. */
-export const PROCESSES_EVENT = "processes";
+import {
+  type JobDone,
+  type PoolMessage,
+  PROCESSES_EVENT,
+  type WorkerJob,
+  type WorkerMessage,
+} from "../lib/jobs/worker_protocol.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 

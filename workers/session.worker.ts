@@ -17,15 +17,11 @@
 import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
 import { CHROMIUM_ARGS, loadPlaywright, type Playwright } from "../lib/core/playwright.ts";
-import type {
-  InputMessage,
-  PageState,
-  SessionIn,
-  SessionOut,
-  TabInfo,
-} from "../lib/sessions/protocol.ts";
+import type { InputMessage, PageState, TabInfo } from "../lib/sessions/protocol.ts";
+import type { SessionIn, SessionOut } from "../lib/sessions/worker_messages.ts";
 import type { ReplayReport, ReplaySpec } from "../lib/recordings/replay_spec.ts";
-import type { SessionInit, SessionParams } from "./session.ts";
+import type { SessionInit } from "./session.ts";
+import type { SessionParams } from "../lib/sessions/params.ts";
 import { elementTarget } from "./element_target.ts";
 import { runReplay } from "./replay_runner.ts";
 

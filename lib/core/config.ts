@@ -2,7 +2,6 @@
  * Configuration: every environment variable streamplay reads, with its default, in one typed
  * object. `loadConfig()` fails at start-up with a message naming the variable that is wrong.
  */
-import { WATCHABLE_SERIES } from "../monitoring/series.ts";
 
 export type Role = "viewer" | "operator" | "admin";
 
@@ -214,15 +213,6 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     throw new ConfigError(`STREAMPLAY_REDIS_PREFIX may hold only letters, digits and _.:-`);
   }
   const anomalySeries = list(env, "STREAMPLAY_ANOMALY_SERIES");
-  for (const name of anomalySeries) {
-    if (!WATCHABLE_SERIES.includes(name)) {
-      throw new ConfigError(
-        `STREAMPLAY_ANOMALY_SERIES: "${name}" is not a watched series; use some of ${
-          WATCHABLE_SERIES.join(", ")
-        }`,
-      );
-    }
-  }
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
   return {
     host,

@@ -1,6 +1,6 @@
 /**
  * The Hono app: dependencies into the context, body limit, authentication, one error handler,
- * the route files, and the OpenAPI document generated from the same schemas that validate.
+ * the route files `main.ts` passes in, and the OpenAPI document from the schemas that validate.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
@@ -8,22 +8,26 @@ import type { AppDeps, AppEnv } from "./context.ts";
 import { authenticate, createAuthenticator } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
 import { newApp } from "./openapi.ts";
-import { jobsRoutes } from "../../routes/jobs.ts";
-import { healthRoutes } from "../../routes/health.ts";
-import { assetRoutes, pageRoutes } from "../../routes/pages.ts";
-import { artifactRoutes } from "../../routes/artifacts.ts";
-import { benchRoutes } from "../../routes/bench.ts";
-import { metricsRoutes } from "../../routes/metrics.ts";
-import { sessionSocketRoutes, sessionsRoutes } from "../../routes/sessions.ts";
-import { recordingFileRoutes, recordingsRoutes } from "../../routes/recordings.ts";
-import { streamMediaRoutes, streamsRoutes } from "../../routes/streams.ts";
-import type { Config } from "../core/config.ts";
-import type { Logger } from "../core/log.ts";
-import type { SessionDeps, StreamDeps } from "./context.ts";
+import type { Hono } from "hono";
+import type { WorkerDeps } from "./context.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
-export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
+/** A route file's factory: its routes as a sub-app, given what the serving process has. */
+export type RouteFactory<D> = (deps: D) => Hono<AppEnv>;
+
+/** The route files of each listener (composed in `main.ts`). */
+export interface RouteSets {
+  /** The API process: every route. */
+  api: ReadonlyArray<RouteFactory<AppDeps>>;
+  /** A worker-only process: its sessions' viewers, recording files, stream media, assets. */
+  worker: ReadonlyArray<RouteFactory<WorkerDeps>>;
+}
+
+export async function createApp(
+  deps: AppDeps,
+  routes: RouteSets["api"],
+): Promise<OpenAPIHono<AppEnv>> {
   const app = newApp();
   const auth = await createAuthenticator(deps.config.tokens);
   for (const t of deps.config.tokens) deps.log.addSecret(t.token);
@@ -32,17 +36,6 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
 
   app.use("*", deps.metrics.http);
-  app.use("*", async (c, next) => {
-    c.set("deps", deps);
-    c.set("config", deps.config);
-    c.set("log", deps.log);
-    c.set("queue", deps.queue);
-    c.set("history", deps.history);
-    c.set("hub", deps.hub);
-    c.set("jobTypes", deps.jobTypes);
-    c.set("policy", deps.policy);
-    await next();
-  });
   const limitBody = bodyLimit({
     maxSize: MAX_BODY_BYTES,
     onError: (c) => c.json({ error: "Request body exceeds 1 MB" }, 413),
@@ -57,17 +50,7 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
   app.use("/ws/*", authenticate(auth));
   if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
-  app.route("/", healthRoutes());
-  app.route("/", jobsRoutes());
-  app.route("/", artifactRoutes());
-  app.route("/", benchRoutes());
-  app.route("/", pageRoutes());
-  app.route("/", metricsRoutes());
-  app.route("/", sessionsRoutes());
-  app.route("/", sessionSocketRoutes(deps.sessions));
-  app.route("/", recordingsRoutes());
-  app.route("/", streamsRoutes());
-  app.route("/", streamMediaRoutes(deps.streams));
+  for (const routesOf of routes) app.route("/", routesOf(deps));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -100,7 +83,8 @@ export async function createApp(deps: AppDeps): Promise<OpenAPIHono<AppEnv>> {
  * the media and players of the video streams it encodes, and a liveness answer at `/`.
  */
 export async function createWorkerApp(
-  deps: { config: Config; log: Logger; sessions: SessionDeps; streams: StreamDeps },
+  deps: WorkerDeps,
+  routes: RouteSets["worker"],
 ): Promise<OpenAPIHono<AppEnv>> {
   const app = newApp();
   const auth = await createAuthenticator(deps.config.tokens);
@@ -110,9 +94,6 @@ export async function createWorkerApp(
   app.use("/ws/*", authenticate(auth));
   app.use("/api/recordings/*", authenticate(auth));
   app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
-  app.route("/", sessionSocketRoutes(deps.sessions));
-  app.route("/", recordingFileRoutes(deps.config));
-  app.route("/", streamMediaRoutes(deps.streams));
-  app.route("/", assetRoutes());
+  for (const routesOf of routes) app.route("/", routesOf(deps));
   return app as unknown as OpenAPIHono<AppEnv>;
 }

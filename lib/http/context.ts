@@ -1,6 +1,6 @@
 /**
- * What every route can reach through the Hono context: `c.get("queue")`, `c.get("history")`,
- * ... set once per request by `createApp`, plus the caller (`principal`).
+ * What route files are given (`AppDeps` in the API process, `WorkerDeps` in a worker-only one),
+ * and what a request carries through the Hono context (the caller, `principal`).
  */
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/log.ts";
@@ -13,18 +13,11 @@ import type { Principal } from "./auth.ts";
 import type { Runner } from "../jobs/runner.ts";
 import type { Metrics } from "../monitoring/metrics.ts";
 import type { Monitor } from "../monitoring/monitor.ts";
-import type { SessionStore } from "../sessions/store.ts";
-import type { SessionHost } from "../sessions/host.ts";
+import type { SessionDeps } from "../sessions/control.ts";
 import type { RecordingCatalog } from "../recordings/catalog.ts";
 import type { StreamStore } from "../streams/store.ts";
 import type { StreamHost } from "../streams/host.ts";
 import type { EncoderDetection } from "../video/codecs.ts";
-
-/** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
-export interface SessionDeps {
-  store: SessionStore;
-  host?: SessionHost | undefined;
-}
 
 /** Video streams: the shared Redis side, and the ones encoded here (when sessions run here). */
 export interface StreamDeps {
@@ -39,9 +32,16 @@ export interface RecordingDeps {
   publicUrl(): string;
 }
 
-export interface AppDeps {
+/** What the HTTP listener of any process has, a worker-only one included. */
+export interface WorkerDeps {
   config: Config;
   log: Logger;
+  sessions: SessionDeps;
+  streams: StreamDeps;
+}
+
+/** What the API process has. */
+export interface AppDeps extends WorkerDeps {
   queue: Queue;
   history: History;
   /** Live events of this process and the not-yet-stored ones (the history writer). */
@@ -50,9 +50,7 @@ export interface AppDeps {
   policy: UrlPolicy;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
-  sessions: SessionDeps;
   recordings: RecordingDeps;
-  streams: StreamDeps;
   /** Video encoders usable in this process. */
   encoders: EncoderDetection;
   version: string;
@@ -61,8 +59,5 @@ export interface AppDeps {
   monitor: Monitor;
 }
 
-export type AppEnv = {
-  Variables:
-    & Pick<AppDeps, "config" | "log" | "queue" | "history" | "hub" | "jobTypes" | "policy">
-    & { deps: AppDeps; principal: Principal };
-};
+/** What a request carries through the Hono context: the authenticated caller. */
+export type AppEnv = { Variables: { principal: Principal } };

@@ -8,11 +8,22 @@ import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { QueueUnavailable } from "../jobs/queue.ts";
 import { PlatformBusy } from "../monitoring/pressure.ts";
+import { DomainError, type ErrorKind } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
 import { errorMessage } from "../core/log.ts";
 
+const STATUS: Record<ErrorKind, number> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  busy: 429,
+  unavailable: 503,
+};
+
 export function toErrorStatus(err: unknown): number {
   if (err instanceof HTTPException) return err.status;
+  if (err instanceof DomainError) return STATUS[err.kind];
   if (err instanceof QueueUnavailable) return 503;
   if (err instanceof PlatformBusy) return err.status;
   return 500;
@@ -42,7 +53,9 @@ export function badRequest(message: string, details?: unknown): HTTPException {
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     const status = toErrorStatus(err);
-    if (status >= 500 && !(err instanceof QueueUnavailable) && !(err instanceof PlatformBusy)) {
+    const expected = err instanceof QueueUnavailable || err instanceof PlatformBusy ||
+      err instanceof DomainError;
+    if (status >= 500 && !expected) {
       log.error("request failed", {
         method: c.req.method,
         path: c.req.path,
@@ -60,6 +73,9 @@ export function errorHandler(log: Logger) {
     if (err instanceof HTTPException && err.cause !== undefined && status < 500) {
       body.details = err.cause;
     }
+    if (err instanceof DomainError && err.options.details !== undefined) {
+      body.details = err.options.details;
+    }
     if (err instanceof PlatformBusy) {
       body.details = { reason: err.pressure.reason, pressure: err.pressure };
     }
@@ -67,6 +83,9 @@ export function errorHandler(log: Logger) {
     if (status === 401) res.headers.set("WWW-Authenticate", 'Bearer realm="streamplay"');
     if (err instanceof QueueUnavailable) res.headers.set("Retry-After", "5");
     if (err instanceof PlatformBusy) res.headers.set("Retry-After", String(err.retryAfterS));
+    if (err instanceof DomainError && err.options.retryAfterS !== undefined) {
+      res.headers.set("Retry-After", String(err.options.retryAfterS));
+    }
     return res;
   };
 }

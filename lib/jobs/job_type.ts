@@ -2,17 +2,13 @@
  * The job types this platform runs, and what each needs from the platform: its params schema,
  * the URLs the URL policy must allow, its default timeout, and the sandbox (Worker module and
  * narrowed permissions) a job of that type runs in. Each type lives in `workers/<type>.ts`
- * (the part that runs in the pool) and `workers/<type>.worker.ts` (the part in the sandbox).
+ * (the part that runs in the pool) and `workers/<type>.worker.ts` (the part in the sandbox);
+ * `main.ts` passes the list to the platform.
  */
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
 import type { Sample, Tracking } from "./sampler.ts";
-import { noopJob } from "../../workers/noop.ts";
-import { httpBenchJob } from "../../workers/http-bench.ts";
-import { browserBenchJob } from "../../workers/browser-bench.ts";
-import { sessionJob } from "../../workers/session.ts";
-import { replayJob } from "../../workers/replay.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -57,8 +53,8 @@ export interface JobType<P = any> {
 
 export type JobTypes = ReadonlyMap<string, JobType>;
 
-export function createJobTypes(): JobTypes {
-  const list: JobType[] = [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob];
+/** The registry of the job types a platform runs (`main.ts` lists them from `workers/`). */
+export function createJobTypes(list: readonly JobType[]): JobTypes {
   return new Map(list.map((t) => [t.name, t]));
 }
 

@@ -26,7 +26,7 @@ import type { Config } from "../core/config.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import { type BlockingRedis, blockingRedis, closeRedis } from "../core/redis.ts";
 import { killProcessTree } from "../core/procfs.ts";
-import { PROCESSES_EVENT } from "../../workers/runtime.ts";
+import { PROCESSES_EVENT } from "./worker_protocol.ts";
 
 export interface RunnerOptions {
   queue: Queue;

@@ -13,6 +13,7 @@ import { noopJob } from "../../workers/noop.ts";
 import { connectRedis, waitReady } from "../core/redis.ts";
 import { redisKeys } from "../core/keys.ts";
 import { startRedis, tempDir, uniquePrefix, waitFor } from "../../tests/helpers.ts";
+import { parts } from "../../main.ts";
 
 const CONCURRENCY = 4;
 
@@ -55,7 +56,13 @@ async function workerProcess(env: Record<string, string>) {
         STREAMPLAY_LOG_LEVEL: "warn",
         ...env,
       }),
-      { role: "worker", listen: false, log: createLogger({ level: "warn" }), version: "test" },
+      {
+        role: "worker",
+        parts,
+        listen: false,
+        log: createLogger({ level: "warn" }),
+        version: "test",
+      },
     );
   } catch (err) {
     await dispose();

@@ -9,7 +9,7 @@
  * may exchange messages (`RunHandle.send`, the `onMessage` sink), delivered in order with the
  * run and cancel messages, buffers transferred rather than copied.
  */
-import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "../../workers/runtime.ts";
+import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "./worker_protocol.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 
 export type Permissions = Deno.PermissionOptionsObject;

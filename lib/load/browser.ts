@@ -25,6 +25,7 @@ import type { Browser, BrowserContext, ConsoleMessage, Page, Request } from "pla
 import { quantile } from "simple-statistics";
 import { CHROMIUM_ARGS, type Playwright } from "../core/playwright.ts";
 import { type Step, stepUrl } from "./scenario.ts";
+import type { SweepRecord } from "../capacity/report.ts";
 
 /** Features Playwright 1.65 disables; a later --disable-features replaces its list, so we repeat it. */
 const PLAYWRIGHT_DISABLED_FEATURES = [
@@ -235,6 +236,25 @@ export interface LevelResult extends PageFigures {
   errors: ErrorCounts;
   screenshots: number;
   pages: Record<string, PageFigures>;
+}
+
+/** What a `browser-bench` job answers (before the pool adds its sizing and resources). */
+export interface BrowserBenchResult {
+  url: string;
+  browser_per_user: boolean;
+  /** The highest level's figures repeated at the top. */
+  concurrency: number;
+  iterations: number;
+  lcp_ms: LevelResult["lcp_ms"];
+  fcp_ms: LevelResult["fcp_ms"];
+  cls: LevelResult["cls"];
+  ttfb_ms: LevelResult["ttfb_ms"];
+  inp_ms: LevelResult["inp_ms"];
+  levels: LevelResult[];
+  errors: ErrorCounts;
+  error_log: ErrorRecord[];
+  screenshots: number;
+  sweep: SweepRecord;
 }
 
 export interface LevelTick {

@@ -19,6 +19,7 @@
  *   streamplay_stream_bytes_total              counter  bytes produced (label: protocol)
  *   streamplay_stream_buffer_health_ratio      gauge    worst stream (aggregator "min"), 0–1
  */
+import { ConfigError } from "../core/config.ts";
 import type { MachineSample } from "./machine.ts";
 import type { PlatformState } from "./cluster.ts";
 
@@ -277,3 +278,16 @@ export const SERIES: readonly SeriesSpec[] = [
 
 export const SERIES_NAMES: readonly string[] = SERIES.map((s) => s.name);
 export const WATCHABLE_SERIES: readonly string[] = SERIES.filter((s) => s.watch).map((s) => s.name);
+
+/** Start-up check of STREAMPLAY_ANOMALY_SERIES: every name must be a watched series. */
+export function checkWatchedSeries(names: readonly string[]): void {
+  for (const name of names) {
+    if (!WATCHABLE_SERIES.includes(name)) {
+      throw new ConfigError(
+        `STREAMPLAY_ANOMALY_SERIES: "${name}" is not a watched series; use some of ${
+          WATCHABLE_SERIES.join(", ")
+        }`,
+      );
+    }
+  }
+}

@@ -12,10 +12,10 @@ import type { Redis } from "../core/redis.ts";
 import type { RedisKeys } from "../core/keys.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import type { ReplaySpec, ReplayStep } from "./replay_spec.ts";
-import type { SessionIn } from "../sessions/protocol.ts";
+import type { SessionIn } from "../sessions/worker_messages.ts";
 import { ViewerMessage } from "../sessions/protocol.ts";
 import type { RecordingView } from "./catalog.ts";
-import type { ReplayOptions } from "../../workers/replay.ts";
+import type { ReplayOptions } from "./replay_params.ts";
 
 /** Steps one replay may hold; beyond it pointer moves are left out, then it is refused. */
 export const MAX_REPLAY_STEPS = 20_000;

@@ -34,14 +34,13 @@ import { decodeFrame, type FrameHeader } from "./frame.ts";
 import {
   isInput,
   type PageState,
-  type SessionIn,
   type SessionMetrics,
-  type SessionOut,
   type SessionSnapshot,
   type SessionState,
   ViewerMessage,
 } from "./protocol.ts";
-import type { SessionParams } from "../../workers/session.ts";
+import type { SessionIn, SessionOut } from "./worker_messages.ts";
+import type { SessionParams } from "./params.ts";
 
 /**
  * A viewer whose socket still holds more unsent bytes than this (or than two frames of the

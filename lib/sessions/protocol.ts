@@ -1,12 +1,9 @@
 /**
- * The live session protocol, in one place (frames themselves: `screencast_frame.ts`):
- *
- * - the JSON messages a viewer sends on `/ws/sessions/:id` (validated here) and the state it is
- *   shown;
- * - the messages between a session's Worker and its companion in the pool process.
+ * The live session protocol a viewer speaks on `/ws/sessions/:id`: the JSON messages it sends
+ * (validated here) and the state it is shown. Frames: `frame.ts`; Worker ↔ companion messages:
+ * `worker_messages.ts`.
  */
 import { z } from "@hono/zod-openapi";
-import type { ReplaySpec } from "../recordings/replay_spec.ts";
 
 // ---- viewer → server ----
 
@@ -122,28 +119,3 @@ export interface SessionSnapshot extends PageState {
   metrics: SessionMetrics;
   updated_at: string;
 }
-
-// ---- Worker ↔ companion ----
-
-/** Companion → Worker. Requests with `rid` get a `reply`. */
-export type SessionIn =
-  /** The proxy the browser context must use; the DevTools port for a browser launched now. */
-  | { k: "setup"; proxy: string; debugPort: number }
-  | { k: "input"; rid: number; msg: InputMessage | { type: "tabs" } }
-  | { k: "screenshot"; rid: number }
-  | { k: "stop"; reason: string; stats: Record<string, unknown> }
-  /** Report each input as an `input` page event, with the element under it (while recording). */
-  | { k: "inputs"; on: boolean }
-  /** The steps a `replay` job runs (it waits for them after its page is up). */
-  | { k: "replay"; spec: ReplaySpec }
-  /** End the session as failed. */
-  | { k: "fail"; reason: string };
-
-/** Worker → companion. */
-export type SessionOut =
-  | { k: "page"; page: PageState }
-  | { k: "active"; page: PageState }
-  /** The active tab changed: capture this target (`ws://127.0.0.1:<port>/devtools/page/<id>`). */
-  | { k: "cast"; tab: string; url: string }
-  | { k: "event"; event: Record<string, unknown>; image?: Uint8Array }
-  | { k: "reply"; rid: number; ok: boolean; error?: string; data?: unknown };

@@ -1,0 +1,36 @@
+/** Reading a job wherever it is: Redis while it is live, DuckDB after, and every event so far. */
+import { type JobRecord, type Queue, QueueUnavailable } from "./queue.ts";
+import { compareIds, type JobEvent } from "./events.ts";
+import type { History } from "../history/store.ts";
+import type { HistoryWriter } from "../history/writer.ts";
+
+/** What reading a job needs: the queue, the history, and the hub's not-yet-stored events. */
+export interface JobLookup {
+  queue: Queue;
+  history: History;
+  hub: HistoryWriter;
+}
+
+/** The freshest view of a job: Redis while it is live, DuckDB after. */
+export async function findJob(deps: JobLookup, id: string): Promise<JobRecord | null> {
+  try {
+    const live = await deps.queue.get(id);
+    if (live) return live;
+  } catch (err) {
+    if (!(err instanceof QueueUnavailable)) throw err;
+  }
+  return await deps.history.getJob(id);
+}
+
+/**
+ * Every event of a job so far: the ones read but not yet stored (taken first, synchronously),
+ * then DuckDB's; an event stored in between appears in both and is kept once.
+ */
+export async function allEvents(deps: JobLookup, id: string): Promise<JobEvent[]> {
+  const recent = deps.hub.recent(id);
+  const stored = await deps.history.events(id);
+  const seen = new Set(stored.map((e) => e.id));
+  return [...stored, ...recent.filter((e) => !seen.has(e.id))].sort((a, b) =>
+    compareIds(a.id, b.id)
+  );
+}

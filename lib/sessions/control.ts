@@ -1,0 +1,98 @@
+/**
+ * Reaching a live session wherever it runs: find it, send it a control request (straight to it
+ * when it runs in this process, through Redis to the process that runs it otherwise), and wait
+ * for its browser to be up.
+ */
+import { conflict, errorOfStatus, notFound, unavailable } from "../core/errors.ts";
+import { FINAL_STATUSES, type JobRecord } from "../jobs/queue.ts";
+import { findJob, type JobLookup } from "../jobs/lookup.ts";
+import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
+import type { SessionHost } from "./host.ts";
+
+/** How long starting a session waits for its browser to be up. */
+export const START_TIMEOUT_MS = 30_000;
+
+/** Job types that are live sessions. */
+export const LIVE_TYPES = new Set(["session", "replay"]);
+
+/** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
+export interface SessionDeps {
+  store: SessionStore;
+  host?: SessionHost | undefined;
+}
+
+/** What reaching a session needs. */
+export interface SessionLookup extends JobLookup {
+  sessions: SessionDeps;
+}
+
+const noSession = (id: string) => notFound(`No session with id "${id}"`);
+
+export async function findSession(deps: SessionLookup, id: string): Promise<JobRecord> {
+  const job = await findJob(deps, id);
+  if (!job || !LIVE_TYPES.has(job.type)) throw noSession(id);
+  return job;
+}
+
+/** Sends a control request to the session wherever it runs; a refusal throws its domain error. */
+export async function controlSession(
+  deps: SessionLookup,
+  id: string,
+  op: ControlOp,
+  args: Record<string, unknown> = {},
+  timeoutMs = 15_000,
+): Promise<ControlReply> {
+  const job = await findSession(deps, id);
+  if (FINAL_STATUSES.has(job.status)) {
+    throw conflict(`Session ${id} has ended (${job.status})`);
+  }
+  const local = deps.sessions.host?.get(id);
+  if (!local) {
+    const snap = await deps.sessions.store.snapshot(id);
+    if (snap?.state === "stopped" || snap?.state === "failed") {
+      throw conflict(`Session ${id} has ended (${snap.state})`);
+    }
+  }
+  const reply = local
+    ? await local.control(op, args)
+    : await deps.sessions.store.request(id, op, args, timeoutMs);
+  if (!reply) {
+    throw unavailable(
+      job.status === "running"
+        ? `The process running session ${id} did not answer; try again`
+        : `Session ${id} has not started yet (${job.status})`,
+    );
+  }
+  if (!reply.ok) {
+    throw errorOfStatus(reply.status, reply.error ?? `${op} failed`);
+  }
+  return reply;
+}
+
+/** Waits until the session's browser is up (or it failed, or the time is up). */
+export async function waitStarted(deps: SessionLookup, id: string): Promise<JobRecord | null> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let wake = () => {};
+  const unsubscribe = deps.hub.subscribe(id, (e) => {
+    if (e.type === "session" || e.type === "status") wake();
+  });
+  try {
+    while (Date.now() < deadline) {
+      const job = await deps.queue.get(id);
+      if (!job || FINAL_STATUSES.has(job.status)) return job;
+      const snap = deps.sessions.host?.get(id)?.snapshot() ??
+        await deps.sessions.store.snapshot(id);
+      if (snap && snap.state !== "starting") return job;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 250);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return null;
+  } finally {
+    unsubscribe();
+  }
+}
