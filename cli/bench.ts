@@ -19,7 +19,7 @@ import { createSampler, type Sample } from "../lib/jobs/sampler.ts";
 import { createUrlPolicy } from "../lib/security/url_policy.ts";
 import { describeZodError } from "../lib/http/errors.ts";
 import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
-import { parts } from "../main.ts";
+import { browserBenchJob, httpBenchJob } from "./job_types.ts";
 import type { LoadResult } from "../lib/load/http.ts";
 import type { ResourceSummary } from "../lib/jobs/sampler.ts";
 import { killProcessTree } from "../lib/core/procfs.ts";
@@ -27,13 +27,6 @@ import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
 import type { BrowserBenchResult, LevelTick, Percentiles } from "../lib/load/browser.ts";
 import { formatSizingReport, type SizingReport } from "../lib/capacity/report.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
-
-/** A job type of the platform's (the composition root lists them). */
-function jobType(name: string): JobType {
-  const type = parts.jobTypes.find((t) => t.name === name);
-  if (!type) throw new Error(`streamplay has no job type "${name}"`);
-  return type;
-}
 
 const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
 
@@ -142,7 +135,7 @@ function levelBar(e: Record<string, unknown>, levels: number): string {
 }
 
 export const httpMode: CliMode = {
-  type: jobType("http-bench"),
+  type: httpBenchJob,
   params(v) {
     const headers: Record<string, string> = {};
     for (const h of (v.header as string[] | undefined) ?? []) {
@@ -216,7 +209,7 @@ export const httpMode: CliMode = {
 const ms = (p: Percentiles | null | undefined, digits = 0) => p ? `${p.p75.toFixed(digits)}` : "–";
 
 export const playwrightMode: CliMode = {
-  type: jobType("browser-bench"),
+  type: browserBenchJob,
   params(v) {
     const params: Record<string, unknown> = { url: v.url, ...capacityParams(v) };
     const map: Array<[string, string]> = [
