@@ -3,7 +3,16 @@
  * error handler (`lib/http/errors.ts`) maps each kind to its status and headers.
  */
 
-export type ErrorKind = "invalid" | "not_found" | "conflict" | "too_large" | "busy" | "unavailable";
+export type ErrorKind =
+  | "invalid"
+  | "not_found"
+  | "conflict"
+  | "too_large"
+  | "busy"
+  | "failed"
+  | "not_supported"
+  | "upstream"
+  | "unavailable";
 
 export class DomainError extends Error {
   override name = "DomainError";
@@ -36,10 +45,21 @@ const BY_STATUS: Record<number, ErrorKind> = {
   409: "conflict",
   413: "too_large",
   429: "busy",
+  500: "failed",
+  501: "not_supported",
+  502: "upstream",
   503: "unavailable",
 };
 
+/** Seconds a caller is told to wait after a remote "busy" answer (a full stream or session). */
+const REMOTE_RETRY_AFTER_S = 10;
+
 /** The domain error another process answered with a status (a session's control reply). */
 export function errorOfStatus(status: number, message: string): DomainError {
-  return new DomainError(BY_STATUS[status] ?? "unavailable", message);
+  const kind = BY_STATUS[status] ?? "unavailable";
+  return new DomainError(
+    kind,
+    message,
+    kind === "busy" ? { retryAfterS: REMOTE_RETRY_AFTER_S } : {},
+  );
 }

@@ -18,6 +18,9 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   too_large: 413,
   busy: 429,
+  failed: 500,
+  not_supported: 501,
+  upstream: 502,
   unavailable: 503,
 };
 
