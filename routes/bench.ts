@@ -5,7 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireRole } from "../lib/http/auth.ts";
-import { describeZodError } from "../lib/http/errors.ts";
+import { checkJob } from "../lib/jobs/submit.ts";
 import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 
@@ -43,21 +43,8 @@ export function benchRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const body = c.req.valid("json");
-      const type = deps.jobTypes.get(body.type)!;
-      const parsed = type.params.safeParse(body.params);
-      if (!parsed.success) {
-        return c.json(
-          { ok: false, params: null, problems: describeZodError(parsed.error, "params").details },
-          200,
-        );
-      }
-      const problems: Array<z.infer<typeof Problem>> = [];
-      for (const { field, url } of type.urls(parsed.data)) {
-        const verdict = await deps.policy.check(url);
-        if (!verdict.ok) problems.push({ field, message: `${url} is refused: ${verdict.reason}` });
-      }
-      return c.json({ ok: problems.length === 0, params: parsed.data, problems }, 200);
+      const { type, params } = c.req.valid("json");
+      return c.json(await checkJob(deps, type, params), 200);
     },
   );
 

@@ -6,9 +6,10 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
-import { badRequest, describeZodError } from "../lib/http/errors.ts";
+import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/jobs/queue.ts";
+import { FINAL_STATUSES } from "../lib/jobs/queue.ts";
+import { submitJob } from "../lib/jobs/submit.ts";
 import { compareIds, type JobEvent } from "../lib/jobs/events.ts";
 import { allEvents, findJob } from "../lib/jobs/lookup.ts";
 import { decodeCursor } from "../lib/history/store.ts";
@@ -83,50 +84,8 @@ export function jobsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const body = c.req.valid("json");
-      const type = deps.jobTypes.get(body.type);
-      if (!type) {
-        throw badRequest(
-          `type: unknown job type "${body.type}"; use one of ${
-            [...deps.jobTypes.keys()].join(", ")
-          }`,
-        );
-      }
-      const parsed = type.params.safeParse(body.params);
-      if (!parsed.success) {
-        const { error, details } = describeZodError(parsed.error, "params");
-        throw badRequest(error, details);
-      }
-      for (const { field, url } of type.urls(parsed.data)) {
-        const verdict = await deps.policy.check(url);
-        if (!verdict.ok) throw badRequest(`${field}: ${url} is refused: ${verdict.reason}`);
-      }
-      await deps.monitor.pressure.admit();
-      const id = newJobId();
-      const timeoutS = body.timeout_s ?? type.defaultTimeoutS(parsed.data);
-      const createdMs = await deps.queue.enqueue([{
-        id,
-        type: type.name,
-        params: parsed.data,
-        maxAttempts: body.max_attempts,
-        timeoutS,
-      }]);
-      const job: JobRecord = {
-        id,
-        type: type.name,
-        status: "queued",
-        params: parsed.data,
-        result: null,
-        error: null,
-        attempts: 0,
-        max_attempts: body.max_attempts,
-        timeout_s: timeoutS,
-        created_at: new Date(createdMs).toISOString(),
-        started_at: null,
-        finished_at: null,
-        worker: null,
-      };
-      c.header("Location", `/api/jobs/${id}`);
+      const job = await submitJob(deps, c.req.valid("json"));
+      c.header("Location", `/api/jobs/${job.id}`);
       return c.json(job, 202);
     },
   );
