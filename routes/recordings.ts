@@ -19,7 +19,6 @@ import { requireRole } from "../lib/http/auth.ts";
 import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import { decodeCursor } from "../lib/history/store.ts";
-import { newJobId } from "../lib/jobs/queue.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import {
   parseAge,
@@ -33,12 +32,10 @@ import {
   VIDEO_MIME,
 } from "../lib/recordings/model.ts";
 import { type RecordingView, recordingView } from "../lib/recordings/catalog.ts";
-import { buildReplaySpec, ReplayRefused } from "../lib/recordings/replay.ts";
 import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
-import { ReplayOptions, type ReplayParams } from "../lib/recordings/replay_params.ts";
-import { controlSession, waitStarted } from "../lib/sessions/control.ts";
-
-const RETRY_AFTER_S = 10;
+import { ReplayOptions } from "../lib/recordings/replay_params.ts";
+import { controlSession } from "../lib/sessions/control.ts";
+import { startReplay } from "../lib/recordings/replay_start.ts";
 
 const RecordingSchema = z.object({
   recording_id: z.string(),
@@ -563,109 +560,9 @@ export function recordingsRoutes(deps: AppDeps) {
       const options = ReplayOptions.parse(
         c.req.header("content-type") ? c.req.valid("json") ?? {} : {},
       );
-      const recording = await findRecording(deps, id);
-      if (recording.state === "recording") {
-        throw new HTTPException(409, {
-          message: `Recording ${id} is still recording; stop it before replaying it`,
-        });
-      }
-      let finalFrame: Uint8Array | null = null;
-      if (options.visual_threshold !== undefined) {
-        finalFrame = await lastFrame(deps, recording);
-        if (!finalFrame) {
-          throw new HTTPException(409, {
-            message: `visual_threshold: the last frame of recording ${id} is not available ` +
-              "from this node; replay without a visual comparison",
-          });
-        }
-      }
-      let spec;
-      try {
-        spec = buildReplaySpec(
-          recording,
-          await deps.recordings.catalog.rawTimeline(id),
-          options,
-          finalFrame,
-        );
-      } catch (err) {
-        if (err instanceof ReplayRefused) throw badRequest(err.message);
-        throw err;
-      }
-      const verdict = await deps.policy.check(spec.start_url);
-      if (!verdict.ok) {
-        throw badRequest(`start_url: ${spec.start_url} is refused: ${verdict.reason}`);
-      }
-      const speed = spec.speed === "max" ? null : spec.speed;
-      const runS = speed === null
-        ? spec.steps.length * 2
-        : spec.duration_ms / 1000 / speed + spec.steps.length * 0.5;
-      const params: ReplayParams = {
-        url: spec.start_url,
-        viewport: recording.viewport.width > 0 ? recording.viewport : { width: 1280, height: 720 },
-        quality: options.quality,
-        max_fps: options.max_fps,
-        idle_timeout_s: 86_400,
-        max_duration_s: Math.min(86_400, Math.ceil(runS + spec.start_delay_ms / 1000 + 120)),
-        record: options.record,
-        replay: {
-          recording_id: id,
-          speed: spec.speed,
-          visual_threshold: spec.visual_threshold,
-          steps: spec.steps.length,
-        },
-      };
-      const replayId = newJobId();
-      const max = deps.config.maxSessions;
-      if (!(await deps.sessions.store.reserve(replayId, max))) {
-        c.header("Retry-After", String(RETRY_AFTER_S));
-        return c.json(
-          { error: `All ${max} session slots are in use (STREAMPLAY_MAX_SESSIONS); try later` },
-          429,
-        ) as never;
-      }
-      const timeoutS = params.max_duration_s + 60;
-      const redis = deps.queue.redis;
-      const specKey = deps.queue.keys.replaySpec(replayId);
-      try {
-        await redis.set(specKey, JSON.stringify(spec), "PX", (timeoutS + 600) * 1000);
-        await deps.queue.enqueue([{
-          id: replayId,
-          type: "replay",
-          params,
-          maxAttempts: 1,
-          timeoutS,
-        }]);
-      } catch (err) {
-        await deps.sessions.store.release(replayId).catch(() => {});
-        await redis.del(specKey).catch(() => {});
-        throw err;
-      }
-      const job = await waitStarted(deps, replayId);
-      if (!job) {
-        await deps.queue.cancel(replayId).catch(() => {});
-        c.header("Retry-After", String(RETRY_AFTER_S));
-        throw new HTTPException(503, {
-          message: `No worker started replay ${replayId} in time`,
-        });
-      }
-      if (job.status === "failed" || job.status === "cancelled") {
-        throw new HTTPException(502, {
-          message: `The replay failed to start: ${job.error ?? job.status}`,
-        });
-      }
-      const snap = deps.sessions.host?.get(replayId)?.snapshot() ??
-        await deps.sessions.store.snapshot(replayId);
-      c.header("Location", `/api/jobs/${replayId}`);
-      return c.json({
-        replay_id: replayId,
-        recording_id: id,
-        status: job.status,
-        steps: spec.steps.length,
-        speed: spec.speed,
-        viewer_url: `${deps.config.publicUrl}/?session=${replayId}&view=1`,
-        ws_url: snap?.ws_url ?? null,
-        job_url: `/api/jobs/${replayId}`,
-      }, 201);
+      const started = await startReplay(deps, id, options);
+      c.header("Location", started.job_url);
+      return c.json(started, 201);
     },
   );
 
@@ -694,29 +591,6 @@ export function recordingsRoutes(deps: AppDeps) {
   );
 
   return app;
-}
-
-/** The recording's last frame: from this node's disk, else from its node. */
-async function lastFrame(deps: AppDeps, recording: RecordingView): Promise<Uint8Array | null> {
-  const path = recordingPaths(deps.config.dataDir, recording.recording_id).final;
-  try {
-    return await Deno.readFile(path);
-  } catch { /* not here */ }
-  if (!recording.node || recording.node === deps.recordings.publicUrl()) return null;
-  const token = deps.config.tokens[0]?.token;
-  try {
-    const res = await fetch(
-      `${recording.node}/api/recordings/${recording.recording_id}/screenshots/final`,
-      { headers: token ? { authorization: `Bearer ${token}` } : {} },
-    );
-    if (!res.ok) {
-      await res.body?.cancel();
-      return null;
-    }
-    return new Uint8Array(await res.arrayBuffer());
-  } catch {
-    return null;
-  }
 }
 
 /**

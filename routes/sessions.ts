@@ -12,21 +12,14 @@ import { HTTPException } from "hono/http-exception";
 import { hasRole, requireRole } from "../lib/http/auth.ts";
 import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import { FINAL_STATUSES, type JobRecord, newJobId } from "../lib/jobs/queue.ts";
+import { FINAL_STATUSES, type JobRecord } from "../lib/jobs/queue.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import type { SessionMetrics, SessionSnapshot } from "../lib/sessions/protocol.ts";
 import { SessionParams } from "../lib/sessions/params.ts";
 import { allEvents } from "../lib/jobs/lookup.ts";
-import {
-  controlSession,
-  findSession,
-  LIVE_TYPES,
-  START_TIMEOUT_MS,
-  waitStarted,
-} from "../lib/sessions/control.ts";
+import { controlSession, findSession, LIVE_TYPES } from "../lib/sessions/control.ts";
+import { startSession } from "../lib/sessions/start.ts";
 import type { Principal } from "../lib/http/auth.ts";
-
-const RETRY_AFTER_S = 10;
 
 const Metrics = z.object({
   current_fps: z.number(),
@@ -177,46 +170,8 @@ export function sessionsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const params = c.req.valid("json");
-      const verdict = await deps.policy.check(params.url);
-      if (!verdict.ok) throw badRequest(`url: ${params.url} is refused: ${verdict.reason}`);
-      await deps.monitor.pressure.admit();
-      const id = newJobId();
-      const max = deps.config.maxSessions;
-      if (!(await deps.sessions.store.reserve(id, max))) {
-        c.header("Retry-After", String(RETRY_AFTER_S));
-        return c.json(
-          { error: `All ${max} session slots are in use (STREAMPLAY_MAX_SESSIONS); try later` },
-          429,
-        );
-      }
-      try {
-        await deps.queue.enqueue([{
-          id,
-          type: "session",
-          params,
-          maxAttempts: 1,
-          timeoutS: params.max_duration_s + 60,
-        }]);
-      } catch (err) {
-        await deps.sessions.store.release(id).catch(() => {});
-        throw err;
-      }
-      const job = await waitStarted(deps, id);
-      if (!job) {
-        await deps.queue.cancel(id).catch(() => {});
-        await deps.sessions.store.release(id).catch(() => {});
-        c.header("Retry-After", String(RETRY_AFTER_S));
-        throw new HTTPException(503, {
-          message: `No worker started session ${id} within ${START_TIMEOUT_MS / 1000} s`,
-        });
-      }
-      if (FINAL_STATUSES.has(job.status)) {
-        throw new HTTPException(502, {
-          message: `The session failed to start: ${job.error ?? job.status}`,
-        });
-      }
-      c.header("Location", `/api/sessions/${id}`);
+      const job = await startSession(deps, { type: "session", params: c.req.valid("json") });
+      c.header("Location", `/api/sessions/${job.id}`);
       return c.json(await liveView(deps, job), 201);
     },
   );

@@ -24,6 +24,7 @@ import {
 } from "../history/store.ts";
 import type { HistoryWriter } from "../history/writer.ts";
 import type { RedisKeys } from "../core/keys.ts";
+import { notFound } from "../core/errors.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import type { Redis } from "../core/redis.ts";
 import {
@@ -206,6 +207,13 @@ const SELECT = `SELECT ${
       : c
   ).join(", ")
 } FROM recordings`;
+
+/** The recording with that id; 404 when there is none. */
+export async function findRecording(catalog: RecordingCatalog, id: string): Promise<RecordingView> {
+  const recording = await catalog.get(id);
+  if (!recording) throw notFound(`No recording with id "${id}"`);
+  return recording;
+}
 
 /** A recording's metadata as the API shows it (ISO times, sizes in MB, its URLs). */
 export function recordingView(meta: RecordingMeta, updatedAt = Date.now()): RecordingView {

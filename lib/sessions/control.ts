@@ -1,16 +1,12 @@
 /**
- * Reaching a live session wherever it runs: find it, send it a control request (straight to it
- * when it runs in this process, through Redis to the process that runs it otherwise), and wait
- * for its browser to be up.
+ * Reaching a live session wherever it runs: find it, and send it a control request (straight to
+ * it when it runs in this process, through Redis to the process that runs it otherwise).
  */
 import { conflict, errorOfStatus, notFound, unavailable } from "../core/errors.ts";
 import { FINAL_STATUSES, type JobRecord } from "../jobs/queue.ts";
 import { findJob, type JobLookup } from "../jobs/lookup.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
 import type { SessionHost } from "./host.ts";
-
-/** How long starting a session waits for its browser to be up. */
-export const START_TIMEOUT_MS = 30_000;
 
 /** Job types that are live sessions. */
 export const LIVE_TYPES = new Set(["session", "replay"]);
@@ -67,32 +63,4 @@ export async function controlSession(
     throw errorOfStatus(reply.status, reply.error ?? `${op} failed`);
   }
   return reply;
-}
-
-/** Waits until the session's browser is up (or it failed, or the time is up). */
-export async function waitStarted(deps: SessionLookup, id: string): Promise<JobRecord | null> {
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let wake = () => {};
-  const unsubscribe = deps.hub.subscribe(id, (e) => {
-    if (e.type === "session" || e.type === "status") wake();
-  });
-  try {
-    while (Date.now() < deadline) {
-      const job = await deps.queue.get(id);
-      if (!job || FINAL_STATUSES.has(job.status)) return job;
-      const snap = deps.sessions.host?.get(id)?.snapshot() ??
-        await deps.sessions.store.snapshot(id);
-      if (snap && snap.state !== "starting") return job;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 250);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-    return null;
-  } finally {
-    unsubscribe();
-  }
 }
