@@ -12,6 +12,7 @@ import { FINAL_STATUSES } from "../lib/jobs/queue.ts";
 import { submitJob } from "../lib/jobs/submit.ts";
 import { compareIds, type JobEvent } from "../lib/jobs/events.ts";
 import { allEvents, findJob } from "../lib/jobs/lookup.ts";
+import { cancelJob, deleteJob } from "../lib/jobs/removal.ts";
 import { decodeCursor } from "../lib/history/store.ts";
 import type { AppDeps } from "../lib/http/context.ts";
 import { errorMessage } from "../lib/core/log.ts";
@@ -191,19 +192,7 @@ export function jobsRoutes(deps: AppDeps) {
         503: errorResponse("Queue (Redis) unavailable"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const outcome = await deps.queue.cancel(id);
-      if (outcome === "missing") {
-        const stored = await deps.history.getJob(id);
-        if (!stored) throw jobNotFound(id);
-        throw new HTTPException(409, { message: `Job ${id} already ended: ${stored.status}` });
-      }
-      if (outcome !== "ok") {
-        throw new HTTPException(409, { message: `Job ${id} already ended: ${outcome}` });
-      }
-      return c.json((await findJob(deps, id))!, 200);
-    },
+    async (c) => c.json(await cancelJob(deps, c.req.valid("param").id), 200),
   );
 
   app.openapi(
@@ -223,21 +212,7 @@ export function jobsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const job = await findJob(deps, id);
-      if (!job) throw jobNotFound(id);
-      if (!FINAL_STATUSES.has(job.status)) {
-        throw new HTTPException(409, { message: `Job ${id} is ${job.status}; cancel it first` });
-      }
-      await deps.hub.flush();
-      for (const table of ["job_events", "metric_samples", "jobs"]) {
-        await deps.history.execute(
-          `DELETE FROM ${table} WHERE ${table === "jobs" ? "id" : "job_id"} = $1`,
-          [id],
-        );
-      }
-      await deps.queue.redis.del(deps.queue.keys.job(id)).catch(() => {});
-      await Deno.remove(`${deps.config.dataDir}/artifacts/${id}`, { recursive: true })
-        .catch(() => {});
+      await deleteJob(deps, id);
       return c.json({ deleted: id }, 200);
     },
   );

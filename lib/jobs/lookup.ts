@@ -1,4 +1,5 @@
 /** Reading a job wherever it is: Redis while it is live, DuckDB after, and every event so far. */
+import { notFound } from "../core/errors.ts";
 import { type JobRecord, type Queue, QueueUnavailable } from "./queue.ts";
 import { compareIds, type JobEvent } from "./events.ts";
 import type { History } from "../history/store.ts";
@@ -20,6 +21,13 @@ export async function findJob(deps: JobLookup, id: string): Promise<JobRecord | 
     if (!(err instanceof QueueUnavailable)) throw err;
   }
   return await deps.history.getJob(id);
+}
+
+/** The job, wherever it is; 404 when there is none. */
+export async function getJob(deps: JobLookup, id: string): Promise<JobRecord> {
+  const job = await findJob(deps, id);
+  if (!job) throw notFound(`No job with id "${id}"`);
+  return job;
 }
 
 /**
