@@ -6,16 +6,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
-import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import { FINAL_STATUSES } from "../lib/jobs/queue.ts";
 import { submitJob } from "../lib/jobs/submit.ts";
-import { compareIds, type JobEvent } from "../lib/jobs/events.ts";
-import { allEvents, findJob } from "../lib/jobs/lookup.ts";
+import { getJob, jobEvents, jobLogs, jobSamples } from "../lib/jobs/lookup.ts";
 import { cancelJob, deleteJob } from "../lib/jobs/removal.ts";
-import { decodeCursor } from "../lib/history/store.ts";
+import { followJob } from "../lib/jobs/follow.ts";
+import { exportJobs, listJobs } from "../lib/history/job_listing.ts";
 import type { AppDeps } from "../lib/http/context.ts";
-import { errorMessage } from "../lib/core/log.ts";
 
 const STATUSES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] as const;
 
@@ -62,8 +59,6 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
   format: z.enum(["csv", "parquet"]).default("csv"),
 });
 
-const jobNotFound = (id: string) => new HTTPException(404, { message: `No job with id "${id}"` });
-
 export function jobsRoutes(deps: AppDeps) {
   const app = newApp();
 
@@ -108,25 +103,10 @@ export function jobsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const q = c.req.valid("query");
-      const dir = `${deps.config.dataDir}/tmp`;
-      await Deno.mkdir(dir, { recursive: true });
-      const file = `${dir}/export-${crypto.randomUUID()}.${q.format}`;
-      try {
-        await deps.history.exportJobs(q, q.format, file);
-        const bytes = await Deno.readFile(file);
-        const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
-        c.header(
-          "Content-Type",
-          q.format === "csv" ? "text/csv; charset=utf-8" : "application/vnd.apache.parquet",
-        );
-        c.header(
-          "Content-Disposition",
-          `attachment; filename="streamplay-jobs-${stamp}.${q.format}"`,
-        );
-        return c.body(bytes, 200);
-      } finally {
-        await Deno.remove(file).catch(() => {});
-      }
+      const file = await exportJobs(deps, q, q.format);
+      c.header("Content-Type", file.contentType);
+      c.header("Content-Disposition", `attachment; filename="${file.filename}"`);
+      return c.body(file.bytes, 200);
     },
   );
 
@@ -146,16 +126,7 @@ export function jobsRoutes(deps: AppDeps) {
         400: errorResponse("Bad filter or cursor"),
       },
     }),
-    async (c) => {
-      const q = c.req.valid("query");
-      if (q.cursor && !decodeCursor(q.cursor)) {
-        throw badRequest("cursor: is not a cursor this API returned");
-      }
-      if (q.since && q.until && Date.parse(q.since) >= Date.parse(q.until)) {
-        throw badRequest("until: must be later than since");
-      }
-      return c.json(await deps.history.listJobs(q), 200);
-    },
+    async (c) => c.json(await listJobs(deps.history, c.req.valid("query")), 200),
   );
 
   app.openapi(
@@ -168,12 +139,7 @@ export function jobsRoutes(deps: AppDeps) {
       request: { params: IdParam },
       responses: { 200: jsonResponse(JobSchema, "The job"), 404: errorResponse("Unknown id") },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const job = await findJob(deps, id);
-      if (!job) throw jobNotFound(id);
-      return c.json(job, 200);
-    },
+    async (c) => c.json(await getJob(deps, c.req.valid("param").id), 200),
   );
 
   app.openapi(
@@ -235,16 +201,7 @@ export function jobsRoutes(deps: AppDeps) {
         404: errorResponse("Unknown id"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      if (!(await findJob(deps, id))) throw jobNotFound(id);
-      const logs = (await allEvents(deps, id)).filter((e) => e.type === "log").map((e) => ({
-        ts: e.ts,
-        level: String(e.level ?? "info"),
-        message: String(e.message ?? ""),
-      }));
-      return c.json({ logs }, 200);
-    },
+    async (c) => c.json({ logs: await jobLogs(deps, c.req.valid("param").id) }, 200),
   );
 
   app.openapi(
@@ -271,9 +228,7 @@ export function jobsRoutes(deps: AppDeps) {
     async (c) => {
       const { id } = c.req.valid("param");
       const { type } = c.req.valid("query");
-      if (!(await findJob(deps, id))) throw jobNotFound(id);
-      const types = type ? new Set(type.split(",")) : null;
-      const events = (await allEvents(deps, id)).filter((e) => !types || types.has(e.type));
+      const events = await jobEvents(deps, id, type ? new Set(type.split(",")) : undefined);
       return c.json({ events }, 200);
     },
   );
@@ -294,25 +249,13 @@ export function jobsRoutes(deps: AppDeps) {
         404: errorResponse("Unknown id"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      if (!(await findJob(deps, id))) throw jobNotFound(id);
-      const recent = deps.hub.recent(id).filter((e) => e.type === "sample");
-      const stored = await deps.history.samples(id);
-      const seen = new Set(stored.map((s) => s.ts));
-      const samples = [
-        ...stored,
-        ...recent.filter((e) => !seen.has(e.ts)).map(({ id: _i, job_id: _j, type: _t, ...s }) => s),
-      ];
-      return c.json({ samples }, 200);
-    },
+    async (c) => c.json({ samples: await jobSamples(deps, c.req.valid("param").id) }, 200),
   );
 
   app.get(
     "/ws/jobs/:id",
     async (c, next) => {
-      const id = c.req.param("id");
-      if (!(await findJob(deps, id))) throw jobNotFound(id);
+      await getJob(deps, c.req.param("id"));
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new HTTPException(426, { message: "This endpoint speaks WebSocket" });
       }
@@ -320,38 +263,16 @@ export function jobsRoutes(deps: AppDeps) {
     },
     upgradeWebSocket((c) => {
       const id = c.req.param("id")!;
-      let unsubscribe = () => {};
+      let stop = () => {};
       return {
         onOpen(_evt, ws) {
-          const buffered: JobEvent[] = [];
-          let last: string | null = null;
-          let live = false;
-          let closed = false;
-          const send = (e: JobEvent) => {
-            if (closed || (last !== null && compareIds(e.id, last) <= 0)) return;
-            last = e.id;
-            ws.send(JSON.stringify(e));
-            if (e.type === "status" && FINAL_STATUSES.has(String(e.status))) {
-              closed = true;
-              unsubscribe();
-              ws.close(1000, "job finished");
-            }
-          };
-          unsubscribe = deps.hub.subscribe(id, (e: JobEvent) => {
-            if (live) send(e);
-            else buffered.push(e);
-          });
-          allEvents(deps, id).then((history) => {
-            for (const e of history) send(e);
-            live = true;
-            for (const e of buffered.splice(0)) send(e);
-          }).catch((err) => {
-            deps.log.warn("job event catch-up failed", { job: id, error: errorMessage(err) });
-            live = true;
+          stop = followJob(deps, id, {
+            send: (e) => ws.send(JSON.stringify(e)),
+            end: () => ws.close(1000, "job finished"),
           });
         },
         onClose() {
-          unsubscribe();
+          stop();
         },
       };
     }),

@@ -1,4 +1,7 @@
-/** Reading a job wherever it is: Redis while it is live, DuckDB after, and every event so far. */
+/**
+ * Reading a job wherever it is: Redis while it is live, DuckDB after; its events so far, its log
+ * lines and its resource samples.
+ */
 import { notFound } from "../core/errors.ts";
 import { type JobRecord, type Queue, QueueUnavailable } from "./queue.ts";
 import { compareIds, type JobEvent } from "./events.ts";
@@ -41,4 +44,41 @@ export async function allEvents(deps: JobLookup, id: string): Promise<JobEvent[]
   return [...stored, ...recent.filter((e) => !seen.has(e.id))].sort((a, b) =>
     compareIds(a.id, b.id)
   );
+}
+
+/** A job's events so far, oldest first, only those of `types` when given; 404 for an unknown id. */
+export async function jobEvents(
+  deps: JobLookup,
+  id: string,
+  types?: ReadonlySet<string>,
+): Promise<JobEvent[]> {
+  await getJob(deps, id);
+  return (await allEvents(deps, id)).filter((e) => !types || types.has(e.type));
+}
+
+/** A job's log lines, oldest first; 404 for an unknown id. */
+export async function jobLogs(
+  deps: JobLookup,
+  id: string,
+): Promise<Array<{ ts: string; level: string; message: string }>> {
+  return (await jobEvents(deps, id, new Set(["log"]))).map((e) => ({
+    ts: e.ts,
+    level: String(e.level ?? "info"),
+    message: String(e.message ?? ""),
+  }));
+}
+
+/** The resource samples of a job: stored ones, then those the hub has not stored yet. */
+export async function jobSamples(
+  deps: JobLookup,
+  id: string,
+): Promise<Array<Record<string, unknown>>> {
+  await getJob(deps, id);
+  const recent = deps.hub.recent(id).filter((e) => e.type === "sample");
+  const stored = await deps.history.samples(id);
+  const seen = new Set(stored.map((s) => s.ts));
+  return [
+    ...stored,
+    ...recent.filter((e) => !seen.has(e.ts)).map(({ id: _i, job_id: _j, type: _t, ...s }) => s),
+  ];
 }
