@@ -1,12 +1,14 @@
 /**
- * Reaching a live session wherever it runs: find it, and send it a control request (straight to
- * it when it runs in this process, through Redis to the process that runs it otherwise).
+ * Reaching a live session wherever it runs: find it, send it a control request (straight to it
+ * when it runs in this process, through Redis to the process that runs it otherwise), and join
+ * a viewer to it in the process that serves it.
  */
 import { conflict, errorOfStatus, notFound, unavailable } from "../core/errors.ts";
 import { FINAL_STATUSES, type JobRecord } from "../jobs/queue.ts";
 import { findJob, type JobLookup } from "../jobs/lookup.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
-import type { SessionHost } from "./host.ts";
+import type { LiveSession, SessionHost } from "./host.ts";
+import type { SessionState } from "./protocol.ts";
 
 /** Job types that are live sessions. */
 export const LIVE_TYPES = new Set(["session", "replay"]);
@@ -63,4 +65,36 @@ export async function controlSession(
     throw errorOfStatus(reply.status, reply.error ?? `${op} failed`);
   }
   return reply;
+}
+
+/** Where a viewer of a session connects: the session, here, or why not. */
+export type ViewerTarget =
+  | { live: LiveSession }
+  | { ended: SessionState }
+  | { elsewhere: string };
+
+/**
+ * The session a viewer connects to in this process; or that it ended, or the viewer WebSocket
+ * of the process that serves it. 404 when no live session has that id.
+ */
+export async function viewerTarget(sessions: SessionDeps, id: string): Promise<ViewerTarget> {
+  const live = sessions.host?.get(id);
+  if (live) return { live };
+  const snap = await sessions.store.snapshot(id).catch(() => null);
+  if (snap?.state === "stopped" || snap?.state === "failed") return { ended: snap.state };
+  if (snap) return { elsewhere: snap.ws_url };
+  throw notFound(`No live session with id "${id}"`);
+}
+
+/**
+ * Joins a viewer to a session: it drives the session when it asks to and may (the operator
+ * role), unless the session is a replay, which its recording drives: everyone watches.
+ */
+export function joinViewer(
+  live: LiveSession,
+  socket: WebSocket,
+  viewer: { name: string; wantsToDrive: boolean; mayDrive: boolean },
+): void {
+  const interactive = viewer.wantsToDrive && viewer.mayDrive && !("replay" in live.params);
+  live.join(socket, { interactive, name: viewer.name });
 }
