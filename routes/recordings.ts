@@ -1,41 +1,34 @@
 /**
- * Recordings: start and stop a session's recording (a control op for the process that runs the
- * session), list them with filters and a cursor, read one with a summary of its timeline, its
- * timeline, its video (HTTP Range, so players seek), the screenshots taken at errors, delete,
- * clean older than an age, and replay it.
- *
- * Files stay on the node that recorded them and that node serves them: the API serves the files
- * it has (same process, or a data directory shared with the workers) and redirects (307) to the
- * recording's node for the others — the same way a session's `ws_url` points at its node; heavy
- * bytes never go through Redis. A worker's own listener serves the file routes
- * (`recordingFileRoutes`). Ids are checked against the recording id pattern before any path is
- * built, so no request reaches outside the recordings directory.
+ * Recordings (`lib/recordings/manage.ts`, `replay_start.ts`) and their files (`files.ts`), which
+ * the node that recorded them serves: others redirect there (307); `recordingFileRoutes` on a worker.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { HTTPException } from "hono/http-exception";
-import parseRange from "range-parser";
 import { requireRole } from "../lib/http/auth.ts";
-import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import { decodeCursor } from "../lib/history/store.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
-import {
-  parseAge,
-  readLocalMeta,
-  RECORDING_ID_PATTERN,
-  RECORDING_STATES,
-  type RecordingMeta,
-  recordingPaths,
-  RecordOptions,
-  toMb,
-  VIDEO_MIME,
-} from "../lib/recordings/model.ts";
-import { type RecordingView, recordingView } from "../lib/recordings/catalog.ts";
+import { RECORDING_ID_PATTERN, RECORDING_STATES, RecordOptions } from "../lib/recordings/model.ts";
 import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
 import { ReplayOptions } from "../lib/recordings/replay_params.ts";
-import { controlSession } from "../lib/sessions/control.ts";
-import { startReplay } from "../lib/recordings/replay_start.ts";
+import { ReplayStartedSchema, startReplay } from "../lib/recordings/replay_start.ts";
+import {
+  cleanRecordings,
+  deleteRecording,
+  getRecording,
+  listRecordings,
+  recordingReplays,
+  recordingTimeline,
+  startRecording,
+  stopRecording,
+} from "../lib/recordings/manage.ts";
+import {
+  type FileAnswer,
+  type FileRequest,
+  localScreenshot,
+  localVideo,
+  recordingScreenshot,
+  recordingVideo,
+} from "../lib/recordings/files.ts";
 
 const RecordingSchema = z.object({
   recording_id: z.string(),
@@ -118,113 +111,6 @@ const ListQuery = z.object({
   cursor: z.string().max(500).optional(),
 });
 
-const noRecording = (id: string) =>
-  new HTTPException(404, { message: `No recording with id "${id}"` });
-
-async function findRecording(deps: AppDeps, id: string): Promise<RecordingView> {
-  const recording = await deps.recordings.catalog.get(id);
-  if (!recording) throw noRecording(id);
-  return recording;
-}
-
-/** Reads `length` bytes of `file` from `start`, then closes it. */
-function fileStream(file: Deno.FsFile, start: number, length: number): ReadableStream<Uint8Array> {
-  let left = length;
-  let positioned = false;
-  const close = () => {
-    try {
-      file.close();
-    } catch { /* closed */ }
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        if (!positioned) {
-          await file.seek(start, Deno.SeekMode.Start);
-          positioned = true;
-        }
-        const chunk = new Uint8Array(Math.min(256 * 1024, left));
-        const n = left > 0 ? await file.read(chunk) : null;
-        if (!n) {
-          close();
-          controller.close();
-          return;
-        }
-        left -= n;
-        controller.enqueue(chunk.subarray(0, n));
-      } catch (err) {
-        close();
-        controller.error(err);
-      }
-    },
-    cancel: close,
-  });
-}
-
-/**
- * Serves a file with Range support (one range: 206; unsatisfiable: 416; none, several or a
- * malformed header: the whole file). Null when the file is not here.
- */
-async function serveFile(
-  c: Context<AppEnv>,
-  path: string,
-  type: string,
-  options: { download?: string | null; cache: string },
-): Promise<Response | null> {
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(path);
-  } catch {
-    return null;
-  }
-  // A recording in progress grows: what is served is what was there when it was opened.
-  const size = (await file.stat()).size;
-  const headers = new Headers({
-    "Content-Type": type,
-    "Accept-Ranges": "bytes",
-    "Cache-Control": options.cache,
-  });
-  if (options.download) {
-    headers.set("Content-Disposition", `attachment; filename="${options.download}"`);
-  }
-  let start = 0;
-  let end = size - 1;
-  let status = 200;
-  const header = c.req.header("range");
-  if (header) {
-    const ranges = parseRange(size, header, { combine: true });
-    if (ranges === -1) {
-      file.close();
-      headers.set("Content-Range", `bytes */${size}`);
-      headers.set("Content-Type", "application/json");
-      return new Response(
-        JSON.stringify({ error: `range: ${header} is outside the file (${size} bytes)` }),
-        { status: 416, headers },
-      );
-    }
-    if (ranges !== -2 && ranges.type === "bytes" && ranges.length === 1) {
-      start = ranges[0]!.start;
-      end = ranges[0]!.end;
-      status = 206;
-      headers.set("Content-Range", `bytes ${start}-${end}/${size}`);
-    }
-  }
-  headers.set("Content-Length", String(end - start + 1));
-  if (c.req.method === "HEAD") {
-    file.close();
-    return new Response(null, { status, headers });
-  }
-  return new Response(fileStream(file, start, end - start + 1), { status, headers });
-}
-
-const VIDEO_CACHE = "private, no-cache";
-const SHOT_CACHE = "private, max-age=86400";
-
-function shotPath(dataDir: string, id: string, n: number | "final"): string {
-  const paths = recordingPaths(dataDir, id);
-  return n === "final" ? paths.final : paths.shot(n);
-}
-
 const videoRoute = createRoute({
   method: "get",
   path: "/api/recordings/{id}/video",
@@ -265,21 +151,16 @@ const shotRoute = createRoute({
   },
 });
 
-/** Where the file is when not here: the recording's node, unless that is this process. */
-function elsewhere(
-  deps: AppDeps,
-  c: Context<AppEnv>,
-  recording: RecordingView,
-  what: string,
-): Response {
-  const here = [deps.recordings.publicUrl(), deps.config.publicUrl];
-  if (recording.node && !here.includes(recording.node)) {
-    const url = new URL(c.req.url);
-    return c.redirect(`${recording.node}${url.pathname}${url.search}`, 307);
-  }
-  throw new HTTPException(404, {
-    message: `The ${what} of recording ${recording.recording_id} is not on this node any more`,
-  });
+/** What a file route asks of lib/recordings/files.ts: the Range header, HEAD or GET. */
+function fileRequest(c: Context<AppEnv>): FileRequest {
+  return { range: c.req.header("range"), head: c.req.method === "HEAD" };
+}
+
+/** The file from here, or a redirect (307) to the same path on the node that has it. */
+function answer(c: Context<AppEnv>, file: FileAnswer): Response {
+  if ("response" in file) return file.response;
+  const url = new URL(c.req.url);
+  return c.redirect(`${file.node}${url.pathname}${url.search}`, 307);
 }
 
 export function recordingsRoutes(deps: AppDeps) {
@@ -309,8 +190,7 @@ export function recordingsRoutes(deps: AppDeps) {
       const options = RecordOptions.parse(
         c.req.header("content-type") ? c.req.valid("json") ?? {} : {},
       );
-      const reply = await controlSession(deps, id, "record_start", options, 30_000);
-      const recording = recordingView(reply.data as RecordingMeta);
+      const recording = await startRecording(deps, id, options);
       c.header("Location", `/api/recordings/${recording.recording_id}`);
       return c.json(recording, 201);
     },
@@ -331,11 +211,7 @@ export function recordingsRoutes(deps: AppDeps) {
         409: errorResponse("The session has ended or is not being recorded"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const reply = await controlSession(deps, id, "record_stop", {}, 60_000);
-      return c.json(recordingView(reply.data as RecordingMeta), 200);
-    },
+    async (c) => c.json(await stopRecording(deps, c.req.valid("param").id), 200),
   );
 
   app.openapi(
@@ -354,13 +230,7 @@ export function recordingsRoutes(deps: AppDeps) {
         400: errorResponse("Bad filter or cursor"),
       },
     }),
-    async (c) => {
-      const q = c.req.valid("query");
-      if (q.cursor && !decodeCursor(q.cursor)) {
-        throw badRequest("cursor: is not a cursor this API returned");
-      }
-      return c.json(await deps.recordings.catalog.list(q), 200);
-    },
+    async (c) => c.json(await listRecordings(deps.recordings.catalog, c.req.valid("query")), 200),
   );
 
   app.openapi(
@@ -398,20 +268,7 @@ export function recordingsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { older_than } = c.req.valid("json");
-      const ms = parseAge(older_than);
-      if (ms === null || ms <= 0) {
-        throw badRequest(
-          `older_than: "${older_than}" is not an age; use a number and a unit: 45s, 30m, 12h, ` +
-            "7d or 2w",
-        );
-      }
-      const { removed, bytes } = await deps.recordings.catalog.clean(ms);
-      return c.json({
-        removed: removed.length,
-        removed_bytes: bytes,
-        removed_mb: toMb(bytes),
-        recording_ids: removed,
-      }, 200);
+      return c.json(await cleanRecordings(deps.recordings.catalog, older_than), 200);
     },
   );
 
@@ -429,12 +286,7 @@ export function recordingsRoutes(deps: AppDeps) {
         404: errorResponse("Unknown recording"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const recording = await findRecording(deps, id);
-      const entries = await deps.recordings.catalog.timeline(id);
-      return c.json({ ...recording, timeline: deps.recordings.catalog.summarize(entries) }, 200);
-    },
+    async (c) => c.json(await getRecording(deps.recordings.catalog, c.req.valid("param").id), 200),
   );
 
   app.openapi(
@@ -457,32 +309,19 @@ export function recordingsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      await findRecording(deps, id);
-      return c.json({ recording_id: id, entries: await deps.recordings.catalog.timeline(id) }, 200);
+      return c.json(await recordingTimeline(deps.recordings.catalog, id), 200);
     },
   );
 
   app.openapi(videoRoute, async (c) => {
     const { id } = c.req.valid("param");
-    const recording = await findRecording(deps, id);
-    const path = recordingPaths(deps.config.dataDir, id).video(recording.container);
-    const served = await serveFile(c, path, VIDEO_MIME[recording.container], {
-      download: c.req.valid("query").download === "1" ? `${id}.${recording.container}` : null,
-      cache: VIDEO_CACHE,
-    });
-    return (served ?? elsewhere(deps, c, recording, "video")) as never;
+    const download = c.req.valid("query").download === "1";
+    return answer(c, await recordingVideo(deps, id, { ...fileRequest(c), download })) as never;
   });
 
   app.openapi(shotRoute, async (c) => {
     const { id, n } = c.req.valid("param");
-    const recording = await findRecording(deps, id);
-    if (n !== "final" && n > recording.screenshots) {
-      throw new HTTPException(404, { message: `Recording ${id} has no screenshot ${n}` });
-    }
-    const served = await serveFile(c, shotPath(deps.config.dataDir, id, n), "image/jpeg", {
-      cache: SHOT_CACHE,
-    });
-    return (served ?? elsewhere(deps, c, recording, `screenshot ${n}`)) as never;
+    return answer(c, await recordingScreenshot(deps, id, n, fileRequest(c))) as never;
   });
 
   app.openapi(
@@ -504,18 +343,8 @@ export function recordingsRoutes(deps: AppDeps) {
         409: errorResponse("It is still recording: stop it first"),
       },
     }),
-    async (c) => {
-      const { id } = c.req.valid("param");
-      const recording = await findRecording(deps, id);
-      if (recording.state === "recording") {
-        throw new HTTPException(409, {
-          message: `Recording ${id} is still recording; stop it with DELETE ` +
-            `/api/sessions/${recording.session_id}/recording first`,
-        });
-      }
-      const { bytes } = await deps.recordings.catalog.remove([id]);
-      return c.json({ deleted: id, removed_bytes: bytes }, 200);
-    },
+    async (c) =>
+      c.json(await deleteRecording(deps.recordings.catalog, c.req.valid("param").id), 200),
   );
 
   app.openapi(
@@ -534,19 +363,7 @@ export function recordingsRoutes(deps: AppDeps) {
         body: { content: { "application/json": { schema: ReplayOptions } }, required: false },
       },
       responses: {
-        201: jsonResponse(
-          z.object({
-            replay_id: z.string(),
-            recording_id: z.string(),
-            status: z.string(),
-            steps: z.number(),
-            speed: z.union([z.number(), z.literal("max")]),
-            viewer_url: z.string(),
-            ws_url: z.string().nullable(),
-            job_url: z.string(),
-          }),
-          "Started",
-        ),
+        201: jsonResponse(ReplayStartedSchema, "Started"),
         400: errorResponse("Bad options, or the recording's start page is refused"),
         404: errorResponse("Unknown recording"),
         409: errorResponse("It is still recording, or its last frame is not available"),
@@ -585,8 +402,7 @@ export function recordingsRoutes(deps: AppDeps) {
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      await findRecording(deps, id);
-      return c.json({ replays: await deps.recordings.catalog.replays(id) }, 200);
+      return c.json({ replays: await recordingReplays(deps.recordings.catalog, id) }, 200);
     },
   );
 
@@ -599,36 +415,14 @@ export function recordingsRoutes(deps: AppDeps) {
  */
 export function recordingFileRoutes({ config }: WorkerDeps) {
   const app = newApp();
-  const local = async (id: string): Promise<RecordingMeta> => {
-    const meta = await readLocalMeta(config.dataDir, id);
-    if (!meta) throw new HTTPException(404, { message: `No recording "${id}" on this node` });
-    return meta;
-  };
   app.openapi(videoRoute, async (c) => {
     const { id } = c.req.valid("param");
-    const meta = await local(id);
-    const served = await serveFile(
-      c,
-      recordingPaths(config.dataDir, id).video(meta.container),
-      VIDEO_MIME[meta.container],
-      {
-        download: c.req.valid("query").download === "1" ? `${id}.${meta.container}` : null,
-        cache: VIDEO_CACHE,
-      },
-    );
-    if (!served) throw new HTTPException(404, { message: `Recording ${id} has no video here` });
-    return served as never;
+    const download = c.req.valid("query").download === "1";
+    return await localVideo(config.dataDir, id, { ...fileRequest(c), download }) as never;
   });
   app.openapi(shotRoute, async (c) => {
     const { id, n } = c.req.valid("param");
-    await local(id);
-    const served = await serveFile(c, shotPath(config.dataDir, id, n), "image/jpeg", {
-      cache: SHOT_CACHE,
-    });
-    if (!served) {
-      throw new HTTPException(404, { message: `Recording ${id} has no screenshot ${n}` });
-    }
-    return served as never;
+    return await localScreenshot(config.dataDir, id, n, fileRequest(c)) as never;
   });
   return app;
 }
