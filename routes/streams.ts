@@ -1,31 +1,24 @@
 /**
- * Live video streams of sessions:
- *
- * - the API: start one on a session (`POST /api/sessions/:id/stream`, reaching the process that
- *   runs the session), list, read with live metrics, stop with the final totals, and the quality
- *   profiles;
- * - the media, served by the process that encodes the stream (`streamMediaRoutes`, also on a
- *   worker's listener): HLS playlists and DASH manifests with their segments, the clock DASH
- *   players synchronise with, the stream's status for its player, and the player page
- *   `/player/:id` (hls.js or dash.js from /vendor). Media URLs hold the stream id, 80 random
- *   bits: like a signed URL, holding it is what lets a player (VLC, ffplay, hls.js) watch.
+ * Video streams of sessions (`lib/streams/manage.ts`), and their media (`streamMediaRoutes`, on
+ * every process that may encode one): playlists, segments, the DASH clock, status, player page.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { getConnInfo } from "hono/deno";
-import { HTTPException } from "hono/http-exception";
 import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import type { AppDeps, AppEnv, StreamDeps, WorkerDeps } from "../lib/http/context.ts";
-import type { StreamStatus } from "../lib/streams/store.ts";
-import { liveTiming, PROTOCOL_CODECS, PROTOCOLS, StreamRequest } from "../lib/streams/options.ts";
-import { CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../lib/video/codecs.ts";
-import { controlSession } from "../lib/sessions/control.ts";
+import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
+import { PROTOCOLS, StreamRequest } from "../lib/streams/options.ts";
+import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
+import {
+  listStreams,
+  startStream,
+  stopStream,
+  streamAnswer,
+  streamMedia,
+  streamProfiles,
+} from "../lib/streams/manage.ts";
 import { pageFile } from "../lib/http/static_files.ts";
-
-/** Starting waits for the encoders' detection (at start-up) and the first segment. */
-const START_TIMEOUT_MS = 40_000;
-const STOP_TIMEOUT_MS = 25_000;
 
 const Metrics = z.object({
   current_fps: z.number().openapi({ description: "Frames per second leaving the encoder" }),
@@ -94,17 +87,6 @@ const NoStream = z.object({
 
 const IdParam = z.object({ id: z.string().min(1).max(200) });
 
-/** The freshest status: from this process when it encodes the stream, else from Redis. */
-async function findStatus(streams: StreamDeps, id: string): Promise<StreamStatus | null> {
-  return streams.host?.get(id)?.status() ?? await streams.store.get(id).catch(() => null);
-}
-
-const noStream = (status: StreamStatus | null) => ({
-  active: false as const,
-  error: "No active stream",
-  ...(status ? { status } : {}),
-});
-
 export function streamsRoutes(deps: AppDeps) {
   const app = newApp();
 
@@ -130,13 +112,9 @@ export function streamsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const { id } = c.req.valid("param");
-      const request = c.req.valid("json");
-      const reply = await controlSession(deps, id, "stream_start", request, START_TIMEOUT_MS);
-      const status = reply.data as StreamStatus;
-      c.header("Location", `/api/streams/${status.stream_id}`);
-      const state = status.state === "paused" ? "paused" as const : "active" as const;
-      return c.json({ ...status, status: state }, 201);
+      const started = await startStream(deps, c.req.valid("param").id, c.req.valid("json"));
+      c.header("Location", `/api/streams/${started.stream_id}`);
+      return c.json(started, 201);
     },
   );
 
@@ -151,13 +129,7 @@ export function streamsRoutes(deps: AppDeps) {
         200: jsonResponse(z.object({ streams: z.array(Status) }), "Active streams"),
       },
     }),
-    async (c) => {
-      const { streams } = deps;
-      const all = await streams.store.active();
-      return c.json({
-        streams: all.map((s) => streams.host?.get(s.stream_id)?.status() ?? s),
-      }, 200);
-    },
+    async (c) => c.json({ streams: await listStreams(deps.streams) }, 200),
   );
 
   app.openapi(
@@ -174,11 +146,8 @@ export function streamsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const { streams } = deps;
-      const { id } = c.req.valid("param");
-      const status = await findStatus(streams, id);
-      if (!status || status.state === "stopped") return c.json(noStream(status), 404);
-      return c.json({ active: true as const, stream_id: id, status }, 200);
+      const stream = await streamAnswer(deps.streams, c.req.valid("param").id);
+      return stream.active ? c.json(stream, 200) : c.json(stream, 404);
     },
   );
 
@@ -201,12 +170,11 @@ export function streamsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const { id } = c.req.valid("param");
-      const outcome = await stopStream(deps, id);
+      const outcome = await stopStream(deps, c.req.valid("param").id);
       if ("stopped" in outcome) {
         return c.json({ success: true as const, info: outcome.stopped }, 200);
       }
-      return c.json(noStream(outcome.ended), 404);
+      return c.json(outcome, 404);
     },
   );
 
@@ -241,43 +209,10 @@ export function streamsRoutes(deps: AppDeps) {
         ),
       },
     }),
-    (c) =>
-      c.json({
-        default: DEFAULT_PROFILE,
-        profiles: PROFILE_NAMES.map((name) => ({
-          ...PROFILES[name],
-          segment_seconds: liveTiming(PROFILES[name]).segment_s,
-        })),
-        codecs: [...CODECS],
-        protocols: Object.fromEntries(PROTOCOLS.map((p) => [p, [...PROTOCOL_CODECS[p]]])),
-      }, 200),
+    (c) => c.json(streamProfiles(), 200),
   );
 
   return app;
-}
-
-/** The final status of the stream this call stopped, or what is known of an ended one. */
-type StopOutcome = { stopped: StreamStatus } | { ended: StreamStatus | null };
-
-/** Stops a stream here or through the process that runs its session. */
-async function stopStream(deps: AppDeps, id: string): Promise<StopOutcome> {
-  const local = deps.streams.host?.get(id);
-  if (local) return { stopped: await local.stop("stopped") };
-  const status = await deps.streams.store.get(id);
-  if (!status || status.state === "stopped") return { ended: status };
-  const reply = await deps.sessions.store.request(
-    status.session_id,
-    "stream_stop",
-    { stream_id: id },
-    STOP_TIMEOUT_MS,
-  );
-  if (!reply) {
-    throw new HTTPException(503, {
-      message: `The process encoding stream ${id} did not answer; try again`,
-    });
-  }
-  if (!reply.ok) return { ended: await deps.streams.store.get(id) };
-  return { stopped: reply.data as StreamStatus };
 }
 
 /**
@@ -295,36 +230,24 @@ export function streamMediaRoutes({ streams }: WorkerDeps) {
   });
 
   app.get("/streams/:id/status", async (c) => {
-    const status = await findStatus(streams, c.req.param("id"));
+    const stream = await streamAnswer(streams, c.req.param("id"));
     c.header("Cache-Control", "no-store");
     c.header("Access-Control-Allow-Origin", "*");
-    if (!status || status.state === "stopped") return c.json(noStream(status), 404);
-    return c.json({ active: true, stream_id: status.stream_id, status }, 200);
+    return c.json(stream, stream.active ? 200 : 404);
   });
 
   app.get("/streams/:id/:file", async (c) => {
-    const id = c.req.param("id");
-    const file = c.req.param("file");
-    const stream = streams.host?.get(id);
-    if (stream) {
-      const info = getConnInfo(c);
-      const client = (c.req.header("x-playback-session-id") ??
-        `${info.remote.address}|${c.req.header("user-agent") ?? ""}`).slice(0, 200);
-      const msn = c.req.query("_HLS_msn");
-      const res = await stream.serve(
-        file,
-        client,
-        msn !== undefined && /^\d{1,9}$/.test(msn) ? Number(msn) : undefined,
-      );
-      if (res) return res;
-      return c.json({ error: `Stream ${id} has no file "${file}"` }, 404, cors);
-    }
-    const status = await streams.store.get(id).catch(() => null);
-    if (status && status.state !== "stopped") {
-      // Encoded by another process: players follow to it (and resolve segments there).
-      return c.redirect(`${status.node}/streams/${id}/${encodeURIComponent(file)}`, 307);
-    }
-    return c.json({ error: "No active stream" }, 404, cors);
+    const info = getConnInfo(c);
+    const client = (c.req.header("x-playback-session-id") ??
+      `${info.remote.address}|${c.req.header("user-agent") ?? ""}`).slice(0, 200);
+    const msn = c.req.query("_HLS_msn");
+    const media = await streamMedia(streams, c.req.param("id"), c.req.param("file"), {
+      client,
+      msn: msn !== undefined && /^\d{1,9}$/.test(msn) ? Number(msn) : undefined,
+    });
+    if ("response" in media) return media.response;
+    if ("redirect" in media) return c.redirect(media.redirect, 307);
+    return c.json({ error: media.missing }, 404, cors);
   });
 
   app.get("/player/:id", ...pageFile("player.html"));

@@ -15,15 +15,8 @@ import type { Metrics } from "../monitoring/metrics.ts";
 import type { Monitor } from "../monitoring/monitor.ts";
 import type { SessionDeps } from "../sessions/control.ts";
 import type { RecordingCatalog } from "../recordings/catalog.ts";
-import type { StreamStore } from "../streams/store.ts";
-import type { StreamHost } from "../streams/host.ts";
+import type { StreamDeps } from "../streams/manage.ts";
 import type { EncoderDetection } from "../video/codecs.ts";
-
-/** Video streams: the shared Redis side, and the ones encoded here (when sessions run here). */
-export interface StreamDeps {
-  store: StreamStore;
-  host?: StreamHost | undefined;
-}
 
 /** Recordings: their catalog in DuckDB, and how this process is reached (for file URLs). */
 export interface RecordingDeps {
