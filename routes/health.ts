@@ -2,22 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, jsonResponse, newApp } from "../lib/http/openapi.ts";
-import type { EncoderTable } from "../lib/video/codecs.ts";
-
-const Health = z.object({
-  status: z.enum(["ok", "degraded"]),
-  redis: z.enum(["ok", "down"]),
-  duckdb: z.enum(["ok", "down"]),
-  version: z.string(),
-  workers: z.object({ concurrency: z.number(), running: z.number() }).optional(),
-  encoders: z.record(
-    z.string(),
-    z.array(z.object({ encoder: z.string(), hardware: z.boolean() })),
-  ).nullable().openapi({
-    description: "Video encoders that passed a trial encode here, per codec, hardware first " +
-      "(null while the trial encodes run at start-up)",
-  }),
-}).openapi("Health");
+import { HealthSchema, platformHealth } from "../lib/monitoring/health.ts";
 
 const Stats = z.object({
   total: z.number(),
@@ -31,16 +16,6 @@ const Stats = z.object({
   per_day: z.array(z.object({ day: z.string(), type: z.string(), count: z.number() })),
 }).openapi("Stats");
 
-function usableEncoders(table: EncoderTable | null) {
-  if (!table) return null;
-  return Object.fromEntries(
-    Object.entries(table).map(([codec, found]) => [
-      codec,
-      found.map(({ encoder, hardware }) => ({ encoder, hardware })),
-    ]),
-  );
-}
-
 export function healthRoutes(deps: AppDeps) {
   const app = newApp();
 
@@ -52,24 +27,13 @@ export function healthRoutes(deps: AppDeps) {
       summary: "Health of Redis and DuckDB (503 naming the part that is down), usable encoders",
       security: bearer,
       responses: {
-        200: jsonResponse(Health, "All parts answer"),
-        503: jsonResponse(Health, "A part is down"),
+        200: jsonResponse(HealthSchema, "All parts answer"),
+        503: jsonResponse(HealthSchema, "A part is down"),
       },
     }),
     async (c) => {
-      const [redisOk, duckOk] = await Promise.all([deps.queue.ping(), deps.history.ping()]);
-      const body: z.infer<typeof Health> = {
-        status: redisOk && duckOk ? "ok" : "degraded",
-        redis: redisOk ? "ok" : "down",
-        duckdb: duckOk ? "ok" : "down",
-        version: deps.version,
-        encoders: usableEncoders(deps.encoders.current()),
-      };
-      if (deps.runner) {
-        const s = deps.runner.stats();
-        body.workers = { concurrency: s.concurrency, running: s.running };
-      }
-      return c.json(body, body.status === "ok" ? 200 : 503);
+      const health = await platformHealth(deps);
+      return c.json(health, health.status === "ok" ? 200 : 503);
     },
   );
 

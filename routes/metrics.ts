@@ -7,10 +7,10 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { accepts } from "hono/accepts";
-import { badRequest } from "../lib/http/errors.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps } from "../lib/http/context.ts";
-import { SERIES, SERIES_NAMES } from "../lib/monitoring/series.ts";
+import { seriesCatalog, seriesHistory } from "../lib/monitoring/series_history.ts";
+import { checkDashboard, joinDashboard } from "../lib/monitoring/watch.ts";
 
 const PressureSchema = z.object({
   cpu: z.number().nullable().openapi({ description: "This machine's CPU busy %, 5 s average" }),
@@ -58,15 +58,6 @@ const ForecastSchema = z.object({
   rate_per_hour: z.number().nullable(),
 }).openapi("Forecast");
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/;
-const UNIT_S: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** Seconds from "90", "30s", "5m", "1h", "7d"; null when it is not one. */
-function parseDuration(text: string): number | null {
-  const m = DURATION.exec(text.trim());
-  return m ? Number(m[1]) * UNIT_S[m[2] ?? "s"]! : null;
-}
-
 const HistoryQuery = z.object({
   series: z.string().min(1).max(2000).openapi({
     description: "Comma-separated series names (GET /api/metrics/series lists them)",
@@ -81,8 +72,6 @@ const HistoryQuery = z.object({
   }),
   agg: z.enum(["avg", "min", "max"]).default("avg"),
 });
-
-const MAX_POINTS = 10_000;
 
 export function metricsRoutes(deps: AppDeps) {
   const app = newApp();
@@ -170,21 +159,7 @@ export function metricsRoutes(deps: AppDeps) {
         ),
       },
     }),
-    (c) => {
-      const config = deps.config;
-      const watched = (name: string) =>
-        config.anomalySeries.length === 0 || config.anomalySeries.includes(name);
-      return c.json({
-        interval_s: config.metricsIntervalS,
-        retention_days: config.metricsRetentionDays,
-        series: SERIES.map((s) => ({
-          name: s.name,
-          unit: s.unit,
-          description: s.description,
-          watched: s.watch !== undefined && watched(s.name),
-        })),
-      }, 200);
-    },
+    (c) => c.json(seriesCatalog(deps.config), 200),
   );
 
   app.openapi(
@@ -210,40 +185,7 @@ export function metricsRoutes(deps: AppDeps) {
         400: errorResponse("Unknown series, bad range or step"),
       },
     }),
-    async (c) => {
-      const q = c.req.valid("query");
-      const config = deps.config;
-      const series = [...new Set(q.series.split(",").map((s) => s.trim()).filter(Boolean))];
-      const unknown = series.find((s) => !SERIES_NAMES.includes(s));
-      if (unknown !== undefined || series.length === 0) {
-        throw badRequest(
-          `series: "${unknown ?? ""}" is not a series; GET /api/metrics/series lists them`,
-        );
-      }
-      if (series.length > 50) throw badRequest("series: at most 50 series at once");
-      const untilMs = q.until ? Date.parse(q.until) : Date.now();
-      const sinceMs = q.since ? Date.parse(q.since) : untilMs - 3_600_000;
-      if (sinceMs >= untilMs) throw badRequest("until: must be later than since");
-      let stepS: number;
-      if (q.step === undefined) {
-        stepS = Math.max(config.metricsIntervalS, Math.ceil((untilMs - sinceMs) / 1000 / 300));
-      } else {
-        const parsed = parseDuration(q.step);
-        if (parsed === null || parsed < 1) {
-          throw badRequest(`step: "${q.step}" is not a duration of 1 s or more (e.g. 30s, 5m, 1h)`);
-        }
-        stepS = Math.round(parsed);
-      }
-      if ((untilMs - sinceMs) / 1000 / stepS > MAX_POINTS) {
-        throw badRequest(
-          `step: ${stepS} s gives more than ${MAX_POINTS} points over this range; use a larger step`,
-        );
-      }
-      return c.json(
-        await deps.monitor.history({ series, sinceMs, untilMs, stepS, agg: q.agg }),
-        200,
-      );
-    },
+    async (c) => c.json(await seriesHistory(deps, c.req.valid("query")), 200),
   );
 
   app.openapi(
@@ -270,30 +212,21 @@ export function metricsRoutes(deps: AppDeps) {
   app.get(
     "/ws/dashboard",
     async (c, next) => {
-      if (!deps.config.monitor) {
-        throw new HTTPException(503, {
-          message: "The live dashboard is off on this server (STREAMPLAY_MONITOR=false)",
-        });
-      }
+      checkDashboard(deps.config);
       if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
         throw new HTTPException(426, { message: "This endpoint speaks WebSocket" });
       }
       await next();
     },
     upgradeWebSocket(() => {
-      const monitor = deps.monitor;
       let leave = () => {};
       return {
         onOpen(_evt, ws) {
           const raw = ws.raw as WebSocket | undefined;
-          leave = monitor.feed.join({
+          leave = joinDashboard(deps.monitor, {
             send: (text) => ws.send(text),
             buffered: () => raw?.bufferedAmount ?? 0,
           });
-          const latest = monitor.latest();
-          if (latest) {
-            ws.send(JSON.stringify({ ...latest, recent_changes: monitor.feed.recentChanges() }));
-          }
         },
         onClose() {
           leave();
