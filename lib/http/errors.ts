@@ -48,11 +48,6 @@ export function describeZodError(error: ZodError, prefix = ""): {
   };
 }
 
-/** A 400 naming the field, as a throwable. */
-export function badRequest(message: string, details?: unknown): HTTPException {
-  return new HTTPException(400, { message, cause: details });
-}
-
 export function errorHandler(log: Logger) {
   return (err: Error, c: Context) => {
     const status = toErrorStatus(err);
