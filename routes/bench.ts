@@ -5,7 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireRole } from "../lib/http/auth.ts";
-import { checkJob } from "../lib/jobs/submit.ts";
+import { checkJob, JobProblemSchema } from "../lib/jobs/submit.ts";
 import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 
@@ -15,8 +15,6 @@ const Validate = z.object({
   type: z.enum(BENCH_TYPES),
   params: z.record(z.string(), z.unknown()).default({}),
 }).strict().openapi("ValidateBench");
-
-const Problem = z.object({ field: z.string(), message: z.string() });
 
 export function benchRoutes(deps: AppDeps) {
   const app = newApp();
@@ -35,7 +33,7 @@ export function benchRoutes(deps: AppDeps) {
           z.object({
             ok: z.boolean(),
             params: z.unknown().openapi({ description: "The params with defaults filled in." }),
-            problems: z.array(Problem),
+            problems: z.array(JobProblemSchema),
           }),
           "The verdict: `ok` with the filled-in params, or the problems, each naming its field",
         ),

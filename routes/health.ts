@@ -3,6 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { AppDeps } from "../lib/http/context.ts";
 import { bearer, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import { HealthSchema, platformHealth } from "../lib/monitoring/health.ts";
+import type { Stats } from "../lib/history/store.ts";
 
 const Stats = z.object({
   total: z.number(),
@@ -14,7 +15,7 @@ const Stats = z.object({
     p95_s: z.number().nullable(),
   })),
   per_day: z.array(z.object({ day: z.string(), type: z.string(), count: z.number() })),
-}).openapi("Stats");
+}).openapi("Stats") satisfies z.ZodType<Stats>;
 
 export function healthRoutes(deps: AppDeps) {
   const app = newApp();

@@ -7,30 +7,13 @@ import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { JOB_STATUSES, JobSchema } from "../lib/jobs/queue.ts";
 import { submitJob } from "../lib/jobs/submit.ts";
-import { getJob, jobEvents, jobLogs, jobSamples } from "../lib/jobs/lookup.ts";
+import { getJob, jobEvents, jobLogs, jobSamples, LogLineSchema } from "../lib/jobs/lookup.ts";
 import { cancelJob, deleteJob } from "../lib/jobs/removal.ts";
 import { followJob } from "../lib/jobs/follow.ts";
 import { exportJobs, listJobs } from "../lib/history/job_listing.ts";
 import type { AppDeps } from "../lib/http/context.ts";
-
-const STATUSES = ["queued", "running", "retrying", "succeeded", "failed", "cancelled"] as const;
-
-export const JobSchema = z.object({
-  id: z.string(),
-  type: z.string(),
-  status: z.enum(STATUSES),
-  params: z.unknown(),
-  result: z.unknown(),
-  error: z.string().nullable(),
-  attempts: z.number().int(),
-  max_attempts: z.number().int(),
-  timeout_s: z.number(),
-  created_at: z.string().nullable(),
-  started_at: z.string().nullable(),
-  finished_at: z.string().nullable(),
-  worker: z.string().nullable(),
-}).openapi("Job");
 
 const CreateJob = z.object({
   type: z.string().min(1).openapi({ example: "http-bench" }),
@@ -48,7 +31,7 @@ const IdParam = z.object({ id: z.string().min(1).max(200) });
 
 const ListQuery = z.object({
   type: z.string().max(100).optional(),
-  status: z.enum(STATUSES).optional(),
+  status: z.enum(JOB_STATUSES).optional(),
   since: z.iso.datetime({ offset: true }).optional().openapi({ example: "2026-11-01T00:00:00Z" }),
   until: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
@@ -193,9 +176,7 @@ export function jobsRoutes(deps: AppDeps) {
       request: { params: IdParam },
       responses: {
         200: jsonResponse(
-          z.object({
-            logs: z.array(z.object({ ts: z.string(), level: z.string(), message: z.string() })),
-          }),
+          z.object({ logs: z.array(LogLineSchema) }),
           "Log lines, oldest first",
         ),
         404: errorResponse("Unknown id"),

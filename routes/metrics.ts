@@ -9,6 +9,9 @@ import { upgradeWebSocket } from "hono/deno";
 import { accepts } from "hono/accepts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps } from "../lib/http/context.ts";
+import type { Pressure } from "../lib/monitoring/pressure.ts";
+import type { AlertRecord } from "../lib/monitoring/alerts.ts";
+import type { Forecast } from "../lib/monitoring/monitor.ts";
 import { seriesCatalog, seriesHistory } from "../lib/monitoring/series_history.ts";
 import { checkDashboard, joinDashboard } from "../lib/monitoring/watch.ts";
 
@@ -23,7 +26,7 @@ const PressureSchema = z.object({
   reason: z.enum(["", "full", "cpu", "memory"]),
   message: z.string(),
   date: z.string(),
-}).openapi("Pressure");
+}).openapi("Pressure") satisfies z.ZodType<Pressure>;
 
 const AlertSchema = z.object({
   id: z.string(),
@@ -44,7 +47,7 @@ const AlertSchema = z.object({
       "job_failure_rate is 0.5 failures/s, above the expected 0 failures/s to 0.175 failures/s " +
       "(baseline 0 failures/s), since 2026-11-01T12:00:03.000Z",
   }),
-}).openapi("AnomalyAlert");
+}).openapi("AnomalyAlert") satisfies z.ZodType<AlertRecord>;
 
 const ForecastSchema = z.object({
   kind: z.enum(["disk", "queue", "memory"]),
@@ -56,7 +59,7 @@ const ForecastSchema = z.object({
   eta_hours: z.number().nullable(),
   current: z.number().nullable(),
   rate_per_hour: z.number().nullable(),
-}).openapi("Forecast");
+}).openapi("Forecast") satisfies z.ZodType<Forecast>;
 
 const HistoryQuery = z.object({
   series: z.string().min(1).max(2000).openapi({

@@ -8,7 +8,11 @@ import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { RECORDING_ID_PATTERN, RECORDING_STATES, RecordOptions } from "../lib/recordings/model.ts";
-import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
+import {
+  RecordingSchema,
+  TimelineEntrySchema,
+  TimelineSummarySchema,
+} from "../lib/recordings/catalog.ts";
 import { ReplayOptions } from "../lib/recordings/replay_params.ts";
 import { ReplayStartedSchema, startReplay } from "../lib/recordings/replay_start.ts";
 import {
@@ -29,67 +33,6 @@ import {
   recordingScreenshot,
   recordingVideo,
 } from "../lib/recordings/files.ts";
-
-const RecordingSchema = z.object({
-  recording_id: z.string(),
-  session_id: z.string(),
-  state: z.enum(RECORDING_STATES).openapi({
-    description: "recording, completed, incomplete (the recording process died: the video " +
-      "holds what was written until then) or failed",
-  }),
-  complete: z.boolean(),
-  reason: z.string().nullable(),
-  source: z.enum(["session", "replay"]),
-  replay_of: z.string().nullable(),
-  codec: z.enum(CODECS),
-  encoder: z.string(),
-  hardware: z.boolean(),
-  quality: z.enum(PROFILE_NAMES),
-  container: z.enum(["mp4", "webm"]),
-  width: z.number(),
-  height: z.number(),
-  fps: z.number(),
-  node: z.string().openapi({ description: "The process that recorded it and serves its files" }),
-  start_url: z.string(),
-  viewport: z.object({ width: z.number(), height: z.number() }),
-  from_first_load: z.boolean(),
-  started_at: z.string(),
-  stopped_at: z.string().nullable(),
-  duration_seconds: z.number(),
-  frame_count: z.number(),
-  file_size_bytes: z.number(),
-  file_size_mb: z.number(),
-  storage_bytes: z.number().openapi({ description: "Video, screenshots and last frame" }),
-  screenshots: z.number(),
-  stats: z.record(z.string(), z.number()).nullable(),
-  updated_at: z.string(),
-  video_url: z.string(),
-  timeline_url: z.string(),
-}).openapi("Recording");
-
-const Summary = z.object({
-  entries: z.number(),
-  inputs: z.number(),
-  clicks: z.number(),
-  navigations: z.number(),
-  tab_changes: z.number(),
-  console_messages: z.number(),
-  page_errors: z.number(),
-  failed_requests: z.number(),
-  errors_with_screenshot: z.number(),
-  first_error: z.object({ t: z.number(), type: z.string(), message: z.string() }).nullable(),
-}).openapi("TimelineSummary");
-
-const TimelineEntry = z.object({
-  t: z.number().openapi({ description: "Seconds from the start of the video" }),
-  at: z.string(),
-  type: z.string().openapi({
-    description: "input, navigation, navigation_failed, tab, console, page_error, " +
-      "failed_request, request_blocked, dialog, viewer, ...",
-  }),
-  screenshot: z.number().nullable(),
-  screenshot_url: z.string().nullable(),
-}).catchall(z.unknown()).openapi("TimelineEntry");
 
 const SessionIdParam = z.object({ id: z.string().min(1).max(200) });
 const IdParam = z.object({
@@ -281,7 +224,10 @@ export function recordingsRoutes(deps: AppDeps) {
       security: bearer,
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(RecordingSchema.extend({ timeline: Summary }), "The recording"),
+        200: jsonResponse(
+          RecordingSchema.extend({ timeline: TimelineSummarySchema }),
+          "The recording",
+        ),
         400: errorResponse("Not a recording id"),
         404: errorResponse("Unknown recording"),
       },
@@ -300,7 +246,7 @@ export function recordingsRoutes(deps: AppDeps) {
       request: { params: IdParam },
       responses: {
         200: jsonResponse(
-          z.object({ recording_id: z.string(), entries: z.array(TimelineEntry) }),
+          z.object({ recording_id: z.string(), entries: z.array(TimelineEntrySchema) }),
           "The timeline",
         ),
         400: errorResponse("Not a recording id"),

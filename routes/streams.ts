@@ -8,82 +8,21 @@ import { getConnInfo } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
-import { PROTOCOLS, StreamRequest } from "../lib/streams/options.ts";
-import { CODECS, PROFILE_NAMES } from "../lib/video/codecs.ts";
+import { StreamRequest } from "../lib/streams/options.ts";
+import { StreamStatusSchema } from "../lib/streams/store.ts";
 import {
   listStreams,
+  NoStreamSchema,
   startStream,
   stopStream,
+  StreamActiveSchema,
   streamAnswer,
   streamMedia,
   streamProfiles,
+  StreamProfilesSchema,
+  StreamStartedSchema,
 } from "../lib/streams/manage.ts";
 import { pageFile } from "../lib/http/static_files.ts";
-
-const Metrics = z.object({
-  current_fps: z.number().openapi({ description: "Frames per second leaving the encoder" }),
-  current_bitrate: z.number().openapi({ description: "Bits per second of encoded video" }),
-  frames_sent: z.number().openapi({ description: "Frames encoded into the stream" }),
-  bytes_sent: z.number()
-    .openapi({ description: "HLS/DASH: bytes served to players; RTMP: bytes pushed" }),
-  viewer_count: z.number().nullable()
-    .openapi({ description: "Players that fetched a segment in the last window (null: RTMP)" }),
-  buffer_health: z.number()
-    .openapi({ description: "Percent of the frames due in the last 5 s encoded in time" }),
-  dropped_frames: z.number(),
-  encoder_speed: z.number().openapi({
-    description: "Frames encoded per frame due (1 = real time)",
-  }),
-  frames_in: z.number().openapi({ description: "Frames the session captured into the stream" }),
-  frames_repeated: z.number().openapi({ description: "Repeats of the last frame while idle" }),
-  backlog_frames: z.number(),
-  bytes_encoded: z.number(),
-  segments_served: z.number(),
-  requests_served: z.number(),
-  restarts: z.number().openapi({ description: "ffmpeg restarts after an exit (at most 1)" }),
-}).openapi("StreamMetrics");
-
-const StatusFields = {
-  stream_id: z.string(),
-  session_id: z.string(),
-  protocol: z.enum(PROTOCOLS),
-  quality: z.enum(PROFILE_NAMES),
-  codec: z.enum(CODECS),
-  encoder: z.string().openapi({ description: "The ffmpeg encoder (hardware when present)" }),
-  hardware: z.boolean(),
-  width: z.number(),
-  height: z.number(),
-  frame_rate: z.number(),
-  segment_seconds: z.number().nullable(),
-  target_latency_seconds: z.number().nullable()
-    .openapi({ description: "How far behind the live edge the player is tuned to stay" }),
-  state: z.enum(["active", "paused", "stopped"]),
-  health: z.enum(["healthy", "degraded", "unhealthy"]),
-  reason: z.string().nullable()
-    .openapi({ description: "Why the health is not healthy, or why the stream stopped" }),
-  node: z.string().openapi({ description: "The process that encodes and serves the stream" }),
-  started_at: z.string(),
-  uptime_seconds: z.number(),
-  hls_url: z.string().optional(),
-  dash_url: z.string().optional(),
-  rtmp_url: z.string().optional(),
-  rtmp_key: z.string().optional().openapi({ description: 'Always "***": the key is secret' }),
-  player_url: z.string(),
-  stream_url: z.string().openapi({ description: "The protocol's primary URL" }),
-  metrics: Metrics,
-  updated_at: z.string(),
-};
-
-const Status = z.object(StatusFields).openapi("StreamStatus");
-const Started = z.object({ ...StatusFields, status: z.enum(["active", "paused"]) })
-  .openapi("StreamStarted");
-const Active = z.object({ active: z.literal(true), stream_id: z.string(), status: Status })
-  .openapi("StreamActive");
-const NoStream = z.object({
-  active: z.literal(false),
-  error: z.string(),
-  status: Status.optional().openapi({ description: "The final status of a recently ended one" }),
-}).openapi("NoStream");
 
 const IdParam = z.object({ id: z.string().min(1).max(200) });
 
@@ -103,7 +42,10 @@ export function streamsRoutes(deps: AppDeps) {
         body: { content: { "application/json": { schema: StreamRequest } }, required: true },
       },
       responses: {
-        201: jsonResponse(Started, "Streaming: open stream_url in a player, or player_url"),
+        201: jsonResponse(
+          StreamStartedSchema,
+          "Streaming: open stream_url in a player, or player_url",
+        ),
         400: errorResponse("Invalid body or a combination the protocol or ffmpeg cannot do"),
         404: errorResponse("Unknown session"),
         409: errorResponse("The session has ended or is still starting"),
@@ -126,7 +68,7 @@ export function streamsRoutes(deps: AppDeps) {
       summary: "The active video streams",
       security: bearer,
       responses: {
-        200: jsonResponse(z.object({ streams: z.array(Status) }), "Active streams"),
+        200: jsonResponse(z.object({ streams: z.array(StreamStatusSchema) }), "Active streams"),
       },
     }),
     async (c) => c.json({ streams: await listStreams(deps.streams) }, 200),
@@ -141,8 +83,8 @@ export function streamsRoutes(deps: AppDeps) {
       security: bearer,
       request: { params: IdParam },
       responses: {
-        200: jsonResponse(Active, "The active stream"),
-        404: jsonResponse(NoStream, "Unknown or ended (with its final status for a while)"),
+        200: jsonResponse(StreamActiveSchema, "The active stream"),
+        404: jsonResponse(NoStreamSchema, "Unknown or ended (with its final status for a while)"),
       },
     }),
     async (c) => {
@@ -162,10 +104,10 @@ export function streamsRoutes(deps: AppDeps) {
       request: { params: IdParam },
       responses: {
         200: jsonResponse(
-          z.object({ success: z.literal(true), info: Status }),
+          z.object({ success: z.literal(true), info: StreamStatusSchema }),
           "Stopped, with the final status and metrics",
         ),
-        404: jsonResponse(NoStream, "Unknown or already ended"),
+        404: jsonResponse(NoStreamSchema, "Unknown or already ended"),
         503: errorResponse("The process encoding the stream did not answer"),
       },
     }),
@@ -188,23 +130,7 @@ export function streamsRoutes(deps: AppDeps) {
       security: bearer,
       responses: {
         200: jsonResponse(
-          z.object({
-            default: z.enum(PROFILE_NAMES),
-            profiles: z.array(z.object({
-              name: z.enum(PROFILE_NAMES),
-              description: z.string(),
-              bitrate_kbps: z.number().nullable(),
-              crf: z.number(),
-              width: z.number(),
-              height: z.number(),
-              fps: z.number(),
-              keyframe_s: z.number(),
-              low_latency: z.boolean(),
-              segment_seconds: z.number(),
-            })),
-            codecs: z.array(z.enum(CODECS)),
-            protocols: z.record(z.string(), z.array(z.enum(CODECS))),
-          }).openapi("StreamProfiles"),
+          StreamProfilesSchema,
           "Profiles, codecs, protocols",
         ),
       },

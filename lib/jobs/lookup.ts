@@ -2,6 +2,7 @@
  * Reading a job wherever it is: Redis while it is live, DuckDB after; its events so far, its log
  * lines and its resource samples.
  */
+import { z } from "@hono/zod-openapi";
 import { notFound } from "../core/errors.ts";
 import { type JobRecord, type Queue, QueueUnavailable } from "./queue.ts";
 import { compareIds, type JobEvent } from "./events.ts";
@@ -56,11 +57,12 @@ export async function jobEvents(
   return (await allEvents(deps, id)).filter((e) => !types || types.has(e.type));
 }
 
+/** A log line of a job. */
+export const LogLineSchema = z.object({ ts: z.string(), level: z.string(), message: z.string() });
+export type LogLine = z.infer<typeof LogLineSchema>;
+
 /** A job's log lines, oldest first; 404 for an unknown id. */
-export async function jobLogs(
-  deps: JobLookup,
-  id: string,
-): Promise<Array<{ ts: string; level: string; message: string }>> {
+export async function jobLogs(deps: JobLookup, id: string): Promise<LogLine[]> {
   return (await jobEvents(deps, id, new Set(["log"]))).map((e) => ({
     ts: e.ts,
     level: String(e.level ?? "info"),

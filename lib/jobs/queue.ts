@@ -8,28 +8,42 @@
  * - Every state change is one Lua script that also appends the matching `status` event to the
  *   event stream, so a crash can never leave a state change without its event or half a move.
  */
+import { z } from "@hono/zod-openapi";
 import type { Redis } from "../core/redis.ts";
 import { LUA_KEYS, type RedisKeys, redisKeys } from "../core/keys.ts";
 
-export type JobStatus = "queued" | "running" | "retrying" | "succeeded" | "failed" | "cancelled";
-export const FINAL_STATUSES: ReadonlySet<string> = new Set(["succeeded", "failed", "cancelled"]);
+export const JOB_STATUSES = [
+  "queued",
+  "running",
+  "retrying",
+  "succeeded",
+  "failed",
+  "cancelled",
+] as const;
+export type JobStatus = typeof JOB_STATUSES[number];
+export const FINAL_STATUSES: ReadonlySet<string> = new Set<JobStatus>([
+  "succeeded",
+  "failed",
+  "cancelled",
+]);
 
 /** A job as the API returns it. Times are ISO-8601 UTC strings. */
-export interface JobRecord {
-  id: string;
-  type: string;
-  status: JobStatus;
-  params: unknown;
-  result: unknown;
-  error: string | null;
-  attempts: number;
-  max_attempts: number;
-  timeout_s: number;
-  created_at: string | null;
-  started_at: string | null;
-  finished_at: string | null;
-  worker: string | null;
-}
+export const JobSchema = z.object({
+  id: z.string(),
+  type: z.string(),
+  status: z.enum(JOB_STATUSES),
+  params: z.unknown(),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  attempts: z.number().int(),
+  max_attempts: z.number().int(),
+  timeout_s: z.number(),
+  created_at: z.string().nullable(),
+  started_at: z.string().nullable(),
+  finished_at: z.string().nullable(),
+  worker: z.string().nullable(),
+}).openapi("Job");
+export type JobRecord = z.infer<typeof JobSchema>;
 
 export interface NewJob {
   id: string;

@@ -2,6 +2,7 @@
  * Queueing a job, the one way every job enters the queue: its params checked against its type,
  * its URLs against the URL policy, the platform's admission, then the queue.
  */
+import { z } from "@hono/zod-openapi";
 import { invalid } from "../core/errors.ts";
 import { describeZodError } from "../http/errors.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
@@ -31,10 +32,8 @@ export interface JobRequest {
 }
 
 /** A problem with a job's params, naming its field. */
-export interface JobProblem {
-  field: string;
-  message: string;
-}
+export const JobProblemSchema = z.object({ field: z.string(), message: z.string() });
+export type JobProblem = z.infer<typeof JobProblemSchema>;
 
 /**
  * The verdict on a job's params: filled in with their defaults, or every problem (`params` is

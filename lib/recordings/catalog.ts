@@ -14,6 +14,7 @@
  *   (at start, then daily).
  */
 import type { DuckDBValue } from "@duckdb/node-api";
+import { z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
 import {
   decodeCursor,
@@ -27,8 +28,10 @@ import type { RedisKeys } from "../core/keys.ts";
 import { notFound } from "../core/errors.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import type { Redis } from "../core/redis.ts";
+import { CODECS, PROFILE_NAMES } from "../video/codecs.ts";
 import {
   RECORDING_LIVE_TTL_MS,
+  RECORDING_STATES,
   type RecordingMeta,
   recordingPaths,
   type RecordingState,
@@ -115,40 +118,71 @@ export const RECORDING_PROJECTIONS: EventProjection[] = [
 ];
 
 /** A recording as the API shows it. */
-export interface RecordingView
-  extends Omit<RecordingMeta, "started_at" | "video_started_at" | "stopped_at"> {
-  complete: boolean;
-  started_at: string;
-  stopped_at: string | null;
-  file_size_mb: number;
-  updated_at: string;
-  video_url: string;
-  timeline_url: string;
-}
+export const RecordingSchema = z.object({
+  recording_id: z.string(),
+  session_id: z.string(),
+  state: z.enum(RECORDING_STATES).openapi({
+    description: "recording, completed, incomplete (the recording process died: the video " +
+      "holds what was written until then) or failed",
+  }),
+  complete: z.boolean(),
+  reason: z.string().nullable(),
+  source: z.enum(["session", "replay"]),
+  replay_of: z.string().nullable(),
+  codec: z.enum(CODECS),
+  encoder: z.string(),
+  hardware: z.boolean(),
+  quality: z.enum(PROFILE_NAMES),
+  container: z.enum(["mp4", "webm"]),
+  width: z.number(),
+  height: z.number(),
+  fps: z.number(),
+  node: z.string().openapi({ description: "The process that recorded it and serves its files" }),
+  start_url: z.string(),
+  viewport: z.object({ width: z.number(), height: z.number() }),
+  from_first_load: z.boolean(),
+  started_at: z.string(),
+  stopped_at: z.string().nullable(),
+  duration_seconds: z.number(),
+  frame_count: z.number(),
+  file_size_bytes: z.number(),
+  file_size_mb: z.number(),
+  storage_bytes: z.number().openapi({ description: "Video, screenshots and last frame" }),
+  screenshots: z.number(),
+  stats: z.record(z.string(), z.number()).nullable(),
+  updated_at: z.string(),
+  video_url: z.string(),
+  timeline_url: z.string(),
+}).openapi("Recording");
+export type RecordingView = z.infer<typeof RecordingSchema>;
+
+/** The counts of a recording's timeline and its first error. */
+export const TimelineSummarySchema = z.object({
+  entries: z.number(),
+  inputs: z.number(),
+  clicks: z.number(),
+  navigations: z.number(),
+  tab_changes: z.number(),
+  console_messages: z.number(),
+  page_errors: z.number(),
+  failed_requests: z.number(),
+  errors_with_screenshot: z.number(),
+  first_error: z.object({ t: z.number(), type: z.string(), message: z.string() }).nullable(),
+}).openapi("TimelineSummary");
+export type TimelineSummary = z.infer<typeof TimelineSummarySchema>;
 
 /** One timeline entry: a session event with its time in the video. */
-export interface TimelineEntry {
-  /** Seconds from the start of the video. */
-  t: number;
-  at: string;
-  type: string;
-  screenshot: number | null;
-  screenshot_url: string | null;
-  [field: string]: unknown;
-}
-
-export interface TimelineSummary {
-  entries: number;
-  inputs: number;
-  clicks: number;
-  navigations: number;
-  tab_changes: number;
-  console_messages: number;
-  page_errors: number;
-  failed_requests: number;
-  errors_with_screenshot: number;
-  first_error: { t: number; type: string; message: string } | null;
-}
+export const TimelineEntrySchema = z.object({
+  t: z.number().openapi({ description: "Seconds from the start of the video" }),
+  at: z.string(),
+  type: z.string().openapi({
+    description: "input, navigation, navigation_failed, tab, console, page_error, " +
+      "failed_request, request_blocked, dialog, viewer, ...",
+  }),
+  screenshot: z.number().nullable(),
+  screenshot_url: z.string().nullable(),
+}).catchall(z.unknown()).openapi("TimelineEntry");
+export type TimelineEntry = z.infer<typeof TimelineEntrySchema>;
 
 export interface RecordingFilter {
   session_id?: string | undefined;

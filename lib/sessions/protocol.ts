@@ -71,7 +71,10 @@ export function isInput(m: ViewerMessage): m is InputMessage {
 
 // ---- session state ----
 
-export type SessionState = "starting" | "active" | "paused" | "stopped" | "failed";
+export const SESSION_STATES = ["starting", "active", "paused", "stopped", "failed"] as const;
+export type SessionState = typeof SESSION_STATES[number];
+export const SESSION_HEALTHS = ["healthy", "degraded", "unhealthy"] as const;
+export type SessionHealth = typeof SESSION_HEALTHS[number];
 
 export interface TabInfo {
   id: string;
@@ -109,7 +112,7 @@ export interface SessionMetrics {
 export interface SessionSnapshot extends PageState {
   id: string;
   state: SessionState;
-  health: "healthy" | "degraded" | "unhealthy";
+  health: SessionHealth;
   reason: string | null;
   /** The process serving the session, as clients reach it. */
   node: string;

@@ -6,7 +6,13 @@
 import { z } from "@hono/zod-openapi";
 import { FINAL_STATUSES, type JobRecord } from "../jobs/queue.ts";
 import type { JobTypes } from "../jobs/job_type.ts";
-import type { SessionMetrics, SessionSnapshot } from "./protocol.ts";
+import {
+  SESSION_HEALTHS,
+  SESSION_STATES,
+  type SessionMetrics,
+  type SessionSnapshot,
+  type TabInfo,
+} from "./protocol.ts";
 import { SessionParams } from "./params.ts";
 import type { SessionDeps } from "./control.ts";
 
@@ -20,16 +26,21 @@ const Metrics = z.object({
   dropped_frames: z.number().openapi({ description: "Frames busy viewers skipped" }),
   buffer_health: z.number().openapi({ description: "Percent of offered frames sent, last 5 s" }),
   latency_ms: z.object({ p50: z.number().nullable(), p95: z.number().nullable() }),
-}).openapi("SessionMetrics");
+}).openapi("SessionMetrics") satisfies z.ZodType<SessionMetrics>;
 
-const Tab = z.object({ id: z.string(), url: z.string(), title: z.string(), active: z.boolean() });
+const Tab = z.object({
+  id: z.string(),
+  url: z.string(),
+  title: z.string(),
+  active: z.boolean(),
+}) satisfies z.ZodType<TabInfo>;
 
 export const SessionSchema = z.object({
   id: z.string(),
   status: z.string().openapi({ description: "Status of the session's job" }),
   active: z.boolean(),
-  state: z.enum(["starting", "active", "paused", "stopped", "failed"]),
-  health: z.enum(["healthy", "degraded", "unhealthy"]),
+  state: z.enum(SESSION_STATES),
+  health: z.enum(SESSION_HEALTHS),
   reason: z.string().nullable().openapi({ description: "Why it ended (idle_timeout, ...)" }),
   uptime_seconds: z.number(),
   url: z.string(),

@@ -3,12 +3,18 @@
  * runs the session), list, read and stop streams wherever they are encoded, describe the quality
  * profiles, and find a stream's media file: here, or on the process that encodes it.
  */
+import { z } from "@hono/zod-openapi";
 import { unavailable } from "../core/errors.ts";
 import { controlSession, type SessionDeps, type SessionLookup } from "../sessions/control.ts";
-import { type Codec, CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../video/codecs.ts";
+import { CODECS, DEFAULT_PROFILE, PROFILE_NAMES, PROFILES } from "../video/codecs.ts";
 import type { StreamHost } from "./host.ts";
 import { liveTiming, PROTOCOL_CODECS, PROTOCOLS, type StreamRequest } from "./options.ts";
-import type { StreamStatus, StreamStore } from "./store.ts";
+import {
+  STREAM_STATUS_FIELDS,
+  type StreamStatus,
+  StreamStatusSchema,
+  type StreamStore,
+} from "./store.ts";
 
 /** Starting waits for the encoders' detection (at start-up) and the first segment. */
 const START_TIMEOUT_MS = 40_000;
@@ -20,22 +26,38 @@ export interface StreamDeps {
   host?: StreamHost | undefined;
 }
 
-/** No active stream (with the final status of a recently ended one). */
-export interface NoStream {
-  active: false;
-  error: string;
-  status?: StreamStatus;
-}
+/** What starting a stream answers: its status, and whether it is active or paused. */
+export const StreamStartedSchema = z.object({
+  ...STREAM_STATUS_FIELDS,
+  status: z.enum(["active", "paused"]),
+}).openapi("StreamStarted");
+
+/** An active stream's answer. */
+export const StreamActiveSchema = z.object({
+  active: z.literal(true),
+  stream_id: z.string(),
+  status: StreamStatusSchema,
+}).openapi("StreamActive");
+
+/** The answer when a stream is not active. */
+export const NoStreamSchema = z.object({
+  active: z.literal(false),
+  error: z.string(),
+  status: StreamStatusSchema.optional().openapi({
+    description: "The final status of a recently ended one",
+  }),
+}).openapi("NoStream");
+export type NoStream = z.infer<typeof NoStreamSchema>;
 
 /** A stream's answer: active with its status, or not. */
-export type StreamAnswer = { active: true; stream_id: string; status: StreamStatus } | NoStream;
+export type StreamAnswer = z.infer<typeof StreamActiveSchema> | NoStream;
 
 /** Starts a video stream of session `sessionId`; answers its status. */
 export async function startStream(
   deps: SessionLookup,
   sessionId: string,
   request: StreamRequest,
-): Promise<StreamStatus & { status: "active" | "paused" }> {
+): Promise<z.infer<typeof StreamStartedSchema>> {
   const reply = await controlSession(deps, sessionId, "stream_start", request, START_TIMEOUT_MS);
   const status = reply.data as StreamStatus;
   return { ...status, status: status.state === "paused" ? "paused" : "active" };
@@ -85,14 +107,33 @@ export async function stopStream(
 }
 
 /** The quality profiles (shared with recordings), the codecs, and what each protocol carries. */
-export function streamProfiles() {
+export const StreamProfilesSchema = z.object({
+  default: z.enum(PROFILE_NAMES),
+  profiles: z.array(z.object({
+    name: z.enum(PROFILE_NAMES),
+    description: z.string(),
+    bitrate_kbps: z.number().nullable(),
+    crf: z.number(),
+    width: z.number(),
+    height: z.number(),
+    fps: z.number(),
+    keyframe_s: z.number(),
+    low_latency: z.boolean(),
+    segment_seconds: z.number(),
+  })),
+  codecs: z.array(z.enum(CODECS)),
+  protocols: z.record(z.string(), z.array(z.enum(CODECS))),
+}).openapi("StreamProfiles");
+
+/** The quality profiles (shared with recordings), the codecs, and what each protocol carries. */
+export function streamProfiles(): z.infer<typeof StreamProfilesSchema> {
   return {
     default: DEFAULT_PROFILE,
     profiles: PROFILE_NAMES.map((name) => ({
       ...PROFILES[name],
       segment_seconds: liveTiming(PROFILES[name]).segment_s,
     })),
-    codecs: [...CODECS] as Codec[],
+    codecs: [...CODECS],
     protocols: Object.fromEntries(PROTOCOLS.map((p) => [p, [...PROTOCOL_CODECS[p]]])),
   };
 }

@@ -4,77 +4,82 @@
  * any API process can list and describe it and find the session (hence the process) to ask to
  * stop it. An ended stream's last status stays a while, so a late `GET` can say why it ended.
  */
+import { z } from "@hono/zod-openapi";
 import type { Redis } from "../core/redis.ts";
 import { type RedisKeys, redisKeys } from "../core/keys.ts";
-import type { Codec, ProfileName } from "../video/codecs.ts";
-import type { Protocol } from "./options.ts";
+import { CODECS, PROFILE_NAMES } from "../video/codecs.ts";
+import { PROTOCOLS } from "./options.ts";
 
 const STATUS_TTL_MS = 15_000;
 const ENDED_STATUS_TTL_MS = 10 * 60_000;
 
-export type StreamState = "active" | "paused" | "stopped";
-export type StreamHealth = "healthy" | "degraded" | "unhealthy";
+export const STREAM_STATES = ["active", "paused", "stopped"] as const;
+export type StreamState = typeof STREAM_STATES[number];
+export const STREAM_HEALTHS = ["healthy", "degraded", "unhealthy"] as const;
+export type StreamHealth = typeof STREAM_HEALTHS[number];
 
-export interface StreamMetrics {
-  /** Frames per second leaving the encoder (last 2 s). */
-  current_fps: number;
-  /** Bits per second of encoded video (last 5 s). */
-  current_bitrate: number;
-  /** Frames encoded into the stream. */
-  frames_sent: number;
-  /** HLS/DASH: bytes served to players over HTTP; RTMP: bytes pushed to the server. */
-  bytes_sent: number;
-  /** HLS/DASH: distinct players that fetched a segment in the last window; RTMP: null (the
-   * server counts its viewers). */
-  viewer_count: number | null;
-  /** Percent of the frames due in the last 5 s that reached the encoder in time. */
-  buffer_health: number;
+/** A stream's live figures; the rates cover the last 2 s (fps), 5 s (bitrate), 3 s (speed). */
+export const StreamMetricsSchema = z.object({
+  current_fps: z.number().openapi({ description: "Frames per second leaving the encoder" }),
+  current_bitrate: z.number().openapi({ description: "Bits per second of encoded video" }),
+  frames_sent: z.number().openapi({ description: "Frames encoded into the stream" }),
+  bytes_sent: z.number()
+    .openapi({ description: "HLS/DASH: bytes served to players; RTMP: bytes pushed" }),
+  viewer_count: z.number().nullable()
+    .openapi({ description: "Players that fetched a segment in the last window (null: RTMP)" }),
+  buffer_health: z.number()
+    .openapi({ description: "Percent of the frames due in the last 5 s encoded in time" }),
   /** Frames skipped because the encoder fell behind (the output stays live). */
-  dropped_frames: number;
-  /** Frames encoded per frame due, last 3 s (1 = real time). */
-  encoder_speed: number;
-  frames_in: number;
-  frames_repeated: number;
-  backlog_frames: number;
+  dropped_frames: z.number(),
+  encoder_speed: z.number().openapi({
+    description: "Frames encoded per frame due (1 = real time)",
+  }),
+  frames_in: z.number().openapi({ description: "Frames the session captured into the stream" }),
+  frames_repeated: z.number().openapi({ description: "Repeats of the last frame while idle" }),
+  backlog_frames: z.number(),
   /** Bytes of video written (segments, or the RTMP push). */
-  bytes_encoded: number;
-  segments_served: number;
-  requests_served: number;
-  restarts: number;
-}
+  bytes_encoded: z.number(),
+  segments_served: z.number(),
+  requests_served: z.number(),
+  restarts: z.number().openapi({ description: "ffmpeg restarts after an exit (at most 1)" }),
+}).openapi("StreamMetrics");
+export type StreamMetrics = z.infer<typeof StreamMetricsSchema>;
+
+/** The fields of a stream's status (`StreamStarted` adds one). */
+export const STREAM_STATUS_FIELDS = {
+  stream_id: z.string(),
+  session_id: z.string(),
+  protocol: z.enum(PROTOCOLS),
+  quality: z.enum(PROFILE_NAMES),
+  codec: z.enum(CODECS),
+  encoder: z.string().openapi({ description: "The ffmpeg encoder (hardware when present)" }),
+  hardware: z.boolean(),
+  width: z.number(),
+  height: z.number(),
+  frame_rate: z.number(),
+  segment_seconds: z.number().nullable(),
+  target_latency_seconds: z.number().nullable()
+    .openapi({ description: "How far behind the live edge the player is tuned to stay" }),
+  state: z.enum(STREAM_STATES),
+  health: z.enum(STREAM_HEALTHS),
+  reason: z.string().nullable()
+    .openapi({ description: "Why the health is not healthy, or why the stream stopped" }),
+  node: z.string().openapi({ description: "The process that encodes and serves the stream" }),
+  started_at: z.string(),
+  uptime_seconds: z.number(),
+  hls_url: z.string().optional(),
+  dash_url: z.string().optional(),
+  rtmp_url: z.string().optional(),
+  rtmp_key: z.string().optional().openapi({ description: 'Always "***": the key is secret' }),
+  player_url: z.string(),
+  stream_url: z.string().openapi({ description: "The protocol's primary URL" }),
+  metrics: StreamMetricsSchema,
+  updated_at: z.string(),
+};
 
 /** What `GET /api/streams/:id` answers under `status`. */
-export interface StreamStatus {
-  stream_id: string;
-  session_id: string;
-  protocol: Protocol;
-  quality: ProfileName;
-  codec: Codec;
-  encoder: string;
-  hardware: boolean;
-  width: number;
-  height: number;
-  frame_rate: number;
-  segment_seconds: number | null;
-  /** How far behind the live edge players are tuned to stay (HLS/DASH). */
-  target_latency_seconds: number | null;
-  state: StreamState;
-  health: StreamHealth;
-  /** Why the health is not `healthy`, or why the stream stopped. */
-  reason: string | null;
-  node: string;
-  started_at: string;
-  uptime_seconds: number;
-  hls_url?: string;
-  dash_url?: string;
-  rtmp_url?: string;
-  /** Masked ("***") when a key was given. */
-  rtmp_key?: string;
-  player_url: string;
-  stream_url: string;
-  metrics: StreamMetrics;
-  updated_at: string;
-}
+export const StreamStatusSchema = z.object(STREAM_STATUS_FIELDS).openapi("StreamStatus");
+export type StreamStatus = z.infer<typeof StreamStatusSchema>;
 
 export interface StreamStore {
   keys: RedisKeys;
