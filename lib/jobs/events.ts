@@ -1,11 +1,8 @@
 /**
- * Job events through Redis: the event shape, stream ids, and the batched publisher.
- *
- * Every event is one entry of the global stream `<prefix>:events` (fields: j = job id,
- * t = event type, e = event JSON). Writers: the queue's Lua scripts (status, result) and the
- * publisher below (log, progress, sample, ...). The one reader is the history writer
- * (`lib/history/writer.ts`), which stores events in DuckDB and serves them live to this
- * process's subscribers.
+ * Job events through Redis: the event shape, stream ids, and the batched publisher. Every event
+ * is one entry of the global stream `<prefix>:events` with one field, `d` = "<job id>\t<event
+ * type>\t<event JSON>", written by the queue's Lua scripts (status, result, and the publisher's
+ * batches: log, progress, sample, ...) and read by the history writer (`lib/history/writer.ts`).
  */
 import type { Queue } from "./queue.ts";
 import type { Logger } from "../core/log.ts";

@@ -1,8 +1,9 @@
 /**
  * The frame wire format: every screencast frame is one binary WebSocket message,
- * `[u32 little-endian header length][header JSON, UTF-8][JPEG bytes]`, built once in the
- * session's Worker (straight from CDP's base64, one copy) and sent unchanged to every viewer and
- * frame subscriber. No dependencies: the sandboxed Worker, tests and the bench import it.
+ * `[u32 little-endian header length][header JSON, UTF-8][JPEG bytes]`, built once in the pool
+ * process that serves the session's viewers (`screencast.ts`, straight from CDP's base64, one
+ * copy) and sent unchanged to every viewer and frame subscriber. No dependencies: tests and the
+ * bench decode it too.
  */
 
 /** Screencast metadata sent with each frame, so clients map coordinates exactly. */

@@ -6,7 +6,7 @@
  *
  * Each `Page.screencastFrame` is acknowledged as soon as it is parsed, the acknowledgement paced
  * to `maxFps` (Chromium captures the next frame only once the last ones are acknowledged, so no
- * frame above the rate is encoded), then becomes one wire message (`screencast_frame.ts`) handed
+ * frame above the rate is encoded), then becomes one wire message (`frame.ts`) handed
  * to `onFrame`.
  */
 import { encodeFrame } from "./frame.ts";
