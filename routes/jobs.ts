@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { upgradeWebSocket } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { bearer, errorResponse, IdParam, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import { JOB_STATUSES, JobSchema } from "../lib/jobs/queue.ts";
 import { submitJob } from "../lib/jobs/submit.ts";
 import { getJob, jobEvents, jobLogs, jobSamples, LogLineSchema } from "../lib/jobs/lookup.ts";
@@ -26,8 +26,6 @@ const CreateJob = z.object({
     .openapi({ description: "Default depends on the type (http-bench: duration + 60 s)." }),
   max_attempts: z.number().int().min(1).max(20).default(3),
 }).strict().openapi("CreateJob");
-
-const IdParam = z.object({ id: z.string().min(1).max(200) });
 
 const ListQuery = z.object({
   type: z.string().max(100).optional(),

@@ -5,7 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { requireRole } from "../lib/http/auth.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { bearer, errorResponse, IdParam, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { RECORDING_ID_PATTERN, RECORDING_STATES, RecordOptions } from "../lib/recordings/model.ts";
 import {
@@ -34,14 +34,13 @@ import {
   recordingVideo,
 } from "../lib/recordings/files.ts";
 
-const SessionIdParam = z.object({ id: z.string().min(1).max(200) });
-const IdParam = z.object({
+const RecordingIdParam = z.object({
   id: z.string().regex(
     RECORDING_ID_PATTERN,
     "is not a recording id (rec_ followed by 17 lowercase letters or digits)",
   ),
 });
-const ShotParam = IdParam.extend({
+const ShotParam = RecordingIdParam.extend({
   n: z.union([z.literal("final"), z.coerce.number().int().min(1).max(1_000_000)])
     .openapi({ description: 'Screenshot number, or "final" for the last frame' }),
 });
@@ -63,7 +62,7 @@ const videoRoute = createRoute({
     "and <video> elements may pass ?token= instead of a header.",
   security: bearer,
   request: {
-    params: IdParam,
+    params: RecordingIdParam,
     query: z.object({
       download: z.enum(["0", "1"]).optional()
         .openapi({ description: "1: as an attachment named after the recording" }),
@@ -118,7 +117,7 @@ export function recordingsRoutes(deps: AppDeps) {
       security: bearer,
       middleware: [requireRole("operator")] as const,
       request: {
-        params: SessionIdParam,
+        params: IdParam,
         body: { content: { "application/json": { schema: RecordOptions } }, required: false },
       },
       responses: {
@@ -147,7 +146,7 @@ export function recordingsRoutes(deps: AppDeps) {
       summary: "Stop a session's recording; answers its duration, frames and size",
       security: bearer,
       middleware: [requireRole("operator")] as const,
-      request: { params: SessionIdParam },
+      request: { params: IdParam },
       responses: {
         200: jsonResponse(RecordingSchema, "The finished recording"),
         404: errorResponse("Unknown session"),
@@ -222,7 +221,7 @@ export function recordingsRoutes(deps: AppDeps) {
       tags: ["recordings"],
       summary: "One recording, with a summary of its timeline",
       security: bearer,
-      request: { params: IdParam },
+      request: { params: RecordingIdParam },
       responses: {
         200: jsonResponse(
           RecordingSchema.extend({ timeline: TimelineSummarySchema }),
@@ -243,7 +242,7 @@ export function recordingsRoutes(deps: AppDeps) {
       summary: "What happened, in order, at its time in the video: inputs (with the element's " +
         "selector), navigations, tabs, console, page errors, failed requests",
       security: bearer,
-      request: { params: IdParam },
+      request: { params: RecordingIdParam },
       responses: {
         200: jsonResponse(
           z.object({ recording_id: z.string(), entries: z.array(TimelineEntrySchema) }),
@@ -278,7 +277,7 @@ export function recordingsRoutes(deps: AppDeps) {
       summary: "Delete a recording: its row, timeline and files (on every node)",
       security: bearer,
       middleware: [requireRole("admin")] as const,
-      request: { params: IdParam },
+      request: { params: RecordingIdParam },
       responses: {
         200: jsonResponse(
           z.object({ deleted: z.string(), removed_bytes: z.number() }),
@@ -305,7 +304,7 @@ export function recordingsRoutes(deps: AppDeps) {
       security: bearer,
       middleware: [requireRole("operator")] as const,
       request: {
-        params: IdParam,
+        params: RecordingIdParam,
         body: { content: { "application/json": { schema: ReplayOptions } }, required: false },
       },
       responses: {
@@ -336,7 +335,7 @@ export function recordingsRoutes(deps: AppDeps) {
       tags: ["recordings"],
       summary: "The replays of a recording, newest first, with their divergences",
       security: bearer,
-      request: { params: IdParam },
+      request: { params: RecordingIdParam },
       responses: {
         200: jsonResponse(
           z.object({ replays: z.array(z.record(z.string(), z.unknown())) }),

@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { hasRole, type Principal, requireRole } from "../lib/http/auth.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { bearer, errorResponse, IdParam, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { invalid } from "../lib/core/errors.ts";
 import { SessionParams } from "../lib/sessions/params.ts";
@@ -22,8 +22,6 @@ import {
   pauseSession,
   sessionScreenshot,
 } from "../lib/sessions/manage.ts";
-
-const IdParam = z.object({ id: z.string().min(1).max(200) });
 
 export function sessionsRoutes(deps: AppDeps) {
   const app = newApp();

@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { getConnInfo } from "hono/deno";
 import { requireRole } from "../lib/http/auth.ts";
-import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
+import { bearer, errorResponse, IdParam, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { StreamRequest } from "../lib/streams/options.ts";
 import { StreamStatusSchema } from "../lib/streams/store.ts";
@@ -23,8 +23,6 @@ import {
   StreamStartedSchema,
 } from "../lib/streams/manage.ts";
 import { pageFile } from "../lib/http/static_files.ts";
-
-const IdParam = z.object({ id: z.string().min(1).max(200) });
 
 export function streamsRoutes(deps: AppDeps) {
   const app = newApp();

@@ -34,5 +34,8 @@ export const jsonResponse = <T extends z.ZodType>(schema: T, description: string
   description,
 });
 
+/** An opaque `{id}` path parameter: a job's (sessions and replays are jobs) or a stream's. */
+export const IdParam = z.object({ id: z.string().min(1).max(200) });
+
 /** Security requirement for documented routes (ignored when tokens are off). */
 export const bearer = [{ bearer: [] as string[] }];
