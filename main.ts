@@ -16,6 +16,7 @@ import { httpBenchJob } from "./workers/http-bench.ts";
 import { browserBenchJob } from "./workers/browser-bench.ts";
 import { sessionJob } from "./workers/session.ts";
 import { replayJob } from "./workers/replay.ts";
+import { functionJob } from "./workers/function.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { jobsRoutes } from "./routes/jobs.ts";
 import { artifactRoutes } from "./routes/artifacts.ts";
@@ -29,7 +30,7 @@ import denoJson from "./deno.json" with { type: "json" };
 
 /** Everything this platform runs and serves. */
 export const parts: PlatformParts = {
-  jobTypes: [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob],
+  jobTypes: [noopJob, httpBenchJob, browserBenchJob, sessionJob, replayJob, functionJob],
   routes: {
     api: [
       healthRoutes,

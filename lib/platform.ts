@@ -34,6 +34,7 @@ import { createSessionHost, type SessionHost } from "./sessions/host.ts";
 import { createRecorder, type Recorder } from "./recordings/recorder.ts";
 import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings/catalog.ts";
 import { replayCompanion } from "./recordings/replay.ts";
+import { functionCompanion } from "./functions/companion.ts";
 import { redisKeys } from "./core/keys.ts";
 import { createStreamStore } from "./streams/store.ts";
 import { createStreamHost, type StreamHost } from "./streams/host.ts";
@@ -231,6 +232,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       companions: new Map([
         ["session", sessionHost!.companion],
         ["replay", replayCompanion({ session: sessionHost!.companion, redis: command, keys, log })],
+        ["function", functionCompanion({ dataDir: config.dataDir, policy, redisUrl, log })],
       ]),
       observer: metrics.jobs,
     });

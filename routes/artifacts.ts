@@ -20,7 +20,7 @@ export function artifactRoutes(deps: AppDeps) {
       method: "get",
       path: "/api/jobs/{id}/artifacts",
       tags: ["jobs"],
-      summary: "Files a job wrote (screenshots, error screenshots)",
+      summary: "Files a job wrote (screenshots, error screenshots, a function's files)",
       security: bearer,
       request: { params: IdParam },
       responses: {

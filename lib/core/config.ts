@@ -34,6 +34,8 @@ export interface Config {
   maxSessions: number;
   /** Live video streams (one ffmpeg each) this process encodes at once. */
   maxStreams: number;
+  /** Memory one function's process may use (its JS heap, and what it maps besides Deno's own). */
+  functionMemoryMb: number;
   leaseMs: number;
   shutdownGraceMs: number;
   jobTtlS: number;
@@ -90,6 +92,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_PRESTART: "true",
   STREAMPLAY_MAX_SESSIONS: "4",
   STREAMPLAY_MAX_STREAMS: "4",
+  STREAMPLAY_FUNCTION_MEMORY_MB: "256",
   STREAMPLAY_LEASE_S: "15",
   STREAMPLAY_SHUTDOWN_GRACE_S: "10",
   STREAMPLAY_JOB_TTL_S: "86400",
@@ -229,6 +232,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     prestart: bool(env, "STREAMPLAY_PRESTART", true),
     maxSessions: int(env, "STREAMPLAY_MAX_SESSIONS", 4, 1, 1000),
     maxStreams: int(env, "STREAMPLAY_MAX_STREAMS", 4, 1, 1000),
+    functionMemoryMb: int(env, "STREAMPLAY_FUNCTION_MEMORY_MB", 256, 32, 65_536),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),
     shutdownGraceMs: Math.round(num(env, "STREAMPLAY_SHUTDOWN_GRACE_S", 10, 0, 3600) * 1000),
     jobTtlS: int(env, "STREAMPLAY_JOB_TTL_S", 86_400, 60, 365 * 86_400),

@@ -7,7 +7,7 @@ import { notFound } from "../core/errors.ts";
 import { getJob, type JobLookup } from "./lookup.ts";
 
 /** Folders a job may publish files from, and the names a file there may have. */
-export const ARTIFACT_DIRS = ["screenshots", "errors"] as const;
+export const ARTIFACT_DIRS = ["screenshots", "errors", "files"] as const;
 export type ArtifactDir = typeof ARTIFACT_DIRS[number];
 export const ARTIFACT_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 

@@ -1,0 +1,55 @@
+/**
+ * `function`: user code as a job. `params.code` is an ES module whose default export the
+ * platform calls with `{ params, log, artifacts }` (and `page`, `context` with a browser); its
+ * return value is the job's result. The code runs in a Deno process of its own with no
+ * permission at all (net only to its allow_hosts) under a memory cap; the Worker that starts it
+ * may run prlimit and nothing else (`lib/functions/process.ts`). Timeouts and cancels end the
+ * process at once; the Worker and the function's neighbours carry on.
+ */
+import { fileURLToPath } from "node:url";
+import type { JobType } from "../lib/jobs/job_type.ts";
+import type { Config } from "../lib/core/config.ts";
+import { NO_PERMISSIONS, type SandboxSpec } from "../lib/jobs/sandbox.ts";
+import {
+  allowHostUrls,
+  DEFAULT_FUNCTION_TIMEOUT_S,
+  FunctionParams,
+} from "../lib/functions/params.ts";
+import type { ProcessSpec } from "../lib/functions/process.ts";
+
+/** util-linux's prlimit, which starts each function's process under its memory limit. */
+export const PRLIMIT = "/usr/bin/prlimit";
+
+const module = new URL("./function.worker.ts", import.meta.url);
+const entry = fileURLToPath(new URL("./function_process.ts", import.meta.url));
+
+/** Every browserless function of a process shares this Worker; it keeps their processes warm. */
+export function functionSandbox(config: Config): SandboxSpec {
+  return {
+    module,
+    permissions: { ...NO_PERMISSIONS, run: [PRLIMIT] },
+    init: {
+      deno: Deno.execPath(),
+      prlimit: PRLIMIT,
+      entry,
+      memoryMb: config.functionMemoryMb,
+    } satisfies ProcessSpec,
+    jobsPerWorker: 256,
+  };
+}
+
+/** How long a cancelled or timed-out function's Worker may take to end it (it kills at once). */
+const STOP_GRACE_MS = 5_000;
+
+export const functionJob: JobType<FunctionParams> = {
+  name: "function",
+  summary: "Runs user code (a TypeScript or JavaScript module) in a sandbox of its own.",
+  params: FunctionParams,
+  defaultTimeoutS: () => DEFAULT_FUNCTION_TIMEOUT_S,
+  urls: (p) => allowHostUrls(p.allow_hosts),
+  sandbox: (_p, { config }) => functionSandbox(config),
+  warm: (config) => functionSandbox(config),
+  artifacts: false,
+  sample: false,
+  stopGraceMs: STOP_GRACE_MS,
+};
