@@ -26,6 +26,7 @@ import { metricsRoutes } from "./routes/metrics.ts";
 import { sessionSocketRoutes, sessionsRoutes } from "./routes/sessions.ts";
 import { recordingFileRoutes, recordingsRoutes } from "./routes/recordings.ts";
 import { streamMediaRoutes, streamsRoutes } from "./routes/streams.ts";
+import { functionsRoutes } from "./routes/functions.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Everything this platform runs and serves. */
@@ -45,6 +46,7 @@ export const parts: PlatformParts = {
       recordingsRoutes,
       streamsRoutes,
       streamMediaRoutes,
+      functionsRoutes,
     ],
     worker: [sessionSocketRoutes, recordingFileRoutes, streamMediaRoutes, assetRoutes],
   },

@@ -52,6 +52,14 @@ export interface RedisKeys {
   recordingsDeleted: string;
   /** A replay job's spec (steps, expectations), until the job has taken it. */
   replaySpec(jobId: string): string;
+  /** Sorted set of named functions, scored by when each last changed. */
+  functions: string;
+  /** Hash of one named function: `latest` (its version number) and `v:<n>` (each version). */
+  function(name: string): string;
+  /** Hash name → cron expression of every function that has a schedule. */
+  functionSchedules: string;
+  /** Held (SET NX, expiring) by the one process that runs a scheduled function's tick. */
+  functionTick(name: string, tick: string): string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -80,6 +88,10 @@ export function redisKeys(prefix: string): RedisKeys {
     recordingsControl: `${prefix}:recordings:control`,
     recordingsDeleted: `${prefix}:recordings:deleted`,
     replaySpec: (jobId) => `${prefix}:replay:spec:${jobId}`,
+    functions: `${prefix}:functions`,
+    function: (name) => `${prefix}:function:${name}`,
+    functionSchedules: `${prefix}:functions:schedules`,
+    functionTick: (name, tick) => `${prefix}:function:${name}:tick:${tick}`,
   };
 }
 

@@ -54,7 +54,11 @@ export const FunctionParams = z.object({
       description: "Hosts (host or host:port) the function's own code may connect to; " +
         "the page's traffic goes through the URL policy's proxy instead.",
     }),
-  function: z.object({ name: z.string(), version: z.number().int() }).strict().optional()
+  function: z.object({
+    name: z.string(),
+    version: z.number().int(),
+    tick: z.string().optional().openapi({ description: "The schedule's tick it ran for." }),
+  }).strict().optional()
     .openapi({ description: "The named function this run belongs to (set by invoke)." }),
 }).strict().openapi("FunctionParams");
 
