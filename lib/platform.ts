@@ -35,6 +35,8 @@ import { createRecorder, type Recorder } from "./recordings/recorder.ts";
 import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings/catalog.ts";
 import { replayCompanion } from "./recordings/replay.ts";
 import { functionCompanion } from "./functions/companion.ts";
+import { startFunctionScheduler } from "./functions/scheduler.ts";
+import { createFunctionStore } from "./functions/store.ts";
 import { redisKeys } from "./core/keys.ts";
 import { createStreamStore } from "./streams/store.ts";
 import { createStreamHost, type StreamHost } from "./streams/host.ts";
@@ -360,6 +362,12 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       await runner.start();
       // Stopped first: running jobs finish or go back to the queue while the rest still works.
       stops.push(() => runner.stop());
+    }
+
+    if (jobTypes.has("function")) {
+      const store = createFunctionStore({ redis: command, keys });
+      const scheduler = startFunctionScheduler({ store, queue, log });
+      stops.push(() => scheduler.close());
     }
 
     let closing: Promise<void> | undefined;

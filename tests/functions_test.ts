@@ -1,10 +1,10 @@
 /**
  * Named functions over the REST API on a real server: versions, checks at upload, roles,
  * invocation with and without waiting, logs, artifacts, events over the WebSocket, retries,
- * cancel.
+ * cancel; and schedules that run each tick once with two platform processes on one Redis.
  */
 import assert from "node:assert/strict";
-import { api, startServer, waitFor, waitForJob } from "./helpers.ts";
+import { api, startRedis, startServer, uniquePrefix, waitFor, waitForJob } from "./helpers.ts";
 
 const TOKENS = {
   viewer: "viewer-token-1",
@@ -198,4 +198,38 @@ const VERSION: number = 1;
     assert.equal(job.status, "cancelled");
     assert.ok(Date.now() - started < 10_000);
   });
+});
+
+Deno.test("a scheduled function runs each tick once across two platform processes", async () => {
+  await using redis = await startRedis();
+  const env = { REDIS_URL: redis.url, STREAMPLAY_REDIS_PREFIX: uniquePrefix() };
+  await using api1 = await startServer({ env });
+  await using worker = await startServer({ env, role: "worker" });
+  assert.ok(worker.output().includes("worker pool started"));
+  const base = api1.url;
+  const res = await api(base, "/api/functions/every-second", {
+    method: "PUT",
+    json: {
+      code: "export default () => new Date().toISOString()",
+      browser: false,
+      schedule: "* * * * * *",
+    },
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  await new Promise((r) => setTimeout(r, 5_000));
+  assert.equal((await api(base, "/api/functions/every-second", { method: "DELETE" })).status, 200);
+  await new Promise((r) => setTimeout(r, 1_500));
+  const runs = await waitFor(async () => {
+    const { body } = await api(base, "/api/jobs?type=function&limit=100");
+    const jobs = body.jobs as Array<
+      { status: string; worker: string; params: { function: { tick: string } } }
+    >;
+    return jobs.length > 0 && jobs.every((j) => j.status === "succeeded") ? jobs : null;
+  }, { what: "the scheduled runs to finish" });
+  const ticks = runs.map((j) => j.params.function.tick).sort();
+  assert.equal(new Set(ticks).size, ticks.length, `a tick ran twice: ${ticks.join(" ")}`);
+  assert.ok(ticks.length >= 4 && ticks.length <= 7, `${ticks.length} runs in ~5 s`);
+  for (let i = 1; i < ticks.length; i++) {
+    assert.equal(Date.parse(ticks[i]!) - Date.parse(ticks[i - 1]!), 1000, "a tick was skipped");
+  }
 });
