@@ -234,7 +234,16 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       companions: new Map([
         ["session", sessionHost!.companion],
         ["replay", replayCompanion({ session: sessionHost!.companion, redis: command, keys, log })],
-        ["function", functionCompanion({ dataDir: config.dataDir, policy, redisUrl, log })],
+        [
+          "function",
+          functionCompanion({
+            dataDir: config.dataDir,
+            policy,
+            redisUrl,
+            log,
+            session: sessionHost!.companion,
+          }),
+        ],
       ]),
       observer: metrics.jobs,
     });

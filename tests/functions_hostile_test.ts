@@ -44,16 +44,18 @@ Deno.test("hostile functions fail with a clear error; the platform, other jobs a
   );
   const cdpPort = await devtoolsPort(server.process.pid);
 
-  const submit = async (code: string, extra: Record<string, unknown> = {}) => {
+  const submit = async (code: string, extra: Record<string, unknown> = {}, browser = false) => {
     const res = await api(base, "/api/jobs", {
       method: "POST",
-      json: { type: "function", params: { code, browser: false }, max_attempts: 1, ...extra },
+      json: { type: "function", params: { code, browser }, max_attempts: 1, ...extra },
     });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     return res.body.id as string;
   };
 
-  const hostile: Array<{ name: string; code: string; error: RegExp; timeout_s?: number }> = [
+  const hostile: Array<
+    { name: string; code: string; error: RegExp; timeout_s?: number; browser?: boolean }
+  > = [
     {
       name: "reads /etc/passwd",
       code: `export default () => Deno.readTextFile("/etc/passwd")`,
@@ -137,6 +139,52 @@ Deno.test("hostile functions fail with a clear error; the platform, other jobs a
       }`,
       error: /^the function wrote more than 4 MB of log output/,
     },
+    {
+      name: "reaches for the browser behind its page",
+      code: `export default async ({ page }) => (await page.context()).browser()`,
+      browser: true,
+      error: /BrowserContext\.browser is not available to functions/,
+    },
+    {
+      name: "opens a raw CDP session on its page",
+      code: `export default async ({ page, context }) => context.newCDPSession(page)`,
+      browser: true,
+      error: /BrowserContext\.newCDPSession is not available to functions/,
+    },
+    {
+      name: "navigates its page to a file",
+      code: `export default async ({ page }) => {
+        await page.goto("file:///etc/passwd");
+        return page.content();
+      }`,
+      browser: true,
+      error: /Page\.goto: only http\(s\), data: and about:blank URLs are allowed/,
+    },
+    {
+      name: "makes its page load a file by itself",
+      code: `export default async ({ page }) => {
+        await page.evaluate(() => { location.href = "file:///etc/passwd"; });
+        await page.waitForTimeout(500);
+        const text = await page.content();
+        if (text.includes("root:")) return text;
+        throw new Error("the page could not load the file");
+      }`,
+      browser: true,
+      error: /^Error: the page could not load the file/,
+    },
+    {
+      name: "screenshots into a file of the host",
+      code: `export default async ({ page }) => page.screenshot({ path: "/tmp/stolen.png" })`,
+      browser: true,
+      error: /option "path": functions have no files/,
+    },
+    {
+      name: "sends its page to the cloud metadata address",
+      code:
+        `export default async ({ page }) => page.goto("http://169.254.169.254/latest/meta-data/")`,
+      browser: true,
+      error: /page\.goto: net::ERR_SOCKS_CONNECTION_FAILED/,
+    },
   ];
 
   for (const h of hostile) {
@@ -145,7 +193,11 @@ Deno.test("hostile functions fail with a clear error; the platform, other jobs a
         await new Promise((r) => setTimeout(r, 300));
         return { fine: true };
       }`);
-      const bad = await submit(h.code, h.timeout_s ? { timeout_s: h.timeout_s } : {});
+      const bad = await submit(
+        h.code,
+        h.timeout_s ? { timeout_s: h.timeout_s } : {},
+        h.browser ?? false,
+      );
       const [badJob, goodJob] = await Promise.all([
         waitForJob(base, bad, undefined, { timeoutMs: 60_000 }),
         waitForJob(base, neighbour, undefined, { timeoutMs: 60_000 }),

@@ -3,7 +3,10 @@
  * to its `allow_hosts`) by `lib/functions/process.ts`. It loads the user's module from a data:
  * URL, calls its default export once per `run`, and speaks `lib/functions/protocol.ts` on stdin
  * and stdout: console output, `log()` and `artifacts.save()` become messages, and so does the
- * result. It holds nothing worth stealing; everything it may do is decided on the other side.
+ * result. `page` and `context` are proxies: each method call is a message, answered by the side
+ * that holds the browser (so every method returns a promise, `url()` included; finders such as
+ * `locator()` return the next proxy at once). It holds nothing worth stealing; everything it may
+ * do is decided on the other side.
  */
 import {
   exceedsJsonSize,
@@ -82,6 +85,88 @@ const artifacts = {
   },
 };
 
+/** Methods that return a page object at once in Playwright: here they return its proxy at once. */
+const CHAINED = new Set([
+  "locator",
+  "getByRole",
+  "getByText",
+  "getByLabel",
+  "getByPlaceholder",
+  "getByTestId",
+  "getByAltText",
+  "getByTitle",
+  "frameLocator",
+  "first",
+  "last",
+  "nth",
+  "filter",
+  "and",
+  "or",
+  "owner",
+  "contentFrame",
+  "mainFrame",
+  "context",
+  "page",
+]);
+/** Properties that are page objects (`page.keyboard`), not methods. */
+const PROPERTIES = new Set(["keyboard", "mouse", "touchscreen"]);
+
+const handleOf = Symbol("handle");
+type Remote = { [handleOf]: Promise<number> } & Record<string, unknown>;
+
+/** A page object held on the other side: every method call becomes a `call` message. */
+function remote(id: Promise<number>): Remote {
+  id.catch(() => {});
+  return new Proxy({} as Remote, {
+    has: (_, prop) => prop === handleOf,
+    get(_, prop) {
+      if (prop === handleOf) return id;
+      if (typeof prop !== "string" || prop === "then") return undefined;
+      if (PROPERTIES.has(prop)) return remote(callRemote(id, prop, []) as Promise<number>);
+      return (...args: unknown[]) => {
+        const result = callRemote(id, prop, args);
+        return CHAINED.has(prop) ? remote(result as Promise<number>) : result;
+      };
+    },
+  });
+}
+
+async function callRemote(id: Promise<number>, method: string, args: unknown[]) {
+  const target = await id;
+  const encoded = await Promise.all(args.map(encode));
+  const value = await request({ t: "call", rid: nextRid++, target, method, args: encoded });
+  const decoded = decode(value);
+  // A chained call resolves to the handle the next call goes to.
+  return decoded && typeof decoded === "object" && handleOf in decoded
+    ? CHAINED.has(method) || PROPERTIES.has(method) ? (decoded as Remote)[handleOf] : decoded
+    : decoded;
+}
+
+async function encode(value: unknown): Promise<unknown> {
+  if (value === undefined) return { $u: 1 };
+  if (typeof value === "function") return { $fn: value.toString() };
+  if (value === null || typeof value !== "object") return value;
+  if (handleOf in value) return { $h: await (value as Remote)[handleOf] };
+  if (value instanceof RegExp) return { $re: [value.source, value.flags] };
+  if (value instanceof Uint8Array) return { $b64: value.toBase64() };
+  if (value instanceof ArrayBuffer) return { $b64: new Uint8Array(value).toBase64() };
+  if (Array.isArray(value)) return await Promise.all(value.map(encode));
+  const entries = await Promise.all(
+    Object.entries(value).map(async ([k, v]) => [k, await encode(v)] as const),
+  );
+  return Object.fromEntries(entries);
+}
+
+function decode(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(decode);
+  const v = value as Record<string, unknown>;
+  if ("$u" in v) return undefined;
+  if ("$h" in v) return remote(Promise.resolve(Number(v.$h)));
+  if ("$b64" in v) return Uint8Array.fromBase64(String(v.$b64));
+  return Object.fromEntries(Object.entries(v).map(([k, item]) => [k, decode(item)]));
+}
+
 let entry: unknown;
 
 const HARNESS = import.meta.url;
@@ -111,12 +196,16 @@ async function load(code: string) {
   }
 }
 
-async function run(params: unknown) {
+async function run(params: unknown, page: number | null, context: number | null) {
   try {
+    const handles = page === null || context === null
+      ? {}
+      : { page: remote(Promise.resolve(page)), context: remote(Promise.resolve(context)) };
     const result = await (entry as (ctx: unknown) => unknown)({
       params,
       log: log("info"),
       artifacts,
+      ...handles,
     }) ?? null;
     if (exceedsJsonSize(result, MAX_RESULT_BYTES)) {
       throw new Error(
@@ -139,7 +228,7 @@ async function run(params: unknown) {
 
 function receive(message: ToChild) {
   if (message.t === "load") load(message.code);
-  else if (message.t === "run") run(message.params);
+  else if (message.t === "run") run(message.params, message.page, message.context);
   else if (message.t === "reply") {
     const waiting = replies.get(message.rid);
     replies.delete(message.rid);

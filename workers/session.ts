@@ -12,6 +12,7 @@ import { NO_PERMISSIONS, type SandboxSpec } from "../lib/jobs/sandbox.ts";
 import { PLAYWRIGHT_ENV_READS } from "../lib/core/playwright.ts";
 import { SESSION_STOP_GRACE_MS, SessionParams } from "../lib/sessions/params.ts";
 import { sessionTempDir, systemTempDir } from "../lib/sessions/browser_profiles.ts";
+import type { ProcessSpec } from "../lib/functions/process.ts";
 
 /** Plain data the session Worker gets once. */
 export interface SessionInit {
@@ -20,6 +21,8 @@ export interface SessionInit {
   env: Record<string, string>;
   /** Where Playwright keeps browser profiles and artifacts (`sessionTempDir`). */
   tmpDir: string;
+  /** How to start functions' processes, for a Worker that runs functions with a browser. */
+  functions?: ProcessSpec;
 }
 
 const module = new URL("./session.worker.ts", import.meta.url);

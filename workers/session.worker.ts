@@ -12,7 +12,9 @@
  * While the session is recorded, each input is also reported as an `input` page event with the
  * element under it resolved to a stable selector before the input is applied
  * (`element_target.ts`). The same Worker runs `replay` jobs: a session that, once its page is up,
- * runs a recording's steps and reports how it diverged (`replay_runner.ts`).
+ * runs a recording's steps and reports how it diverged (`replay_runner.ts`), and `function` jobs
+ * with a browser: a session whose page is handed to the user's code (`function_run.ts`), whose
+ * return value is the job's result.
  */
 import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
@@ -24,6 +26,10 @@ import type { SessionInit } from "./session.ts";
 import type { SessionParams } from "../lib/sessions/params.ts";
 import { elementTarget } from "./element_target.ts";
 import { runReplay } from "./replay_runner.ts";
+import { runFunction } from "./function_run.ts";
+import { createProcessPool, type ProcessPool } from "../lib/functions/pool.ts";
+import type { FunctionIn } from "../lib/functions/companion.ts";
+import type { FunctionParams } from "../lib/functions/params.ts";
 
 /**
  * Everything must go through the proxy: no QUIC, no WebRTC over plain UDP. The browser's own
@@ -71,6 +77,8 @@ let browser: Promise<Browser> | undefined;
 let debugPort = 0;
 let idleTimer: ReturnType<typeof setTimeout> | undefined;
 const sessions = new Set<Session>();
+/** The processes of functions with a browser (when this Worker runs them). */
+let functionPool: ProcessPool | undefined;
 
 /** The shared browser; a new one listens for DevTools on `port` (loopback). */
 function getBrowser(port: number): Promise<Browser> {
@@ -174,6 +182,10 @@ class Session {
   navigations: Array<{ t: number; tab: string; url: string }> = [];
   errors: Array<{ type: "page_error" | "console_error"; message: string }> = [];
   replayReport: ReplayReport | undefined;
+  /** A `function` job: its code gets the page once it is up. */
+  readonly function: boolean;
+  functionInbox: { handler?: (msg: FunctionIn) => void; early: FunctionIn[] } = { early: [] };
+  functionResult: { value: unknown } | undefined;
 
   #setup = Promise.withResolvers<{ proxy: string; debugPort: number }>();
   #end = Promise.withResolvers<{ reason: string; stats: Record<string, unknown> }>();
@@ -182,6 +194,7 @@ class Session {
   constructor(readonly ctx: JobContext<SessionParams, SessionInit>) {
     this.params = ctx.params;
     this.replaying = "replay" in ctx.params;
+    this.function = "code" in ctx.params;
     this.viewport = { ...ctx.params.viewport };
     this.#end.promise.catch(() => {});
     ctx.onMessage((data) => this.receive(data as SessionIn));
@@ -196,8 +209,8 @@ class Session {
   }
 
   /** Ends the session as failed (browser gone, page crashed). */
-  fail(reason: string) {
-    this.#end.reject(new JobError(reason, false));
+  fail(reason: string, retryable = false) {
+    this.#end.reject(new JobError(reason, retryable));
   }
 
   receive(msg: SessionIn) {
@@ -227,6 +240,12 @@ class Session {
       case "replay":
         this.#replay.resolve(msg.spec);
         break;
+      default: {
+        // The function companion's word (allow_hosts cleared, artifacts saved).
+        const fn = msg as unknown as FunctionIn;
+        if (this.functionInbox.handler) this.functionInbox.handler(fn);
+        else this.functionInbox.early.push(fn);
+      }
     }
   }
 
@@ -246,10 +265,11 @@ class Session {
       this.context.on("page", (page) => this.addTab(page, true));
       const page = await this.context.newPage();
       this.addTab(page, true);
-      await this.navigate(page, this.params.url);
+      if (!this.function) await this.navigate(page, this.params.url);
       this.send({ k: "active", page: await this.pageState() });
       this.pollTimer = setInterval(() => this.pageChanged(), PAGE_POLL_MS);
       if (this.replaying) this.replay();
+      if (this.function) this.runFunction();
       const { reason, stats } = await this.#end.promise;
       return this.result(reason, stats);
     } finally {
@@ -263,6 +283,7 @@ class Session {
   }
 
   result(reason: string, hostStats: Record<string, unknown>) {
+    if (this.functionResult) return this.functionResult.value;
     return {
       state: "stopped",
       reason,
@@ -296,6 +317,29 @@ class Session {
       this.#end.resolve({ reason: "replayed", stats: {} });
     } catch (err) {
       this.fail(`the replay failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  /** Hands the page to the function's code; the session ends when it returns. */
+  async runFunction() {
+    const ended = new AbortController();
+    this.#end.promise.finally(() => ended.abort(new JobError("the session ended", false)))
+      .catch(() => {});
+    try {
+      const value = await runFunction(this.ctx as unknown as JobContext<FunctionParams>, {
+        pool: functionPool!,
+        signal: AbortSignal.any([this.ctx.signal, ended.signal]),
+        onMessage: (handler) => {
+          this.functionInbox.handler = handler;
+          for (const msg of this.functionInbox.early.splice(0)) handler(msg);
+        },
+        browser: { page: this.tab().page, context: this.context },
+      });
+      this.functionResult = { value };
+      this.#end.resolve({ reason: "returned", stats: {} });
+    } catch (err) {
+      const retryable = err instanceof JobError && err.retryable;
+      this.fail(err instanceof Error ? err.message : String(err), retryable);
     }
   }
 
@@ -715,7 +759,7 @@ class Session {
   }
 }
 
-serveJobs<SessionParams, Record<string, unknown>, SessionInit>(
+serveJobs<SessionParams, unknown, SessionInit>(
   // A session is never retried: a new attempt would not be the same session.
   (ctx) =>
     new Session(ctx).run().catch((err) => {
@@ -726,8 +770,10 @@ serveJobs<SessionParams, Record<string, unknown>, SessionInit>(
       init = data;
       await Deno.mkdir(data.tmpDir, { recursive: true });
       pw = await loadPlaywright({}, { tmpDir: data.tmpDir });
+      if (data.functions) functionPool = createProcessPool(data.functions);
     },
     async teardown() {
+      await functionPool?.close();
       // The process is stopping: the browser kept open for the next session closes now.
       clearTimeout(idleTimer);
       const open = browser;

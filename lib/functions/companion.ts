@@ -3,13 +3,15 @@
  * the URL policy, this machine and the platform's Redis before the function may start (DNS
  * included, which the job's params schema cannot do), and stores the artifacts the function saves in the
  * job's artifact directory (`files/<name>`, listed by GET /api/jobs/:id/artifacts): the Worker
- * that runs functions may write nowhere.
+ * that runs functions may write nowhere. A function with a browser is also a live session: the
+ * session companion serves its viewers and recording, and gets every other message.
  */
 import type { Companion } from "../jobs/runner.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import { type FunctionParams, ownNetwork, refuseAllowHost } from "./params.ts";
 import { ARTIFACT_NAME } from "./protocol.ts";
+import type { SessionParams } from "../sessions/params.ts";
 
 /** Companion → function Worker. */
 export type FunctionIn =
@@ -20,6 +22,22 @@ export type FunctionIn =
 /** Function Worker → companion. */
 export type FunctionOut = { k: "artifact"; rid: number; name: string; bytes: Uint8Array };
 
+/**
+ * The session a function with a browser is: its page starts blank, at the function's size, and
+ * it ends when the function does (the job's timeout), not when nobody watches.
+ */
+function sessionParamsOf(params: FunctionParams): SessionParams {
+  return {
+    url: "about:blank",
+    viewport: params.viewport,
+    quality: 60,
+    max_fps: 30,
+    idle_timeout_s: 86_400,
+    max_duration_s: 86_400,
+    record: params.record,
+  };
+}
+
 /** Where a function's artifacts go, under the job's artifact directory. */
 export const FUNCTION_ARTIFACT_DIR = "files";
 
@@ -28,6 +46,8 @@ export interface FunctionCompanionOptions {
   policy: UrlPolicy;
   /** The platform's Redis, which functions must not reach either. */
   redisUrl: string;
+  /** The session companion: a function with a browser is a live session too. */
+  session: Companion;
   log: Logger;
 }
 
@@ -47,10 +67,14 @@ export function functionCompanion(options: FunctionCompanionOptions): Companion 
         }, (err) => send({ k: "refuse", reason: `allow_hosts: ${errorMessage(err)}` }));
       }
       const dir = `${options.dataDir}/artifacts/${job.id}/${FUNCTION_ARTIFACT_DIR}`;
+      const live = params.browser
+        ? options.session.start({ ...job, params: sessionParamsOf(params) }, link)
+        : null;
       return {
         onMessage(data) {
           const msg = data as FunctionOut;
-          if (msg?.k !== "artifact" || !ARTIFACT_NAME.test(msg.name)) return;
+          if (msg?.k !== "artifact") return live?.onMessage(data);
+          if (!ARTIFACT_NAME.test(msg.name)) return;
           Deno.mkdir(dir, { recursive: true })
             .then(() => Deno.writeFile(`${dir}/${msg.name}`, msg.bytes))
             .then(() => {
@@ -69,7 +93,9 @@ export function functionCompanion(options: FunctionCompanionOptions): Companion 
               send({ k: "saved", rid: msg.rid, error: "the artifact could not be stored" });
             });
         },
-        end() {},
+        end(outcome) {
+          live?.end(outcome);
+        },
       };
     },
   };

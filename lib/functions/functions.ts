@@ -18,7 +18,7 @@ import type { UrlPolicy } from "../security/url_policy.ts";
 import {
   AllowHost,
   DEFAULT_FUNCTION_TIMEOUT_S,
-  type FunctionParams,
+  FunctionParams,
   MAX_CODE_BYTES,
   type OwnNetwork,
   ownNetwork,
@@ -134,7 +134,7 @@ export function functionRun(
   version: FunctionVersion,
   options: { params?: unknown; maxAttempts: number; tick?: string },
 ): NewJob {
-  const params: FunctionParams = {
+  const params: z.input<typeof FunctionParams> = {
     code: version.js,
     params: options.params ?? null,
     browser: version.browser,

@@ -7,6 +7,7 @@
 import { z } from "@hono/zod-openapi";
 import ipaddr from "ipaddr.js";
 import type { UrlPolicy } from "../security/url_policy.ts";
+import { RecordParam } from "../recordings/model.ts";
 
 /** The largest module accepted (TypeScript or JavaScript source). */
 export const MAX_CODE_BYTES = 256 * 1024;
@@ -54,6 +55,12 @@ export const FunctionParams = z.object({
       description: "Hosts (host or host:port) the function's own code may connect to; " +
         "the page's traffic goes through the URL policy's proxy instead.",
     }),
+  viewport: z.object({
+    width: z.number().int().min(200).max(3840).default(1280),
+    height: z.number().int().min(200).max(2160).default(720),
+  }).strict().default({ width: 1280, height: 720 })
+    .openapi({ description: "The page's size (with a browser)." }),
+  record: RecordParam,
   function: z.object({
     name: z.string(),
     version: z.number().int(),

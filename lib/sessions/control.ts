@@ -11,7 +11,7 @@ import type { LiveSession, SessionHost } from "./host.ts";
 import type { SessionState } from "./protocol.ts";
 
 /** Job types that are live sessions. */
-export const LIVE_TYPES = new Set(["session", "replay"]);
+export const LIVE_TYPES = new Set(["session", "replay", "function"]);
 
 /** Live sessions: the shared Redis side, and the ones running here (when this process runs jobs). */
 export interface SessionDeps {
