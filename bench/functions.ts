@@ -1,0 +1,208 @@
+/**
+ * `deno task bench:functions` — invoke → result through the REST API (`POST
+ * /api/functions/:name/invoke?wait=30`) for a warm browserless function, against a bare Deno
+ * Worker's message round trip; and for a function that opens a page on a local URL, against
+ * plain Playwright's `newContext()` + `goto` on the same machine, in the same run.
+ *
+ *   deno task bench:functions [--runs 300] [--browser-runs 30] [--json <path>]
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../lib/core/config.ts";
+import { createLogger } from "../lib/core/log.ts";
+import { startPlatform } from "../lib/platform.ts";
+import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
+import { parts } from "../main.ts";
+import { startBenchRedis } from "./queue.ts";
+import {
+  benchTempDir,
+  CHROMIUM,
+  fixed,
+  loadAverage,
+  percentile,
+  printTable,
+  undoOnInterrupt,
+} from "./common.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    runs: { type: "string", default: "300" },
+    "browser-runs": { type: "string", default: "30" },
+    json: { type: "string" },
+  },
+});
+const runs = Number(values.runs);
+const browserRuns = Number(values["browser-runs"]);
+
+interface Row {
+  metric: string;
+  ours: number;
+  peer: number;
+  peer_name: string;
+  unit: string;
+  target: string;
+  met: boolean;
+}
+
+const p50 = (ms: number[]) => percentile(ms.toSorted((a, b) => a - b), 50);
+
+async function timed(n: number, once: () => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const started = performance.now();
+    await once();
+    out.push(performance.now() - started);
+  }
+  return out;
+}
+
+/** A bare Deno Worker (no permissions) answering each message: the floor of a sandboxed call. */
+async function workerRoundTrip(n: number): Promise<number[]> {
+  const worker = new Worker(
+    `data:text/javascript,${encodeURIComponent("onmessage = (e) => postMessage(e.data);")}`,
+    { type: "module", deno: { permissions: "none" } },
+  );
+  const ask = (data: unknown) =>
+    new Promise<void>((resolve) => {
+      worker.onmessage = () => resolve();
+      worker.postMessage(data);
+    });
+  await timed(100, () => ask({ params: { n: 1 } }));
+  const times = await timed(n, () => ask({ params: { n: 1 } }));
+  worker.terminate();
+  return times;
+}
+
+/** Plain Playwright on a launched Chromium: a new context, a page, goto, title, close. */
+async function playwrightOpen(url: string, n: number): Promise<number[]> {
+  const { chromium } = await loadPlaywright();
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+  const once = async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url);
+    await page.title();
+    await context.close();
+  };
+  try {
+    await timed(5, once);
+    return await timed(n, once);
+  } finally {
+    await browser.close();
+  }
+}
+
+function startPage() {
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    () =>
+      new Response("<!doctype html><title>bench page</title><p>hello", {
+        headers: { "content-type": "text/html" },
+      }),
+  );
+  return { url: `http://127.0.0.1:${server.addr.port}/`, close: () => ac.abort() };
+}
+
+const redis = await startBenchRedis();
+undoOnInterrupt(() => redis.close());
+const dataDir = await benchTempDir("bench-functions-");
+const platform = await startPlatform(
+  loadConfig({
+    REDIS_URL: redis.url,
+    PORT: "0",
+    STREAMPLAY_DATA_DIR: dataDir,
+    STREAMPLAY_REDIS_PREFIX: `bench-${crypto.randomUUID().slice(0, 6)}`,
+    STREAMPLAY_LOG_LEVEL: "warn",
+    STREAMPLAY_MONITOR: "false",
+  }),
+  { role: "all", parts, log: createLogger({ level: "warn" }), version: "bench" },
+);
+const page = startPage();
+const rows: Row[] = [];
+const loadBefore = loadAverage();
+const loadBeforeOneMinute = Deno.loadavg()[0]!;
+try {
+  const base = platform.publicUrl;
+  const call = async (path: string, method: string, body: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok || (json.status && json.status !== "succeeded")) {
+      throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+    }
+    return json;
+  };
+  await call("/api/functions/echo", "PUT", {
+    code: "export default ({ params }) => params",
+    browser: false,
+  });
+  await call("/api/functions/open", "PUT", {
+    code: "export default async ({ page, params }) => { await page.goto(params.url); " +
+      "return await page.title(); }",
+  });
+  const invoke = (name: string, params: unknown) => () =>
+    call(`/api/functions/${name}/invoke?wait=30`, "POST", { params }).then(() => {});
+
+  await timed(50, invoke("echo", { n: 1 }));
+  const warm = await timed(runs, invoke("echo", { n: 1 }));
+  const bare = await workerRoundTrip(runs);
+  rows.push({
+    metric: "invoke → result, warm browserless function (p50)",
+    ours: p50(warm),
+    peer: p50(bare),
+    peer_name: "bare Deno Worker round trip",
+    unit: "ms",
+    target: "≤ 5 ms",
+    met: p50(warm) <= 5,
+  });
+
+  await timed(5, invoke("open", { url: page.url }));
+  const opened = await timed(browserRuns, invoke("open", { url: page.url }));
+  const plain = await playwrightOpen(page.url, browserRuns);
+  rows.push({
+    metric: "invoke → result, function opening a local page (p50)",
+    ours: p50(opened),
+    peer: p50(plain),
+    peer_name: "Playwright newContext()+goto",
+    unit: "ms",
+    target: "≤ 150 ms",
+    met: p50(opened) <= 150,
+  });
+} finally {
+  page.close();
+  await platform.close();
+  await redis.close();
+  await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+}
+
+printTable([
+  ["figure", "streamplay", "peer (same run)", "target", "met"],
+  ...rows.map((r) => [
+    r.metric,
+    `${fixed(r.ours)} ${r.unit}`,
+    `${r.peer_name}: ${fixed(r.peer, 3)} ${r.unit}`,
+    r.target,
+    r.met ? "yes" : "**no**",
+  ]),
+]);
+console.log(`\nload average before: ${loadBefore}; runs: ${runs}, browser runs: ${browserRuns}`);
+
+if (values.json) {
+  const report = {
+    bench: "functions",
+    command: `deno task bench:functions --runs ${runs} --browser-runs ${browserRuns}`,
+    date: new Date().toISOString(),
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      memory_gb: Math.round(Deno.systemMemoryInfo().total / 1024 ** 3),
+      load_before: loadBeforeOneMinute,
+    },
+    rows: rows.map((r) => ({ ...r, ours: Number(fixed(r.ours)), peer: Number(fixed(r.peer, 3)) })),
+  };
+  await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
+  console.log(`figures written to ${values.json}`);
+}
