@@ -19,6 +19,7 @@ export const PAGES: Record<string, string> = {
   "/recordings/:id": "recording.html",
   "/docs": "docs.html",
   "/dashboard": "dashboard.html",
+  "/functions": "functions.html",
 };
 
 export function pageRoutes() {

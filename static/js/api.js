@@ -136,6 +136,7 @@ const NAV = [
   ["/bench", "Bench"],
   ["/bench/history", "History"],
   ["/recordings", "Recordings"],
+  ["/functions", "Functions"],
   ["/dashboard", "Dashboard"],
   ["/docs", "API"],
 ];
