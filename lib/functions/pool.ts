@@ -1,9 +1,9 @@
 /**
- * Warm function processes: a process that ran a function waits, with that code loaded, for the
- * next run of the same code and allow_hosts (never another function's: module state may outlive
- * a run, as in any warm serverless instance). Once functions run here, one blank process without
- * network is kept started ahead, so a new function skips Deno's start-up. Idle processes are few
- * and short-lived.
+ * Warm function processes: a process that ran a function successfully waits, with that code
+ * loaded, for the next run of the same code and allow_hosts (never another function's: module
+ * state may outlive a run, as in any warm serverless instance). Once functions run here, one
+ * blank process without network is kept started ahead, so a new function skips Deno's start-up.
+ * Idle processes are few and short-lived.
  */
 import { FunctionProcess, type ProcessSpec } from "./process.ts";
 

@@ -222,7 +222,7 @@ export class FunctionProcess {
           break;
         case "done": {
           if (!m.ok) {
-            this.reusable = true;
+            // Not kept warm: a run that failed may have left its process in any state.
             const error = String(m.error);
             throw new FunctionError(
               /allocation failed/i.test(error)
