@@ -211,6 +211,26 @@ Deno.test("hostile functions fail with a clear error; the platform, other jobs a
     });
   }
 
+  await t.step("no function process is left running code or holding memory", async () => {
+    const functionProcesses = async () => {
+      const tree = processTree([server.process.pid], await listProcesses());
+      const cmdlines = await readProcFiles(tree.map((p) => `/proc/${p.pid}/cmdline`));
+      return tree.filter((p) =>
+        cmdlines.get(`/proc/${p.pid}/cmdline`)?.includes("function_process.ts")
+      );
+    };
+    const before = await functionProcesses();
+    await new Promise((r) => setTimeout(r, 1_000));
+    const after = await functionProcesses();
+    assert.ok(after.length > 0, "the warm function processes are found");
+    const busy = after.filter((p) => {
+      const then = before.find((b) => b.pid === p.pid);
+      return then && p.cpuTicks - then.cpuTicks > 20;
+    });
+    assert.deepEqual(busy.map((p) => p.pid), [], "function processes still burning CPU");
+    for (const p of after) assert.ok(p.rssBytes < 200 * 1024 * 1024, `${p.pid}: ${p.rssBytes} B`);
+  });
+
   await t.step(
     "allow_hosts naming this machine or a metadata address is refused with 400",
     async () => {
