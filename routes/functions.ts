@@ -7,6 +7,7 @@ import { requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps } from "../lib/http/context.ts";
 import { notFound } from "../lib/core/errors.ts";
+import { JobSchema } from "../lib/jobs/queue.ts";
 import {
   functionDepsOf,
   FunctionName,
@@ -37,20 +38,6 @@ const FunctionSummarySchema = z.object({
   schedule: z.string().nullable(),
   updated_at: z.string(),
 }).openapi("FunctionSummary");
-
-const FunctionRunSchema = z.object({
-  id: z.string(),
-  type: z.string(),
-  status: z.string(),
-  result: z.unknown(),
-  error: z.string().nullable(),
-  attempts: z.number().int(),
-  max_attempts: z.number().int(),
-  timeout_s: z.number(),
-  created_at: z.string().nullable(),
-  started_at: z.string().nullable(),
-  finished_at: z.string().nullable(),
-}).passthrough().openapi("FunctionRun");
 
 const WaitQuery = z.object({
   wait: z.coerce.number().min(0).max(300).optional().openapi({
@@ -168,8 +155,8 @@ export function functionsRoutes(deps: AppDeps) {
         body: { content: { "application/json": { schema: InvokeBody } }, required: false },
       },
       responses: {
-        200: jsonResponse(FunctionRunSchema, "Ended within the wait: status, result or error"),
-        202: jsonResponse(FunctionRunSchema, "Queued (or still running after the wait)"),
+        200: jsonResponse(JobSchema, "Ended within the wait: status, result or error"),
+        202: jsonResponse(JobSchema, "Queued (or still running after the wait)"),
         400: errorResponse("Invalid body"),
         403: errorResponse("Needs the operator role"),
         404: errorResponse("Unknown function or version"),

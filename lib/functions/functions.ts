@@ -6,15 +6,9 @@
 import { z } from "@hono/zod-openapi";
 import { Cron } from "croner";
 import { invalid, notFound } from "../core/errors.ts";
-import {
-  FINAL_STATUSES,
-  type JobRecord,
-  type NewJob,
-  newJobId,
-  type Queue,
-} from "../jobs/queue.ts";
+import { FINAL_STATUSES, type JobRecord, type NewJob, newJobId } from "../jobs/queue.ts";
+import { type JobSubmission, submitJob } from "../jobs/submit.ts";
 import type { EventHub } from "../jobs/events.ts";
-import type { UrlPolicy } from "../security/url_policy.ts";
 import {
   AllowHost,
   DEFAULT_FUNCTION_TIMEOUT_S,
@@ -66,12 +60,10 @@ export type InvokeBody = z.infer<typeof InvokeBody>;
 /** What the function operations need from the platform. */
 export interface FunctionDeps {
   store: FunctionStore;
-  queue: Queue;
-  policy: UrlPolicy;
+  /** How runs are queued (checked, admitted), like every job. */
+  jobs: JobSubmission;
   /** This machine and the platform's Redis, which allow_hosts may not reach. */
   own(): OwnNetwork;
-  /** Refuses new work when the platform is full or overloaded (429 / 503). */
-  admit(): Promise<void>;
   /** Live job events (the API process's history writer), for invocations that wait. */
   hub: EventHub;
 }
@@ -83,10 +75,8 @@ export function functionDepsOf(deps: AppDeps): FunctionDeps {
   const own = ownNetwork(`redis://${host ?? "127.0.0.1"}:${port ?? 6379}`);
   return {
     store: createFunctionStore({ redis, keys: redisKeys(deps.config.redisPrefix) }),
-    queue: deps.queue,
-    policy: deps.policy,
+    jobs: deps,
     own: () => own,
-    admit: () => deps.monitor.pressure.admit(),
     hub: deps.hub,
   };
 }
@@ -112,7 +102,7 @@ export async function saveFunction(
   const schedule = spec.schedule?.trim() || null;
   if (schedule) parseSchedule(schedule);
   for (const [i, host] of spec.allow_hosts.entries()) {
-    const refused = await refuseAllowHost(host, deps.policy, deps.own());
+    const refused = await refuseAllowHost(host, deps.jobs.policy, deps.own());
     if (refused) throw invalid(`allow_hosts.${i}: ${refused}`);
   }
   const js = await compileFunction(spec.code);
@@ -172,7 +162,6 @@ export async function invokeFunction(
         : `Function "${name}" has no version ${body.version}`,
     );
   }
-  await deps.admit();
   const run = functionRun(version, { params: body.params, maxAttempts: body.max_attempts });
   let ended: Promise<boolean> = Promise.resolve(false);
   let unsubscribe = () => {};
@@ -188,24 +177,14 @@ export async function invokeFunction(
     });
   }
   try {
-    const createdMs = await deps.queue.enqueue([run]);
-    const queued: JobRecord = {
-      id: run.id,
+    const queued = await submitJob(deps.jobs, {
       type: run.type,
-      status: "queued",
       params: run.params,
-      result: null,
-      error: null,
-      attempts: 0,
-      max_attempts: run.maxAttempts,
       timeout_s: run.timeoutS,
-      created_at: new Date(createdMs).toISOString(),
-      started_at: null,
-      finished_at: null,
-      worker: null,
-    };
+      max_attempts: run.maxAttempts,
+    }, { id: run.id });
     if (!(await ended)) return { job: queued, done: false };
-    return { job: (await deps.queue.get(run.id)) ?? queued, done: true };
+    return { job: (await deps.jobs.queue.get(run.id)) ?? queued, done: true };
   } finally {
     unsubscribe();
   }
