@@ -1,9 +1,10 @@
 /**
  * Runs scheduled functions. Every process runs this loop; each tick of a function's schedule is
  * taken by the one process whose `SET NX` on `<function>:<tick time>` succeeds, which enqueues
- * the run. A tick runs at most once however many processes run, and once while any runs; ticks
- * that passed while none did are not made up. Schedules are read from Redis on every pass, so a
- * new or changed schedule applies within a pass everywhere.
+ * the run. A tick runs at most once however many processes run, and once while any runs: a pass
+ * that comes late (a loaded or stalled process) runs every tick of the last minute it missed;
+ * older ones, and ticks that passed while no process ran, are not made up. Schedules are read
+ * from Redis on every pass, so a new or changed schedule applies within a pass everywhere.
  */
 import type { Cron } from "croner";
 import type { Queue } from "../jobs/queue.ts";
@@ -17,7 +18,9 @@ export interface FunctionScheduler {
 
 /** How often the schedules are looked at. */
 const PASS_MS = 500;
-/** How long a taken tick stays taken (longer than any clock skew between processes). */
+/** Ticks a late pass still runs (a process slowed down or stalled); older ones are let go. */
+const CATCH_UP_MS = 60_000;
+/** How long a taken tick stays taken (longer than the catch-up and any clock skew). */
 const TICK_TTL_S = 3600;
 
 export function startFunctionScheduler(options: {
@@ -40,28 +43,32 @@ export function startFunctionScheduler(options: {
   let since = new Date();
   let stopped = false;
 
-  /** The latest tick of `schedule` after `from` and at or before `to`, or null. */
-  const lastTick = (schedule: Cron, from: Date, to: Date): Date | null => {
-    let tick: Date | null = null;
+  /** The ticks of `schedule` after `from` and at or before `to`, oldest first. */
+  const ticks = (schedule: Cron, from: Date, to: Date): Date[] => {
+    const out: Date[] = [];
     for (let next = schedule.nextRun(from); next && next <= to; next = schedule.nextRun(next)) {
-      tick = next;
+      out.push(next);
     }
-    return tick;
+    return out;
   };
 
   const pass = async () => {
     const now = new Date();
+    const from = new Date(Math.max(since.getTime(), now.getTime() - CATCH_UP_MS));
     const schedules = await store.schedules();
     for (const [name, expression] of schedules) {
       const schedule = cron(expression);
-      const tick = schedule && lastTick(schedule, since, now);
-      if (!tick) continue;
-      const at = tick.toISOString();
-      if (!(await store.claimTick(name, at, TICK_TTL_S))) continue;
+      const due = schedule ? ticks(schedule, from, now) : [];
+      if (due.length === 0) continue;
       const version = await store.get(name);
-      if (!version) continue;
-      await queue.enqueue([functionRun(version, { maxAttempts: 1, tick: at })]);
-      log.debug("scheduled function started", { function: name, tick: at });
+      // Ticks from before this version's schedule was set are not its.
+      const set = Date.parse(version?.created_at ?? "");
+      for (const tick of due.filter((t) => t.getTime() > set)) {
+        const at = tick.toISOString();
+        if (!(await store.claimTick(name, at, TICK_TTL_S))) continue;
+        await queue.enqueue([functionRun(version!, { maxAttempts: 1, tick: at })]);
+        log.debug("scheduled function started", { function: name, tick: at });
+      }
     }
     since = now;
   };
