@@ -166,6 +166,19 @@ const VERSION: number = 1;
     assert.equal(types.at(-1), "status");
   });
 
+  await t.step("an artifact named out of its directory is refused to the function", async () => {
+    await put("escape", {
+      code: `export default async ({ artifacts }) => {
+        try { await artifacts.save("../escape.txt", "x"); } catch (e) { return e.message; }
+      }`,
+      browser: false,
+    });
+    const res = await as("operator", "/api/functions/escape/invoke?wait=30", { method: "POST" });
+    assert.match(res.body.result, /artifact name "\.\.\/escape\.txt" must be 1-128 of/);
+    const { body } = await as("viewer", `/api/jobs/${res.body.id}/artifacts`);
+    assert.deepEqual(body.artifacts, []);
+  });
+
   await t.step("a function that throws is retried up to max_attempts", async () => {
     await put("flaky", {
       code: `export default () => { throw new Error("not today"); }`,

@@ -6,11 +6,12 @@
  * that runs functions may write nowhere. A function with a browser is also a live session: the
  * session companion serves its viewers and recording, and gets every other message.
  */
+import { ARTIFACT_NAME } from "../jobs/artifacts.ts";
 import type { Companion } from "../jobs/runner.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import { type FunctionParams, ownNetwork, refuseAllowHost } from "./params.ts";
-import { ARTIFACT_NAME } from "./protocol.ts";
+
 import type { SessionParams } from "../sessions/params.ts";
 
 /** Companion → function Worker. */
@@ -74,7 +75,10 @@ export function functionCompanion(options: FunctionCompanionOptions): Companion 
         onMessage(data) {
           const msg = data as FunctionOut;
           if (msg?.k !== "artifact") return live?.onMessage(data);
-          if (!ARTIFACT_NAME.test(msg.name)) return;
+          if (!ARTIFACT_NAME.test(msg.name)) {
+            const error = `artifact name "${msg.name}" must be 1-128 of A-Z a-z 0-9 _ . -`;
+            return send({ k: "saved", rid: msg.rid, error });
+          }
           Deno.mkdir(dir, { recursive: true })
             .then(() => Deno.writeFile(`${dir}/${msg.name}`, msg.bytes))
             .then(() => {

@@ -12,7 +12,6 @@
  * directory, so localStorage and the Cache API fail instead of persisting between functions.
  */
 import {
-  ARTIFACT_NAME,
   type FromChild,
   type FunctionLogLevel,
   MAX_ARTIFACT_BYTES,
@@ -197,12 +196,10 @@ export class FunctionProcess {
               `the function saved more than ${MAX_ARTIFACTS} artifacts or ` +
                 `${MAX_ARTIFACTS_TOTAL >> 20} MB of them`,
             );
-          } else if (!ARTIFACT_NAME.test(String(m.name))) {
-            this.#reply(m.rid, `artifact name "${m.name}" must be 1-128 of A-Z a-z 0-9 _ . -`);
           } else if (bytes.length > MAX_ARTIFACT_BYTES) {
             this.#reply(m.rid, `artifact ${m.name} is over ${MAX_ARTIFACT_BYTES >> 20} MB`);
           } else {
-            hooks.artifact(m.name, bytes).then(
+            hooks.artifact(String(m.name), bytes).then(
               () => this.#reply(m.rid, null),
               (err) => this.#reply(m.rid, err instanceof Error ? err.message : String(err)),
             );

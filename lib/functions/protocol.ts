@@ -42,9 +42,6 @@ export type FromChild =
  */
 export type Wire = unknown;
 
-/** Artifact names: one path segment of plain characters. */
-export const ARTIFACT_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
-
 /** A function's result larger than this (as JSON) fails the run: save big data as artifacts. */
 export const MAX_RESULT_BYTES = 4 * 1024 * 1024;
 /** One artifact at most. */
