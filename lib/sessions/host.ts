@@ -1,24 +1,7 @@
 /**
- * The sessions running in this process: the `session` job type's companion (see `Companion` in
- * runner.ts). For each session it
- *
- * - gives the session's browser its own SOCKS proxy (the URL policy on every connection);
- * - captures the active tab (CDP screencast over the tab's DevTools WebSocket, see
- *   `screencast.ts`; the Worker says which tab) and fans the frames out: to every viewer with
- *   latest-frame backpressure (a viewer still busy with earlier bytes skips to the newest frame;
- *   skipped frames count as `dropped_frames`; nobody else waits), and to frame subscribers;
- * - takes viewers' JSON messages (validated, view-only viewers refused, URLs checked) to the
- *   Worker and answers them (ack, error, clipboard text);
- * - publishes page events to the job's stream (history in DuckDB) and shows them to viewers;
- * - keeps the metrics, publishes the snapshot to Redis every second, answers control requests
- *   from any API process, and ends the session on idle timeout or max duration.
- *
- * Frame subscribers are how other features tap the stream in the process that runs a session:
- * `host.onStart(s => s.subscribe({ frame, state, end }))` gets every captured frame in order
- * (the same bytes viewers get), each page/state change, and the end. A subscriber that cannot
- * keep up must drop or queue on its own side: `frame` is called synchronously. It may also see
- * each page event before it is stored and add fields to it (`event`), and features may answer
- * control ops of their own for the sessions of this process (`host.handle(op, ...)`).
+ * The sessions running in this process: the `session` job type's companion. Each `Live` runs one
+ * session's lifecycle (proxy, capture, page events, stop, end) and composes its viewer fan-out
+ * (`viewers.ts`), metrics window (`metrics_window.ts`) and control (`session_control.ts`).
  */
 import type { Companion, CompanionRun, JobLink } from "../jobs/runner.ts";
 import type { Outcome } from "../jobs/queue.ts";
@@ -28,29 +11,16 @@ import type { UrlPolicy } from "../security/url_policy.ts";
 import { type SocksProxy, startSocksProxy } from "../security/socks_proxy.ts";
 import { type Screencast, startScreencast } from "./screencast.ts";
 import { freePort } from "../core/redis.ts";
-import { describeZodError } from "../http/errors.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
 import { decodeFrame, type FrameHeader } from "./frame.ts";
-import {
-  isInput,
-  type PageState,
-  type SessionMetrics,
-  type SessionSnapshot,
-  type SessionState,
-  ViewerMessage,
-} from "./protocol.ts";
+import type { PageState, SessionSnapshot, SessionState } from "./protocol.ts";
+import { healthOf, MetricsWindow } from "./metrics_window.ts";
+import { Viewers, type ViewerSession } from "./viewers.ts";
+import { type ControlledSession, SessionControl } from "./session_control.ts";
 import type { SessionIn, SessionOut } from "./worker_messages.ts";
 import type { SessionParams } from "./params.ts";
 
-/**
- * A viewer whose socket still holds more unsent bytes than this (or than two frames of the
- * current size, for large frames) gets no new frame yet.
- */
-const VIEWER_SLACK_BYTES = 256 * 1024;
-const DRAIN_EVERY_MS = 10;
 const BACKLOG_EVENTS = 200;
-const SAMPLE_EVERY_S = 5;
-const WINDOW_S = 5;
 
 /** One captured frame as subscribers get it. */
 export interface LiveFrame {
@@ -63,6 +33,11 @@ export interface LiveFrame {
   readonly jpeg: Uint8Array;
 }
 
+/**
+ * How other features tap a session in the process that runs it
+ * (`host.onStart((s) => s.subscribe(...))`): every captured frame in order (the bytes viewers
+ * get), each state change, each page event before it is stored, and the end.
+ */
 export interface FrameSubscriber {
   /** Every captured frame, in order, synchronously: keep it cheap (queue or drop). */
   frame(frame: LiveFrame): void;
@@ -117,31 +92,9 @@ export interface SessionHostOptions {
   publicUrl(): string;
 }
 
-interface Viewer {
-  id: string;
-  name: string;
-  socket: WebSocket;
-  interactive: boolean;
-  pending: LiveFrame | null;
-  frames: number;
-  bytes: number;
-  dropped: number;
-}
-
-type Reply = { ok: boolean; error?: string; data?: unknown };
-
-function percentile(sorted: number[], p: number): number | null {
-  if (sorted.length === 0) return null;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
 /** Loopback and unspecified addresses (connecting to 0.0.0.0 reaches local listeners). */
 function isLocalAddress(address: string): boolean {
   return /^127\./.test(address) || address === "::1" || address === "0.0.0.0" || address === "::";
-}
-
-function slack(frame: LiveFrame): number {
-  return Math.max(VIEWER_SLACK_BYTES, 2 * frame.message.length);
 }
 
 function frameOf(message: Uint8Array, ts: number): LiveFrame {
@@ -158,51 +111,40 @@ function frameOf(message: Uint8Array, ts: number): LiveFrame {
   };
 }
 
+/** One session's lifecycle: what its Worker says, capture, page events, stop and end. */
 class Live implements LiveSession, CompanionRun {
-  state: SessionState = "starting";
-  reason: string | null = null;
-  page: PageState;
-  readonly startedAt = Date.now();
-  lastActive = Date.now();
-  readonly viewers = new Map<string, Viewer>();
-  readonly subscribers = new Set<FrameSubscriber>();
-  lastFrame: LiveFrame | null = null;
-  nextViewer = 1;
-  maxViewers = 0;
-  // totals
-  framesCaptured = 0;
-  jpegBytes = 0;
-  framesSent = 0;
-  bytesSent = 0;
-  dropped = 0;
-  // sliding windows
-  captured: Array<[at: number, bytes: number]> = [];
-  latencies: Array<[at: number, ms: number]> = [];
-  buckets: Array<{ sent: number; dropped: number }> = [{ sent: 0, dropped: 0 }];
-  backlog: Array<Record<string, unknown>> = [];
-  replies = new Map<number, (reply: Reply) => void>();
-  nextRid = 1;
-  proxy: SocksProxy;
-  cast: Screencast | undefined;
+  private state: SessionState = "starting";
+  private reason: string | null = null;
+  private page: PageState;
+  private readonly startedAt = Date.now();
+  private lastActive = Date.now();
+  private latest: LiveFrame | null = null;
+  private readonly subscribers = new Set<FrameSubscriber>();
+  private readonly backlog: Array<Record<string, unknown>> = [];
+  private readonly window = new MetricsWindow();
+  private readonly viewers: Viewers;
+  private readonly ops: SessionControl;
+  private readonly proxy: SocksProxy;
+  private cast: Screencast | undefined;
   /** Bumped at every tab switch, so a slow connect to an old tab is dropped. */
-  castGeneration = 0;
-  seq = 0;
+  private castGeneration = 0;
+  private seq = 0;
   /** The DevTools port of the browser running this session. */
-  debugPort = 0;
-  ticks = 0;
-  tick: ReturnType<typeof setInterval>;
-  drainTimer: ReturnType<typeof setInterval> | undefined;
-  stateTimer: ReturnType<typeof setTimeout> | undefined;
-  stopAsked = false;
-  ended = Promise.withResolvers<Record<string, unknown>>();
+  private debugPort = 0;
+  private readonly tick: ReturnType<typeof setInterval>;
+  private stateTimer: ReturnType<typeof setTimeout> | undefined;
+  private stopAsked = false;
+  private readonly ended = Promise.withResolvers<Record<string, unknown>>();
 
   constructor(
     readonly id: string,
     readonly params: SessionParams,
-    readonly link: JobLink,
-    readonly host: HostContext,
+    private readonly link: JobLink,
+    private readonly host: HostContext,
   ) {
     this.page = { url: params.url, title: "", tabs: [], viewport: { ...params.viewport } };
+    this.viewers = new Viewers(this.viewerSide(), this.window, host.log);
+    this.ops = new SessionControl(this.controlSide(), (msg) => this.link.send(msg), host.policy);
     this.proxy = startSocksProxy({
       policy: host.policy,
       // The browser's DevTools port drives the browser: pages must not reach it.
@@ -220,6 +162,51 @@ class Live implements LiveSession, CompanionRun {
     this.publish();
   }
 
+  /** What the viewer fan-out asks of this session. */
+  private viewerSide(): ViewerSession {
+    return {
+      id: this.id,
+      isOver: () => this.isOver(),
+      welcome: () => ({ session: this.snapshot(), events: this.backlog, frame: this.latest }),
+      joined: (viewer, count) => {
+        this.lastActive = Date.now();
+        this.link.emit({
+          type: "viewer",
+          action: "joined",
+          viewer: viewer.id,
+          name: viewer.name,
+          interactive: viewer.interactive,
+          viewer_count: count,
+        });
+        this.changed();
+      },
+      left: (viewer, count) => {
+        this.lastActive = Date.now();
+        this.link.emit({ type: "viewer", action: "left", viewer: viewer.id, viewer_count: count });
+        this.changed();
+      },
+      input: (viewer, msg) => this.ops.input(viewer, msg),
+    };
+  }
+
+  /** What control asks of this session. */
+  private controlSide(): ControlledSession {
+    return {
+      id: this.id,
+      state: () => this.state,
+      isOver: () => this.isOver(),
+      touch: () => void (this.lastActive = Date.now()),
+      setPaused: (paused) => this.setPaused(paused),
+      stop: (reason) => this.stop(reason),
+      snapshot: () => this.snapshot(),
+      featureOp: (op, args) => this.host.handlers.get(op)?.(this, args) ?? null,
+    };
+  }
+
+  get lastFrame(): LiveFrame | null {
+    return this.latest;
+  }
+
   // ---- from the Worker ----
 
   onMessage(data: unknown) {
@@ -234,7 +221,7 @@ class Live implements LiveSession, CompanionRun {
     }
   }
 
-  receive(msg: SessionOut) {
+  private receive(msg: SessionOut) {
     switch (msg.k) {
       case "cast":
         this.debugPort = Number(new URL(msg.url).port);
@@ -259,14 +246,13 @@ class Live implements LiveSession, CompanionRun {
         this.pageEvent(msg.event, msg.image);
         break;
       case "reply":
-        this.replies.get(msg.rid)?.(msg);
-        this.replies.delete(msg.rid);
+        this.ops.reply(msg);
         break;
     }
   }
 
   /** Captures the tab the Worker made active, replacing the previous capture. */
-  async capture(tab: string, url: string) {
+  private async capture(tab: string, url: string) {
     const generation = ++this.castGeneration;
     this.cast?.close();
     this.cast = undefined;
@@ -300,20 +286,16 @@ class Live implements LiveSession, CompanionRun {
     }
   }
 
-  isOver() {
+  private isOver() {
     return this.state === "stopped" || this.state === "failed";
   }
 
-  frame(frame: LiveFrame, jpegBytes: number) {
+  private frame(frame: LiveFrame, jpegBytes: number) {
     // Frames still in flight after the stop was asked are not part of the final stats.
     if (this.stopAsked) return;
-    const now = Date.now();
-    this.framesCaptured++;
-    this.jpegBytes += jpegBytes;
-    this.captured.push([now, jpegBytes]);
-    this.latencies.push([now, now - frame.ts]);
-    this.lastFrame = frame;
-    for (const viewer of this.viewers.values()) this.offer(viewer, frame);
+    this.window.captured(frame.ts, jpegBytes);
+    this.latest = frame;
+    this.viewers.offer(frame);
     for (const subscriber of this.subscribers) {
       try {
         subscriber.frame(frame);
@@ -326,55 +308,8 @@ class Live implements LiveSession, CompanionRun {
     }
   }
 
-  /** Latest-frame backpressure: a busy viewer keeps only the newest frame waiting. */
-  offer(viewer: Viewer, frame: LiveFrame) {
-    if (viewer.socket.readyState !== WebSocket.OPEN) return;
-    if (viewer.pending) {
-      viewer.dropped++;
-      this.dropped++;
-      this.buckets[0]!.dropped++;
-      viewer.pending = null;
-    }
-    if (viewer.socket.bufferedAmount <= slack(frame)) {
-      this.sendFrame(viewer, frame);
-    } else {
-      viewer.pending = frame;
-      this.drainTimer ??= setInterval(() => this.drain(), DRAIN_EVERY_MS);
-    }
-  }
-
-  sendFrame(viewer: Viewer, frame: LiveFrame) {
-    try {
-      viewer.socket.send(frame.message);
-    } catch {
-      return;
-    }
-    viewer.frames++;
-    viewer.bytes += frame.message.length;
-    this.framesSent++;
-    this.bytesSent += frame.message.length;
-    this.buckets[0]!.sent++;
-  }
-
-  drain() {
-    let waiting = 0;
-    for (const viewer of this.viewers.values()) {
-      if (!viewer.pending) continue;
-      if (viewer.socket.readyState !== WebSocket.OPEN) viewer.pending = null;
-      else if (viewer.socket.bufferedAmount <= slack(viewer.pending)) {
-        const frame = viewer.pending;
-        viewer.pending = null;
-        this.sendFrame(viewer, frame);
-      } else waiting++;
-    }
-    if (waiting === 0) {
-      clearInterval(this.drainTimer);
-      this.drainTimer = undefined;
-    }
-  }
-
   /** Stores a page event in the job's history and shows it to viewers. */
-  pageEvent(event: Record<string, unknown>, image?: Uint8Array) {
+  private pageEvent(event: Record<string, unknown>, image?: Uint8Array) {
     const shown: Record<string, unknown> = { ts: Date.now(), ...event };
     for (const subscriber of this.subscribers) {
       try {
@@ -392,159 +327,17 @@ class Live implements LiveSession, CompanionRun {
     this.link.emit(image ? { ...shown, image_base64: image.toBase64() } : shown);
     this.backlog.push(shown);
     if (this.backlog.length > BACKLOG_EVENTS) this.backlog.shift();
-    this.broadcast({ type: "event", event: shown });
+    this.viewers.broadcast({ type: "event", event: shown });
   }
 
-  // ---- viewers ----
+  // ---- what features and viewers use ----
 
-  join(socket: WebSocket, who: { interactive: boolean; name: string }) {
-    const viewer: Viewer = {
-      id: `v${this.nextViewer++}`,
-      name: who.name,
-      socket,
-      interactive: who.interactive,
-      pending: null,
-      frames: 0,
-      bytes: 0,
-      dropped: 0,
-    };
-    socket.binaryType = "arraybuffer";
-    const open = () => {
-      if (this.state === "stopped" || this.state === "failed") {
-        socket.close(1000, "the session has ended");
-        return;
-      }
-      this.viewers.set(viewer.id, viewer);
-      this.maxViewers = Math.max(this.maxViewers, this.viewers.size);
-      this.lastActive = Date.now();
-      this.json(viewer, {
-        type: "hello",
-        viewer: { id: viewer.id, interactive: viewer.interactive },
-        session: this.snapshot(),
-        events: this.backlog,
-      });
-      if (this.lastFrame) this.sendFrame(viewer, this.lastFrame);
-      this.link.emit({
-        type: "viewer",
-        action: "joined",
-        viewer: viewer.id,
-        name: viewer.name,
-        interactive: viewer.interactive,
-        viewer_count: this.viewers.size,
-      });
-      this.changed();
-    };
-    if (socket.readyState === WebSocket.OPEN) open();
-    else socket.addEventListener("open", open);
-    socket.addEventListener("message", (e) => {
-      this.fromViewer(viewer, e.data).catch((err) => {
-        this.host.log.warn("viewer message not handled", {
-          session: this.id,
-          error: errorMessage(err),
-        });
-        this.json(viewer, { type: "error", error: "The message could not be handled" });
-      });
-    });
-    socket.addEventListener("close", () => {
-      if (!this.viewers.delete(viewer.id)) return;
-      this.lastActive = Date.now();
-      this.link.emit({
-        type: "viewer",
-        action: "left",
-        viewer: viewer.id,
-        viewer_count: this.viewers.size,
-      });
-      this.changed();
-    });
+  join(socket: WebSocket, viewer: { interactive: boolean; name: string }) {
+    this.viewers.join(socket, viewer);
   }
 
   emit(event: Record<string, unknown>) {
     this.link.emit(event);
-  }
-
-  json(viewer: Viewer, message: Record<string, unknown>) {
-    if (viewer.socket.readyState !== WebSocket.OPEN) return;
-    try {
-      viewer.socket.send(JSON.stringify(message));
-    } catch { /* closing */ }
-  }
-
-  broadcast(message: Record<string, unknown>) {
-    const text = JSON.stringify(message);
-    for (const v of this.viewers.values()) {
-      if (v.socket.readyState !== WebSocket.OPEN) continue;
-      try {
-        v.socket.send(text);
-      } catch { /* closing */ }
-    }
-  }
-
-  async fromViewer(viewer: Viewer, data: unknown) {
-    if (typeof data !== "string") {
-      this.json(viewer, {
-        type: "error",
-        error: "Send JSON text messages; binary is not accepted",
-      });
-      return;
-    }
-    let raw: unknown;
-    try {
-      raw = JSON.parse(data);
-    } catch {
-      this.json(viewer, { type: "error", error: "The message is not valid JSON" });
-      return;
-    }
-    const parsed = ViewerMessage.safeParse(raw);
-    const ref = (raw as { ref?: unknown })?.ref;
-    const refField = typeof ref === "string" || typeof ref === "number" ? { ref } : {};
-    if (!parsed.success) {
-      this.json(viewer, { type: "error", ...refField, ...describeZodError(parsed.error) });
-      return;
-    }
-    const msg = parsed.data;
-    if (msg.type === "ping") {
-      this.json(viewer, { type: "pong", t: msg.t, server_time: Date.now() });
-      return;
-    }
-    const refuse = (error: string) => this.json(viewer, { type: "error", ...refField, error });
-    if (isInput(msg)) {
-      if (!viewer.interactive) {
-        return refuse(`This viewer is view-only: ${msg.type} input is refused`);
-      }
-      if (this.state === "paused") {
-        return refuse("The session is paused; resume it before sending input");
-      }
-      this.lastActive = Date.now();
-      const url = msg.type === "navigate" ? msg.url : msg.type === "tab" ? msg.url : undefined;
-      if (url !== undefined) {
-        const verdict = await this.host.policy.check(url);
-        if (!verdict.ok) return refuse(`url: ${url} is refused: ${verdict.reason}`);
-      }
-    }
-    const reply = await this.ask({ k: "input", rid: 0, msg });
-    if (!reply.ok) return refuse(reply.error ?? "The input failed");
-    const result = (reply.data ?? {}) as { clipboard?: string };
-    if (typeof result.clipboard === "string") {
-      this.json(viewer, { type: "clipboard", text: result.clipboard });
-    }
-    if (msg.type === "tabs") this.json(viewer, { type: "tabs", ...refField, ...result });
-    else if ("ref" in refField) this.json(viewer, { type: "ack", ...refField, ...result });
-  }
-
-  /** Sends a request to the Worker and waits for its reply. */
-  ask(msg: SessionIn & { rid: number }, timeoutMs = 60_000): Promise<Reply> {
-    const rid = this.nextRid++;
-    return new Promise<Reply>((resolve) => {
-      const timer = setTimeout(() => {
-        this.replies.delete(rid);
-        resolve({ ok: false, error: "The session did not answer in time" });
-      }, timeoutMs);
-      this.replies.set(rid, (reply) => {
-        clearTimeout(timer);
-        resolve(reply);
-      });
-      this.link.send({ ...msg, rid });
-    });
   }
 
   subscribe(subscriber: FrameSubscriber) {
@@ -556,63 +349,33 @@ class Live implements LiveSession, CompanionRun {
     if (!this.isOver()) this.link.send({ k: "inputs", on } satisfies SessionIn);
   }
 
-  // ---- control (REST, from any API process) ----
+  control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
+    return this.ops.control(op, args);
+  }
 
-  async control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply> {
-    if (this.isOver()) {
-      return { ok: false, status: 409, error: `Session ${this.id} has ended (${this.state})` };
-    }
-    if (op === "stop") {
-      return { ok: true, status: 200, data: await this.stop("deleted") };
-    }
-    const handler = this.host.handlers.get(op);
-    if (handler) return await handler(this, args);
-    if (op === "navigate") {
-      const url = String(args.url);
-      const verdict = await this.host.policy.check(url);
-      if (!verdict.ok) {
-        return { ok: false, status: 400, error: `url: ${url} is refused: ${verdict.reason}` };
-      }
-      this.lastActive = Date.now();
-      const reply = await this.ask({ k: "input", rid: 0, msg: { type: "navigate", url } });
-      return reply.ok
-        ? { ok: true, status: 200, data: reply.data }
-        : { ok: false, status: 502, error: reply.error ?? "navigation failed" };
-    }
-    if (op === "screenshot") {
-      const reply = await this.ask({ k: "screenshot", rid: 0 }, 30_000);
-      return reply.ok
-        ? { ok: true, status: 200, bytes: reply.data as Uint8Array }
-        : { ok: false, status: 502, error: reply.error ?? "screenshot failed" };
-    }
-    if (op !== "pause" && op !== "resume") {
-      return {
-        ok: false,
-        status: 501,
-        error: `${op} is not available where session ${this.id} runs`,
-      };
-    }
-    if (this.state === "starting") {
-      return { ok: false, status: 409, error: `Session ${this.id} is still starting` };
-    }
-    const next: SessionState = op === "pause" ? "paused" : "active";
-    this.cast?.setCapturing(next === "active");
+  private setPaused(paused: boolean) {
+    const next: SessionState = paused ? "paused" : "active";
+    this.cast?.setCapturing(!paused);
     if (this.state !== next) {
       this.state = next;
       this.link.emit({ type: "session", state: next });
       this.changed();
     }
-    return { ok: true, status: 200, data: this.snapshot() };
   }
 
   /** Asks the Worker to end the session; resolves with the final stats. */
-  stop(reason: string): Promise<Record<string, unknown>> {
+  private stop(reason: string): Promise<Record<string, unknown>> {
     if (!this.stopAsked) {
       this.stopAsked = true;
       this.cast?.setCapturing(false);
       this.link.send({ k: "stop", reason, stats: this.hostStats() } satisfies SessionIn);
     }
     return this.ended.promise;
+  }
+
+  /** Closes the session's proxy (this process is stopping). */
+  closeProxy(): Promise<void> {
+    return this.proxy.close();
   }
 
   // ---- the end ----
@@ -631,27 +394,20 @@ class Live implements LiveSession, CompanionRun {
       type: "session",
       state: this.state,
       reason: this.reason,
-      metrics: this.metrics(),
+      metrics: this.window.metrics(this.viewers.count),
     });
-    this.broadcast({ type: "ended", state: this.state, reason: this.reason });
-    for (const v of this.viewers.values()) {
-      try {
-        v.socket.close(ok ? 1000 : 1011, `session ${this.state}`);
-      } catch { /* closed */ }
-    }
-    this.viewers.clear();
+    this.viewers.broadcast({ type: "ended", state: this.state, reason: this.reason });
+    this.viewers.closeAll(ok ? 1000 : 1011, `session ${this.state}`);
     for (const s of this.subscribers) {
       try {
         s.end?.({ state: this.state, reason: this.reason });
       } catch { /* the subscriber's problem */ }
     }
     this.subscribers.clear();
-    for (const resolve of this.replies.values()) resolve({ ok: false, error: "The session ended" });
-    this.replies.clear();
+    this.ops.end();
     this.castGeneration++;
     this.cast?.close();
     clearInterval(this.tick);
-    clearInterval(this.drainTimer);
     clearTimeout(this.stateTimer);
     this.proxy.close();
     this.publish();
@@ -660,88 +416,30 @@ class Live implements LiveSession, CompanionRun {
     this.ended.resolve(final);
   }
 
-  // ---- metrics and state ----
+  // ---- state ----
 
-  everySecond() {
+  private everySecond() {
     const now = Date.now();
-    this.ticks++;
-    if (this.viewers.size > 0) this.lastActive = now;
+    if (this.viewers.count > 0) this.lastActive = now;
     if (now - this.lastActive >= this.params.idle_timeout_s * 1000) this.stop("idle_timeout");
     if (now - this.startedAt >= this.params.max_duration_s * 1000) this.stop("max_duration");
-    const since = now - WINDOW_S * 1000;
-    while (this.captured.length && this.captured[0]![0] < since) this.captured.shift();
-    while (this.latencies.length && this.latencies[0]![0] < since) this.latencies.shift();
-    this.buckets.unshift({ sent: 0, dropped: 0 });
-    if (this.buckets.length > WINDOW_S) this.buckets.pop();
-    const metrics = this.metrics();
-    for (const v of this.viewers.values()) {
-      this.json(v, {
-        type: "stats",
-        metrics,
-        you: { frames: v.frames, bytes: v.bytes, dropped: v.dropped },
-      });
-    }
-    if (this.ticks % SAMPLE_EVERY_S === 0) {
-      this.link.emit({
-        type: "sample",
-        fps: metrics.current_fps,
-        bitrate_bps: metrics.current_bitrate,
-        viewers: metrics.viewer_count,
-        frames_captured: metrics.frames_captured,
-        frames_sent: metrics.frames_sent,
-        bytes_sent: metrics.bytes_sent,
-        dropped_frames: metrics.dropped_frames,
-        buffer_health: metrics.buffer_health,
-        latency_p50_ms: metrics.latency_ms.p50,
-      });
-    }
+    const { metrics, sample } = this.window.everySecond(this.viewers.count);
+    this.viewers.sendStats(metrics);
+    if (sample) this.link.emit(sample);
     this.publish();
   }
 
-  metrics(): SessionMetrics {
-    const now = Date.now();
-    const recent = this.captured.filter(([at]) => at >= now - 2000);
-    const bytes = recent.reduce((a, [, b]) => a + b, 0);
-    const offered = this.buckets.reduce((a, b) => a + b.sent + b.dropped, 0);
-    const sent = this.buckets.reduce((a, b) => a + b.sent, 0);
-    const latencies = this.latencies.map(([, ms]) => ms).sort((a, b) => a - b);
-    return {
-      current_fps: Math.round(recent.length / 2 * 10) / 10,
-      current_bitrate: Math.round(bytes * 8 / 2),
-      frames_captured: this.framesCaptured,
-      frames_sent: this.framesSent,
-      bytes_sent: this.bytesSent,
-      viewer_count: this.viewers.size,
-      dropped_frames: this.dropped,
-      buffer_health: offered === 0 ? 100 : Math.round(sent / offered * 1000) / 10,
-      latency_ms: { p50: percentile(latencies, 0.5), p95: percentile(latencies, 0.95) },
-    };
-  }
-
-  hostStats() {
-    return {
-      frames_captured: this.framesCaptured,
-      jpeg_bytes: this.jpegBytes,
-      frames_sent: this.framesSent,
-      bytes_sent: this.bytesSent,
-      dropped_frames: this.dropped,
-      viewers_max: this.maxViewers,
-    };
+  private hostStats() {
+    return { ...this.window.totals(), viewers_max: this.viewers.max };
   }
 
   snapshot(): SessionSnapshot {
-    const metrics = this.metrics();
-    const p95 = metrics.latency_ms.p95 ?? 0;
-    const health = this.state === "failed" || metrics.buffer_health < 50 || p95 > 1000
-      ? "unhealthy"
-      : metrics.buffer_health < 90 || p95 > 250
-      ? "degraded"
-      : "healthy";
+    const metrics = this.window.metrics(this.viewers.count);
     const node = this.host.publicUrl();
     return {
       id: this.id,
       state: this.state,
-      health,
+      health: healthOf(metrics, this.state === "failed"),
       reason: this.reason,
       node,
       ws_url: `${node.replace(/^http/, "ws")}/ws/sessions/${this.id}`,
@@ -753,19 +451,19 @@ class Live implements LiveSession, CompanionRun {
     };
   }
 
-  publish() {
+  private publish() {
     this.host.store.publish(this.snapshot()).catch((err) =>
       this.host.log.debug("session snapshot not published", { error: errorMessage(err) })
     );
   }
 
   /** State, page or viewers changed: tell viewers and subscribers soon, publish the snapshot. */
-  changed() {
+  private changed() {
     if (this.stateTimer !== undefined) return;
     this.stateTimer = setTimeout(() => {
       this.stateTimer = undefined;
       const snapshot = this.snapshot();
-      this.broadcast({ type: "state", session: snapshot });
+      this.viewers.broadcast({ type: "state", session: snapshot });
       for (const s of this.subscribers) {
         try {
           s.state?.(snapshot);
@@ -832,7 +530,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
       return () => void handlers.delete(op);
     },
     async close() {
-      await Promise.all([...sessions.values()].map((s) => s.proxy.close()));
+      await Promise.all([...sessions.values()].map((s) => s.closeProxy()));
     },
   };
 }
