@@ -3,19 +3,14 @@
  * permission profiles the platform grants (real Deno Workers, real sockets and files).
  */
 import assert from "node:assert/strict";
-import {
-  artifactPermissions,
-  createSandbox,
-  NO_PERMISSIONS,
-  type SandboxSpec,
-} from "../lib/jobs/sandbox.ts";
-import { createLogger } from "../lib/core/log.ts";
-import { httpBenchJob } from "../workers/http-bench.ts";
-import { loadConfig } from "../lib/core/config.ts";
-import { HttpBenchParams } from "../workers/http-bench.ts";
-import { startTarget, tempDir, waitFor } from "./helpers.ts";
+import { artifactPermissions, createSandbox, NO_PERMISSIONS, type SandboxSpec } from "./sandbox.ts";
+import { createLogger } from "../core/log.ts";
+import { httpBenchJob } from "../../workers/http-bench.ts";
+import { loadConfig } from "../core/config.ts";
+import { HttpBenchParams } from "../../workers/http-bench.ts";
+import { startTarget, tempDir, waitFor } from "../../tests/helpers.ts";
 
-const PROBE = new URL("./fixtures/probe.worker.ts", import.meta.url);
+const PROBE = new URL("../../tests/fixtures/probe.worker.ts", import.meta.url);
 
 async function probe(spec: SandboxSpec, actions: unknown[]) {
   const sandbox = createSandbox({ log: createLogger({ level: "error" }), warmPerProfile: 0 });
