@@ -150,6 +150,19 @@ export async function listProcesses(): Promise<ProcessStat[]> {
   return parseStatLines(new TextDecoder().decode(stdout));
 }
 
+/**
+ * The threads of process `pid` (their stat lines: `name` is the thread's name, `pid` its id), read
+ * the way `listProcesses` reads processes. Deno names a Worker's thread `worker-<n>`.
+ */
+export async function listThreads(pid: number): Promise<ProcessStat[]> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", `cd /proc/${Math.trunc(pid)}/task && exec tail -q -n 1 [0-9]*/stat`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  return parseStatLines(new TextDecoder().decode(stdout));
+}
+
 /** The given processes and all their descendants, from a process list. */
 export function processTree(roots: Iterable<number>, all: ProcessStat[]): ProcessStat[] {
   const children = new Map<number, ProcessStat[]>();

@@ -8,7 +8,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
-import type { Sample, Tracking } from "./sampler.ts";
+import type { Sample, TargetSpec, Tracking } from "./sampler.ts";
 
 export interface JobTypeContext {
   config: Config;
@@ -33,6 +33,8 @@ export interface JobType<P = any> {
   sample: boolean;
   /** Seconds between resource samples (default 1), when `sample` is true. */
   sampleIntervalS?(params: P): number;
+  /** Processes the job measures but does not own (the server a benchmark loads). */
+  sampleTargets?(params: P): TargetSpec | null;
   /**
    * Completes a successful result with what only the pool has: the resource samples taken while
    * the job ran (the benchmarks add their sizing report here).

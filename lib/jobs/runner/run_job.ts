@@ -134,7 +134,11 @@ export function createJobRuns(options: JobRunsOptions): JobRuns {
     const tracking = type.sample
       ? sampler.track(
         job.id,
-        { intervalMs: (type.sampleIntervalS?.(parsed.data) ?? 1) * 1000, artifactDir },
+        {
+          intervalMs: (type.sampleIntervalS?.(parsed.data) ?? 1) * 1000,
+          artifactDir,
+          targets: type.sampleTargets?.(parsed.data) ?? null,
+        },
         (s) => events.publish(job.id, { type: "sample", ...s }),
       )
       : null;
