@@ -229,6 +229,8 @@ const noErrors = (): ErrorCounts =>
 export interface LevelResult extends PageFigures {
   concurrency: number;
   users_started: number;
+  /** How long each step that acts on the page took (goto, click, type, ...; not waits). */
+  action_ms: Percentiles | null;
   duration_s: number;
   iterations: number;
   steps: { ok: number; failed: number };
@@ -456,6 +458,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
       let stepsFailed = 0;
       let requests = 0;
       let screenshots = 0;
+      const actionMs: number[] = [];
 
       /** Takes the page's visit records (documents left since the last call, and this one). */
       const collect = async (page: Page) => {
@@ -600,7 +603,11 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
               }
               try {
                 await shotsTaken(i);
+                const began = performance.now();
                 await runStep(page, step, i);
+                if (step.action !== "wait" && step.action !== "screenshot") {
+                  actionMs.push(performance.now() - began);
+                }
                 stepsOk++;
               } catch (err) {
                 completed = false;
@@ -669,6 +676,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
       return {
         concurrency: lv.concurrency,
         users_started: usersStarted,
+        action_ms: percentiles(actionMs),
         duration_s: Math.round((Date.now() - started) / 100) / 10,
         iterations,
         steps: { ok: stepsOk, failed: stepsFailed },

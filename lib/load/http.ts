@@ -65,6 +65,10 @@ export interface LoadResult {
   errors: Record<ErrorKind, number> & { total: number };
   status_counts: Record<string, number>;
   latency_ms: LatencySummary;
+  /** With a `rate`: requests sent more than one period after their planned time. */
+  late_requests: number;
+  /** Bytes of the requests sent (what the target received). */
+  request_bytes: number;
 }
 
 const CR = 13;
@@ -304,6 +308,7 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
   };
   const statusCounts = new Map<number, number>();
   let requests = 0;
+  let late = 0;
   let issued = 0;
   let bytes = 0;
   let lastTickRequests = 0;
@@ -396,6 +401,8 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
       issued++;
       let sentAt = performance.now();
       if (ratePeriod) {
+        // Behind schedule by more than a period: the asked rate is not being reached.
+        if (sentAt - nextSlot > ratePeriod) late++;
         const slot = Math.max(sentAt, nextSlot);
         nextSlot = slot + ratePeriod;
         if (slot > sentAt) await sleep(slot - sentAt);
@@ -486,5 +493,7 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
     errors: { ...errors, total: errTotal },
     status_counts: Object.fromEntries([...statusCounts].map(([k, v]) => [String(k), v])),
     latency_ms: summarize(total),
+    late_requests: late,
+    request_bytes: requests * request.length,
   };
 }
