@@ -1,201 +1,635 @@
 /**
- * `deno task bench:estimate` — how well the sizing report predicts: a `browser-bench` sweep at
- * 1, 2, 4 and 8 users on a local page (in its sandboxed Worker, sampled as the worker pool
- * samples jobs), the models fitted on 1, 2 and 4 predict 8, and 8 is measured. Prints the
- * prediction error for CPU and memory on both bases (the machine net of idle, and the browsers'
- * own processes) beside the peer: the proposal's single-level rule (the per-session cost at 4
- * users × 8). Target: error ≤ 15 % for CPU and memory.
+ * `deno task bench:estimate` — whether the sizing report can be trusted, from one run:
  *
- *   deno task bench:estimate [--duration 20] [--page simple|complex] [--baseline 5]
+ * - repeatability: the same browser-bench sweep 3× on the simple page; the 1,000-user
+ *   projection of cores, memory and nodes each within ±15 % of their median (peer: the
+ *   proposal's single-level rule, per-session cost at the top level × 1,000, on the same runs);
+ * - accuracy: models fitted on 1, 2, 4 and 8 users predict a measured 16-user level (12 where
+ *   16 saturates), CPU and memory within 15 %, on the simple page and on a script-heavy
+ *   TodoMVC-style app (peer: the proposal's rule, per-session cost at 8 × the level);
+ * - honesty: a run whose top level saturates says so; a static-file http-bench against nginx
+ *   reports the server's own cost within 20 % of what /proc says its processes used.
+ *
+ * Each sweep runs in the sandboxed Worker and is sampled as the worker pool samples jobs.
+ *
+ *   deno task bench:estimate [--duration 12] [--repeat 3] [--json out.json] [--record dir]
+ *                            [--only browser,saturation,http]
  */
 import { parseArgs } from "node:util";
+import { median } from "simple-statistics";
 import { loadConfig } from "../lib/core/config.ts";
 import { createLogger } from "../lib/core/log.ts";
 import { createSandbox } from "../lib/jobs/sandbox.ts";
-import { createSampler } from "../lib/jobs/sampler.ts";
-import { killProcessTree } from "../lib/core/procfs.ts";
+import { createSampler, type Sample } from "../lib/jobs/sampler.ts";
+import { killProcessTree, readProcFiles, readStats } from "../lib/core/procfs.ts";
+import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
 import {
   buildSizingReport,
-  type ResourceBasis,
-  samplesIn,
+  type LevelInfo,
+  type SizingReport,
   type SweepRecord,
 } from "../lib/capacity/report.ts";
-import { fitModels, holdOut, predict } from "../lib/capacity/projection.ts";
+import { predict } from "../lib/capacity/projection.ts";
 import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
-import { browserBenchJob, BrowserBenchParams } from "../workers/browser-bench.ts";
-import { benchTempDir, loadAverage, printTable } from "./common.ts";
+import {
+  browserBenchJob,
+  BrowserBenchParams,
+  levelInfo as browserInfo,
+} from "../workers/browser-bench.ts";
+import { httpBenchJob, HttpBenchParams, levelInfo as httpInfo } from "../workers/http-bench.ts";
+import { benchTempDir, loadAverage, printTable, undoOnInterrupt } from "./common.ts";
 import { servePages } from "./pages.ts";
 
-const TARGET_PCT = 15;
+const REPEAT_PCT = 15;
+const ACCURACY_PCT = 15;
+const HONESTY_PCT = 20;
+const LEVELS = [1, 2, 4, 8, 12, 16];
+const FIT_ON = [1, 2, 4, 8];
+const TARGET = 1000;
+
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
-    duration: { type: "string", default: "20" },
-    page: { type: "string", default: "simple" },
-    baseline: { type: "string", default: "5" },
+    duration: { type: "string", default: "12" },
+    repeat: { type: "string", default: "3" },
+    baseline: { type: "string", default: "3" },
+    json: { type: "string" },
+    record: { type: "string" },
+    only: { type: "string", default: "browser,saturation,http" },
   },
 });
+const duration = Number(args.duration);
 
 const config = loadConfig();
 const log = createLogger({ level: "warn" });
 const site = servePages();
-const artifactDir = await Deno.realPath(await benchTempDir("bench-estimate-"));
-const params = BrowserBenchParams.parse({
-  url: `${site.url}/${args.page}`,
-  levels: [1, 2, 4, 8],
-  duration_s: Number(args.duration),
-  baseline_s: Number(args.baseline),
-  screenshot_every_s: 5,
-});
-console.log(
-  `estimate: ${params.url}, levels ${params.levels!.join(", ")}, ${params.duration_s} s each; ` +
-    `load average ${loadAverage()} at start`,
-);
-
 const sandbox = createSandbox({ log, warmPerProfile: 0 });
 const sampler = createSampler({ log });
-const tracking = sampler.track("estimate", { intervalMs: 1000, artifactDir }, () => {});
-let processes: number[] = [];
-const handle = sandbox.run(
-  browserBenchJob.sandbox(params, { config, artifactDir }),
-  { id: "estimate", params, attempt: 1, artifact_dir: artifactDir },
-  (e) => {
-    if (e.type === PROCESSES_EVENT) {
-      processes = (e.pids as number[]) ?? [];
-      tracking.setProcesses(processes);
-    } else if (e.type === "log") console.log(`  ${e.message}`);
-  },
-);
-const outcome = await handle.done;
-const samples = tracking.samples();
-tracking.stop();
-await killProcessTree(processes, Deno.pid).catch(() => {});
-sampler.close();
-await sandbox.close();
-await site.close();
-await Deno.remove(artifactDir, { recursive: true }).catch(() => {});
-if (!outcome.ok) {
-  console.error(`the sweep failed: ${outcome.error}`);
-  Deno.exit(1);
-}
-const record = (outcome.result as { sweep: SweepRecord }).sweep;
+const MB = 1024 ** 2;
 
-const rows: string[][] = [[
-  "resource",
-  "basis",
-  "model (1,2,4)",
-  "predicted @8",
-  "measured @8",
-  "error",
-  "proposal: per-session @4 × 8",
-  "error",
-]];
-const errors: Record<string, number | null> = {};
-const fmt = (name: string, v: number) =>
-  name === "cpu" ? `${v.toFixed(3)} cores` : `${(v / 1024 / 1024).toFixed(0)} MB`;
-const pct = (v: number | null) => (v === null ? "n/a" : `${v >= 0 ? "+" : ""}${v.toFixed(1)} %`);
-for (const basis of ["system", "process"] as ResourceBasis[]) {
-  const report = buildSizingReport(params, record, samples, basis);
-  for (const name of ["cpu", "memory"] as const) {
-    const points = report.models?.[name]?.points ?? [];
-    const v = holdOut(points);
-    const four = points.find((p) => p.n === 4);
-    const eight = points.find((p) => p.n === 8);
-    const fit = fitModels(points.filter((p) => p.n !== 8));
-    if (!v || !four || !eight || !fit) {
-      rows.push([name, basis, "–", "–", "–", "–", "–", "–"]);
-      continue;
-    }
-    const proposal = four.y / 4 * 8;
-    const proposalErr = eight.y === 0 ? null : (proposal - eight.y) / Math.abs(eight.y) * 100;
-    errors[`${name}/${basis}`] = v.error_pct;
-    errors[`${name}/${basis}/proposal`] = proposalErr;
-    const c = fit.chosen;
-    const other = c.kind === "linear" ? fit.power : fit.linear;
-    console.log(
-      `${name} (${basis}) measured: ${points.map((p) => `${p.n}: ${fmt(name, p.y)}`).join(", ")}` +
-        `; fit on 1, 2, 4: ${c.kind} R² ${c.r2.toFixed(3)}` +
-        (other ? `, ${other.kind} R² ${other.r2.toFixed(3)}` : ""),
-    );
-    rows.push([
-      name,
-      basis,
-      c.kind === "linear"
-        ? `linear ${fmt(name, c.a)} + ${fmt(name, c.b)}·n`
-        : `power ${fmt(name, c.a)}·n^${c.b.toFixed(2)}`,
-      fmt(name, predict(c, 8)),
-      fmt(name, eight.y),
-      pct(v.error_pct),
-      fmt(name, proposal),
-      pct(proposalErr),
-    ]);
-  }
-  if (basis === "system") {
-    const levels = report.levels.map((l) =>
-      `${l.concurrency}: ${l.cpu_cores.toFixed(2)} cores (net ${l.cpu_cores_net.toFixed(2)})` +
-      (l.saturated ? " saturated" : "")
-    );
-    console.log(`machine CPU per level: ${levels.join(", ")}`);
-    console.log(
-      `idle baseline: ${report.baseline?.cpu_cores.toFixed(2) ?? "–"} cores, ` +
-        `${((report.baseline?.mem_used_bytes ?? 0) / 1024 ** 3).toFixed(2)} GB`,
-    );
-    for (const w of report.warnings.filter((w) => !/Target \d+ is/.test(w))) {
-      console.log(`  warning: ${w}`);
-    }
-  }
+interface Run {
+  name: string;
+  params: BrowserBenchParams | HttpBenchParams;
+  record: SweepRecord;
+  samples: Sample[];
+  info: LevelInfo[];
+  sizing: SizingReport;
+  loadBefore: string;
 }
-printTable(rows);
 
-// What drives the error, from this run's own numbers.
-const sys = buildSizingReport(params, record, samples, "system");
-const proc = buildSizingReport(params, record, samples, "process");
-const base = record.baseline ? samplesIn(samples, record.baseline.from, record.baseline.to) : [];
-const baseCpu = base.map((x) => x.cpu_cores);
-const spread = baseCpu.length ? Math.max(...baseCpu) - Math.min(...baseCpu) : 0;
-const intercept = proc.models?.memory?.linear.a ?? 0;
-console.log("\nWhat drives the error:");
-console.log(
-  `  - other work on the machine: during the idle baseline the machine's CPU moved between ` +
-    `${Math.min(...baseCpu).toFixed(2)} and ${Math.max(...baseCpu).toFixed(2)} cores ` +
-    `(a ${spread.toFixed(2)}-core swing); the system basis sees all of it, the process basis ` +
-    "only the job's browsers.",
-);
-const cores = samples[0]?.cpu_count ?? navigator.hardwareConcurrency;
-const idle = sys.baseline?.cpu_cores ?? 0;
-if (idle >= cores * 0.5) {
-  console.log(
-    `  - a busy machine: ${idle.toFixed(2)} of ${cores} cores were in use before the load ` +
-      "started, so the load competed for what was left; the machine figures cannot see it, and " +
-      "the browsers' own CPU is what they got, not what they would take on a quiet machine.",
+/** Runs one job in its sandbox as the worker pool would, sampling it; returns its report. */
+async function run(
+  name: string,
+  type: JobType,
+  params: BrowserBenchParams | HttpBenchParams,
+  info: (l: never) => LevelInfo,
+): Promise<Run> {
+  const loadBefore = loadAverage();
+  console.log(`\n${name}: load average ${loadBefore} before the run`);
+  const artifactDir = type.artifacts
+    ? await Deno.realPath(await benchTempDir("bench-estimate-"))
+    : null;
+  const tracking = sampler.track(name, {
+    intervalMs: 1000,
+    artifactDir,
+    targets: type.sampleTargets?.(params) ?? null,
+  }, () => {});
+  let processes: number[] = [];
+  const handle = sandbox.run(
+    type.sandbox(params, { config, artifactDir }),
+    { id: name, params, attempt: 1, artifact_dir: artifactDir },
+    (e) => {
+      if (e.type === PROCESSES_EVENT) {
+        processes = (e.pids as number[]) ?? [];
+        tracking.setProcesses(processes);
+      } else if (e.type === "log" && e.level !== "info") console.log(`  ${e.message}`);
+    },
   );
-}
-const saturated = sys.levels.filter((l) => l.saturated).map((l) => l.concurrency);
-if (saturated.length) {
-  console.log(
-    `  - saturation: the machine's CPU was at ≥ 90 % at ${saturated.join(", ")} users, so ` +
-      "machine CPU there is capped and flattens the curve.",
-  );
-}
-console.log(
-  `  - fixed cost: the browser and its helper processes cost ${
-    (intercept / 1024 / 1024).toFixed(0)
-  } MB before the first session (the memory model's intercept); the proposal's rule divides ` +
-    "it among one level's sessions and multiplies it again, which over-predicts memory.",
-);
-
-console.log("");
-for (const name of ["cpu", "memory"]) {
-  for (const basis of ["system", "process"]) {
-    const e = errors[`${name}/${basis}`];
-    console.log(
-      `${name} prediction error (${basis} basis): ${pct(e ?? null)} — target ≤ ${TARGET_PCT} %: ` +
-        `${e !== null && e !== undefined && Math.abs(e) <= TARGET_PCT ? "met" : "NOT met"} ` +
-        `(proposal rule: ${pct(errors[`${name}/${basis}/proposal`] ?? null)})`,
+  const outcome = await handle.done;
+  const samples = tracking.samples();
+  await killProcessTree(processes, Deno.pid).catch(() => {});
+  if (artifactDir) await Deno.remove(artifactDir, { recursive: true }).catch(() => {});
+  if (!outcome.ok) {
+    tracking.stop();
+    throw new Error(`${name} failed: ${outcome.error}`);
+  }
+  const result = completeResult(type, params, outcome.result, tracking, (err) => {
+    throw err;
+  }) as { sweep: SweepRecord; levels: never[]; sizing: SizingReport };
+  const r: Run = {
+    name,
+    params,
+    record: result.sweep,
+    samples,
+    info: result.levels.map(info),
+    sizing: result.sizing,
+    loadBefore,
+  };
+  if (args.record) {
+    await Deno.mkdir(args.record, { recursive: true });
+    await Deno.writeTextFile(
+      `${args.record}/${name}.json`,
+      JSON.stringify({
+        name,
+        params,
+        record: r.record,
+        info: r.info,
+        samples,
+        machine: { cores: navigator.hardwareConcurrency, load_before: loadBefore },
+      }),
     );
   }
+  for (const l of r.sizing.levels) {
+    console.log(
+      `  ${String(l.concurrency).padStart(3)}: cost ${l.cost?.cpu_cores.toFixed(2) ?? "–"} cores ` +
+        `${((l.cost?.mem_bytes ?? 0) / MB).toFixed(0)} MB, machine ` +
+        `${l.machine.cpu_percent.toFixed(0)} % CPU, wait ${l.cpu_wait_ratio ?? "–"}, ` +
+        `${l.status}${l.reasons.length ? ` (${l.reasons.join("; ")})` : ""}`,
+    );
+  }
+  console.log(`  verdict: ${r.sizing.verdict}`);
+  return r;
 }
-console.log(
-  `load average ${loadAverage()} at the end; ` +
-    "machine figures include everything else running on this machine",
-);
+
+const browserParams = (page: string, levels: number[], scenario?: unknown) =>
+  BrowserBenchParams.parse({
+    url: `${site.url}/${page}`,
+    levels,
+    duration_s: duration,
+    baseline_s: Number(args.baseline),
+    screenshot_every_s: 5,
+    targets: [10, 100, TARGET],
+    ...(scenario ? { scenario } : {}),
+  });
+
+/** Each virtual user adds two items, completes one, flips the filters and clears. */
+const TODO_SCENARIO = [
+  { action: "goto" },
+  { action: "type", selector: "#new-todo", text: "measure the app" },
+  { action: "press", selector: "#new-todo", key: "Enter" },
+  { action: "type", selector: "#new-todo", text: "size the servers" },
+  { action: "press", selector: "#new-todo", key: "Enter" },
+  { action: "click", selector: ".todo-list li .toggle" },
+  { action: "click", selector: "a[data-filter=active]" },
+  { action: "click", selector: "a[data-filter=completed]" },
+  { action: "click", selector: "a[data-filter=all]" },
+  { action: "click", selector: ".clear-completed" },
+  { action: "wait", ms: 500 },
+];
+
+/** The sizing report of a run refitted on some of its levels only. */
+function refit(r: Run, levels: number[]): SizingReport {
+  const record = {
+    ...r.record,
+    levels: r.record.levels.filter((l) => levels.includes(l.concurrency)),
+  };
+  return buildSizingReport({ ...r.params, levels }, record, r.samples, {
+    basis: r.sizing.basis,
+    unit: r.sizing.unit,
+    info: r.info.filter((i) => levels.includes(i.concurrency)),
+    sessionS: duration,
+  });
+}
+
+interface Accuracy {
+  level: number;
+  cpu: { predicted: number; measured: number; error: number; proposal: number };
+  mem: { predicted: number; measured: number; error: number; proposal: number };
+}
+
+/** Fit on 1, 2, 4, 8; predict the highest healthy level of 16 and 12. */
+function accuracy(r: Run): Accuracy | null {
+  const check = [16, 12].map((n) => r.sizing.levels.find((l) => l.concurrency === n))
+    .find((l) => l?.status === "healthy" && l.cost);
+  const fit = refit(r, FIT_ON);
+  const eight = fit.levels.find((l) => l.concurrency === 8);
+  if (!check?.cost || !fit.models?.cpu || !fit.models.memory || !eight?.per_session) return null;
+  const n = check.concurrency;
+  const err = (p: number, m: number) => (p - m) / m * 100;
+  const cpuP = Math.max(0, predict(fit.models.cpu.chosen, n));
+  const memP = Math.max(0, predict(fit.models.memory.chosen, n));
+  return {
+    level: n,
+    cpu: {
+      predicted: cpuP,
+      measured: check.cost.cpu_cores,
+      error: err(cpuP, check.cost.cpu_cores),
+      proposal: err(eight.per_session.cpu_cores * n, check.cost.cpu_cores),
+    },
+    mem: {
+      predicted: memP,
+      measured: check.cost.mem_bytes,
+      error: err(memP, check.cost.mem_bytes),
+      proposal: err(eight.per_session.mem_bytes * n, check.cost.mem_bytes),
+    },
+  };
+}
+
+interface Row {
+  metric: string;
+  ours: number | string | null;
+  peer: number | string | null;
+  peer_name: string;
+  unit: string;
+  target: string;
+  met: boolean | null;
+}
+const rows: Row[] = [];
+const pct = (v: number | null | undefined) =>
+  v === null || v === undefined || !Number.isFinite(v)
+    ? "–"
+    : `${v >= 0 ? "+" : ""}${v.toFixed(1)} %`;
+const round1 = (v: number) => Math.round(v * 10) / 10;
+
+/** Largest deviation from the median, in % of it. */
+const spread = (xs: number[]) => {
+  const m = median(xs);
+  return m === 0 ? 0 : Math.max(...xs.map((x) => Math.abs(x - m) / m * 100));
+};
+
+// ---- nginx: a static-file server as the http-bench target ----
+
+async function startNginx(): Promise<{ url: string; master: number; stop(): Promise<void> }> {
+  const dir = await benchTempDir("bench-estimate-nginx-");
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  await Deno.mkdir(`${dir}/www`);
+  await Deno.writeTextFile(`${dir}/www/index.html`, "x".repeat(8192));
+  await Deno.writeTextFile(
+    `${dir}/nginx.conf`,
+    `daemon off; worker_processes 1; pid ${dir}/nginx.pid; error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http { access_log off; server { listen 127.0.0.1:${port}; root ${dir}/www; } }`,
+  );
+  const child = new Deno.Command("nginx", {
+    args: ["-c", `${dir}/nginx.conf`, "-p", dir],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  undoOnInterrupt(() => child.kill("SIGKILL"));
+  for (let i = 0; i < 50; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/index.html`).then(async (r) => {
+      await r.body?.cancel();
+      return r.ok;
+    }, () => false);
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url: `http://127.0.0.1:${port}/index.html`,
+    master: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** What /proc says nginx used, read by this bench on its own every 250 ms. */
+function watchProc(master: number) {
+  const readings: Array<{ at: number; ticks: number; pss: number }> = [];
+  let on = true;
+  const loop = (async () => {
+    while (on) {
+      const { stdout } = await new Deno.Command("sh", {
+        args: ["-c", `cat /proc/${master}/task/*/children`],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const pids = [master, ...new TextDecoder().decode(stdout).trim().split(/\s+/).map(Number)]
+        .filter((p) => p > 1);
+      const stats = await readStats(pids);
+      const files = await readProcFiles(pids.map((p) => `/proc/${p}/smaps_rollup`));
+      const pss = [...files.values()].reduce(
+        (a, t) => a + Number(/^Pss:\s+(\d+)/m.exec(t)?.[1] ?? 0) * 1024,
+        0,
+      );
+      readings.push({ at: Date.now(), ticks: stats.reduce((a, p) => a + p.cpuTicks, 0), pss });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  return {
+    async stop() {
+      on = false;
+      await loop;
+    },
+    /** Cores and mean PSS between two times, from the readings closest inside them. */
+    between(from: number, to: number) {
+      const inside = readings.filter((r) => r.at >= from && r.at <= to);
+      const a = inside[0];
+      const b = inside[inside.length - 1];
+      if (!a || !b || b.at === a.at) return null;
+      return {
+        cores: (b.ticks - a.ticks) / 100 / ((b.at - a.at) / 1000),
+        pss: inside.reduce((s, r) => s + r.pss, 0) / inside.length,
+      };
+    },
+  };
+}
+
+/** Repeatability and accuracy: the simple page swept `repeat` times, the TodoMVC app once. */
+async function browserSweeps(): Promise<void> {
+  const simple: Run[] = [];
+  for (let i = 1; i <= Number(args.repeat); i++) {
+    simple.push(
+      await run(`simple-${i}`, browserBenchJob, browserParams("simple", LEVELS), browserInfo),
+    );
+  }
+  const todo = await run(
+    "todo",
+    browserBenchJob,
+    browserParams("todo", LEVELS, TODO_SCENARIO),
+    browserInfo,
+  );
+
+  // Repeatability.
+  const proj = simple.map((r) => r.sizing.projections.find((p) => p.target === TARGET));
+  const proposal = simple.map((r) => {
+    const top = r.sizing.levels.filter((l) => l.status === "healthy" && l.per_session).pop();
+    const sf = r.params.safety_factor;
+    return top?.per_session
+      ? {
+        cores: Math.ceil(top.per_session.cpu_cores * TARGET * sf),
+        mem: top.per_session.mem_bytes * TARGET * sf,
+      }
+      : null;
+  });
+  console.log("\nRepeatability: the 1,000-user projection of each simple-page run");
+  printTable([
+    [
+      "run",
+      "load avg before",
+      "healthy levels",
+      "cores",
+      "RAM",
+      "nodes",
+      "proposal cores",
+      "proposal RAM",
+    ],
+    ...simple.map((r, i) => [
+      r.name,
+      r.loadBefore,
+      r.sizing.healthy_levels.join(","),
+      proj[i] ? `${proj[i]!.required_cores} (${proj[i]!.interval.cores.join("–")})` : "–",
+      proj[i] ? `${(proj[i]!.required_ram_bytes / 1024 ** 3).toFixed(1)} GB` : "–",
+      proj[i] ? `${proj[i]!.nodes.count} (${proj[i]!.interval.nodes.join("–")})` : "–",
+      proposal[i] ? String(proposal[i]!.cores) : "–",
+      proposal[i] ? `${(proposal[i]!.mem / 1024 ** 3).toFixed(1)} GB` : "–",
+    ]),
+  ]);
+  const complete = proj.every((p) => p) && proj.length >= 2;
+  const proposalComplete = proposal.every((p) => p) && proposal.length >= 2;
+  for (
+    const [what, ours, peer] of [
+      [
+        "cores",
+        (p: NonNullable<typeof proj[0]>) => p.required_cores,
+        (p: { cores: number }) => p.cores,
+      ],
+      [
+        "memory",
+        (p: NonNullable<typeof proj[0]>) => p.required_ram_bytes,
+        (p: { mem: number }) => p.mem,
+      ],
+      ["nodes", (p: NonNullable<typeof proj[0]>) => p.nodes.count, null],
+    ] as const
+  ) {
+    const s = complete ? spread(proj.map((p) => ours(p!))) : null;
+    const peerS = proposalComplete && peer
+      ? spread(proposal.map((p) => (peer as (x: { cores: number; mem: number }) => number)(p!)))
+      : null;
+    rows.push({
+      metric: `repeatability: ${TARGET}-user ${what}, largest deviation from the median of ` +
+        `${simple.length} runs`,
+      ours: s === null ? null : round1(s),
+      peer: peerS === null ? null : round1(peerS),
+      peer_name: "proposal rule (per-session cost at the top level × 1,000), same runs",
+      unit: "%",
+      target: `≤ ${REPEAT_PCT}`,
+      met: s === null ? false : s <= REPEAT_PCT,
+    });
+  }
+
+  // Accuracy.
+  console.log("\nAccuracy: models fitted on 1, 2, 4, 8 users predict a measured level");
+  const acc: Array<[string, Accuracy | null]> = [
+    ...simple.map((r) => [r.name, accuracy(r)] as [string, Accuracy | null]),
+    ["todo", accuracy(todo)],
+  ];
+  printTable([
+    [
+      "run",
+      "level",
+      "CPU predicted",
+      "CPU measured",
+      "error",
+      "proposal",
+      "memory predicted",
+      "memory measured",
+      "error",
+      "proposal",
+    ],
+    ...acc.map(([name, a]) =>
+      a
+        ? [
+          name,
+          String(a.level),
+          `${a.cpu.predicted.toFixed(2)} cores`,
+          `${a.cpu.measured.toFixed(2)} cores`,
+          pct(a.cpu.error),
+          pct(a.cpu.proposal),
+          `${(a.mem.predicted / MB).toFixed(0)} MB`,
+          `${(a.mem.measured / MB).toFixed(0)} MB`,
+          pct(a.mem.error),
+          pct(a.mem.proposal),
+        ]
+        : [name, "no healthy 12 or 16", "–", "–", "–", "–", "–", "–", "–", "–"]
+    ),
+  ]);
+  const pages: Array<[string, Array<Accuracy | null>]> = [
+    ["simple page", acc.filter(([n]) => n.startsWith("simple")).map(([, a]) => a)],
+    ["TodoMVC app", [acc.find(([n]) => n === "todo")![1]]],
+  ];
+  for (const [page, list] of pages) {
+    for (const res of ["cpu", "mem"] as const) {
+      const errs = list.filter((a) => a !== null).map((a) => a[res].error);
+      const peers = list.filter((a) => a !== null).map((a) => a[res].proposal);
+      const worst = errs.length ? errs.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a)) : null;
+      const peerWorst = peers.length
+        ? peers.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a))
+        : null;
+      rows.push({
+        metric: `accuracy: ${page}, ${res === "cpu" ? "CPU" : "memory"} at the held-out ` +
+          `level, worst of ${errs.length} run${errs.length === 1 ? "" : "s"}`,
+        ours: worst === null ? null : round1(worst),
+        peer: peerWorst === null ? null : round1(peerWorst),
+        peer_name: "proposal rule (per-session cost at 8 users × level)",
+        unit: "% error",
+        target: `±${ACCURACY_PCT}`,
+        met: worst === null
+          ? false
+          : Math.abs(worst) <= ACCURACY_PCT && errs.length === list.length,
+      });
+    }
+  }
+}
+
+/** Honesty: a sweep whose top level (24 users of the animated page) cannot fit this machine. */
+async function saturation(): Promise<void> {
+  const saturating = await run(
+    "complex-saturating",
+    browserBenchJob,
+    browserParams("complex", [1, 4, 24]),
+    browserInfo,
+  );
+  // Honesty: saturation.
+  const top = saturating.sizing.levels[saturating.sizing.levels.length - 1];
+  const named = top !== undefined && top.status !== "healthy" &&
+    saturating.sizing.verdict.includes(String(top.concurrency));
+  rows.push({
+    metric: `honesty: the saturating run's top level (${top?.concurrency ?? "–"} users of the ` +
+      "animated page) is marked and named with the highest healthy level",
+    ours: top ? `${top.status} (highest healthy ${saturating.sizing.highest_healthy_level})` : null,
+    peer: top ? `${top.machine.cpu_percent.toFixed(0)} % CPU, wait ${top.cpu_wait_ratio}` : null,
+    peer_name: "machine CPU and the browsers' run-queue wait at that level",
+    unit: "",
+    target: "saturated, named",
+    met: named,
+  });
+}
+
+/** Honesty: nginx serving a static file, sized by its own processes and checked against /proc. */
+async function httpTarget(): Promise<void> {
+  const nginx = await startNginx();
+  const proc = watchProc(nginx.master);
+  let http: Run;
+  try {
+    http = await run(
+      "http-nginx",
+      httpBenchJob,
+      HttpBenchParams.parse({
+        url: nginx.url,
+        levels: [1, 2, 4, 8],
+        duration_s: 6,
+        baseline_s: 2,
+        target_pids: [nginx.master],
+      }),
+      httpInfo,
+    );
+  } finally {
+    await proc.stop();
+    await nginx.stop();
+  }
+
+  // Honesty: nginx's cost.
+  console.log("\nHonesty: nginx's cost as the report sizes it and as /proc says");
+  const cmp = http.record.levels.map((w) => {
+    const l = http.sizing.levels.find((x) => x.concurrency === w.concurrency);
+    const p = proc.between(w.steady, w.ended);
+    return { n: w.concurrency, l, p };
+  });
+  printTable([
+    [
+      "connections",
+      "report: target cores",
+      "/proc cores",
+      "error",
+      "report: target PSS",
+      "/proc PSS",
+      "error",
+      "generator cores",
+      "machine cores",
+      "status",
+    ],
+    ...cmp.map(({ n, l, p }) => [
+      String(n),
+      l?.target ? l.target.cpu_cores.toFixed(2) : "–",
+      p ? p.cores.toFixed(2) : "–",
+      l?.target && p ? pct((l.target.cpu_cores - p.cores) / p.cores * 100) : "–",
+      l?.target ? `${(l.target.mem_bytes / MB).toFixed(1)} MB` : "–",
+      p ? `${(p.pss / MB).toFixed(1)} MB` : "–",
+      l?.target && p ? pct((l.target.mem_bytes - p.pss) / p.pss * 100) : "–",
+      l ? l.generator.cpu_cores.toFixed(2) : "–",
+      l ? l.machine.cpu_cores.toFixed(2) : "–",
+      l?.status ?? "–",
+    ]),
+  ]);
+  for (const res of ["cores", "PSS"] as const) {
+    const errs = cmp.filter((c) => c.l?.target && c.p).map(({ l, p }) =>
+      res === "cores"
+        ? (l!.target!.cpu_cores - p!.cores) / p!.cores * 100
+        : (l!.target!.mem_bytes - p!.pss) / p!.pss * 100
+    );
+    const worst = errs.length ? errs.reduce((a, b) => (Math.abs(b) > Math.abs(a) ? b : a)) : null;
+    rows.push({
+      metric: `honesty: nginx ${res} in the report against /proc, worst of ${errs.length} levels`,
+      ours: worst === null ? null : round1(worst),
+      peer: res === "cores"
+        ? round1(median(cmp.map((c) => c.l?.machine.cpu_cores ?? 0)))
+        : round1(median(cmp.map((c) => (c.l?.machine.mem_net_bytes ?? 0) / MB))),
+      peer_name: res === "cores"
+        ? "machine cores (what a machine-wide report sized), median of the levels"
+        : "machine memory net of idle, MB (what a machine-wide report sized)",
+      unit: "% error",
+      target: `±${HONESTY_PCT}`,
+      met: worst === null ? false : Math.abs(worst) <= HONESTY_PCT && errs.length === cmp.length,
+    });
+  }
+}
+
+const SECTIONS: Record<string, () => Promise<void>> = {
+  browser: browserSweeps,
+  saturation,
+  http: httpTarget,
+};
+
+try {
+  console.log(
+    `estimate: levels ${LEVELS.join(", ")} (fit on ${FIT_ON.join(", ")}), ${duration} s each; ` +
+      `${navigator.hardwareConcurrency} cores; load average ${loadAverage()} at start`,
+  );
+  for (const name of args.only.split(",")) {
+    const section = SECTIONS[name.trim()];
+    if (!section) throw new Error(`--only: unknown section "${name}" (browser, saturation, http)`);
+    await section();
+  }
+
+  console.log("\nResults");
+  printTable([
+    ["metric", "ours", "peer", "peer", "target", "met"],
+    ...rows.map((r) => [
+      r.metric,
+      r.ours === null ? "–" : `${r.ours}${r.unit.startsWith("%") ? " %" : ""}`,
+      r.peer === null ? "–" : `${r.peer}`,
+      r.peer_name,
+      r.target,
+      r.met ? "met" : "NOT met",
+    ]),
+  ]);
+  console.log(`load average ${loadAverage()} at the end (other work on the machine adds noise)`);
+  if (args.json) {
+    await Deno.writeTextFile(
+      args.json,
+      JSON.stringify(
+        {
+          bench: "estimate",
+          command: `deno task bench:estimate ${Deno.args.join(" ")}`.trim(),
+          date: new Date().toISOString(),
+          machine: {
+            cores: navigator.hardwareConcurrency,
+            memory_bytes: Deno.systemMemoryInfo().total,
+            load_average: loadAverage(),
+          },
+          rows,
+        },
+        null,
+        2,
+      ),
+    );
+    console.log(`wrote ${args.json}`);
+  }
+} finally {
+  sampler.close();
+  await sandbox.close();
+  await site.close();
+}

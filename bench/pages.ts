@@ -1,6 +1,6 @@
 /**
- * The pages benchmarks load, served from memory on 127.0.0.1: a simple article and a complex
- * animated page of 2,000 DOM nodes.
+ * The pages benchmarks load, served from memory on 127.0.0.1: a simple article, a complex
+ * animated page of 2,000 DOM nodes, and a script-heavy TodoMVC-style app (bench/fixtures).
  */
 
 /** A short article: one heading, a few paragraphs, one inline image. */
@@ -98,7 +98,10 @@ export function complexPage(nodes = 2000): string {
 </body></html>`;
 }
 
-/** Serves `/simple`, `/complex` and `/error` (a page that logs a console error) on 127.0.0.1. */
+/** The TodoMVC-style app: the whole UI rendered by JavaScript from a store of 400 items. */
+export const TODO_APP = Deno.readTextFileSync(new URL("./fixtures/todomvc.html", import.meta.url));
+
+/** Serves `/simple`, `/complex` and `/todo` on 127.0.0.1 (any other path: the simple page). */
 export function servePages(): { url: string; close(): Promise<void> } {
   const complex = complexPage();
   const ac = new AbortController();
@@ -106,7 +109,7 @@ export function servePages(): { url: string; close(): Promise<void> } {
     { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
     (req) => {
       const path = new URL(req.url).pathname;
-      const html = path === "/complex" ? complex : SIMPLE_PAGE;
+      const html = path === "/complex" ? complex : path === "/todo" ? TODO_APP : SIMPLE_PAGE;
       return new Response(html, { headers: { "content-type": "text/html; charset=utf-8" } });
     },
   );

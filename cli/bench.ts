@@ -43,6 +43,9 @@ const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
   --body TEXT              request body
   --timeout-ms N           per-request timeout (default 10000)
   --rate N                 cap on requests per second
+  --target-pids 12,34      size the target server: these processes (and their children)
+  --target-process NAME    size the target server: every process of this name (e.g. nginx)
+  --target-cgroup PATH     size the target server: the processes of a cgroup
 
  playwright mode
   --scenario FILE          JSON list of steps (default: open the URL, scroll, wait)
@@ -50,7 +53,8 @@ const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
   --screenshot-quality Q   JPEG quality 1-100 (default 60)
   --browser-per-user       a browser per user instead of a context per user
   --allow-host HOST        another host the pages may load from (repeatable)
-  --basis system|process   sizing from machine use net of idle, or from the browsers' own use
+  --basis process|system   sizing from the browsers plus the platform process (default), or
+                           from the whole machine's use net of idle
 
  sizing (both modes)
   --sweep 1,2,4,8          run these concurrency levels in turn and fit models
@@ -155,6 +159,10 @@ export const httpMode: CliMode = {
     else params.duration_s = num(v.duration, "duration") ?? 10;
     if (v.rate !== undefined) params.rate = num(v.rate, "rate");
     if (v.body !== undefined) params.body = v.body;
+    const pids = numList(v["target-pids"], "target-pids");
+    if (pids) params.target_pids = pids;
+    if (v["target-process"] !== undefined) params.target_process = v["target-process"];
+    if (v["target-cgroup"] !== undefined) params.target_cgroup = v["target-cgroup"];
     return params;
   },
   progress(e) {
@@ -329,6 +337,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     ? sampler.track(id, {
       intervalMs: (mode.type.sampleIntervalS?.(params) ?? 1) * 1000,
       artifactDir,
+      targets: mode.type.sampleTargets?.(params) ?? null,
     }, (_s: Sample) => {})
     : null;
   // The browsers the job starts: measured in the samples, killed if the run is interrupted.
@@ -434,6 +443,9 @@ export async function main(args: string[]): Promise<number> {
         "timeout-ms": { type: "string" },
         rate: { type: "string" },
         ramp: { type: "string" },
+        "target-pids": { type: "string" },
+        "target-process": { type: "string" },
+        "target-cgroup": { type: "string" },
         scenario: { type: "string" },
         "screenshot-every": { type: "string" },
         "screenshot-quality": { type: "string" },

@@ -18,9 +18,11 @@ import {
   buildSizingReport,
   capacityFields,
   checkCapacity,
+  type LevelInfo,
   levelsOf,
   type SweepRecord,
 } from "../lib/capacity/report.ts";
+import type { LevelResult } from "../lib/load/browser.ts";
 
 export const MAX_BROWSER_USERS = 200;
 /** Seconds between levels, so one level's teardown stays out of the next one's figures. */
@@ -58,10 +60,11 @@ export const BrowserBenchParams = z.object({
     }),
   error_screenshots: z.number().int().min(0).max(500).default(20)
     .openapi({ description: "Errors that get a screenshot (later ones are only counted)." }),
-  resource_basis: z.enum(["system", "process"]).default("system")
+  resource_basis: z.enum(["process", "system"]).default("process")
     .openapi({
-      description: "What a session costs in the sizing report: the machine's use net of the " +
-        "idle baseline (system), or the job's own browser processes (process).",
+      description: "What a session costs in the sizing report: the browsers' processes plus " +
+        "the platform process that drives them (process), or the whole machine's use net of " +
+        "the idle baseline (system, which counts everything else running there too).",
     }),
   ...capacityFields(MAX_BROWSER_USERS),
 }).strict().superRefine((p, ctx) => {
@@ -142,9 +145,24 @@ export const browserBenchJob: JobType<BrowserBenchParams> = {
   sample: true,
   sampleIntervalS: (p) => p.sample_interval_s,
   finish: (p, result, samples) => {
-    const r = result as { sweep?: SweepRecord };
-    return r.sweep
-      ? { ...r, sizing: buildSizingReport(p, r.sweep, samples, p.resource_basis) }
-      : result;
+    const r = result as { sweep?: SweepRecord; levels?: LevelResult[] };
+    if (!r.sweep) return result;
+    const sizing = buildSizingReport(p, r.sweep, samples, {
+      basis: p.resource_basis,
+      info: (r.levels ?? []).map(levelInfo),
+      sessionS: p.duration_s,
+    });
+    return { ...r, sizing };
   },
 };
+
+/** What a level's result tells the sizing report: page timings, and users that never ran. */
+export function levelInfo(l: LevelResult): LevelInfo {
+  return {
+    concurrency: l.concurrency,
+    timings: { "action p75": l.action_ms?.p75 ?? null, "LCP p75": l.lcp_ms?.p75 ?? null },
+    shortfall: l.users_started < l.concurrency
+      ? `only ${l.users_started} of ${l.concurrency} users started`
+      : null,
+  };
+}

@@ -1,8 +1,10 @@
 /**
  * `http-bench`: HTTP load against one URL — concurrency (or a sweep of `levels`), duration or
  * request count, optional rate cap and ramp-up — reporting throughput, errors by kind, status
- * counts and latency percentiles, and a sizing report built from the resource samples.
- * Its sandbox may connect to the target's host:port and nothing else.
+ * counts and latency percentiles, and a sizing report of the TARGET: the processes named by
+ * `target_pids`, `target_process` or `target_cgroup`, measured by the pool (never by the
+ * sandbox) and kept apart from the load generator's own use. Without them the report says no
+ * resource cost was measured. Its sandbox may connect to the target's host:port and nothing else.
  */
 import { z } from "@hono/zod-openapi";
 import type { JobType } from "../lib/jobs/job_type.ts";
@@ -15,6 +17,8 @@ import {
   type SweepRecord,
 } from "../lib/capacity/report.ts";
 import type { Sample } from "../lib/jobs/sampler.ts";
+import type { LevelInfo } from "../lib/capacity/report.ts";
+import type { LoadResult } from "../lib/load/http.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
@@ -48,6 +52,25 @@ export const HttpBenchParams = z.object({
     .openapi({ description: "Cap on requests per second across all connections." }),
   ramp_s: z.number().min(0).max(3600).default(0)
     .openapi({ description: "Connections open evenly over this many seconds." }),
+  target_pids: z.array(z.number().int().min(2).max(4_194_304)).min(1).max(64).optional()
+    .openapi({
+      description: "The target server's processes on the machine that runs the job (with their " +
+        "children): the sizing report measures them. They are only read, never stopped.",
+    }),
+  target_process: z.string().regex(
+    /^[^/\0\n]{1,15}$/,
+    "must be a process name (at most 15 " +
+      "characters, as /proc/<pid>/comm spells it)",
+  ).optional()
+    .openapi({
+      description: "Measure every process of this name (and its children).",
+      example: "nginx",
+    }),
+  target_cgroup: z.string().max(512).regex(
+    /^\/sys\/fs\/cgroup\/(?!.*\.\.)[A-Za-z0-9_.:@\/-]+$/,
+    "must be a cgroup directory under /sys/fs/cgroup",
+  ).optional()
+    .openapi({ description: "Measure the processes of this cgroup (e.g. a container's)." }),
   ...capacityFields(1000),
 }).strict().superRefine((p, ctx) => {
   checkCapacity(p, ctx);
@@ -105,8 +128,40 @@ export const httpBenchJob: JobType<HttpBenchParams> = {
   artifacts: false,
   sample: true,
   sampleIntervalS: (p) => p.sample_interval_s,
+  sampleTargets: (p) =>
+    targetNamed(p)
+      ? { pids: p.target_pids, process: p.target_process, cgroup: p.target_cgroup }
+      : null,
   finish: (p, result, samples: Sample[]) => {
-    const r = result as { sweep?: SweepRecord };
-    return r.sweep ? { ...r, sizing: buildSizingReport(p, r.sweep, samples) } : result;
+    const r = result as { sweep?: SweepRecord; levels?: Array<LoadResult> };
+    if (!r.sweep) return result;
+    const sizing = buildSizingReport(p, r.sweep, samples, {
+      basis: targetNamed(p) ? "target" : "none",
+      unit: "connections",
+      info: (r.levels ?? []).map(levelInfo),
+    });
+    return { ...r, sizing };
   },
 };
+
+const targetNamed = (p: HttpBenchParams) =>
+  p.target_pids !== undefined || p.target_process !== undefined || p.target_cgroup !== undefined;
+
+/** Share of requests sent late above which a level's load fell short of the asked rate. */
+const LATE_SHARE = 0.05;
+
+/** What a level's load result tells the sizing report. */
+export function levelInfo(l: LoadResult): LevelInfo {
+  const lateShare = l.requests > 0 ? l.late_requests / l.requests : 0;
+  return {
+    concurrency: l.concurrency,
+    timings: { "latency p50": l.latency_ms.p50 },
+    shortfall: lateShare > LATE_SHARE
+      ? `${(lateShare * 100).toFixed(0)} % of requests were sent late: the asked rate was not ` +
+        "reached"
+      : null,
+    requests: l.requests,
+    bytes_in: l.request_bytes,
+    bytes_out: l.bytes,
+  };
+}

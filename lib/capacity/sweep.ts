@@ -1,8 +1,10 @@
 /**
  * The shape of every benchmark run: an idle baseline, then each concurrency level in turn, with
- * the time windows recorded so the sizing report can pick the matching resource samples. Used by
- * the `http-bench` and `browser-bench` Workers and by the CLI.
+ * the time windows recorded so the sizing report can pick the matching resource samples, and the
+ * load generator's event-loop lag during each level (a generator that cannot keep up says so).
+ * Used by the `http-bench` and `browser-bench` Workers and by the CLI.
  */
+import { quantile } from "simple-statistics";
 import type { LevelWindow, SweepRecord } from "./report.ts";
 
 export interface LevelContext {
@@ -56,6 +58,32 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
     signal?.addEventListener("abort", abort, { once: true });
   });
 
+/** How often the lag watch's timer asks to run. */
+const LAG_PERIOD_MS = 50;
+
+/**
+ * Watches this thread's event loop: how late a 50 ms timer fires. A generator whose loop is
+ * busy (its own CPU, a flood of callbacks) delays everything it times, so its figures are suspect.
+ */
+export function watchLag(): { stop(): { p99: number; max: number } } {
+  const lags: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lags.push(Math.max(0, now - last - LAG_PERIOD_MS));
+    last = now;
+  }, LAG_PERIOD_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      const r = (v: number) => Math.round(v * 10) / 10;
+      return lags.length
+        ? { p99: r(quantile(lags, 0.99)), max: r(Math.max(...lags)) }
+        : { p99: 0, max: 0 };
+    },
+  };
+}
+
 /** Runs the baseline and the levels; returns the record of windows and each level's result. */
 export async function runSweep<L>(
   o: SweepOptions<L>,
@@ -74,18 +102,25 @@ export async function runSweep<L>(
     const started = Date.now();
     let steady: number | null = null;
     let stopped: number | null = null;
-    const result = await o.runLevel({
-      concurrency,
-      index,
-      steady: () => {
-        steady ??= Date.now();
-      },
-      stopped: () => {
-        stopped ??= Date.now();
-      },
-    });
+    const lag = watchLag();
+    let lagMs = { p99: 0, max: 0 };
+    let result: L;
+    try {
+      result = await o.runLevel({
+        concurrency,
+        index,
+        steady: () => {
+          steady ??= Date.now();
+        },
+        stopped: () => {
+          stopped ??= Date.now();
+        },
+      });
+    } finally {
+      lagMs = lag.stop();
+    }
     const ended = stopped ?? Date.now();
-    windows.push({ concurrency, started, steady: steady ?? started, ended });
+    windows.push({ concurrency, started, steady: steady ?? started, ended, lag_ms: lagMs });
     results.push(result);
     if (index < o.levels.length - 1 && (o.settleMs ?? 0) > 0) await sleep(o.settleMs!, o.signal);
   }

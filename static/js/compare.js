@@ -15,7 +15,8 @@ const users = (j) => j.params?.levels?.join(", ") ?? String(j.params?.concurrenc
 /** Rows: [label, get(job) → number|string|null, format, lowerIsBetter]. */
 function rows(type) {
   const sz = (j) => j.result?.sizing;
-  const fp = (j) => sz(j)?.footprint;
+  // Per session at the highest healthy level; disk per session from the projections' rate.
+  const fp = (j) => sz(j)?.levels?.findLast((l) => l.status === "healthy")?.per_session;
   const common = [
     [
       "CPU cores (avg, machine)",
@@ -25,18 +26,18 @@ function rows(type) {
     ],
     ["Memory used (avg, machine)", (j) => j.result?.resources?.mem_used_avg_bytes, fmtBytes, true],
     ["Job processes memory (max)", (j) => j.result?.resources?.proc_mem_max_bytes, fmtBytes, true],
-    ["CPU per session", (j) => fp(j)?.cpu_per_session, (v) => fmtNumber(v, 3), true],
-    ["Memory per session", (j) => fp(j)?.mem_per_session_bytes, fmtBytes, true],
-    ["Disk per session", (j) => fp(j)?.disk_per_session_bytes, fmtBytes, true],
+    ["CPU per session", (j) => fp(j)?.cpu_cores, (v) => fmtNumber(v, 3), true],
+    ["Memory per session", (j) => fp(j)?.mem_bytes, fmtBytes, true],
+    ["Disk per session", (j) => sz(j)?.projections?.[0]?.per_session.disk_bytes, fmtBytes, true],
     [
-      "CPU hold-out error %",
-      (j) => sz(j)?.models?.cpu?.validation?.error_pct,
+      "CPU held-out error % (max)",
+      (j) => sz(j)?.models?.cpu?.validation?.max_abs_error_pct,
       (v) => fmtNumber(v, 1),
       null,
     ],
     [
-      "Memory hold-out error %",
-      (j) => sz(j)?.models?.memory?.validation?.error_pct,
+      "Memory held-out error % (max)",
+      (j) => sz(j)?.models?.memory?.validation?.max_abs_error_pct,
       (v) => fmtNumber(v, 1),
       null,
     ],
@@ -126,7 +127,7 @@ async function main() {
   const curves = document.getElementById("compare-curves");
   const ma = a.result?.sizing?.models ?? {};
   const mb = b.result?.sizing?.models ?? {};
-  for (const name of ["cpu", "memory", "disk", "network"]) {
+  for (const name of ["cpu", "memory"]) {
     if (!ma[name] || !mb[name]) continue;
     const box = el("div", { class: "card", dataset: { resource: name } });
     curves.append(box);
