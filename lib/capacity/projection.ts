@@ -240,7 +240,7 @@ export interface Range {
   high: number;
 }
 
-/** The model with its band, from 0 to 1.5× the highest level, for charts. */
+/** The model with its band, from 0 to 1.5× the highest level (or `curveTo`), for charts. */
 export type Curve = Array<{ n: number } & Range>;
 
 export interface ResourceFit {
@@ -251,9 +251,14 @@ export interface ResourceFit {
 
 /**
  * Fits a resource's cost to the healthy levels (each with its per-second values): the model,
- * why it was chosen, its validation, and the interval at any n.
+ * why it was chosen, its validation, and the interval at any n. The chart curve reaches at least
+ * `curveTo` (the highest level run, healthy or not).
  */
-export function fitResource(resource: ResourceKind, series: LevelSeries[]): ResourceFit | null {
+export function fitResource(
+  resource: ResourceKind,
+  series: LevelSeries[],
+  curveTo?: number,
+): ResourceFit | null {
   const usable = series.filter((s) => s.values.length > 0).sort((a, b) => a.n - b.n);
   if (usable.length === 0) return null;
   const points = usable.map((s) => ({ n: s.n, y: mean(s.values) }));
@@ -315,7 +320,7 @@ export function fitResource(resource: ResourceKind, series: LevelSeries[]): Reso
     const half = Math.max(fitHalf, measHalf);
     return { value, low: Math.max(0, value - half), high: value + half };
   };
-  const top = points[points.length - 1]!.n * 1.5;
+  const top = Math.max(points[points.length - 1]!.n * 1.5, curveTo ?? 0);
 
   return {
     model: {

@@ -482,8 +482,9 @@ export function buildSizingReport(
   let models: SizingReport["models"] = null;
   if (basis !== "none" && series.size > 0) {
     const list = [...series].map(([n, v]) => ({ n, ...v }));
-    const cpuFit = fitResource("cpu", list.map((l) => ({ n: l.n, values: l.cpu })));
-    const memFit = fitResource("memory", list.map((l) => ({ n: l.n, values: l.mem })));
+    const reach = Math.max(...levels.map((l) => l.concurrency));
+    const cpuFit = fitResource("cpu", list.map((l) => ({ n: l.n, values: l.cpu })), reach);
+    const memFit = fitResource("memory", list.map((l) => ({ n: l.n, values: l.mem })), reach);
     if (cpuFit && memFit) {
       fits = { cpu: cpuFit, memory: memFit };
       models = { cpu: cpuFit.model, memory: memFit.model };
@@ -643,7 +644,11 @@ export function verdict(r: SizingReport): string {
       "Measure lower levels, or on a quieter or bigger machine.";
   }
   const [lo, hi] = p.interval.nodes;
-  const spread = Math.max(p.nodes.count - lo, hi - p.nodes.count);
+  const nodes = hi === lo
+    ? `${p.nodes.count}`
+    : p.nodes.count - lo === hi - p.nodes.count
+    ? `${p.nodes.count} ± ${hi - p.nodes.count}`
+    : `${p.nodes.count} (${lo}–${hi})`;
   const shape = `${p.nodes.cores}c/${p.nodes.memory_gb}GB`;
   const trust = r.validated
     ? `leave-one-level-out error up to ${
@@ -659,9 +664,7 @@ export function verdict(r: SizingReport): string {
     fmtBytes(p.interval.ram_bytes[0])
   }–${fmtBytes(p.interval.ram_bytes[1])} RAM`;
   const many = (n: number) => `${n.toLocaleString("en")} ${n === 1 ? r.unit.slice(0, -1) : r.unit}`;
-  return `About ${p.nodes.count}${spread ? ` ± ${spread}` : ""} node${
-    p.nodes.count === 1 ? "" : "s"
-  } of ${shape} for ${many(p.target)} ` +
+  return `About ${nodes} node${hi === 1 ? "" : "s"} of ${shape} for ${many(p.target)} ` +
     `(${cost}, limited by ${p.nodes.limited_by}); measured up to ` +
     `${many(r.highest_healthy_level)}${unhealthy ? ` (${unhealthy})` : ""}, ` +
     `${p.extrapolation_factor}× extrapolation, ${trust}` +

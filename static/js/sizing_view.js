@@ -1,13 +1,16 @@
-// The sizing report of a benchmark (result.sizing) as tables and charts: per-level figures,
-// the fitted models drawn over the measured points with their hold-out check, projections with
-// how far they extrapolate, warnings, and the formulas with the inputs used.
+// The sizing report of a benchmark (result.sizing): the verdict in plain language, each level
+// with its status (healthy, saturated, generator-bound) and what it cost, the CPU and memory
+// models drawn with their 95 % band, the measured and held-out points and the excluded levels,
+// the leave-one-level-out errors, the projections with their intervals, warnings and formulas.
+import uPlot from "/vendor/uplot.js";
 import { el, fmtBytes, fmtNumber } from "./api.js";
-import { fitChart } from "./charts.js";
 
 const LABEL = { cpu: "CPU (cores)", memory: "Memory", disk: "Disk growth", network: "Network" };
+const STATUS = { healthy: "healthy", saturated: "saturated", generator_bound: "generator-bound" };
 
+/** cost(n) of a model: a + b·n + c·n² (older reports: a power model a·n^b). */
 export function predict(m, n) {
-  return m.kind === "linear" ? m.a + m.b * n : m.a * n ** m.b;
+  return m.kind === "power" ? m.a * n ** m.b : m.a + m.b * n + (m.c ?? 0) * n * n;
 }
 
 /** A value of a resource in its unit. */
@@ -19,92 +22,191 @@ export function fmtResource(name, v) {
 }
 
 const pct = (v) => (v === null || v === undefined ? "–" : `${v >= 0 ? "+" : ""}${v.toFixed(1)} %`);
+const ms = (v) => (v === null || v === undefined ? "–" : `${fmtNumber(v, v < 10 ? 2 : 0)} ms`);
 
 function table(head, rows, attrs = {}) {
   return el(
     "table",
     { class: "compact", ...attrs },
     el("thead", {}, el("tr", {}, head.map((h) => el("th", {}, h)))),
-    el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c) => el("td", {}, c))))),
+    el(
+      "tbody",
+      {},
+      rows.map((r) =>
+        Array.isArray(r)
+          ? el("tr", {}, r.map((c) => el("td", {}, c)))
+          : el("tr", r.attrs, r.cells.map((c) => el("td", {}, c)))
+      ),
+    ),
   );
 }
 
-function modelText(name, m) {
-  const c = m.chosen;
+function modelText(name, c) {
   const f = (v) => fmtResource(name, v);
-  return c.kind === "linear" ? `${f(c.a)} + ${f(c.b)} · n` : `${f(c.a)} · n^${c.b.toFixed(2)}`;
+  if (c.kind === "proportional") return `${f(c.b)} · n`;
+  return `${f(c.a)} + ${f(c.b)} · n` + (c.kind === "quadratic" ? ` + ${f(c.c)} · n²` : "");
+}
+
+const range = ([lo, hi], f) => `${f(lo)}–${f(hi)}`;
+
+/**
+ * One resource's chart: the chosen model and its band, the measured healthy levels, each level
+ * as predicted from the others (held out), and the levels left out (saturated, generator-bound).
+ */
+function bandChart(container, name, model, levels) {
+  const cost = (l) => (name === "cpu" ? l.cost?.cpu_cores : l.cost?.mem_bytes);
+  const excluded = levels.filter((l) => l.status !== "healthy" && cost(l) !== undefined);
+  const heldOut = new Map((model.validation?.levels ?? []).map((h) => [h.held_out, h.predicted]));
+  const xs = [
+    ...new Set([
+      ...model.curve.map((p) => p.n),
+      ...model.points.map((p) => p.n),
+      ...excluded.map((l) => l.concurrency),
+    ]),
+  ].sort((a, b) => a - b);
+  const at = (list, key) => {
+    const m = new Map(list.map((p) => [p.n, p[key]]));
+    return xs.map((n) => m.get(n) ?? null);
+  };
+  const data = [
+    xs,
+    at(model.curve, "value"),
+    at(model.curve, "high"),
+    at(model.curve, "low"),
+    at(model.points, "y"),
+    xs.map((n) => heldOut.get(n) ?? null),
+    at(excluded.map((l) => ({ n: l.concurrency, y: cost(l) })), "y"),
+  ];
+  const fmt = (_u, v) => (v === null || v === undefined ? "–" : fmtResource(name, v));
+  const line = (stroke, width, dash) => ({
+    stroke,
+    width,
+    dash,
+    points: { show: false },
+    spanGaps: true,
+    value: fmt,
+  });
+  const dots = (color, fill) => ({
+    stroke: color,
+    width: 0,
+    points: { show: true, size: 9, fill: fill ?? color, stroke: color, width: 2 },
+    paths: () => null,
+    value: fmt,
+  });
+  const width = () => Math.max(300, container.clientWidth - 4);
+  const plot = new uPlot(
+    {
+      title: `${LABEL[name]}: ${model.chosen.kind} model, ${
+        model.interval === "prediction" ? "95 % prediction band" : "band from measurement noise"
+      }`,
+      width: width(),
+      height: 240,
+      series: [
+        { label: "users" },
+        { label: `${model.chosen.kind} model`, ...line("#4fa3ff", 2) },
+        { label: "95 % high", ...line("#4fa3ff66", 1, [4, 4]) },
+        { label: "95 % low", ...line("#4fa3ff66", 1, [4, 4]) },
+        { label: "measured", ...dots("#3ecf8e") },
+        { label: "held out (predicted from the others)", ...dots("#f5b74e", "transparent") },
+        { label: "saturated / generator-bound (not fitted)", ...dots("#ff6b6b") },
+      ],
+      bands: [{ series: [2, 3], fill: "#4fa3ff22" }],
+      axes: [
+        { stroke: "#93a0b0", grid: { stroke: "#2b3440" }, label: "concurrent users" },
+        {
+          stroke: "#93a0b0",
+          grid: { stroke: "#2b3440" },
+          values: (_u, ticks) => ticks.map((t) => fmtResource(name, t)),
+          size: 70,
+        },
+      ],
+      scales: { x: { time: false } },
+      legend: { live: true },
+    },
+    data,
+    container,
+  );
+  new ResizeObserver(() => plot.setSize({ width: width(), height: 240 })).observe(container);
+  container.classList.add("chart");
+  container.dataset.points = String(model.points.length);
+  container.dataset.heldOut = String(heldOut.size);
+  container.dataset.excluded = String(excluded.length);
 }
 
 /** Renders `sizing` into `root`. */
 export function renderSizing(root, sizing) {
   const s = sizing;
   const parts = [el("h3", {}, "Sizing")];
+  if (!s.levels?.every((l) => l.status)) {
+    parts.push(
+      el("p", { class: "muted" }, "This report was made by an older version: run it again."),
+    );
+    root.replaceChildren(...parts);
+    return;
+  }
   parts.push(
-    el(
-      "p",
-      { class: "muted" },
-      s.basis === "system"
-        ? `Cost of a session: the machine's CPU and memory net of the idle baseline${
-          s.baseline
-            ? ` (${fmtNumber(s.baseline.cpu_cores, 2)} cores, ${
-              fmtBytes(s.baseline.mem_used_bytes)
-            } before the load)`
-            : " (none sampled)"
-        }.`
-        : "Cost of a session: the job's own browser processes (CPU time, PSS memory).",
-    ),
+    el("p", { id: "sizing-verdict", class: "verdict" }, s.verdict),
+    el("p", { class: "muted" }, `Cost of a session: ${s.measured}.`),
   );
 
+  const side = s.basis === "target" || s.basis === "none" ? "target" : "browsers";
   parts.push(
     el("h4", {}, "Per level"),
     table(
       [
         "users",
-        "cores",
-        "cores / user",
-        "memory",
+        "status",
+        "cost: cores",
+        "cost: memory",
         "memory / user",
-        "browsers (PSS)",
-        "disk growth",
-        "net in",
-        "net out",
+        side === "target" ? "target (CPU, PSS)" : "browsers (CPU, PSS)",
+        side === "target" ? "load generator" : "platform process",
+        "generator thread, lag p99",
+        "machine CPU",
+        "CPU wait ÷ run",
+        "timings",
       ],
-      s.levels.map((l) => [
-        String(l.concurrency),
-        fmtNumber(l.per_session.cpu_cores * l.concurrency, 2),
-        fmtNumber(l.per_session.cpu_cores, 3),
-        fmtBytes(l.per_session.mem_bytes * l.concurrency),
-        fmtBytes(l.per_session.mem_bytes),
-        l.proc_mem_bytes === null ? "–" : fmtBytes(l.proc_mem_bytes),
-        fmtBytes(l.disk_growth_bytes),
-        `${fmtBytes(l.net_rx_bytes_per_s)}/s`,
-        `${fmtBytes(l.net_tx_bytes_per_s)}/s` + (l.saturated ? " · CPU saturated" : ""),
-      ]),
+      s.levels.map((l) => ({
+        attrs: { dataset: { status: l.status }, title: l.reasons.join("; ") },
+        cells: [
+          String(l.concurrency),
+          STATUS[l.status] + (l.reasons.length ? `: ${l.reasons.join("; ")}` : ""),
+          l.cost ? fmtNumber(l.cost.cpu_cores, 2) : "–",
+          l.cost ? fmtBytes(l.cost.mem_bytes) : "–",
+          l.per_session ? fmtBytes(l.per_session.mem_bytes) : "–",
+          l[side] ? `${fmtNumber(l[side].cpu_cores, 2)}, ${fmtBytes(l[side].mem_bytes)}` : "–",
+          side === "target"
+            ? `${fmtNumber(l.generator.cpu_cores, 2)}, ${fmtBytes(l.generator.mem_bytes)}`
+            : l.platform
+            ? `${fmtNumber(l.platform.cpu_cores, 2)}, ${fmtBytes(l.platform.mem_bytes)}`
+            : "–",
+          `${fmtNumber(l.generator.worker_thread_cores * 100, 0)} %, ${ms(l.generator.lag_p99_ms)}`,
+          `${fmtNumber(l.machine.cpu_percent, 0)} %`,
+          l.cpu_wait_ratio === null ? "–" : fmtNumber(l.cpu_wait_ratio, 2),
+          Object.entries(l.timings).map(([k, v]) => `${k} ${ms(v)}`).join(", ") || "–",
+        ],
+      })),
       { id: "sizing-levels" },
     ),
   );
 
   if (s.models) {
     parts.push(
-      el("h4", {}, "Models of cost(n)"),
+      el("h4", {}, `Models on the healthy levels (${s.healthy_levels.join(", ")})`),
       table(
-        ["resource", "chosen", "R²", "other model", "super-linear", "hold-out (highest level)"],
-        Object.entries(s.models).map(([name, m]) => {
-          const other = m.chosen.kind === "linear" ? m.power : m.linear;
-          const v = m.validation;
-          return [
-            LABEL[name],
-            `${m.chosen.kind}: ${modelText(name, m)}`,
-            m.chosen.r2.toFixed(3),
-            other ? `${other.kind} R² ${other.r2.toFixed(3)}` : "–",
-            m.super_linear ? `yes (exponent ${m.power.b.toFixed(2)})` : "no",
-            v
-              ? `n=${v.held_out}: predicted ${fmtResource(name, v.predicted)}, measured ${
-                fmtResource(name, v.measured)
-              } (${pct(v.error_pct)})`
-              : "needs 3 levels",
-          ];
-        }),
+        ["resource", "model", "why", "held out (leave-one-level-out)"],
+        Object.entries(s.models).map(([name, m]) => [
+          LABEL[name],
+          `${m.chosen.kind}: ${modelText(name, m.chosen)}`,
+          m.reason,
+          m.validation
+            ? m.validation.levels.map((h) =>
+              `n=${h.held_out}: ${fmtResource(name, h.predicted)} vs ${
+                fmtResource(name, h.measured)
+              } (${pct(h.error_pct)})`
+            ).join("; ")
+            : "unvalidated: needs 4 healthy levels",
+        ]),
         { id: "sizing-models" },
       ),
     );
@@ -114,46 +216,59 @@ export function renderSizing(root, sizing) {
       for (const [name, m] of Object.entries(s.models)) {
         const box = el("div", { class: "card", dataset: { resource: name } });
         grid.append(box);
-        const maxN = Math.max(...m.points.map((p) => p.n)) * 1.5;
-        const curves = [{ label: `${m.chosen.kind} (chosen)`, f: (n) => predict(m.chosen, n) }];
-        const other = m.chosen.kind === "linear" ? m.power : m.linear;
-        if (other) curves.push({ label: other.kind, f: (n) => predict(other, n), dashed: true });
-        fitChart(box, {
-          title: `${LABEL[name]}: measured and fitted`,
-          measured: [{ label: "measured", points: m.points }],
-          curves,
-          maxN,
-          format: (v) => fmtResource(name, v),
-        });
+        bandChart(box, name, m, s.levels);
       }
     });
   }
+  if (s.rates) {
+    const r = s.rates;
+    parts.push(
+      el(
+        "p",
+        { class: "muted", id: "sizing-rates" },
+        `Rates: disk ${fmtBytes(r.disk_bytes_per_session_s)} per session-second; network in ${
+          fmtBytes(r.net_rx_bytes_per_session_s)
+        }, out ${fmtBytes(r.net_tx_bytes_per_session_s)} per session-second` +
+          (r.net_bytes_per_request
+            ? ` (${fmtBytes(r.net_bytes_per_request.rx)} in, ${
+              fmtBytes(r.net_bytes_per_request.tx)
+            } out per request)`
+            : "") +
+          ".",
+      ),
+    );
+  }
 
-  const cpuErr = s.models?.cpu?.validation?.error_pct;
-  const memErr = s.models?.memory?.validation?.error_pct;
-  const trust = s.models
-    ? (cpuErr !== undefined && memErr !== undefined
-      ? `hold-out error: CPU ${pct(cpuErr)}, memory ${pct(memErr)}`
-      : "no hold-out check (add a third level)")
-    : "one level: assumes cost in proportion to users";
-  parts.push(
-    el("h4", {}, "Projection"),
-    table(
-      ["target users", "cores", "RAM", "disk", "nodes", "trust"],
-      s.projections.map((p) => [
-        fmtNumber(p.target),
-        fmtNumber(p.required_cores),
-        fmtBytes(p.required_ram_bytes),
-        fmtBytes(p.required_disk_bytes),
-        `${p.nodes.count} × ${p.nodes.cores} cores / ${p.nodes.memory_gb} GB (${p.nodes.limited_by})`,
-        trust +
-        (p.times_highest_level > 10
-          ? ` · ${p.times_highest_level}× the highest level measured`
-          : ""),
-      ]),
-      { id: "sizing-projections" },
-    ),
-  );
+  if (s.projections.length) {
+    parts.push(
+      el("h4", {}, `Projection (${Math.round(s.confidence * 100)} % intervals)`),
+      table(
+        [
+          "target users",
+          "cores",
+          "RAM",
+          "disk",
+          "network in / out",
+          "nodes",
+          "extrapolation",
+          "measure next",
+        ],
+        s.projections.map((p) => [
+          fmtNumber(p.target),
+          `${fmtNumber(p.required_cores)} (${range(p.interval.cores, fmtNumber)})`,
+          `${fmtBytes(p.required_ram_bytes)} (${range(p.interval.ram_bytes, fmtBytes)})`,
+          fmtBytes(p.required_disk_bytes),
+          `${fmtBytes(p.network_bytes_per_s.rx)}/s / ${fmtBytes(p.network_bytes_per_s.tx)}/s`,
+          `${p.nodes.count} (${
+            range(p.interval.nodes, String)
+          }) × ${p.nodes.cores} cores / ${p.nodes.memory_gb} GB (${p.nodes.limited_by})`,
+          `${p.extrapolation_factor}×`,
+          p.recommended_next_level === null ? "–" : `${p.recommended_next_level} users`,
+        ]),
+        { id: "sizing-projections" },
+      ),
+    );
+  }
   if (s.warnings.length) {
     parts.push(
       el(
@@ -168,13 +283,19 @@ export function renderSizing(root, sizing) {
     el(
       "details",
       {},
-      el("summary", { class: "muted" }, "Formulas and inputs"),
+      el("summary", { class: "muted" }, "Formulas, thresholds and inputs"),
       el(
         "dl",
         { class: "props" },
         Object.entries(s.formulas).flatMap((
           [k, f],
         ) => [el("dt", {}, k), el("dd", { class: "mono" }, f)]),
+        el("dt", {}, "thresholds"),
+        el(
+          "dd",
+          { class: "mono" },
+          Object.entries(s.thresholds).map(([k, v]) => `${k} ${v}`).join(", "),
+        ),
         el("dt", {}, "inputs"),
         el(
           "dd",
