@@ -43,9 +43,10 @@ Deno.test("bench --mode playwright runs a sweep locally and prints vitals and th
     assert.match(text.err, /artifacts: \/\S+/);
     assert.match(text.err, /level 2\/2 \(2\) \[#+-*\]/, "a progress bar per level");
     assert.match(text.out, /users iterations\s+visits\s+LCP p75/);
-    assert.match(text.out, /Models of cost\(n\)/);
-    assert.match(text.out, /1000 .*4c\/16GB/);
-    assert.match(text.out, /Target 1000 is 500× the highest measured level/);
+    assert.match(text.out, /Sized: the browsers' processes \(CPU, PSS\) plus the platform process/);
+    assert.match(text.out, /^\s+1 .*(healthy|saturated|generator_bound)/m);
+    assert.match(text.out, /^\s+2 .*(healthy|saturated|generator_bound)/m);
+    assert.match(text.out, /Verdict: (About \d+.* of 4c\/16GB for 1,000 users|No projection)/);
 
     const json = await bench([
       "--mode",
@@ -64,7 +65,8 @@ Deno.test("bench --mode playwright runs a sweep locally and prints vitals and th
     const r = JSON.parse(json.out);
     assert.equal(r.levels.length, 1);
     assert.ok(r.fcp_ms.count >= 1);
-    assert.equal(r.sizing.projections.length, 3);
+    assert.equal(r.sizing.levels.length, 1);
+    assert.equal(typeof r.sizing.verdict, "string");
     assert.ok(r.resources.proc_mem_max_bytes > 0, "the browser's memory is sampled");
   } finally {
     await site.close();
