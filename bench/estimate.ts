@@ -13,7 +13,10 @@
  * Each sweep runs in the sandboxed Worker and is sampled as the worker pool samples jobs.
  *
  *   deno task bench:estimate [--duration 12] [--repeat 3] [--json out.json] [--record dir]
- *                            [--only browser,saturation,http]
+ *                            [--only browser,saturation,http] [--from dir]
+ *
+ * `--record dir` keeps each run's samples and windows; `--from dir` reports recorded runs again
+ * instead of running them (lib/capacity/fixtures holds some).
  */
 import { parseArgs } from "node:util";
 import { median } from "simple-statistics";
@@ -26,10 +29,17 @@ import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
 import {
   buildSizingReport,
   type LevelInfo,
+  samplesIn,
   type SizingReport,
   type SweepRecord,
 } from "../lib/capacity/report.ts";
-import { predict } from "../lib/capacity/projection.ts";
+import {
+  fitResource,
+  predict,
+  project,
+  type Projection,
+  rates,
+} from "../lib/capacity/projection.ts";
 import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
 import {
   browserBenchJob,
@@ -55,6 +65,7 @@ const { values: args } = parseArgs({
     baseline: { type: "string", default: "3" },
     json: { type: "string" },
     record: { type: "string" },
+    from: { type: "string" },
     only: { type: "string", default: "browser,saturation,http" },
   },
 });
@@ -75,6 +86,8 @@ interface Run {
   info: LevelInfo[];
   sizing: SizingReport;
   loadBefore: string;
+  /** http: what this bench read from /proc on its own (see `watchProc`). */
+  procReadings?: ProcReading[];
 }
 
 /** Runs one job in its sandbox as the worker pool would, sampling it; returns its report. */
@@ -84,6 +97,7 @@ async function run(
   params: BrowserBenchParams | HttpBenchParams,
   info: (l: never) => LevelInfo,
 ): Promise<Run> {
+  if (args.from) return replay(name, params);
   const loadBefore = loadAverage();
   console.log(`\n${name}: load average ${loadBefore} before the run`);
   const artifactDir = type.artifacts
@@ -125,6 +139,7 @@ async function run(
     sizing: result.sizing,
     loadBefore,
   };
+  show(r);
   if (args.record) {
     await Deno.mkdir(args.record, { recursive: true });
     await Deno.writeTextFile(
@@ -139,6 +154,34 @@ async function run(
       }),
     );
   }
+  return r;
+}
+
+/** A run recorded by `--record`, read back from `--from` and reported anew. */
+async function replay(name: string, params: BrowserBenchParams | HttpBenchParams): Promise<Run> {
+  const f = JSON.parse(await Deno.readTextFile(`${args.from}/${name}.json`));
+  const basis = "resource_basis" in params ? params.resource_basis : "target";
+  const r: Run = {
+    name,
+    params: f.params,
+    record: f.record,
+    samples: f.samples,
+    info: f.info,
+    sizing: buildSizingReport(f.params, f.record, f.samples, {
+      basis,
+      unit: basis === "target" ? "connections" : "users",
+      info: f.info,
+      sessionS: f.params.duration_s,
+    }),
+    loadBefore: f.machine.load_before,
+    procReadings: f.proc,
+  };
+  console.log(`\n${name} (recorded): load average ${r.loadBefore} before the run`);
+  show(r);
+  return r;
+}
+
+function show(r: Run): void {
   for (const l of r.sizing.levels) {
     console.log(
       `  ${String(l.concurrency).padStart(3)}: cost ${l.cost?.cpu_cores.toFixed(2) ?? "–"} cores ` +
@@ -148,7 +191,6 @@ async function run(
     );
   }
   console.log(`  verdict: ${r.sizing.verdict}`);
-  return r;
 }
 
 const browserParams = (page: string, levels: number[], scenario?: unknown) =>
@@ -285,9 +327,15 @@ http { access_log off; server { listen 127.0.0.1:${port}; root ${dir}/www; } }`,
   };
 }
 
+interface ProcReading {
+  at: number;
+  ticks: number;
+  pss: number;
+}
+
 /** What /proc says nginx used, read by this bench on its own every 250 ms. */
 function watchProc(master: number) {
-  const readings: Array<{ at: number; ticks: number; pss: number }> = [];
+  const readings: ProcReading[] = [];
   let on = true;
   const loop = (async () => {
     while (on) {
@@ -309,21 +357,23 @@ function watchProc(master: number) {
     }
   })();
   return {
+    readings,
     async stop() {
       on = false;
       await loop;
     },
-    /** Cores and mean PSS between two times, from the readings closest inside them. */
-    between(from: number, to: number) {
-      const inside = readings.filter((r) => r.at >= from && r.at <= to);
-      const a = inside[0];
-      const b = inside[inside.length - 1];
-      if (!a || !b || b.at === a.at) return null;
-      return {
-        cores: (b.ticks - a.ticks) / 100 / ((b.at - a.at) / 1000),
-        pss: inside.reduce((s, r) => s + r.pss, 0) / inside.length,
-      };
-    },
+  };
+}
+
+/** Cores and mean PSS between two times, from the /proc readings inside them. */
+function between(readings: ProcReading[], from: number, to: number) {
+  const inside = readings.filter((r) => r.at >= from && r.at <= to);
+  const a = inside[0];
+  const b = inside[inside.length - 1];
+  if (!a || !b || b.at === a.at) return null;
+  return {
+    cores: (b.ticks - a.ticks) / 100 / ((b.at - a.at) / 1000),
+    pss: inside.reduce((s, r) => s + r.pss, 0) / inside.length,
   };
 }
 
@@ -472,6 +522,102 @@ async function browserSweeps(): Promise<void> {
       });
     }
   }
+  diagnostic(simple, todo);
+}
+
+/** Per-second cost (browsers + platform) of some levels of a run, whatever their status. */
+function rawSeries(r: Run, levels: number[]) {
+  return r.record.levels.filter((w) => levels.includes(w.concurrency)).map((w) => {
+    const s = samplesIn(r.samples, w.steady, w.ended);
+    return {
+      n: w.concurrency,
+      cpu: s.map((x) => (x.proc_cpu_cores ?? 0) + (x.platform_cpu_cores ?? 0)),
+      mem: s.map((x) => (x.proc_mem_bytes ?? 0) + (x.platform_mem_bytes ?? 0)),
+    };
+  });
+}
+
+/**
+ * The same runs fitted on every level, saturated or not: not the report's answer (it refuses
+ * those levels), but what the models make of this machine's figures when it is too busy for a
+ * healthy level. Printed apart, with no target claimed.
+ */
+function diagnostic(simple: Run[], todo: Run): void {
+  const fit = (r: Run, levels: number[]) => {
+    const series = rawSeries(r, levels);
+    const cpu = fitResource("cpu", series.map((x) => ({ n: x.n, values: x.cpu })));
+    const mem = fitResource("memory", series.map((x) => ({ n: x.n, values: x.mem })));
+    return cpu && mem ? { cpu, mem } : null;
+  };
+  const accuracyOf = (r: Run) => {
+    const m = fit(r, FIT_ON);
+    const [check] = rawSeries(r, [16]);
+    if (!m || !check?.cpu.length) return null;
+    const err = (p: number, xs: number[]) => (p - median(xs)) / median(xs) * 100;
+    return {
+      cpu: err(m.cpu.at(16).value, check.cpu),
+      mem: err(m.mem.at(16).value, check.mem),
+    };
+  };
+  const projections = simple.map((r) => {
+    const m = fit(r, LEVELS);
+    return m
+      ? project({
+        target: TARGET,
+        cpu: m.cpu.at(TARGET),
+        memory: m.mem.at(TARGET),
+        rates: rates([]),
+        session_s: 0,
+        highest: 16,
+      }, r.params)
+      : null;
+  });
+  console.log(
+    "\nDiagnostic (NOT the report's answer): the same runs fitted on every level, saturated or not",
+  );
+  printTable([
+    [
+      "run",
+      "CPU @16 error (fit 1,2,4,8)",
+      "memory @16 error",
+      "1,000 users: cores",
+      "RAM",
+      "nodes",
+    ],
+    ...[...simple, todo].map((r) => {
+      const a = accuracyOf(r);
+      const p = projections[simple.indexOf(r)];
+      return [
+        r.name,
+        pct(a?.cpu),
+        pct(a?.mem),
+        p ? String(p.required_cores) : "–",
+        p ? `${(p.required_ram_bytes / 1024 ** 3).toFixed(1)} GB` : "–",
+        p ? String(p.nodes.count) : "–",
+      ];
+    }),
+  ]);
+  const ok = projections.filter((p) => p !== null);
+  if (ok.length >= 2) {
+    for (
+      const [what, get] of [
+        ["cores", (p: Projection) => p.required_cores],
+        ["memory", (p: Projection) => p.required_ram_bytes],
+        ["nodes", (p: Projection) => p.nodes.count],
+      ] as const
+    ) {
+      rows.push({
+        metric: `diagnostic, every level fitted: ${TARGET}-user ${what}, largest deviation ` +
+          "from the median",
+        ours: round1(spread(ok.map(get))),
+        peer: null,
+        peer_name: "",
+        unit: "%",
+        target: "none (not the report's answer)",
+        met: null,
+      });
+    }
+  }
 }
 
 /** Honesty: a sweep whose top level (24 users of the animated page) cannot fit this machine. */
@@ -488,8 +634,10 @@ async function saturation(): Promise<void> {
     saturating.sizing.verdict.includes(String(top.concurrency));
   rows.push({
     metric: `honesty: the saturating run's top level (${top?.concurrency ?? "–"} users of the ` +
-      "animated page) is marked and named with the highest healthy level",
-    ours: top ? `${top.status} (highest healthy ${saturating.sizing.highest_healthy_level})` : null,
+      "animated page) is marked saturated and named in the verdict",
+    ours: top
+      ? `${top.status}; highest healthy level ${saturating.sizing.highest_healthy_level ?? "none"}`
+      : null,
     peer: top ? `${top.machine.cpu_percent.toFixed(0)} % CPU, wait ${top.cpu_wait_ratio}` : null,
     peer_name: "machine CPU and the browsers' run-queue wait at that level",
     unit: "",
@@ -500,32 +648,41 @@ async function saturation(): Promise<void> {
 
 /** Honesty: nginx serving a static file, sized by its own processes and checked against /proc. */
 async function httpTarget(): Promise<void> {
-  const nginx = await startNginx();
-  const proc = watchProc(nginx.master);
+  const params = (url: string, master: number) =>
+    HttpBenchParams.parse({
+      url,
+      levels: [1, 2, 4, 8],
+      duration_s: 6,
+      baseline_s: 2,
+      target_pids: [master],
+    });
   let http: Run;
-  try {
-    http = await run(
-      "http-nginx",
-      httpBenchJob,
-      HttpBenchParams.parse({
-        url: nginx.url,
-        levels: [1, 2, 4, 8],
-        duration_s: 6,
-        baseline_s: 2,
-        target_pids: [nginx.master],
-      }),
-      httpInfo,
-    );
-  } finally {
-    await proc.stop();
-    await nginx.stop();
+  let readings: ProcReading[];
+  if (args.from) {
+    http = await run("http-nginx", httpBenchJob, params("http://127.0.0.1/", 2), httpInfo);
+    readings = http.procReadings ?? [];
+  } else {
+    const nginx = await startNginx();
+    const proc = watchProc(nginx.master);
+    try {
+      http = await run("http-nginx", httpBenchJob, params(nginx.url, nginx.master), httpInfo);
+    } finally {
+      await proc.stop();
+      await nginx.stop();
+    }
+    readings = proc.readings;
+    if (args.record) {
+      const file = `${args.record}/http-nginx.json`;
+      const f = JSON.parse(await Deno.readTextFile(file));
+      await Deno.writeTextFile(file, JSON.stringify({ ...f, proc: readings }));
+    }
   }
 
   // Honesty: nginx's cost.
   console.log("\nHonesty: nginx's cost as the report sizes it and as /proc says");
   const cmp = http.record.levels.map((w) => {
     const l = http.sizing.levels.find((x) => x.concurrency === w.concurrency);
-    const p = proc.between(w.steady, w.ended);
+    const p = between(readings, w.steady, w.ended);
     return { n: w.concurrency, l, p };
   });
   printTable([
@@ -603,7 +760,7 @@ try {
       r.peer === null ? "–" : `${r.peer}`,
       r.peer_name,
       r.target,
-      r.met ? "met" : "NOT met",
+      r.met === null ? "–" : r.met ? "met" : "NOT met",
     ]),
   ]);
   console.log(`load average ${loadAverage()} at the end (other work on the machine adds noise)`);
