@@ -163,8 +163,15 @@ export async function listThreads(pid: number): Promise<ProcessStat[]> {
   return parseStatLines(new TextDecoder().decode(stdout));
 }
 
-/** The given processes and all their descendants, from a process list. */
-export function processTree(roots: Iterable<number>, all: ProcessStat[]): ProcessStat[] {
+/**
+ * The given processes and all their descendants, from a process list; the walk never enters the
+ * processes in `skip` (nor, through them, their descendants).
+ */
+export function processTree(
+  roots: Iterable<number>,
+  all: ProcessStat[],
+  skip: ReadonlySet<number> = new Set(),
+): ProcessStat[] {
   const children = new Map<number, ProcessStat[]>();
   const byPid = new Map<number, ProcessStat>();
   for (const p of all) {
@@ -178,7 +185,7 @@ export function processTree(roots: Iterable<number>, all: ProcessStat[]): Proces
   const stack = [...roots].map((pid) => byPid.get(pid)).filter((p) => p !== undefined);
   while (stack.length) {
     const p = stack.pop()!;
-    if (seen.has(p.pid)) continue;
+    if (seen.has(p.pid) || skip.has(p.pid)) continue;
     seen.add(p.pid);
     out.push(p);
     stack.push(...(children.get(p.pid) ?? []));

@@ -11,8 +11,8 @@
  * - the platform process itself (this one: it runs the job's Worker, the load generator) and the
  *   busiest of its Worker threads;
  * - the processes a job measures without owning them (`targets`: pids, a process name or a
- *   cgroup, with their descendants; never this process), e.g. the server an HTTP benchmark
- *   loads;
+ *   cgroup, with their descendants; never this process or what it started unless named), e.g.
+ *   the server an HTTP benchmark loads;
  * - the size on disk of the job's artifact directory.
  *
  * Everything under /proc is read through `lib/core/procfs.ts` (one child process per read).
@@ -232,12 +232,14 @@ interface MachineReading {
 
 const SELF = Deno.pid;
 
-/** The target processes and their descendants, leaving out this process (the generator). */
+/**
+ * The target processes and their descendants, never this process (the generator) nor what it
+ * started, unless a child of it is named itself (a bench's own nginx).
+ */
 function targetTree(spec: TargetSpec, all: ProcessStat[], cgroupPids: number[]): ProcessStat[] {
   const roots = new Set<number>([...(spec.pids ?? []), ...cgroupPids]);
   if (spec.process) { for (const p of all) if (p.name === spec.process) roots.add(p.pid); }
-  roots.delete(SELF);
-  return processTree(roots, all).filter((p) => p.pid !== SELF);
+  return processTree(roots, all, new Set([SELF]));
 }
 
 function group(tree: ProcessStat[], files: Map<string, string>): Group {
