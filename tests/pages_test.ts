@@ -35,6 +35,8 @@ Deno.test("bench pages: start, watch, find in history, open", async (t) => {
     await page.fill('input[name="concurrency"]', "4");
     // 5 s: a resource sample a second leaves room for a loaded machine to take a few.
     await page.fill('input[name="amount"]', "5");
+    // The target server runs in this test's process: the sizing measures it.
+    await page.fill('input[name="target"]', String(Deno.pid));
     await page.click("#start");
     await page.locator('#job-view[data-status="running"]').waitFor({ timeout: 15_000 });
     // Live charts receive points while it runs.
@@ -47,6 +49,9 @@ Deno.test("bench pages: start, watch, find in history, open", async (t) => {
     await page.locator("#jv-result-props").waitFor();
     const text = await page.locator("#jv-result-props").innerText();
     assert.match(text, /Throughput\s+[\d,.]+ req\/s/);
+    await page.locator("#sizing-levels").waitFor({ timeout: 10_000 });
+    assert.match(await page.locator("#jv-sizing").innerText(), /target server's processes/);
+    assert.match(await page.locator("#sizing-levels thead").innerText(), /target \(CPU, PSS\)/);
     jobId = new URL(page.url()).searchParams.get("job")!;
     assert.match(jobId, /^job_/);
     assert.ok((await page.locator("#jv-log div").count()) >= 2, "log lines shown");

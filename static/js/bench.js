@@ -84,6 +84,11 @@ function readParams() {
     }
   }
   if (v("body")) params.body = v("body");
+  // What the sizing measures: pids, a cgroup directory, or a process name.
+  const target = v("target");
+  if (/^\d+(\s*,\s*\d+)*$/.test(target)) params.target_pids = numbers("target");
+  else if (target.startsWith("/")) params.target_cgroup = target;
+  else if (target) params.target_process = target;
   return { type: "http-bench", params };
 }
 
