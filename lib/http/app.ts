@@ -1,6 +1,7 @@
 /**
- * The Hono app: dependencies into the context, body limit, authentication, one error handler,
- * the route files `main.ts` passes in, and the OpenAPI document from the schemas that validate.
+ * The Hono app: dependencies into the context, body limit, authentication, safe JSON bodies, one
+ * error handler, the route files `main.ts` passes in, and the OpenAPI document from the schemas
+ * that validate.
  */
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
@@ -8,8 +9,9 @@ import type { AppDeps, AppEnv } from "./context.ts";
 import { authenticate, createAuthenticator } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
 import { newApp } from "./openapi.ts";
-import type { Hono } from "hono";
+import type { Hono, MiddlewareHandler } from "hono";
 import type { WorkerDeps } from "./context.ts";
+import { safeData } from "../core/strings.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -48,6 +50,7 @@ export async function createApp(
   const { publicPressure, publicMetrics } = deps.config;
   app.use("/api/*", authenticate(auth, (path) => publicPressure && path === "/api/pressure"));
   app.use("/ws/*", authenticate(auth));
+  app.use("/api/*", safeJsonBody);
   if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
   for (const routesOf of routes) app.route("/", routesOf(deps));
@@ -76,6 +79,27 @@ export async function createApp(
   });
   return app as unknown as OpenAPIHono<AppEnv>;
 }
+
+const JSON_BODY = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
+
+/**
+ * Makes the strings of a JSON request body safe (`safeData`: lone surrogates and NUL become
+ * U+FFFD) before any route reads it: the parsed body is what `c.req.json()` and the validators
+ * get. A body that does not parse is left to the validator, which answers 400.
+ */
+const safeJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!["POST", "PUT", "PATCH"].includes(c.req.method)) return next();
+  if (!JSON_BODY.test(c.req.header("content-type") ?? "")) return next();
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return next();
+  }
+  const safe = safeData(body);
+  if (safe !== body) c.req.bodyCache.json = Promise.resolve(safe);
+  return next();
+};
 
 /**
  * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the

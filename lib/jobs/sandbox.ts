@@ -11,6 +11,7 @@
  */
 import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "./worker_protocol.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
+import { safeData } from "../core/strings.ts";
 
 export type Permissions = Deno.PermissionOptionsObject;
 
@@ -177,8 +178,9 @@ export function createSandbox(options: SandboxOptions): Sandbox {
     worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
       const msg = e.data;
       if (msg.t === "out") {
-        for (const [id, event] of msg.events) host.jobs.get(id)?.onEvent(event);
-        for (const d of msg.done) settle(host, d);
+        // What a job emits (page text, errors, results) is made safe once, here, on its way in.
+        for (const [id, event] of msg.events) host.jobs.get(id)?.onEvent(safeData(event));
+        for (const d of msg.done) settle(host, safeData(d));
       } else if (msg.t === "msg") {
         host.jobs.get(msg.id)?.onMessage?.(msg.data);
       } else if (msg.t === "closed") {
