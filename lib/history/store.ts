@@ -13,6 +13,7 @@ import {
 import { MIGRATIONS } from "./migrations.ts";
 import { type JobRecord, toJobRecord } from "../jobs/queue.ts";
 import { type JobEvent, parseEvent, seqToId } from "../jobs/events.ts";
+import { mayHoldLoneSurrogate, safeData, safeString } from "../core/strings.ts";
 
 /** One entry read from the global event stream. */
 export interface StreamEntry {
@@ -244,6 +245,34 @@ const TSV = `delim = '\t', quote = '', escape = '', header = false, ` +
 /** A field of a tab-separated batch line. */
 const clean = (text: string) => /[\t\n\r]/.test(text) ? text.replace(/[\t\n\r]/g, " ") : text;
 
+/** The note a stored event carries when some of its text had to be replaced. */
+export const SANITIZED_NOTE = "invalid text (lone UTF-16 surrogates) replaced with U+FFFD";
+
+/**
+ * An event's JSON as DuckDB can store it: one line (raw tabs and newlines re-encoded), no
+ * escaped lone surrogate (DuckDB's JSON reader refuses the whole value: those parts become
+ * U+FFFD and the event gets a `sanitized` note), and an object (unreadable text is kept as a
+ * string inside one).
+ */
+export function storableJson(json: string, type: string): string {
+  const surrogates = mayHoldLoneSurrogate(json);
+  if (!surrogates && !/[\t\n\r]/.test(json)) return json;
+  let body: unknown;
+  try {
+    body = JSON.parse(json);
+  } catch {
+    return JSON.stringify({ type, unreadable: safeString(json) });
+  }
+  if (surrogates) {
+    const safe = safeData(body);
+    if (safe !== body && typeof safe === "object" && safe !== null && !Array.isArray(safe)) {
+      return JSON.stringify({ ...safe, sanitized: SANITIZED_NOTE });
+    }
+    body = safe;
+  }
+  return JSON.stringify(body);
+}
+
 const emptyRow = (id: string): StageRow => ({
   id,
   type: null,
@@ -297,18 +326,9 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
       const sampleLines: string[] = [];
       const projecting = new Set<EventProjection>();
       for (const entry of entries) {
-        const kind = entry.type;
-        // Tab-separated rows: event JSON never holds a raw tab or newline (JSON escapes them),
-        // so no quoting is needed; anything else is re-encoded first.
-        let json = entry.json;
-        if (/[\t\n\r]/.test(json)) {
-          try {
-            json = JSON.stringify(JSON.parse(json));
-          } catch {
-            json = JSON.stringify({ type: kind, unreadable: json });
-          }
-        }
-        const line = `${clean(entry.jobId)}\t${entry.seq}\t${clean(kind)}\t${json}`;
+        const kind = safeString(entry.type);
+        const json = storableJson(entry.json, kind);
+        const line = `${clean(safeString(entry.jobId))}\t${entry.seq}\t${clean(kind)}\t${json}`;
         if (kind === "sample") {
           sampleLines.push(line);
           continue;
@@ -318,10 +338,13 @@ export async function openHistory(path: string, options: HistoryOptions = {}): P
         if (kind !== "status" && kind !== "result") continue;
         let body: Record<string, unknown>;
         try {
-          body = JSON.parse(entry.json);
+          body = JSON.parse(json);
         } catch {
           continue;
         }
+        // An event stored as text (see the history writer) changes no job row.
+        if (typeof body !== "object" || body === null) continue;
+        if (kind === "status" ? typeof body.status !== "string" : !("result" in body)) continue;
         let row = jobs.get(entry.jobId);
         if (!row) jobs.set(entry.jobId, row = emptyRow(entry.jobId));
         if (kind === "result") {

@@ -26,6 +26,9 @@ import {
 } from "../jobs/events.ts";
 import { redisKeys } from "../core/keys.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
+import { safeString } from "../core/strings.ts";
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The consumer group earlier releases read the stream with; removed once caught up. */
 export const LEGACY_HISTORY_GROUP = "history";
@@ -99,39 +102,71 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
     }
   };
 
+  const apply = (batch: Entry[], replay: boolean) => history.applyEvents(batch, { replay, stream });
+
   /**
-   * Stores a batch. A failure is retried (DuckDB busy, disk briefly full); a batch that keeps
-   * failing is split in halves until the one event DuckDB refuses is found, logged and skipped,
-   * so one bad event cannot stop history for everyone.
+   * Stores a batch. A failed batch is tried once more after a short pause (DuckDB busy, disk
+   * briefly full), then split in halves at once until the event DuckDB refuses is found, which is
+   * stored as text with a note (`storeRefused`): one bad event neither stops nor delays the
+   * history of the others.
    */
   const store = async (batch: Entry[], replay: boolean): Promise<void> => {
-    for (let attempt = 1;; attempt++) {
+    try {
+      return await apply(batch, replay);
+    } catch (err) {
+      if (stopped) throw err;
+      log.warn("history write failed; retrying", {
+        count: batch.length,
+        error: errorMessage(err),
+      });
+    }
+    await sleep(200);
+    await storeSplit(batch);
+  };
+
+  /** Stores a batch, halving it on failure (the idempotent way, as a retry may repeat a job). */
+  const storeSplit = async (batch: Entry[]): Promise<void> => {
+    try {
+      return await apply(batch, true);
+    } catch (err) {
+      if (stopped) throw err;
+      if (batch.length === 1) return await storeRefused(batch[0]!, err);
+      const half = Math.ceil(batch.length / 2);
+      await storeSplit(batch.slice(0, half));
+      await storeSplit(batch.slice(half));
+    }
+  };
+
+  /**
+   * Stores an event DuckDB refused as its text, with a note saying why. Should that fail too,
+   * DuckDB cannot write at all (disk full, file gone): nothing is dropped, the writer waits with
+   * backoff and tries again until it can, or until it is closed.
+   */
+  const storeRefused = async (entry: Entry, refusal: unknown): Promise<void> => {
+    const text: Entry = {
+      ...entry,
+      json: JSON.stringify({
+        type: safeString(entry.type),
+        ts: Number(entry.seq / 1_000_000n),
+        unreadable: safeString(entry.json).slice(0, 100_000),
+        sanitized: `stored as text: DuckDB refused the event (${errorMessage(refusal)})`,
+      }),
+    };
+    for (let attempt = 0;; attempt++) {
       try {
-        // A retry takes the idempotent path (as at a replay), in case the batch repeats a job.
-        await history.applyEvents(batch, { replay: replay || attempt > 1, stream });
+        await apply([text], true);
+        log.error("stored an event DuckDB refused as text", {
+          job: entry.jobId,
+          type: entry.type,
+          error: errorMessage(refusal),
+        });
         return;
       } catch (err) {
         if (stopped) throw err;
-        if (attempt < 3) {
-          log.warn("history write failed; retrying", {
-            count: batch.length,
-            error: errorMessage(err),
-          });
-          await new Promise((r) => setTimeout(r, 500 * attempt));
-          continue;
+        if (attempt === 0) {
+          log.error("history cannot be written; waiting for DuckDB", { error: errorMessage(err) });
         }
-        if (batch.length === 1) {
-          log.error("skipping an event DuckDB refuses", {
-            job: batch[0]!.jobId,
-            type: batch[0]!.type,
-            error: errorMessage(err),
-          });
-          return;
-        }
-        const half = Math.ceil(batch.length / 2);
-        await store(batch.slice(0, half), replay);
-        await store(batch.slice(half), replay);
-        return;
+        await sleep(Math.min(30_000, 1_000 * 2 ** attempt));
       }
     }
   };
@@ -219,7 +254,7 @@ export async function startHistoryWriter(options: HistoryWriterOptions): Promise
       } catch (err) {
         if (stopped) break;
         log.warn("history writer read failed; retrying", { error: errorMessage(err) });
-        await new Promise((r) => setTimeout(r, 500));
+        await sleep(500);
       }
     }
   })();

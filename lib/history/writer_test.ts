@@ -2,7 +2,8 @@
  * The history writer with a real redis-server and a real DuckDB file: events reach DuckDB,
  * live subscribers and `recent()`; a restart reads on from the offset committed with the rows,
  * so every event is stored once (also when taking over from the consumer group of an earlier
- * release); one event DuckDB refuses does not stop the others.
+ * release); one event DuckDB refuses, or one holding a lone surrogate, neither stops nor delays
+ * the others.
  */
 import assert from "node:assert/strict";
 import { createQueue, newJobId } from "../jobs/queue.ts";
@@ -170,7 +171,7 @@ Deno.test("entries an earlier release wrote (one field each for id, type and eve
   await writer.close();
 });
 
-Deno.test("an event DuckDB refuses is skipped; the rest of its batch is stored", async () => {
+Deno.test("an event DuckDB refuses is stored as text with a note; the rest of its batch is stored", async () => {
   await using t = await setup();
   const writer = await t.startWriter();
   const good = noop();
@@ -184,5 +185,41 @@ Deno.test("an event DuckDB refuses is skipped; the rest of its batch is stored",
     what: "the job after the bad event",
   });
   assert.ok(await t.history.getJob(good.id));
+  const [sample] = await t.history.query<{ data: string }>(
+    "SELECT data FROM metric_samples WHERE job_id = $1",
+    [good.id],
+  );
+  const body = JSON.parse(sample!.data);
+  assert.equal(body.unreadable, "{broken");
+  assert.match(body.sanitized, /DuckDB refused/);
+  await writer.close();
+});
+
+Deno.test("lone surrogates are stored as U+FFFD with a note, without delaying other jobs", async () => {
+  await using t = await setup();
+  const writer = await t.startWriter();
+  const poison = Array.from({ length: 5 }, () => ({ ...noop(), params: { message: "\ud800" } }));
+  const others = Array.from({ length: 20 }, noop);
+  const started = performance.now();
+  for (const [i, job] of [...poison, ...others].entries()) {
+    await t.queue.enqueue([job]);
+    if (i < poison.length) {
+      await t.queue.claim("noop", "c1", 1, 10_000);
+      await t.queue.complete("c1", [{ id: job.id, kind: "ok", result: { echo: "err \udc00" } }]);
+    }
+  }
+  await writer.flush();
+  for (const job of others) assert.ok(await t.history.getJob(job.id), "every other job stored");
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 10_000, `other jobs' history took ${elapsed.toFixed(0)} ms`);
+  for (const job of poison) {
+    const stored = await t.history.getJob(job.id);
+    assert.deepEqual(stored!.params, { message: "\uFFFD" });
+    assert.deepEqual(stored!.result, { echo: "err \uFFFD" });
+    const events = await t.history.events(job.id);
+    const queued = events.find((e) => e.type === "status" && e.status === "queued");
+    assert.ok(queued, "the queued event is stored");
+    assert.match(String(queued.sanitized), /U\+FFFD/);
+  }
   await writer.close();
 });
