@@ -27,3 +27,23 @@ Deno.test("lines below the level are not written; json format is one object per 
   assert.equal(obj.msg, "shown");
   assert.equal(obj.code, 7);
 });
+
+Deno.test("a short secret is masked where it stands alone, not inside every word", () => {
+  const lines: string[] = [];
+  const log = createLogger({ level: "debug", write: (l) => lines.push(l) });
+  log.addSecret("k");
+  log.info("pushing to rtmp://live.example/app/k", { key: "k", url: "rtmp://h/app/k?x=1" });
+  log.info("worker pool stopped");
+  assert.doesNotMatch(lines[0]!, /\/k\b|"k"|=k\b/);
+  assert.match(
+    lines[0]!,
+    /rtmp:\/\/live\.example\/app\/\*\*\* key=\*\*\* url=rtmp:\/\/h\/app\/\*\*\*\?x=1/,
+  );
+  assert.match(lines[1]!, /worker pool stopped$/);
+  const json: string[] = [];
+  const jlog = createLogger({ format: "json", write: (l) => json.push(l) });
+  jlog.addSecret("ab.1");
+  jlog.info("stream started", { rtmp_key: "ab.1", note: "tab.1x ab.12" });
+  assert.equal(JSON.parse(json[0]!).rtmp_key, "***");
+  assert.equal(JSON.parse(json[0]!).note, "tab.1x ab.12");
+});
