@@ -258,6 +258,12 @@ Deno.test("recordings: video, timeline, codecs, Range, ids, list, CLI and clean"
       const bad = await cli(["clean", "--older-than", "soon"], base, dir.path);
       assert.equal(bad.code, 2);
       assert.match(bad.err, /older_than: "soon" is not an age/);
+      const huge = await api(base, "/api/recordings/clean", {
+        method: "POST",
+        json: { older_than: "9999999999999999d" },
+      });
+      assert.equal(huge.status, 400, JSON.stringify(huge.body));
+      assert.match(huge.body.error, /^older_than: .* beyond/);
       const cleaned = await cli(["clean", "--older-than", `${cut}s`], base, dir.path);
       assert.equal(cleaned.code, 0, cleaned.err);
       assert.match(cleaned.out, new RegExp(`removed ${1 + CODECS.length} recordings`));

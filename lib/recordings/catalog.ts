@@ -27,6 +27,7 @@ import type { HistoryWriter } from "../history/writer.ts";
 import type { RedisKeys } from "../core/keys.ts";
 import { notFound } from "../core/errors.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
+import { invalid } from "../core/errors.ts";
 import type { Redis } from "../core/redis.ts";
 import { CODECS, PROFILE_NAMES } from "../video/codecs.ts";
 import {
@@ -192,6 +193,9 @@ export interface RecordingFilter {
   cursor?: string | undefined;
 }
 
+/** The oldest age `clean` takes: 100 years, as STREAMPLAY_RECORDING_RETENTION_DAYS. */
+export const MAX_CLEAN_AGE_MS = 36_500 * 86_400_000;
+
 export interface RecordingCatalog {
   list(
     filter: RecordingFilter,
@@ -203,7 +207,10 @@ export interface RecordingCatalog {
   summarize(entries: TimelineEntry[]): TimelineSummary;
   /** Deletes recordings that are not recording; answers how many and their bytes. */
   remove(ids: string[]): Promise<{ removed: string[]; bytes: number }>;
-  /** Deletes the recordings that started more than `ms` ago and are not recording. */
+  /**
+   * Deletes the recordings that started more than `ms` ago and are not recording; an age beyond
+   * `MAX_CLEAN_AGE_MS` is refused as invalid `older_than`.
+   */
   clean(ms: number): Promise<{ removed: string[]; bytes: number }>;
   /** Marks recordings whose process is gone as incomplete; answers their ids. */
   sweepStale(): Promise<string[]>;
@@ -377,6 +384,12 @@ export function createRecordingCatalog(options: CatalogOptions): RecordingCatalo
   };
 
   const clean = async (ms: number) => {
+    if (!(ms <= MAX_CLEAN_AGE_MS)) {
+      throw invalid(
+        `older_than: ${Math.round(ms / 86_400_000)} days is beyond the 36500 days (100 years) ` +
+          "a recording can be kept",
+      );
+    }
     const rows = await history.query<{ id: string }>(
       `SELECT id FROM recordings WHERE started_at < $1 AND state <> 'recording'`,
       [tsValue(Date.now() - ms)],
