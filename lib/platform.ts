@@ -53,7 +53,7 @@ import {
 import { createMonitor, type Monitor } from "./monitoring/monitor.ts";
 import { checkWatchedSeries } from "./monitoring/series.ts";
 import { watchSessions } from "./sessions/metrics.ts";
-import { endSessionBrowsers } from "./sessions/browser_profiles.ts";
+import { endSessionBrowsers, removeOrphanSessionDirs } from "./sessions/browser_profiles.ts";
 
 export type PlatformRole = "all" | "worker";
 
@@ -166,6 +166,15 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     stops.push(() => events.close());
     // After the Workers are gone (stops run last first): their browsers and what those leave.
     stops.push(() => endSessionBrowsers());
+    if (config.concurrency > 0) {
+      removeOrphanSessionDirs().then(
+        (dirs) => {
+          if (dirs.length) log.info("removed session directories of stopped processes", { dirs });
+        },
+        (err) =>
+          log.warn("could not look for stale session directories", { error: errorMessage(err) }),
+      );
+    }
     const sandbox = createSandbox({ log, warmPerProfile: config.warmWorkers });
     stops.push(() => sandbox.close());
     const sampler = createSampler({ log });

@@ -1,9 +1,16 @@
 /**
  * Where the session Worker's Playwright keeps browser profiles (a directory of this process's
- * own), and the clean-up at shutdown of a browser its Worker's teardown did not close.
+ * own), the clean-up at shutdown of a browser its Worker's teardown did not close, and at start
+ * of what a crashed process left.
  */
 import { join } from "node:path";
-import { killProcessTree, listProcesses, readProcFiles } from "../core/procfs.ts";
+import {
+  killProcesses,
+  killProcessTree,
+  listProcesses,
+  processTree,
+  readProcFiles,
+} from "../core/procfs.ts";
 
 export function systemTempDir(): string {
   return Deno.env.get("TMPDIR") || Deno.env.get("TMP") || Deno.env.get("TEMP") || "/tmp";
@@ -43,4 +50,42 @@ export async function endSessionBrowsers(): Promise<void> {
   );
   await killProcessTree(browsers.map((p) => p.pid), Deno.pid);
   await Deno.remove(own, { recursive: true }).catch(() => {});
+}
+
+/**
+ * At start: the session directories of processes that are gone (a crash, a SIGKILL) are removed,
+ * after the browsers still using them are killed. A directory whose process is alive, this one's
+ * or another's sharing the temp dir, is left alone. Answers the directories removed.
+ */
+export async function removeOrphanSessionDirs(): Promise<string[]> {
+  const base = systemTempDir();
+  const candidates: Array<{ path: string; pid: number }> = [];
+  for await (const entry of Deno.readDir(base)) {
+    const m = /^streamplay-sessions-(\d+)-/.exec(entry.name);
+    if (m && entry.isDirectory) {
+      candidates.push({ path: join(base, entry.name), pid: Number(m[1]) });
+    }
+  }
+  if (candidates.length === 0) return [];
+  const processes = await listProcesses();
+  const alive = new Set(processes.map((p) => p.pid));
+  const orphans = candidates.filter((c) => c.pid !== Deno.pid && !alive.has(c.pid));
+  if (orphans.length === 0) return [];
+  const cmdlines = await readProcFiles(processes.map((p) => `/proc/${p.pid}/cmdline`));
+  const users = processes.filter((p) => {
+    const cmdline = cmdlines.get(`/proc/${p.pid}/cmdline`) ?? "";
+    return orphans.some((o) => cmdline.includes(`--user-data-dir=${o.path}/`));
+  });
+  // Orphans: their parent is gone, so they are matched by the profile they use, not by parent.
+  await killProcesses(processTree(users.map((p) => p.pid), processes).map((p) => p.pid));
+  const removed: string[] = [];
+  for (const o of orphans) {
+    try {
+      await Deno.remove(o.path, { recursive: true });
+      removed.push(o.path);
+    } catch {
+      // Removed by another process starting at the same time, or not ours to remove.
+    }
+  }
+  return removed;
 }
