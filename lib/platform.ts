@@ -136,6 +136,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
         dir: `${config.dataDir}/redis`,
         avoidPorts: [config.port],
         log,
+        supervise: true,
       });
       stops.push(() => embedded?.close());
     }

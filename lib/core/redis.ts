@@ -12,12 +12,17 @@ export type { Redis };
 
 export type ConnectionKind = "command" | "blocking" | "subscriber";
 
+/** How long a command on a command connection may wait for its answer. */
+export const COMMAND_TIMEOUT_MS = 5_000;
+
 export function connectRedis(url: string, kind: ConnectionKind, log?: Logger): Redis {
   const redis = new Redis(url, {
     lazyConnect: false,
     // Commands on a down connection fail at once instead of queueing in memory.
     enableOfflineQueue: kind !== "command",
     maxRetriesPerRequest: kind === "command" ? 1 : null,
+    // A Redis that is connected but does not answer (stopped, overloaded) fails commands too.
+    ...(kind === "command" ? { commandTimeout: COMMAND_TIMEOUT_MS } : {}),
     connectTimeout: 2_000,
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2_000),
     connectionName: `streamplay-${kind}`,
@@ -140,7 +145,17 @@ export interface EmbeddedRedisOptions {
   avoidPorts?: readonly number[];
   log?: Logger;
   binary?: string;
+  /**
+   * Start redis-server again (same port, same data: its append-only file) when it dies: at most
+   * `RESTARTS_PER_MINUTE` times a minute, each after a short backoff.
+   */
+  supervise?: boolean;
 }
+
+/** Restarts of a supervised redis-server within a minute before the supervisor gives up. */
+export const RESTARTS_PER_MINUTE = 5;
+/** Attempts to bring redis-server back after one death (backoff 0.25, 0.5, 1, 2, 4, 5… s). */
+const START_ATTEMPTS = 8;
 
 /**
  * Spawns `command` so that it gets SIGTERM when this process ends, however it ends (SIGKILL, a
@@ -160,23 +175,27 @@ function spawnTiedToUs(command: string, options: Deno.CommandOptions): Deno.Chil
   }
 }
 
-/**
- * Starts `redis-server` as a child process on a free loopback port with append-only persistence
- * in `dir`, and waits until it answers. `close()` shuts it down cleanly (the AOF is flushed). If
- * this process dies without closing it, redis-server gets SIGTERM and shuts down the same way, so
- * no orphan keeps the port and the data directory a restart will use.
- */
-export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
-  await Deno.mkdir(options.dir, { recursive: true });
-  const port = options.port ?? freePort(options.avoidPorts);
-  const child = spawnTiedToUs(options.binary ?? "redis-server", {
+/** One redis-server process and the last lines it printed. */
+interface RedisProcess {
+  child: Deno.ChildProcess;
+  exited: boolean;
+  output(): string;
+}
+
+/** Spawns redis-server on `port` with its data in `dir` (AOF); `ready` resolves once it answers. */
+function spawnRedis(
+  binary: string,
+  port: number,
+  dir: string,
+): { process: RedisProcess; ready: Promise<void> } {
+  const child = spawnTiedToUs(binary, {
     args: [
       "--port",
       String(port),
       "--bind",
       "127.0.0.1",
       "--dir",
-      options.dir,
+      dir,
       "--appendonly",
       "yes",
       "--appendfsync",
@@ -194,57 +213,142 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
     stdout: "piped",
     stderr: "piped",
   });
-  const output: string[] = [];
+  const lines: string[] = [];
   const drain = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      output.push(chunk);
-      if (output.length > 50) output.shift();
+      lines.push(chunk);
+      if (lines.length > 50) lines.shift();
     }
   };
   drain(child.stdout).catch(() => {});
   drain(child.stderr).catch(() => {});
+  const process: RedisProcess = { child, exited: false, output: () => lines.join("").trim() };
+  child.status.then(() => (process.exited = true));
 
-  const url = `redis://127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  let exited = false;
-  child.status.then(() => (exited = true));
-  while (true) {
-    if (exited) throw new Error(`redis-server exited at start: ${output.join("").trim()}`);
-    try {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      await conn.write(new TextEncoder().encode("PING\r\n"));
-      const buf = new Uint8Array(64);
-      const n = await conn.read(buf);
-      conn.close();
-      // While loading a large AOF redis answers -LOADING; wait until it answers PONG.
-      if (n && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG")) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`redis-server did not answer on port ${port} within 10 s`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  options.log?.info("embedded redis-server started", { url, dir: options.dir });
-
-  let closing: Promise<void> | undefined;
-  const close = () =>
-    closing ??= (async () => {
-      if (exited) return;
+  const ready = (async () => {
+    const deadline = Date.now() + 10_000;
+    while (true) {
+      if (process.exited) throw new Error(`redis-server exited at start: ${process.output()}`);
       try {
-        child.kill("SIGTERM");
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        try {
+          await conn.write(new TextEncoder().encode("PING\r\n"));
+          const buf = new Uint8Array(64);
+          const n = await conn.read(buf);
+          // While loading a large AOF redis answers -LOADING; wait until it answers PONG.
+          if (n && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG")) return;
+        } finally {
+          conn.close();
+        }
       } catch {
-        return;
+        // not listening yet
       }
-      const timer = setTimeout(() => {
+      if (Date.now() > deadline) {
         try {
           child.kill("SIGKILL");
         } catch { /* gone */ }
-      }, 5_000);
-      await child.status;
-      clearTimeout(timer);
+        throw new Error(`redis-server did not answer on port ${port} within 10 s`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  })();
+  return { process, ready };
+}
+
+/**
+ * Starts `redis-server` as a child process on a free loopback port with append-only persistence
+ * in `dir`, and waits until it answers. `close()` shuts it down cleanly (the AOF is flushed; after
+ * 5 s it is killed). If this process dies without closing it, redis-server gets SIGTERM and shuts
+ * down the same way, so no orphan keeps the port and the data directory a restart will use. With
+ * `supervise`, a redis-server that dies (killed, crashed) is started again on its own data.
+ */
+export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
+  await Deno.mkdir(options.dir, { recursive: true });
+  const port = options.port ?? freePort(options.avoidPorts);
+  const binary = options.binary ?? "redis-server";
+  const { log } = options;
+  const url = `redis://127.0.0.1:${port}`;
+  let closing = false;
+  /** Ends a restart's backoff early (at close). */
+  let wake = () => {};
+
+  let current = spawnRedis(binary, port, options.dir);
+  await current.ready;
+  log?.info("embedded redis-server started", { url, dir: options.dir });
+
+  /** Brings redis-server back after a death; false once it gave up. */
+  const restart = async (restarts: number[]): Promise<boolean> => {
+    for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, Math.min(5_000, 250 * 2 ** attempt));
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      if (closing) return false;
+      current = spawnRedis(binary, port, options.dir);
+      try {
+        await current.ready;
+        restarts.push(Date.now());
+        log?.info("embedded redis-server restarted", { url, attempt: attempt + 1 });
+        return true;
+      } catch (err) {
+        if (closing) return false;
+        log?.warn("embedded redis-server did not start again; retrying", {
+          attempt: attempt + 1,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    log?.error("embedded redis-server could not be started again; giving up", {
+      attempts: START_ATTEMPTS,
+    });
+    return false;
+  };
+
+  const supervising = options.supervise && (async () => {
+    const restarts: number[] = [];
+    while (true) {
+      const status = await current.process.child.status;
+      if (closing) return;
+      const recent = restarts.filter((t) => Date.now() - t < 60_000);
+      restarts.splice(0, restarts.length, ...recent);
+      log?.error("embedded redis-server died", {
+        code: status.code,
+        signal: status.signal,
+        // Killed: nothing to read; crashed: its last words.
+        ...(status.signal ? {} : { output: current.process.output().slice(-300) }),
+      });
+      if (recent.length >= RESTARTS_PER_MINUTE) {
+        log?.error("embedded redis-server keeps dying; not restarting it again", {
+          restarts_last_minute: recent.length,
+        });
+        return;
+      }
+      if (!(await restart(restarts))) return;
+    }
+  })();
+
+  let stopping: Promise<void> | undefined;
+  const close = () =>
+    stopping ??= (async () => {
+      closing = true;
+      wake();
+      const { process } = current;
+      if (!process.exited) {
+        try {
+          process.child.kill("SIGTERM");
+        } catch { /* gone */ }
+        const timer = setTimeout(() => {
+          try {
+            process.child.kill("SIGKILL");
+          } catch { /* gone */ }
+        }, 5_000);
+        await process.child.status;
+        clearTimeout(timer);
+      }
+      await supervising;
     })();
   return { url, port, dir: options.dir, close, [Symbol.asyncDispose]: close };
 }
