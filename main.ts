@@ -72,10 +72,12 @@ async function run() {
   if (Deno.env.get("DENO_USE_WRITEV") === undefined) Deno.env.set("DENO_USE_WRITEV", "1");
 
   let platform;
+  let config;
+  let log;
   try {
-    const config = loadConfig();
+    config = loadConfig();
     checkServeSafety(config);
-    const log = createLogger({ level: config.logLevel, format: config.logFormat });
+    log = createLogger({ level: config.logLevel, format: config.logFormat });
     platform = await startPlatform(config, { role, log, version: denoJson.version, parts });
     if (role === "all" && platform.address) {
       const base = platform.publicUrl;
@@ -97,9 +99,19 @@ async function run() {
   }
 
   let stopping = false;
+  const { stopTimeoutMs } = config;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
+    // Whatever hangs (a Redis that does not answer, a job that does not end), the process ends
+    // within the bound; what could not be written is kept for the next start.
+    setTimeout(() => {
+      log.error("stopping took longer than the bound; exiting now", {
+        bound_s: stopTimeoutMs / 1000,
+      });
+      platform.abandon();
+      Deno.exit(1);
+    }, stopTimeoutMs);
     await platform.close();
     Deno.exit(0);
   };

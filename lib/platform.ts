@@ -21,6 +21,7 @@ import {
 } from "./core/redis.ts";
 import { createQueue, type Queue } from "./jobs/queue.ts";
 import { createEventPublisher } from "./jobs/events.ts";
+import { keepUnwritten, replaySpool } from "./jobs/spool.ts";
 import { type History, openHistory } from "./history/store.ts";
 import { type HistoryWriter, startHistoryWriter } from "./history/writer.ts";
 import { createSandbox, type Sandbox } from "./jobs/sandbox.ts";
@@ -85,6 +86,11 @@ export interface Platform {
   address: { hostname: string; port: number } | undefined;
   /** Stops everything; idempotent. */
   close(): Promise<void>;
+  /**
+   * For a stop that ran out of time: keeps what is not written to Redis yet (job results,
+   * events) in the spool, at once; the caller then exits.
+   */
+  abandon(): void;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -163,6 +169,12 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       prefix: config.redisPrefix,
       jobTtlS: config.jobTtlS,
     });
+    // What the last run could not write to Redis before it stopped, before any job runs here.
+    await replaySpool(config.dataDir, queue, log).catch((err) =>
+      log.warn("could not replay the spool; kept for the next start", {
+        error: errorMessage(err),
+      })
+    );
     const events = createEventPublisher({ queue, log });
     stops.push(() => events.close());
     // After the Workers are gone (stops run last first): their browsers and what those leave.
@@ -379,8 +391,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     }
     if (runner) {
       await runner.start();
-      // Stopped first: running jobs finish or go back to the queue while the rest still works.
-      stops.push(() => runner.stop());
+      // Stopped first: running jobs finish or go back to the queue while the rest still works,
+      // within the stop bound (what is left of it after the jobs goes to the steps after).
+      const graceMs = Math.min(config.shutdownGraceMs, config.stopTimeoutMs - 3_000);
+      stops.push(() => runner.stop(graceMs));
     }
 
     if (jobTypes.has("function")) {
@@ -389,8 +403,18 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       stops.push(() => scheduler.close());
     }
 
+    /** Keeps what was not written to Redis (results, events) in the spool for the next start. */
+    const keep = () =>
+      keepUnwritten(config.dataDir, {
+        consumer: runner?.consumerId,
+        outcomes: runner?.unrecorded() ?? [],
+        events: events.unwritten(),
+      }, log);
     let closing: Promise<void> | undefined;
-    const close = () => closing ??= stopAll();
+    const close = () =>
+      closing ??= stopAll().then(() => {
+        keep();
+      });
     return {
       role,
       redisUrl,
@@ -411,6 +435,9 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       monitor,
       address,
       close,
+      abandon: () => {
+        keep();
+      },
       [Symbol.asyncDispose]: close,
     };
   } catch (err) {

@@ -38,6 +38,11 @@ export interface Config {
   functionMemoryMb: number;
   leaseMs: number;
   shutdownGraceMs: number;
+  /**
+   * SIGTERM/SIGINT end the process within this, whatever state Redis is in: jobs get at most
+   * this less 3 s of their grace, and what could not be written to Redis goes to the spool.
+   */
+  stopTimeoutMs: number;
   jobTtlS: number;
   allowPrivate: boolean;
   allowHosts: string[];
@@ -95,6 +100,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_FUNCTION_MEMORY_MB: "256",
   STREAMPLAY_LEASE_S: "15",
   STREAMPLAY_SHUTDOWN_GRACE_S: "10",
+  STREAMPLAY_STOP_TIMEOUT_S: "10",
   STREAMPLAY_JOB_TTL_S: "86400",
   STREAMPLAY_ALLOW_PRIVATE: "true",
   STREAMPLAY_ALLOW_HOSTS: "(empty: any host)",
@@ -235,6 +241,7 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
     functionMemoryMb: int(env, "STREAMPLAY_FUNCTION_MEMORY_MB", 256, 32, 65_536),
     leaseMs: Math.round(num(env, "STREAMPLAY_LEASE_S", 15, 1, 3600) * 1000),
     shutdownGraceMs: Math.round(num(env, "STREAMPLAY_SHUTDOWN_GRACE_S", 10, 0, 3600) * 1000),
+    stopTimeoutMs: Math.round(num(env, "STREAMPLAY_STOP_TIMEOUT_S", 10, 4, 3600) * 1000),
     jobTtlS: int(env, "STREAMPLAY_JOB_TTL_S", 86_400, 60, 365 * 86_400),
     allowPrivate: bool(env, "STREAMPLAY_ALLOW_PRIVATE", true),
     allowHosts: list(env, "STREAMPLAY_ALLOW_HOSTS"),

@@ -94,11 +94,15 @@ export interface EventHub {
 
 /**
  * Buffers events from running jobs and writes them to Redis in batches (one script call per
- * flush), so a job logging in a tight loop costs one round trip per few milliseconds.
+ * flush), so a job logging in a tight loop costs one round trip per few milliseconds. While Redis
+ * cannot be written (restarting), events are held and written once it can, up to `maxHeld` (the
+ * oldest go first beyond); what is still held at shutdown is handed to the spool (`unwritten`).
  */
 export interface EventPublisher {
   publish(jobId: string, event: Record<string, unknown>): void;
   flush(): Promise<void>;
+  /** Events not written to Redis yet, oldest first. */
+  unwritten(): Array<[string, string, string]>;
   close(): Promise<void>;
 }
 
@@ -107,29 +111,52 @@ export function createEventPublisher(options: {
   log: Logger;
   intervalMs?: number;
   maxBatch?: number;
+  maxHeld?: number;
 }): EventPublisher {
   const interval = options.intervalMs ?? 10;
   const maxBatch = options.maxBatch ?? 1000;
+  const maxHeld = options.maxHeld ?? 100_000;
   let buffer: Array<[string, string, string]> = [];
+  /** Being written, or held after a failed write until the next one. */
+  let sending: Array<[string, string, string]> = [];
+  let failing = false;
+  let closed = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let inflight: Promise<void> = Promise.resolve();
+
+  const send = async () => {
+    sending = sending.length ? sending.concat(buffer) : buffer;
+    buffer = [];
+    if (sending.length === 0) return;
+    try {
+      await options.queue.emit(sending);
+      sending = [];
+      if (failing) options.log.info("job events written again");
+      failing = false;
+    } catch (err) {
+      if (!failing) {
+        options.log.warn("holding job events: Redis write failed", {
+          count: sending.length,
+          error: errorMessage(err),
+        });
+      }
+      failing = true;
+      if (sending.length > maxHeld) {
+        const dropped = sending.length - maxHeld;
+        sending = sending.slice(dropped);
+        options.log.warn("dropping the oldest held job events", { count: dropped });
+      }
+      if (!closed) timer ??= setTimeout(flush, 1_000);
+    }
+  };
 
   const flush = (): Promise<void> => {
     if (timer !== undefined) {
       clearTimeout(timer);
       timer = undefined;
     }
-    if (buffer.length === 0) return inflight;
-    const batch = buffer;
-    buffer = [];
-    inflight = inflight.then(() =>
-      options.queue.emit(batch).catch((err) => {
-        options.log.warn("dropping job events: Redis write failed", {
-          count: batch.length,
-          error: errorMessage(err),
-        });
-      })
-    );
+    if (buffer.length === 0 && sending.length === 0) return inflight;
+    inflight = inflight.then(send);
     return inflight;
   };
 
@@ -140,6 +167,10 @@ export function createEventPublisher(options: {
       else timer ??= setTimeout(flush, interval);
     },
     flush,
-    close: flush,
+    unwritten: () => [...sending, ...buffer],
+    close: () => {
+      closed = true;
+      return flush();
+    },
   };
 }

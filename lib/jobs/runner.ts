@@ -4,7 +4,7 @@
  * batched completions, prestarting Workers); heartbeat, reaper, retries and shutdown are here.
  */
 import type { Redis } from "../core/redis.ts";
-import type { Queue } from "./queue.ts";
+import type { Outcome, Queue } from "./queue.ts";
 import type { EventPublisher } from "./events.ts";
 import type { Sandbox } from "./sandbox.ts";
 import type { Sampler } from "./sampler.ts";
@@ -68,6 +68,8 @@ export interface Runner {
   stats(): RunnerStats;
   /** Ids of the jobs running in this process. */
   runningIds(): string[];
+  /** Outcomes not recorded in Redis yet (being written, or left when it failed at shutdown). */
+  unrecorded(): Outcome[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -198,6 +200,8 @@ export function createRunner(options: RunnerOptions): Runner {
           runs.killAll();
         }
         while (runs.size > 0) await sleep(10);
+        // A result Redis refuses now is left to the platform's spool (`unrecorded`).
+        completions.stopRetrying();
         await completions.settled();
         for (const t of timers) clearInterval(t);
         if (subscriber) await closeRedis(subscriber);
@@ -222,5 +226,6 @@ export function createRunner(options: RunnerOptions): Runner {
       startRate: ahead.rates(),
     }),
     runningIds: () => runs.ids(),
+    unrecorded: () => completions.unrecorded(),
   };
 }

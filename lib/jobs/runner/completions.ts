@@ -1,6 +1,7 @@
 /**
  * Job results go back to Redis in batches, each after the jobs' own events are flushed (a viewer
- * sees every log line before the final status); a batch that cannot be written is retried.
+ * sees every log line before the final status); a batch that cannot be written is retried, but
+ * at shutdown left for the platform's spool (`unrecorded`).
  */
 import { errorMessage, type Logger } from "../../core/log.ts";
 import type { EventPublisher } from "../events.ts";
@@ -9,8 +10,12 @@ import type { Outcome, Queue } from "../queue.ts";
 export interface Completions {
   /** Records how a job ended (with the next batch). */
   complete(outcome: Outcome): void;
-  /** Resolves once every outcome given so far is recorded. */
+  /** Resolves once every outcome given so far is recorded (or left, after `stopRetrying`). */
   settled(): Promise<void>;
+  /** From now on a batch that cannot be written is left in `unrecorded` instead of retried. */
+  stopRetrying(): void;
+  /** Outcomes not recorded yet: the batch being written and those waiting. */
+  unrecorded(): Outcome[];
 }
 
 export function batchCompletions(options: {
@@ -21,24 +26,30 @@ export function batchCompletions(options: {
 }): Completions {
   const { queue, events, consumer, log } = options;
   let pending: Outcome[] = [];
+  /** The batch being written. */
+  let recording: Outcome[] = [];
   let flushing: Promise<void> | null = null;
+  let retrying = true;
   return {
     complete(outcome) {
       pending.push(outcome);
       flushing ??= (async () => {
         while (pending.length) {
-          const batch = pending;
+          const batch = recording = pending;
           pending = [];
           try {
             await events.flush();
             await queue.complete(consumer, batch);
           } catch (err) {
+            pending.unshift(...batch);
+            if (!retrying) break;
             log.warn("could not record job results; retrying", {
               count: batch.length,
               error: errorMessage(err),
             });
-            pending.unshift(...batch);
             await new Promise((r) => setTimeout(r, 500));
+          } finally {
+            recording = [];
           }
         }
         flushing = null;
@@ -47,5 +58,9 @@ export function batchCompletions(options: {
     async settled() {
       while (flushing) await flushing;
     },
+    stopRetrying() {
+      retrying = false;
+    },
+    unrecorded: () => [...recording, ...pending],
   };
 }
