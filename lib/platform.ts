@@ -30,6 +30,7 @@ import { createJobTypes, type JobType, type JobTypes } from "./jobs/job_type.ts"
 import { createRunner, type Runner } from "./jobs/runner.ts";
 import { createUrlPolicy } from "./security/url_policy.ts";
 import { createApp, createWorkerApp, type RouteSets } from "./http/app.ts";
+import { serveGuarded } from "./http/serve.ts";
 import { createSessionStore } from "./sessions/store.ts";
 import { createSessionHost, type SessionHost } from "./sessions/host.ts";
 import { createRecorder, type Recorder } from "./recordings/recorder.ts";
@@ -282,34 +283,47 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       log,
     });
 
-    /** Serves `fetch` on HOST:PORT and records the address and public URL. */
-    const listen = (fetch: Deno.ServeHandler) => {
-      const abort = new AbortController();
-      let server: Deno.HttpServer<Deno.NetAddr>;
-      try {
-        server = Deno.serve({
-          hostname: config.host,
-          port: config.port,
-          signal: abort.signal,
-          onListen: () => {},
-        }, fetch);
-      } catch (err) {
-        throw new StartupError(
-          `cannot listen on ${config.host}:${config.port}: ${errorMessage(err)}`,
-        );
+    /**
+     * Serves `fetch` on HOST:PORT, behind the connection bounds (lib/http/serve.ts) unless
+     * STREAMPLAY_HTTP_GUARD=false, and records the address and public URL.
+     */
+    const listen = async (fetch: Deno.ServeHandler<Deno.NetAddr>) => {
+      const where = `${config.host}:${config.port}`;
+      if (config.http.guard) {
+        const server = await serveGuarded(
+          { hostname: config.host, port: config.port, limits: config.http, log },
+          fetch,
+        ).catch((err) => {
+          throw new StartupError(`cannot listen on ${where}: ${errorMessage(err)}`);
+        });
+        address = { hostname: server.addr.hostname, port: server.addr.port };
+        stops.push(() => server.shutdown());
+      } else {
+        const abort = new AbortController();
+        let server: Deno.HttpServer<Deno.NetAddr>;
+        try {
+          server = Deno.serve({
+            hostname: config.host,
+            port: config.port,
+            signal: abort.signal,
+            onListen: () => {},
+          }, fetch);
+        } catch (err) {
+          throw new StartupError(`cannot listen on ${where}: ${errorMessage(err)}`);
+        }
+        address = { hostname: server.addr.hostname, port: server.addr.port };
+        stops.push(async () => {
+          abort.abort();
+          await server.finished;
+        });
       }
-      address = { hostname: server.addr.hostname, port: server.addr.port };
       if (config.publicUrl.endsWith(`:${config.port}`)) {
         publicUrl = config.publicUrl.replace(/:\d+$/, `:${address.port}`);
       }
-      stops.push(async () => {
-        abort.abort();
-        await server.finished;
-      });
     };
 
     if (role === "worker" && options.listen !== false) {
-      listen(
+      await listen(
         (await createWorkerApp({ config, log, sessions, streams }, options.parts.routes.worker))
           .fetch,
       );
@@ -379,7 +393,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
           metrics,
           monitor,
         }, options.parts.routes.api);
-        listen(app.fetch);
+        await listen(app.fetch);
       }
     }
 

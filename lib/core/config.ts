@@ -14,6 +14,19 @@ export interface Token {
 export interface Config {
   host: string;
   port: number;
+  /**
+   * Bounds on HTTP connections (see lib/http/serve.ts); `guard` false serves with Deno.serve
+   * alone, for a reverse proxy in front that bounds them itself.
+   */
+  http: {
+    guard: boolean;
+    headerTimeoutMs: number;
+    bodyTimeoutMs: number;
+    idleTimeoutMs: number;
+    /** Undefined: from the descriptor limit. */
+    maxConnections: number | undefined;
+    maxConnectionsPerAddress: number;
+  };
   /** Base URL clients use to reach this process (for `ws_url`, `viewer_url`, ...). */
   publicUrl: string;
   /** Redis URL; undefined means "start an embedded redis-server". */
@@ -85,6 +98,12 @@ type Env = Record<string, string | undefined>;
 export const CONFIG_DEFAULTS = {
   HOST: "127.0.0.1",
   PORT: "8000",
+  STREAMPLAY_HTTP_GUARD: "true",
+  STREAMPLAY_HEADER_TIMEOUT_S: "10",
+  STREAMPLAY_BODY_TIMEOUT_S: "30",
+  STREAMPLAY_IDLE_TIMEOUT_S: "60",
+  STREAMPLAY_MAX_CONNECTIONS: "(nofile − 256) / 3, at most 4096",
+  STREAMPLAY_MAX_CONNECTIONS_PER_IP: "128",
   STREAMPLAY_PUBLIC_URL: "http://<HOST>:<PORT>",
   REDIS_URL: "(embedded redis-server)",
   STREAMPLAY_REDIS_PREFIX: "streamplay",
@@ -223,9 +242,21 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   }
   const anomalySeries = list(env, "STREAMPLAY_ANOMALY_SERIES");
   const publicHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  const seconds = (name: string, fallback: number, max: number) =>
+    Math.round(num(env, name, fallback, 0.1, max) * 1000);
   return {
     host,
     port,
+    http: {
+      guard: bool(env, "STREAMPLAY_HTTP_GUARD", true),
+      headerTimeoutMs: seconds("STREAMPLAY_HEADER_TIMEOUT_S", 10, 3600),
+      bodyTimeoutMs: seconds("STREAMPLAY_BODY_TIMEOUT_S", 30, 86_400),
+      idleTimeoutMs: seconds("STREAMPLAY_IDLE_TIMEOUT_S", 60, 86_400),
+      maxConnections: env.STREAMPLAY_MAX_CONNECTIONS
+        ? int(env, "STREAMPLAY_MAX_CONNECTIONS", 0, 1, 1_000_000)
+        : undefined,
+      maxConnectionsPerAddress: int(env, "STREAMPLAY_MAX_CONNECTIONS_PER_IP", 128, 1, 1_000_000),
+    },
     publicUrl: (env.STREAMPLAY_PUBLIC_URL || `http://${publicHost}:${port}`).replace(/\/+$/, ""),
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: prefix,
