@@ -392,6 +392,8 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
           backoff = 0;
         } catch {
           errors.connect++;
+          // A refused connection is an attempt: a request budget ends even if none connects.
+          issued++;
           backoff = Math.min(1000, backoff ? backoff * 2 : 10);
           await sleep(backoff);
           continue;

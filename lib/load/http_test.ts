@@ -63,6 +63,18 @@ Deno.test("a refused connection is a connect error, not a hang", async () => {
   assert.ok(Date.now() - started < 5_000);
 });
 
+Deno.test("a request budget ends on refused connections instead of retrying forever", async () => {
+  const started = Date.now();
+  const r = await runHttpLoad({
+    ...base,
+    url: new URL(`http://127.0.0.1:${freePort()}/`),
+    requests: 20,
+  });
+  assert.equal(r.requests, 0);
+  assert.equal(r.errors.connect, 20);
+  assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
+});
+
 Deno.test("a request slower than timeout_ms counts as a timeout", async () => {
   await using target = startTarget();
   const r = await runHttpLoad({
