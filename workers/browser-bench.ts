@@ -23,6 +23,7 @@ import {
   type SweepRecord,
 } from "../lib/capacity/report.ts";
 import type { LevelResult } from "../lib/load/browser.ts";
+import { thresholdsField } from "../lib/load/thresholds.ts";
 
 export const MAX_BROWSER_USERS = 200;
 /** Seconds between levels, so one level's teardown stays out of the next one's figures. */
@@ -66,6 +67,7 @@ export const BrowserBenchParams = z.object({
         "the platform process that drives them (process), or the whole machine's use net of " +
         "the idle baseline (system, which counts everything else running there too).",
     }),
+  thresholds: thresholdsField("browser"),
   ...capacityFields(MAX_BROWSER_USERS),
 }).strict().superRefine((p, ctx) => {
   checkCapacity(p, ctx);

@@ -12,6 +12,7 @@ import {
   readWebVitals,
 } from "../lib/load/browser.ts";
 import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
+import { browserFigures, checkThresholds, type ThresholdReport } from "../lib/load/thresholds.ts";
 import {
   allowedHosts,
   type BrowserBenchInit,
@@ -23,7 +24,10 @@ import {
 /** Error lines logged as they happen; later ones are only counted. */
 const LOGGED_ERRORS = 20;
 
-serveJobs<BrowserBenchParams, BrowserBenchResult, BrowserBenchInit>(async (ctx) => {
+/** With `thresholds` in the params: which held at every level, with the worst value. */
+type Result = BrowserBenchResult & { thresholds?: ThresholdReport };
+
+serveJobs<BrowserBenchParams, Result, BrowserBenchInit>(async (ctx) => {
   const p = ctx.params;
   if (!ctx.artifactDir) throw new JobError("browser-bench needs an artifact directory", false);
   const tmpDir = `${ctx.artifactDir}/.tmp`;
@@ -123,6 +127,8 @@ serveJobs<BrowserBenchParams, BrowserBenchResult, BrowserBenchInit>(async (ctx) 
       error_log: load.errors(),
       screenshots: results.reduce((a, r) => a + r.screenshots, 0),
       sweep: record,
+      ...(p.thresholds &&
+        { thresholds: checkThresholds("browser", p.thresholds, results.map(browserFigures)) }),
     };
   } finally {
     await load.close();

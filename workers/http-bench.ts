@@ -19,6 +19,7 @@ import {
 import type { Sample } from "../lib/jobs/sampler.ts";
 import type { LevelInfo } from "../lib/capacity/report.ts";
 import type { LoadResult } from "../lib/load/http.ts";
+import { thresholdsField } from "../lib/load/thresholds.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
@@ -71,6 +72,7 @@ export const HttpBenchParams = z.object({
     "must be a cgroup directory under /sys/fs/cgroup",
   ).optional()
     .openapi({ description: "Measure the processes of this cgroup (e.g. a container's)." }),
+  thresholds: thresholdsField("http"),
   ...capacityFields(1000),
 }).strict().superRefine((p, ctx) => {
   checkCapacity(p, ctx);

@@ -3,12 +3,15 @@ import { serveJobs } from "./runtime.ts";
 import { type LoadResult, runHttpLoad } from "../lib/load/http.ts";
 import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
 import type { SweepRecord } from "../lib/capacity/report.ts";
+import { checkThresholds, httpFigures, type ThresholdReport } from "../lib/load/thresholds.ts";
 import { type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
 
 export type HttpBenchResult = LoadResult & {
   /** Every level's figures (one entry without a sweep); the top level repeats the last one. */
   levels: Array<LoadResult & { concurrency: number }>;
   sweep: SweepRecord;
+  /** With `thresholds` in the params: which held at every level, with the worst value. */
+  thresholds?: ThresholdReport;
 };
 
 serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
@@ -75,5 +78,7 @@ serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
     ...last,
     levels: results.map((r, i) => ({ ...r, concurrency: levels[i]! })),
     sweep: record,
+    ...(p.thresholds &&
+      { thresholds: checkThresholds("http", p.thresholds, results.map(httpFigures)) }),
   };
 });
