@@ -1,15 +1,8 @@
 /**
- * `deno task bench` — run a benchmark from the command line.
- *
- *   deno task bench --mode http --url URL --concurrency 5 --duration 30
- *   deno task bench --mode http --url URL --requests 10000 --json
- *   deno task bench --mode http --url URL --submit [--server http://127.0.0.1:8000] [--token T]
- *   deno task bench --mode playwright --url URL --concurrency 3 --duration 30 --screenshot-every 5
- *   deno task bench --mode playwright --url URL --sweep 1,2,4,8 --target 10,100,1000
- *
- * Locally the job runs in the same sandboxed Worker as on the server (network limited to the
- * target), with a live progress line on stderr and the report on stdout. `--submit` queues it
- * on a running server instead and follows its events.
+ * `streamplay bench` (also `deno task bench`): run a benchmark from the command line. Locally
+ * the job runs in the same sandboxed Worker as on the server (network limited to the target),
+ * with a live progress line on stderr and the report on stdout; `--submit` queues it on a
+ * running server instead and follows its events.
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";
@@ -27,8 +20,13 @@ import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
 import type { BrowserBenchResult, LevelTick, Percentiles } from "../lib/load/browser.ts";
 import { formatSizingReport, type SizingReport } from "../lib/capacity/report.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
+import { Client, EXIT, Failure, type Json, refuse, SERVER_OPTIONS, usageError } from "./client.ts";
 
-const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
+export const BENCH_USAGE = `Usage: streamplay bench --mode http|playwright --url URL [options]
+
+  streamplay bench --url http://127.0.0.1:8080/ --concurrency 5 --duration 30
+  streamplay bench --url http://127.0.0.1:8080/ --requests 10000 --json
+  streamplay bench --mode playwright --url URL --sweep 1,2,4,8 --target 10,100,1000
 
   --mode M                 http (raw HTTP load) or playwright (real Chromium users)
   --url URL                target URL (http or https)
@@ -48,7 +46,8 @@ const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
   --target-cgroup PATH     size the target server: the processes of a cgroup
 
  playwright mode
-  --scenario FILE          JSON list of steps (default: open the URL, scroll, wait)
+  --scenario FILE          JSON list of steps, relative to the current directory
+                           (default: open the URL, scroll, wait)
   --screenshot-every S     periodic screenshot of every user's page (default 10, 0: none)
   --screenshot-quality Q   JPEG quality 1-100 (default 60)
   --browser-per-user       a browser per user instead of a context per user
@@ -71,9 +70,6 @@ const USAGE = `Usage: deno task bench --mode http|playwright --url URL [options]
   --token T                API token for --submit (default $STREAMPLAY_TOKEN)
 `;
 
-/** Thrown for bad command-line input; printed as one line, exit code 2. */
-class UsageError extends Error {}
-
 export interface CliMode {
   type: JobType;
   /** Builds the job params from the parsed flags. */
@@ -87,7 +83,7 @@ export interface CliMode {
 const num = (v: unknown, flag: string): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new UsageError(`--${flag} must be a number, got "${v}"`);
+  if (!Number.isFinite(n)) throw usageError(`--${flag} must be a number, got "${v}"`);
   return n;
 };
 
@@ -95,7 +91,7 @@ const numList = (v: unknown, flag: string): number[] | undefined => {
   if (v === undefined) return undefined;
   const list = String(v).split(",").map((x) => x.trim()).filter(Boolean).map(Number);
   if (list.length === 0 || list.some((n) => !Number.isFinite(n))) {
-    throw new UsageError(`--${flag} must be a comma-separated list of numbers, got "${v}"`);
+    throw usageError(`--${flag} must be a comma-separated list of numbers, got "${v}"`);
   }
   return list;
 };
@@ -117,7 +113,7 @@ function capacityParams(v: Record<string, unknown>): Record<string, unknown> {
   for (const [flag, field] of map) if (v[flag] !== undefined) p[field] = num(v[flag], flag);
   if (v.node !== undefined) {
     const m = /^(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)$/i.exec(String(v.node));
-    if (!m) throw new UsageError(`--node must look like 8x32 (cores x GB), got "${v.node}"`);
+    if (!m) throw usageError(`--node must look like 8x32 (cores x GB), got "${v.node}"`);
     p.node_shape = { cores: Number(m[1]), memory_gb: Number(m[2]) };
   }
   return p;
@@ -144,7 +140,7 @@ export const httpMode: CliMode = {
     const headers: Record<string, string> = {};
     for (const h of (v.header as string[] | undefined) ?? []) {
       const i = h.indexOf(":");
-      if (i < 1) throw new UsageError(`--header must look like "Name: value", got "${h}"`);
+      if (i < 1) throw usageError(`--header must look like "Name: value", got "${h}"`);
       headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
     }
     const params: Record<string, unknown> = {
@@ -231,17 +227,7 @@ export const playwrightMode: CliMode = {
     if (v["allow-host"]) params.allow_hosts = v["allow-host"];
     if (v.basis !== undefined) params.resource_basis = v.basis;
     if (v.scenario !== undefined) {
-      let text: string;
-      try {
-        text = Deno.readTextFileSync(String(v.scenario));
-      } catch (err) {
-        throw new UsageError(`--scenario: cannot read ${v.scenario}: ${(err as Error).message}`);
-      }
-      try {
-        params.scenario = JSON.parse(text);
-      } catch {
-        throw new UsageError(`--scenario: ${v.scenario} is not JSON (a list of steps)`);
-      }
+      params.scenario = readScenario(String(v.scenario));
     }
     return params;
   },
@@ -288,6 +274,26 @@ export const playwrightMode: CliMode = {
     return lines.join("\n") + sizingText(r);
   },
 };
+
+/** The steps in a JSON file, relative to the current directory. */
+function readScenario(path: string): unknown {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotCapable
+      ? "streamplay reads files only under the current directory; cd to where it is"
+      : err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : (err as Error).message;
+    throw usageError(`--scenario: cannot read ${path}: ${why}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw usageError(`--scenario: ${path} is not JSON (a list of steps)`);
+  }
+}
 
 /** Params whose flag is spelled differently. */
 const FLAG_FOR_FIELD: Record<string, string> = {
@@ -359,8 +365,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     if (isTty && !json) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
     if (!r.ok) {
       tracking?.stop();
-      console.error(`benchmark failed: ${r.error}`);
-      return 1;
+      throw new Failure(`benchmark failed: ${r.error}`);
     }
     const result = completeResult(
       mode.type,
@@ -370,7 +375,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
       (err) => console.error(`sizing report failed: ${(err as Error).message}`),
     ) as Record<string, unknown>;
     console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
-    return 0;
+    return EXIT.ok;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
     if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
@@ -379,33 +384,15 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
   }
 }
 
-async function submit(
-  mode: CliMode,
-  params: unknown,
-  json: boolean,
-  server: string,
-  token: string | undefined,
-): Promise<number> {
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`${server}/api/jobs`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ type: mode.type.name, params }),
-  });
-  const job = await res.json();
-  if (!res.ok) {
-    console.error(`server refused the job (${res.status}): ${job.error}`);
-    return res.status === 400 ? 2 : 1;
-  }
-  console.error(`queued ${job.id} on ${server} — ${server}/bench/jobs/${job.id}`);
-  const wsUrl = new URL(`/ws/jobs/${job.id}`, server);
-  wsUrl.protocol = wsUrl.protocol === "https:" ? "wss:" : "ws:";
-  if (token) wsUrl.searchParams.set("token", token);
-  let final: Record<string, unknown> | undefined;
+async function submit(mode: CliMode, params: unknown, json: boolean, client: Client) {
+  const res = await client.call("POST", "/api/jobs", { type: mode.type.name, params });
+  if (res.status !== 202) refuse("the server refused the job", res);
+  const job = res.body;
+  console.error(`queued ${job.id} on ${client.server} — ${client.server}/bench/jobs/${job.id}`);
+  let final: Json;
   let result: Record<string, unknown> | undefined;
   await new Promise<void>((resolve) => {
-    const ws = new WebSocket(wsUrl);
+    const ws = new WebSocket(client.wsUrl(`/ws/jobs/${job.id}`));
     ws.onmessage = (m) => {
       const e = JSON.parse(m.data);
       if (e.type === "progress" && !json) showProgress(mode.progress(e));
@@ -417,16 +404,26 @@ async function submit(
   });
   if (isTty && !json) Deno.stderr.writeSync(encoder.encode("\r\x1b[2K"));
   if (final?.status !== "succeeded" || !result) {
-    console.error(
+    throw new Failure(
       `job ${job.id} ${final?.status ?? "lost"}${final?.error ? `: ${final.error}` : ""}`,
     );
-    return 1;
   }
   console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
-  return 0;
+  return EXIT.ok;
 }
 
-export async function main(args: string[]): Promise<number> {
+/** The job params from the flags, checked by the job type's schema; errors name the flag. */
+function paramsFrom(mode: CliMode, values: Record<string, unknown>): unknown {
+  const parsed = mode.type.params.safeParse(mode.params(values));
+  if (!parsed.success) {
+    const first = describeZodError(parsed.error).details[0]!;
+    const flag = FLAG_FOR_FIELD[first.field.split(".")[0]!] ?? first.field.replace(/_/g, "-");
+    throw usageError(`--${flag}: ${first.message}`);
+  }
+  return parsed.data;
+}
+
+export async function benchCli(args: string[]): Promise<number> {
   let values: Record<string, unknown>;
   try {
     values = parseArgs({
@@ -461,70 +458,42 @@ export async function main(args: string[]): Promise<number> {
         "sessions-per-day": { type: "string" },
         json: { type: "boolean", default: false },
         submit: { type: "boolean", default: false },
-        server: { type: "string" },
-        token: { type: "string" },
+        ...SERVER_OPTIONS,
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
     }).values;
   } catch (err) {
-    console.error(`${(err as Error).message} (see --help)`);
-    return 2;
+    throw usageError(`${(err as Error).message} (see streamplay bench --help)`);
   }
   if (values.help) {
-    console.log(USAGE);
-    return 0;
+    console.log(BENCH_USAGE);
+    return EXIT.ok;
   }
   const mode = MODES[values.mode as string];
   if (!mode) {
-    console.error(`--mode must be one of ${Object.keys(MODES).join(", ")}, got "${values.mode}"`);
-    return 2;
+    throw usageError(
+      `--mode must be one of ${Object.keys(MODES).join(", ")}, got "${values.mode}"`,
+    );
   }
-  if (!values.url) {
-    console.error("--url is required (see --help)");
-    return 2;
-  }
-  let params: unknown;
-  try {
-    const parsed = mode.type.params.safeParse(mode.params(values));
-    if (!parsed.success) {
-      const { details } = describeZodError(parsed.error);
-      const first = details[0]!;
-      const flag = FLAG_FOR_FIELD[first.field.split(".")[0]!] ?? first.field.replace(/_/g, "-");
-      console.error(`--${flag}: ${first.message}`);
-      return 2;
-    }
-    params = parsed.data;
-    const levels = (parsed.data as { levels?: number[] }).levels;
-    levelCount = levels?.length ?? 1;
-  } catch (err) {
-    if (err instanceof UsageError) {
-      console.error(err.message);
-      return 2;
-    }
-    throw err;
-  }
+  if (!values.url) throw usageError("--url is required (see streamplay bench --help)");
+  const params = paramsFrom(mode, values);
+  levelCount = (params as { levels?: number[] }).levels?.length ?? 1;
   const json = values.json as boolean;
   if (values.submit) {
-    const server = ((values.server as string | undefined) ?? Deno.env.get("STREAMPLAY_URL") ??
-      "http://127.0.0.1:8000").replace(/\/+$/, "");
     return await submit(
       mode,
       params,
       json,
-      server,
-      (values.token as string | undefined) ?? Deno.env.get("STREAMPLAY_TOKEN"),
+      new Client(values as { server?: string; token?: string }),
     );
   }
   const policy = createUrlPolicy(loadConfig());
   for (const { field, url } of mode.type.urls(params)) {
     const verdict = await policy.check(url);
     if (!verdict.ok) {
-      console.error(`--${field.replace(/^params\./, "")} ${url} is refused: ${verdict.reason}`);
-      return 2;
+      throw usageError(`--${field.replace(/^params\./, "")} ${url} is refused: ${verdict.reason}`);
     }
   }
   return await runLocally(mode, params, json);
 }
-
-if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,33 +1,65 @@
 /**
- * `deno task cli <area> <command> [options]`: the platform from the command line, through a
- * server's REST API (`--server` or STREAMPLAY_URL, `--token` or STREAMPLAY_TOKEN).
- *
- *   deno task cli recordings list|download|delete|clean ...   (see cli/recordings.ts)
+ * `streamplay <command> [options]`: the platform from the command line, one entry for every
+ * command. Installed with `deno task install:cli`; `deno task cli` runs the same from a checkout.
+ * User errors end with one line on stderr and an exit code (see `EXIT` in cli/client.ts).
  */
+import { BENCH_USAGE, benchCli } from "./bench.ts";
 import { RECORDINGS_USAGE, recordingsCli } from "./recordings.ts";
+import { EXIT, Failure } from "./client.ts";
+import { ConfigError } from "../lib/core/config.ts";
 
-const AREAS: Record<string, (args: string[]) => Promise<number>> = {
-  recordings: recordingsCli,
+interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  bench: {
+    summary: "run an HTTP or real-browser benchmark here, or on a server (--submit)",
+    usage: BENCH_USAGE,
+    run: benchCli,
+  },
+  recordings: {
+    summary: "list, download, delete and clean recordings",
+    usage: RECORDINGS_USAGE,
+    run: recordingsCli,
+  },
 };
 
-const USAGE = `Usage: deno task cli <area> <command> [options]
+const USAGE = `Usage: streamplay <command> [options]    (streamplay <command> --help for each)
 
-Areas: ${Object.keys(AREAS).join(", ")}
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`).join("\n")}
 
-${RECORDINGS_USAGE}`;
+Exit codes: 0 done · 1 failed · 2 bad usage.`;
 
 export async function main(args: string[]): Promise<number> {
-  const [area, ...rest] = args;
-  if (!area || area === "--help" || area === "-h") {
-    console.log(USAGE);
-    return area ? 0 : 2;
+  const [name, ...rest] = args;
+  if (name === "--help" || name === "-h" || name === "help") {
+    const command = rest[0] ? COMMANDS[rest[0]] : undefined;
+    console.log(command?.usage ?? USAGE);
+    return EXIT.ok;
   }
-  const run = AREAS[area];
-  if (!run) {
-    console.error(`unknown area "${area}": use ${Object.keys(AREAS).join(", ")}`);
-    return 2;
+  if (!name) {
+    console.error(USAGE);
+    return EXIT.usage;
   }
-  return await run(rest);
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`streamplay: unknown command "${name}": use ${Object.keys(COMMANDS).join(", ")}`);
+    return EXIT.usage;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(`streamplay: ${err.message}`);
+      return EXIT.usage;
+    }
+    if (!(err instanceof Failure)) throw err;
+    console.error(err.message);
+    return err.code;
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

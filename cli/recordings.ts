@@ -1,115 +1,63 @@
 /**
- * `deno task cli recordings ...`: list, download, delete and clean recordings through a
- * server's REST API.
- *
- *   deno task cli recordings list [--session-id ID] [--state S] [--since ISO] [--limit N] [--json]
- *   deno task cli recordings download ID [-o FILE]
- *   deno task cli recordings delete ID
- *   deno task cli recordings clean --older-than 7d
- *
- * Downloads follow the redirect to the node that holds the file (keeping the token, which
- * `fetch` drops across origins) and stream it to disk with a progress line.
+ * `streamplay recordings`: list, download, delete and clean recordings through a server's REST
+ * API. Downloads follow the redirect to the node that holds the file (keeping the token, which
+ * `fetch` drops across origins) and stream it to a file under the current directory, or to
+ * stdout with `-o -`, with a progress bar on a terminal.
  */
 import { parseArgs } from "node:util";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
+import {
+  Client,
+  EXIT,
+  Failure,
+  type Json,
+  readBody,
+  refuse,
+  SERVER_OPTIONS,
+  SERVER_USAGE,
+  usageError,
+} from "./client.ts";
 
-export const RECORDINGS_USAGE = `Usage: deno task cli recordings <command> [options]
+export const RECORDINGS_USAGE = `Usage: streamplay recordings <command> [options]
 
   list [--session-id ID] [--state S] [--since ISO] [--limit N] [--cursor C] [--json]
-  download ID [-o FILE]        the video (default: ./<ID>.mp4 or .webm)
+  download ID [-o FILE]        the video, to FILE (default ./ID.mp4 or .webm) or - for stdout
   delete ID
   clean --older-than AGE       e.g. 45s, 30m, 12h, 7d, 2w
 
-  --server URL   the API (default $STREAMPLAY_URL or http://127.0.0.1:8000)
-  --token T      API token (default $STREAMPLAY_TOKEN)
-`;
+${SERVER_USAGE}
 
-// deno-lint-ignore no-explicit-any
-type Json = any;
-
-class Client {
-  constructor(readonly server: string, readonly token: string | undefined) {}
-
-  headers(extra: Record<string, string> = {}): Record<string, string> {
-    return this.token ? { ...extra, authorization: `Bearer ${this.token}` } : extra;
-  }
-
-  async call(
-    method: string,
-    path: string,
-    body?: unknown,
-  ): Promise<{ status: number; body: Json }> {
-    const res = await fetch(`${this.server}${path}`, {
-      method,
-      headers: this.headers(body === undefined ? {} : { "content-type": "application/json" }),
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let parsed: Json = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch { /* not JSON */ }
-    return { status: res.status, body: parsed };
-  }
-
-  /** GET that follows redirects itself, so the token goes to the node that has the file. */
-  async fetchFile(path: string): Promise<Response> {
-    let url = `${this.server}${path}`;
-    for (let hop = 0; hop < 4; hop++) {
-      const res = await fetch(url, { headers: this.headers(), redirect: "manual" });
-      const location = res.headers.get("location");
-      if (res.status < 300 || res.status >= 400 || !location) return res;
-      await res.body?.cancel();
-      url = new URL(location, url).href;
-    }
-    throw new Error(`too many redirects for ${path}`);
-  }
-}
-
-class Failure extends Error {
-  constructor(message: string, readonly code: number) {
-    super(message);
-  }
-}
-
-function refuse(what: string, res: { status: number; body: Json }): never {
-  throw new Failure(
-    `${what} (${res.status}): ${res.body?.error ?? res.body}`,
-    res.status === 400 ? 2 : 1,
-  );
-}
+FILE is relative to the current directory, under which the command may write (and /tmp):
+write elsewhere with -o - > FILE.`;
 
 const pad = (rows: string[][]) => {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
   return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd());
 };
 
+const LIST_FILTERS = [
+  ["session-id", "session_id"],
+  ["state", "state"],
+  ["since", "since"],
+  ["limit", "limit"],
+  ["cursor", "cursor"],
+] as const;
+
 async function list(client: Client, v: Record<string, unknown>): Promise<number> {
   const query = new URLSearchParams();
-  for (
-    const [flag, param] of [
-      ["session-id", "session_id"],
-      ["state", "state"],
-      [
-        "since",
-        "since",
-      ],
-      ["limit", "limit"],
-      ["cursor", "cursor"],
-    ]
-  ) {
-    if (typeof v[flag!] === "string") query.set(param!, v[flag!] as string);
+  for (const [flag, param] of LIST_FILTERS) {
+    if (typeof v[flag] === "string") query.set(param, v[flag] as string);
   }
   const res = await client.call("GET", `/api/recordings?${query}`);
   if (res.status !== 200) refuse("the server refused the list", res);
   if (v.json) {
     console.log(JSON.stringify(res.body, null, 2));
-    return 0;
+    return EXIT.ok;
   }
   const recordings = res.body.recordings as Json[];
   if (recordings.length === 0) {
     console.log("No recordings.");
-    return 0;
+    return EXIT.ok;
   }
   const rows = [[
     "ID",
@@ -137,24 +85,44 @@ async function list(client: Client, v: Record<string, unknown>): Promise<number>
   }
   console.log(pad(rows).join("\n"));
   if (res.body.next_cursor) console.log(`\nmore: --cursor ${res.body.next_cursor}`);
-  return 0;
+  return EXIT.ok;
+}
+
+/** Opens the output file, or ends the command with one line saying why it cannot. */
+async function openOutput(path: string): Promise<Deno.FsFile> {
+  try {
+    return await Deno.open(path, { write: true, create: true, truncate: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+      throw new Failure(
+        `cannot write ${path}: streamplay writes only under the current directory (and /tmp); ` +
+          `cd there, or use -o - > ${path}`,
+      );
+    }
+    if (err instanceof Deno.errors.NotFound) {
+      throw new Failure(`cannot write ${path}: its directory does not exist`);
+    }
+    throw new Failure(`cannot write ${path}: ${(err as Error).message}`);
+  }
 }
 
 async function download(client: Client, id: string, output: string | undefined): Promise<number> {
   const meta = await client.call("GET", `/api/recordings/${encodeURIComponent(id)}`);
   if (meta.status !== 200) refuse(`cannot read recording ${id}`, meta);
-  const cwd = Deno.env.get("INIT_CWD") ?? Deno.cwd();
-  const name = output ?? `${id}.${meta.body.container}`;
-  const target = name === "-" ? null : name.startsWith("/") ? name : `${cwd}/${name}`;
+  const target = output ?? `${id}.${meta.body.container}`;
   const res = await client.fetchFile(`/api/recordings/${encodeURIComponent(id)}/video`);
   if (res.status !== 200) {
-    const text = await res.text();
-    let body: Json = text;
-    try {
-      body = JSON.parse(text);
-    } catch { /* not JSON */ }
-    refuse(`cannot download recording ${id}`, { status: res.status, body });
+    refuse(`cannot download recording ${id}`, { status: res.status, body: await readBody(res) });
   }
+  const toStdout = target === "-";
+  if (toStdout && Deno.stdout.isTerminal()) {
+    await res.body?.cancel();
+    throw usageError("-o - writes the video to stdout, which is a terminal: redirect it (> FILE)");
+  }
+  const file = toStdout ? null : await openOutput(target).catch(async (err) => {
+    await res.body?.cancel();
+    throw err;
+  });
   const total = Number(res.headers.get("content-length") ?? 0);
   let done = 0;
   const tty = Deno.stderr.isTerminal();
@@ -172,14 +140,28 @@ async function download(client: Client, id: string, output: string | undefined):
     },
   });
   const body = res.body!.pipeThrough(counting);
-  if (target === null) await body.pipeTo(Deno.stdout.writable, { preventClose: true });
-  else {
-    const file = await Deno.open(target, { write: true, create: true, truncate: true });
-    await body.pipeTo(file.writable);
+  try {
+    if (file) await body.pipeTo(file.writable);
+    else await body.pipeTo(Deno.stdout.writable, { preventClose: true });
+  } catch (err) {
+    if (file) await Deno.remove(target).catch(() => {});
+    throw new Failure(`download of ${id} broke off after ${formatBytes(done)}: ${err}`);
+  } finally {
+    if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));
   }
-  if (tty) Deno.stderr.writeSync(new TextEncoder().encode("\r\x1b[2K"));
-  if (target !== null) console.log(`${target}  ${formatBytes(done)}`);
-  return 0;
+  if (file) console.log(`${target}  ${formatBytes(done)}`);
+  return EXIT.ok;
+}
+
+async function clean(client: Client, age: string | undefined): Promise<number> {
+  if (!age) throw usageError("clean needs --older-than, e.g. 7d");
+  const res = await client.call("POST", "/api/recordings/clean", { older_than: age });
+  if (res.status !== 200) refuse("the server refused to clean", res);
+  const n = res.body.removed as number;
+  console.log(
+    `removed ${n} recording${n === 1 ? "" : "s"} (${formatBytes(res.body.removed_bytes)})`,
+  );
+  return EXIT.ok;
 }
 
 export async function recordingsCli(args: string[]): Promise<number> {
@@ -198,65 +180,39 @@ export async function recordingsCli(args: string[]): Promise<number> {
         json: { type: "boolean", default: false },
         output: { type: "string", short: "o" },
         "older-than": { type: "string" },
-        server: { type: "string" },
-        token: { type: "string" },
+        ...SERVER_OPTIONS,
         help: { type: "boolean", short: "h", default: false },
       },
     });
   } catch (err) {
-    console.error(`${(err as Error).message} (see --help)`);
-    return 2;
+    throw usageError(`${(err as Error).message} (see streamplay recordings --help)`);
   }
   const { values: v, positionals } = parsed;
   const [command, id] = positionals;
-  if (v.help || !command) {
+  if (v.help) {
     console.log(RECORDINGS_USAGE);
-    return v.help ? 0 : 2;
+    return EXIT.ok;
   }
-  const server = (v.server ?? Deno.env.get("STREAMPLAY_URL") ?? "http://127.0.0.1:8000")
-    .replace(/\/+$/, "");
-  const client = new Client(server, v.token ?? Deno.env.get("STREAMPLAY_TOKEN"));
+  if (!command) throw usageError(RECORDINGS_USAGE);
+  const client = new Client(v);
   const needId = () => {
-    if (!id) throw new Failure(`recordings ${command} needs a recording id`, 2);
+    if (!id) throw usageError(`recordings ${command} needs a recording id`);
     return id;
   };
-  try {
-    switch (command) {
-      case "list":
-        return await list(client, v);
-      case "download":
-        return await download(client, needId(), v.output);
-      case "delete": {
-        const res = await client.call("DELETE", `/api/recordings/${encodeURIComponent(needId())}`);
-        if (res.status !== 200) refuse(`cannot delete recording ${id}`, res);
-        console.log(`deleted ${id} (${formatBytes(res.body.removed_bytes)})`);
-        return 0;
-      }
-      case "clean": {
-        if (!v["older-than"]) throw new Failure("clean needs --older-than, e.g. 7d", 2);
-        const res = await client.call("POST", "/api/recordings/clean", {
-          older_than: v["older-than"],
-        });
-        if (res.status !== 200) refuse("the server refused to clean", res);
-        console.log(
-          `removed ${res.body.removed} recording${res.body.removed === 1 ? "" : "s"} ` +
-            `(${formatBytes(res.body.removed_bytes)})`,
-        );
-        return 0;
-      }
-      default:
-        console.error(`unknown command "${command}": use list, download, delete or clean`);
-        return 2;
+  switch (command) {
+    case "list":
+      return await list(client, v);
+    case "download":
+      return await download(client, needId(), v.output);
+    case "delete": {
+      const res = await client.call("DELETE", `/api/recordings/${encodeURIComponent(needId())}`);
+      if (res.status !== 200) refuse(`cannot delete recording ${id}`, res);
+      console.log(`deleted ${id} (${formatBytes(res.body.removed_bytes)})`);
+      return EXIT.ok;
     }
-  } catch (err) {
-    if (err instanceof Failure) {
-      console.error(err.message);
-      return err.code;
-    }
-    if (err instanceof TypeError) {
-      console.error(`cannot reach ${server}: ${err.message}`);
-      return 1;
-    }
-    throw err;
+    case "clean":
+      return await clean(client, v["older-than"]);
+    default:
+      throw usageError(`unknown command "${command}": use list, download, delete or clean`);
   }
 }

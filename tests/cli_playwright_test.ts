@@ -1,21 +1,19 @@
-/** `deno task bench --mode playwright` as a user runs it: a local sweep, JSON, and bad flags. */
+/**
+ * `deno task cli bench --mode playwright` as a user runs it from their own directory: a local
+ * sweep, JSON, a scenario file relative to that directory, and bad flags.
+ */
 import assert from "node:assert/strict";
-import { ROOT_DIR } from "./helpers.ts";
+import { tempDir } from "./helpers.ts";
+import { runCliTask } from "./cli_helpers.ts";
 import { servePages } from "../bench/pages.ts";
 
-/** Runs the CLI; removes the artifact directory a local run prints. */
-async function bench(args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=cli", "cli/bench.ts", ...args],
-    cwd: ROOT_DIR,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(stderr);
-  const dir = /^artifacts: (\/tmp\/streamplay-bench-\S+)$/m.exec(err)?.[1];
+/** Runs the CLI from `cwd` (a temp dir); removes the artifact directory a local run prints. */
+async function bench(args: string[], cwd?: string) {
+  await using own = cwd ? null : await tempDir();
+  const r = await runCliTask(["bench", ...args], cwd ?? own!.path);
+  const dir = /^artifacts: (\/tmp\/streamplay-bench-\S+)$/m.exec(r.err)?.[1];
   if (dir) await Deno.remove(dir, { recursive: true });
-  return { code, out: new TextDecoder().decode(stdout), err };
+  return r;
 }
 
 Deno.test("bench --mode playwright runs a sweep locally and prints vitals and the sizing", async () => {
@@ -79,12 +77,50 @@ Deno.test("bench --mode playwright refuses bad flags with one line naming the fl
     [["--url", url, "--sweep", "2,1"], /^--sweep: must be greater than/],
     [["--url", url, "--sweep", "1,x"], /^--sweep must be a comma-separated list/],
     [["--url", url, "--node", "big"], /^--node must look like 8x32/],
-    [["--url", url, "--scenario", "/nonexistent.json"], /^--scenario: cannot read/],
+    [
+      ["--url", url, "--scenario", "missing.json"],
+      /^--scenario: cannot read missing.json: no such/,
+    ],
+    [["--url", url, "--scenario", "/etc/hostname"], /^--scenario: cannot read .*current directory/],
     [["--url", url, "--concurrency", "0"], /^--concurrency: /],
   ];
   for (const [args, pattern] of cases) {
     const r = await bench(["--mode", "playwright", ...args]);
     assert.equal(r.code, 2, args.join(" "));
     assert.match(r.err.trim().split("\n").at(-1)!, pattern, args.join(" "));
+  }
+});
+
+Deno.test("bench --mode playwright reads --scenario from the caller's directory", async () => {
+  await using home = await tempDir();
+  await Deno.mkdir(`${home.path}/plans`);
+  await Deno.writeTextFile(
+    `${home.path}/plans/steps.json`,
+    JSON.stringify([{ action: "goto" }, { action: "wait", ms: 200 }]),
+  );
+  const site = servePages();
+  try {
+    const args = [
+      "--mode",
+      "playwright",
+      "--url",
+      `${site.url}/simple`,
+      "--scenario",
+      "plans/steps.json",
+      "--duration",
+      "6",
+      "--baseline",
+      "0",
+      "--screenshot-every",
+      "0",
+      "--json",
+    ];
+    const r = await bench(args, home.path);
+    assert.equal(r.code, 0, r.err);
+    const result = JSON.parse(r.out);
+    assert.deepEqual(result.levels[0].steps.failed, 0);
+    assert.ok(result.iterations >= 1);
+  } finally {
+    await site.close();
   }
 });

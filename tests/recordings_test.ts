@@ -3,27 +3,21 @@
  * recorded session gives a constant-rate video as long as the wall time and a timeline with
  * the click's selector, the typed text and the error with its screenshot; every codec gives a
  * file ffprobe reads; the video is served with HTTP Range; ids that try to leave the recordings
- * directory are refused; the list filters and pages; the CLI lists, downloads, deletes, and
- * cleans only what is older.
+ * directory are refused; the list filters and pages; the installed CLI, run from another
+ * directory, lists, downloads (to a relative file or stdout, with one-line errors for a file it
+ * cannot write), deletes, and cleans only what is older.
  */
 import assert from "node:assert/strict";
-import { api, ROOT_DIR, startServer, tempDir, waitFor } from "./helpers.ts";
+import { api, startServer, tempDir, waitFor } from "./helpers.ts";
+import { installCli } from "./cli_helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 import { act, downloadVideo, FFPROBE_CODEC, probe, waitForRecording } from "./recording_helpers.ts";
 import { CODECS } from "../lib/video/codecs.ts";
 
-async function cli(args: string[], server: string, cwd: string) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=client", `${ROOT_DIR}cli/main.ts`, "recordings", ...args, "--server", server],
-    cwd,
-    env: { NO_COLOR: "1", INIT_CWD: cwd },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return { code, out: new TextDecoder().decode(stdout), err: new TextDecoder().decode(stderr) };
-}
-
 Deno.test("recordings: video, timeline, codecs, Range, ids, list, CLI and clean", async (t) => {
+  await using installed = await installCli();
+  const cli = (args: string[], server: string, cwd: string) =>
+    installed.run(["recordings", ...args, "--server", server], { cwd });
   await using pages = startPages();
   await using dir = await tempDir();
   await using server = await startServer();
@@ -242,6 +236,19 @@ Deno.test("recordings: video, timeline, codecs, Range, ids, list, CLI and clean"
       );
       assert.equal(downloaded.code, 0, downloaded.err);
       assert.deepEqual(await Deno.readFile(`${dir.path}/copy.mp4`), await Deno.readFile(file));
+      const piped = await cli(["download", recording.recording_id, "-o", "-"], base, dir.path);
+      assert.equal(piped.code, 0, piped.err);
+      assert.deepEqual(piped.bytes, await Deno.readFile(file));
+      const unwritable: Array<[string, RegExp]> = [
+        ["/nonexistent/dir/x.mp4", /^cannot write \/nonexistent\/dir\/x\.mp4: streamplay writes /],
+        ["missing/x.mp4", /^cannot write missing\/x\.mp4: its directory does not exist$/],
+      ];
+      for (const [output, pattern] of unwritable) {
+        const r = await cli(["download", recording.recording_id, "-o", output], base, dir.path);
+        assert.equal(r.code, 1, r.err);
+        assert.equal(r.err.trim().split("\n").length, 1, `one line, no stack: ${r.err}`);
+        assert.match(r.err.trim(), pattern);
+      }
 
       // An older recording and a newer one, at least 3 s apart.
       const older = (await api(base, `/api/recordings?session_id=${sessionId}&limit=1`)).body
