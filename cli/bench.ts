@@ -2,7 +2,8 @@
  * `streamplay bench` (also `deno task bench`): run a benchmark from the command line. Locally
  * the job runs in the same sandboxed Worker as on the server (network limited to the target),
  * with a live progress line on stderr and the report on stdout; `--submit` queues it on a
- * running server instead and follows its events.
+ * running server instead and follows its events. The exit code says whether it met its
+ * thresholds (99 when one was crossed) and whether anything succeeded at all (98 when not).
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";
@@ -20,12 +21,18 @@ import { PROCESSES_EVENT } from "../lib/jobs/worker_protocol.ts";
 import type { BrowserBenchResult, LevelTick, Percentiles } from "../lib/load/browser.ts";
 import { formatSizingReport, type SizingReport } from "../lib/capacity/report.ts";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
+import {
+  browserSucceeded,
+  httpSucceeded,
+  THRESHOLD_METRICS,
+  type ThresholdReport,
+} from "../lib/load/thresholds.ts";
 import { Client, EXIT, Failure, type Json, refuse, SERVER_OPTIONS, usageError } from "./client.ts";
 
 export const BENCH_USAGE = `Usage: streamplay bench --mode http|playwright --url URL [options]
 
   streamplay bench --url http://127.0.0.1:8080/ --concurrency 5 --duration 30
-  streamplay bench --url http://127.0.0.1:8080/ --requests 10000 --json
+  streamplay bench --url http://127.0.0.1:8080/ --requests 10000 --threshold "p95<200"
   streamplay bench --mode playwright --url URL --sweep 1,2,4,8 --target 10,100,1000
 
   --mode M                 http (raw HTTP load) or playwright (real Chromium users)
@@ -33,6 +40,9 @@ export const BENCH_USAGE = `Usage: streamplay bench --mode http|playwright --url
   --concurrency N          connections / virtual users (default 10 / 1)
   --duration S             seconds to run, per level (default 10 / 30)
   --ramp S                 start connections or users over S seconds
+  --threshold EXPR         an SLO the run must meet at every level (repeatable), e.g.
+                           "p95<200" "errors<1%" "rps>=500" (http), "lcp<2500" "cls<0.1"
+                           "lcp.p95<4s" "errors<1" (playwright); operators < <= > >=
 
  http mode
   --requests N             stop after N requests instead of a duration
@@ -68,6 +78,15 @@ export const BENCH_USAGE = `Usage: streamplay bench --mode http|playwright --url
   --submit                 queue it on a running server instead of running here
   --server URL             server for --submit (default $STREAMPLAY_URL or http://127.0.0.1:8000)
   --token T                API token for --submit (default $STREAMPLAY_TOKEN)
+
+ threshold metrics
+  http        ${THRESHOLD_METRICS.http.join(" ")}
+              (latency in ms, or with s; errors a count, or with % a share of attempts)
+  playwright  lcp fcp ttfb inp cls (p75; or .p50 .p95 .max: lcp.p95) errors iterations
+
+ exit codes
+  0 met every threshold · 1 could not run · 2 bad flags · 98 nothing succeeded (no
+  response below 400, no completed iteration) · 99 a threshold was crossed
 `;
 
 export interface CliMode {
@@ -78,6 +97,8 @@ export interface CliMode {
   progress(event: Record<string, unknown>): string;
   /** The human-readable report from the job's result. */
   report(result: Record<string, unknown>): string;
+  /** What succeeded in the result (answers below 400, completed iterations), and its name. */
+  succeeded(result: Record<string, unknown>): { count: number; what: string };
 }
 
 const num = (v: unknown, flag: string): number | undefined => {
@@ -111,6 +132,7 @@ function capacityParams(v: Record<string, unknown>): Record<string, unknown> {
     ["sessions-per-day", "sessions_per_day"],
   ];
   for (const [flag, field] of map) if (v[flag] !== undefined) p[field] = num(v[flag], flag);
+  if (v.threshold !== undefined) p.thresholds = v.threshold;
   if (v.node !== undefined) {
     const m = /^(\d+(?:\.\d+)?)x(\d+(?:\.\d+)?)$/i.exec(String(v.node));
     if (!m) throw usageError(`--node must look like 8x32 (cores x GB), got "${v.node}"`);
@@ -206,7 +228,11 @@ export const httpMode: CliMode = {
         } avg · net in ${formatBytes(x.net_rx_bytes!)} / out ${formatBytes(x.net_tx_bytes!)}`,
       );
     }
-    return lines.join("\n") + sizingText(r);
+    return lines.join("\n") + thresholdsText(r) + sizingText(r);
+  },
+  succeeded(r) {
+    const res = r as unknown as LoadResult & { levels?: LoadResult[] };
+    return { count: httpSucceeded(res.levels ?? [res]), what: "response below 400" };
   },
 };
 
@@ -271,7 +297,11 @@ export const playwrightMode: CliMode = {
       lines.push(`  ${e.kind}: ${e.message}${e.screenshot ? `  [${e.screenshot}]` : ""}`);
     }
     lines.push(`screenshots  ${formatNumber(res.screenshots)}`);
-    return lines.join("\n") + sizingText(r);
+    return lines.join("\n") + thresholdsText(r) + sizingText(r);
+  },
+  succeeded(r) {
+    const res = r as unknown as BrowserBenchResult;
+    return { count: browserSucceeded(res.levels), what: "completed scenario iteration" };
   },
 };
 
@@ -295,6 +325,49 @@ function readScenario(path: string): unknown {
   }
 }
 
+/** The thresholds' outcome as report lines, when the run had thresholds. */
+function thresholdsText(r: Record<string, unknown>): string {
+  const t = r.thresholds as ThresholdReport | undefined;
+  if (!t) return "";
+  const lines = t.results.map((x) =>
+    `  ${x.ok ? "ok    " : "FAILED"} ${x.threshold.padEnd(16)} measured ${measured(x)}`
+  );
+  return `\nthresholds   ${t.passed ? "all met" : "crossed"}\n${lines.join("\n")}`;
+}
+
+const measured = (x: ThresholdReport["results"][number]) =>
+  x.value === null
+    ? "nothing (no measurement)"
+    : `${formatNumber(x.value, Number.isInteger(x.value) ? 0 : 2)}${x.unit ? ` ${x.unit}` : ""}` +
+      (x.concurrency === null ? "" : ` at ${x.concurrency}`);
+
+/**
+ * The exit code a finished run earns: 98 when nothing succeeded, 99 when a threshold was
+ * crossed (each said on stderr), else 0.
+ */
+function verdict(mode: CliMode, result: Record<string, unknown>): number {
+  const { count, what } = mode.succeeded(result);
+  if (count === 0) {
+    const errors = Object.entries(result.errors as Record<string, number>)
+      .filter(([k, n]) => k !== "total" && n > 0).map(([k, n]) => `${k} ${formatNumber(n)}`);
+    console.error(
+      `nothing succeeded: not one ${what}` +
+        (errors.length ? ` (errors: ${errors.join(", ")})` : ""),
+    );
+    return EXIT.nothingSucceeded;
+  }
+  const t = result.thresholds as ThresholdReport | undefined;
+  if (t && !t.passed) {
+    const crossed = t.results.filter((x) => !x.ok);
+    console.error(
+      `${crossed.length} of ${t.results.length} threshold${t.results.length === 1 ? "" : "s"} ` +
+        `crossed: ${crossed.map((x) => `${x.threshold} (measured ${measured(x)})`).join(", ")}`,
+    );
+    return EXIT.thresholds;
+  }
+  return EXIT.ok;
+}
+
 /** Params whose flag is spelled differently. */
 const FLAG_FOR_FIELD: Record<string, string> = {
   duration_s: "duration",
@@ -309,6 +382,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
   allow_hosts: "allow-host",
   browser_per_user: "browser-per-user",
   resource_basis: "basis",
+  thresholds: "threshold",
 };
 
 /** The modes this CLI knows, by --mode value. */
@@ -375,7 +449,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
       (err) => console.error(`sizing report failed: ${(err as Error).message}`),
     ) as Record<string, unknown>;
     console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
-    return EXIT.ok;
+    return verdict(mode, result);
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
     if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
@@ -409,7 +483,7 @@ async function submit(mode: CliMode, params: unknown, json: boolean, client: Cli
     );
   }
   console.log(json ? JSON.stringify(result, null, 2) : mode.report(result));
-  return EXIT.ok;
+  return verdict(mode, result);
 }
 
 /** The job params from the flags, checked by the job type's schema; errors name the flag. */
@@ -443,6 +517,7 @@ export async function benchCli(args: string[]): Promise<number> {
         "target-pids": { type: "string" },
         "target-process": { type: "string" },
         "target-cgroup": { type: "string" },
+        threshold: { type: "string", multiple: true },
         scenario: { type: "string" },
         "screenshot-every": { type: "string" },
         "screenshot-quality": { type: "string" },

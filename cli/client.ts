@@ -4,13 +4,17 @@
  * one line and an exit code, and the exit codes themselves.
  */
 
-/** Exit codes, the same for every command. */
+/** Exit codes, the same for every command (the thresholds ones as k6 has them). */
 export const EXIT = {
   ok: 0,
   /** The work could not be done: the server refused, a job failed, a file could not be written. */
   failed: 1,
   /** Bad command-line input. */
   usage: 2,
+  /** A benchmark ran but nothing succeeded: no response below 400, no completed iteration. */
+  nothingSucceeded: 98,
+  /** A benchmark threshold was crossed. */
+  thresholds: 99,
 } as const;
 
 /** Ends a command: `message` on one line on stderr, then exit with `code`. */

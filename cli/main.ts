@@ -31,7 +31,8 @@ const USAGE = `Usage: streamplay <command> [options]    (streamplay <command> --
 
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`).join("\n")}
 
-Exit codes: 0 done · 1 failed · 2 bad usage.`;
+Exit codes: 0 done · 1 failed · 2 bad usage · 98 a benchmark where nothing succeeded ·
+99 a benchmark threshold crossed.`;
 
 export async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;

@@ -1,6 +1,6 @@
 /**
  * `deno task cli bench --mode playwright` as a user runs it from their own directory: a local
- * sweep, JSON, a scenario file relative to that directory, and bad flags.
+ * sweep, JSON, a scenario file relative to that directory, browser thresholds, and bad flags.
  */
 import assert from "node:assert/strict";
 import { tempDir } from "./helpers.ts";
@@ -82,6 +82,7 @@ Deno.test("bench --mode playwright refuses bad flags with one line naming the fl
       /^--scenario: cannot read missing.json: no such/,
     ],
     [["--url", url, "--scenario", "/etc/hostname"], /^--scenario: cannot read .*current directory/],
+    [["--url", url, "--threshold", "errors<1%"], /^--threshold: .*browser-bench counts errors/],
     [["--url", url, "--concurrency", "0"], /^--concurrency: /],
   ];
   for (const [args, pattern] of cases) {
@@ -91,7 +92,7 @@ Deno.test("bench --mode playwright refuses bad flags with one line naming the fl
   }
 });
 
-Deno.test("bench --mode playwright reads --scenario from the caller's directory", async () => {
+Deno.test("bench --mode playwright reads --scenario from the caller's directory and checks thresholds", async () => {
   await using home = await tempDir();
   await Deno.mkdir(`${home.path}/plans`);
   await Deno.writeTextFile(
@@ -115,11 +116,24 @@ Deno.test("bench --mode playwright reads --scenario from the caller's directory"
       "0",
       "--json",
     ];
-    const r = await bench(args, home.path);
-    assert.equal(r.code, 0, r.err);
-    const result = JSON.parse(r.out);
-    assert.deepEqual(result.levels[0].steps.failed, 0);
-    assert.ok(result.iterations >= 1);
+    const met = await bench(
+      [...args, "--threshold", "fcp<60s", "--threshold", "iterations>=1"],
+      home.path,
+    );
+    assert.equal(met.code, 0, met.err);
+    const r = JSON.parse(met.out);
+    assert.deepEqual(r.levels[0].steps.failed, 0);
+    assert.ok(r.iterations >= 1);
+    assert.equal(r.thresholds.passed, true, JSON.stringify(r.thresholds));
+    const fcp = r.thresholds.results[0];
+    assert.ok(fcp.value > 0 && fcp.value < 60_000 && fcp.unit === "ms", JSON.stringify(fcp));
+
+    const crossed = await bench([...args, "--threshold", "iterations>=1000000"], home.path);
+    assert.equal(crossed.code, 99, crossed.err);
+    assert.match(
+      crossed.err,
+      /1 of 1 threshold crossed: iterations>=1000000 \(measured \d+ at 1\)/,
+    );
   } finally {
     await site.close();
   }
