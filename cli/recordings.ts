@@ -23,7 +23,8 @@ export const RECORDINGS_USAGE = `Usage: streamplay recordings <command> [options
   list [--session-id ID] [--state S] [--since ISO] [--limit N] [--cursor C] [--json]
   download ID [-o FILE]        the video, to FILE (default ./ID.mp4 or .webm) or - for stdout
   delete ID
-  clean --older-than AGE       e.g. 45s, 30m, 12h, 7d, 2w
+  clean --older-than AGE [--dry-run]
+                               AGE e.g. 45s, 30m, 12h, 7d, 2w; --dry-run lists what would go
 
 ${SERVER_USAGE}
 
@@ -153,14 +154,21 @@ async function download(client: Client, id: string, output: string | undefined):
   return EXIT.ok;
 }
 
-async function clean(client: Client, age: string | undefined): Promise<number> {
+async function clean(client: Client, age: string | undefined, dryRun: boolean): Promise<number> {
   if (!age) throw usageError("clean needs --older-than, e.g. 7d");
-  const res = await client.call("POST", "/api/recordings/clean", { older_than: age });
+  const res = await client.call("POST", "/api/recordings/clean", {
+    older_than: age,
+    dry_run: dryRun,
+  });
   if (res.status !== 200) refuse("the server refused to clean", res);
   const n = res.body.removed as number;
-  console.log(
-    `removed ${n} recording${n === 1 ? "" : "s"} (${formatBytes(res.body.removed_bytes)})`,
-  );
+  const what = `${n} recording${n === 1 ? "" : "s"} (${formatBytes(res.body.removed_bytes)})`;
+  if (!dryRun) {
+    console.log(`removed ${what}`);
+    return EXIT.ok;
+  }
+  console.log(`would remove ${what}; nothing was removed`);
+  for (const id of res.body.recording_ids as string[]) console.log(`  ${id}`);
   return EXIT.ok;
 }
 
@@ -180,6 +188,7 @@ export async function recordingsCli(args: string[]): Promise<number> {
         json: { type: "boolean", default: false },
         output: { type: "string", short: "o" },
         "older-than": { type: "string" },
+        "dry-run": { type: "boolean", default: false },
         ...SERVER_OPTIONS,
         help: { type: "boolean", short: "h", default: false },
       },
@@ -211,7 +220,7 @@ export async function recordingsCli(args: string[]): Promise<number> {
       return EXIT.ok;
     }
     case "clean":
-      return await clean(client, v["older-than"]);
+      return await clean(client, v["older-than"], v["dry-run"]);
     default:
       throw usageError(`unknown command "${command}": use list, download, delete or clean`);
   }

@@ -189,6 +189,9 @@ export function recordingsRoutes(deps: AppDeps) {
             "application/json": {
               schema: z.object({
                 older_than: z.string().max(20).openapi({ example: "7d" }),
+                dry_run: z.boolean().default(false).openapi({
+                  description: "Delete nothing; answer what would be deleted.",
+                }),
               }).strict(),
             },
           },
@@ -202,15 +205,16 @@ export function recordingsRoutes(deps: AppDeps) {
             removed_bytes: z.number(),
             removed_mb: z.number(),
             recording_ids: z.array(z.string()),
+            dry_run: z.boolean(),
           }),
-          "What was removed",
+          "What was removed (with dry_run, what would be: nothing is)",
         ),
         400: errorResponse("Not an age"),
       },
     }),
     async (c) => {
-      const { older_than } = c.req.valid("json");
-      return c.json(await cleanRecordings(deps.recordings.catalog, older_than), 200);
+      const { older_than, dry_run } = c.req.valid("json");
+      return c.json(await cleanRecordings(deps.recordings.catalog, older_than, dry_run), 200);
     },
   );
 

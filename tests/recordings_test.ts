@@ -5,7 +5,7 @@
  * file ffprobe reads; the video is served with HTTP Range; ids that try to leave the recordings
  * directory are refused; the list filters and pages; the installed CLI, run from another
  * directory, lists, downloads (to a relative file or stdout, with one-line errors for a file it
- * cannot write), deletes, and cleans only what is older.
+ * cannot write), deletes, shows what a clean would remove, and cleans only what is older.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";
@@ -262,6 +262,13 @@ Deno.test("recordings: video, timeline, codecs, Range, ids, list, CLI and clean"
       const age = (r: Json) => (Date.now() - Date.parse(r.started_at)) / 1000;
       assert.ok(age(older) - age(newer) >= 2.5);
       const cut = Math.round((age(older) + age(newer)) / 2);
+      const dry = await cli(["clean", "--older-than", `${cut}s`, "--dry-run"], base, dir.path);
+      assert.equal(dry.code, 0, dry.err);
+      assert.match(dry.out, new RegExp(`would remove ${1 + CODECS.length} recordings .*nothing`));
+      assert.match(dry.out, new RegExp(`^  ${recording.recording_id}$`, "m"));
+      assert.doesNotMatch(dry.out, new RegExp(newer.recording_id));
+      const kept = (await api(base, `/api/recordings?session_id=${sessionId}`)).body.recordings;
+      assert.equal(kept.length, 2 + CODECS.length, "a dry run removes nothing");
       const bad = await cli(["clean", "--older-than", "soon"], base, dir.path);
       assert.equal(bad.code, 2);
       assert.match(bad.err, /older_than: "soon" is not an age/);

@@ -208,10 +208,11 @@ export interface RecordingCatalog {
   /** Deletes recordings that are not recording; answers how many and their bytes. */
   remove(ids: string[]): Promise<{ removed: string[]; bytes: number }>;
   /**
-   * Deletes the recordings that started more than `ms` ago and are not recording; an age beyond
-   * `MAX_CLEAN_AGE_MS` is refused as invalid `older_than`.
+   * Deletes the recordings that started more than `ms` ago and are not recording; with `dryRun`
+   * only answers which those are and their bytes. An age beyond `MAX_CLEAN_AGE_MS` is refused as
+   * invalid `older_than`.
    */
-  clean(ms: number): Promise<{ removed: string[]; bytes: number }>;
+  clean(ms: number, options?: { dryRun?: boolean }): Promise<{ removed: string[]; bytes: number }>;
   /** Marks recordings whose process is gone as incomplete; answers their ids. */
   sweepStale(): Promise<string[]>;
   replays(id: string): Promise<Array<Record<string, unknown>>>;
@@ -383,18 +384,23 @@ export function createRecordingCatalog(options: CatalogOptions): RecordingCatalo
     return { removed, bytes: gone.reduce((sum, r) => sum + Number(r.bytes ?? 0), 0) };
   };
 
-  const clean = async (ms: number) => {
+  const clean = async (ms: number, options: { dryRun?: boolean } = {}) => {
     if (!(ms <= MAX_CLEAN_AGE_MS)) {
       throw invalid(
         `older_than: ${Math.round(ms / 86_400_000)} days is beyond the 36500 days (100 years) ` +
           "a recording can be kept",
       );
     }
-    const rows = await history.query<{ id: string }>(
-      `SELECT id FROM recordings WHERE started_at < $1 AND state <> 'recording'`,
+    const rows = await history.query<{ id: string; bytes: number | null }>(
+      `SELECT id, coalesce(storage_bytes, file_size_bytes, 0) AS bytes
+       FROM recordings WHERE started_at < $1 AND state <> 'recording' ORDER BY started_at`,
       [tsValue(Date.now() - ms)],
     );
-    return await remove(rows.map((r) => r.id));
+    if (!options.dryRun) return await remove(rows.map((r) => r.id));
+    return {
+      removed: rows.map((r) => r.id),
+      bytes: rows.reduce((sum, r) => sum + Number(r.bytes ?? 0), 0),
+    };
   };
 
   const sweepStale = async () => {

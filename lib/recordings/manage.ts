@@ -94,12 +94,20 @@ export async function deleteRecording(
   return { deleted: id, removed_bytes: bytes };
 }
 
-/** Deletes the recordings that started longer ago than `olderThan` ("7d"); 400 for no age. */
-export async function cleanRecordings(catalog: RecordingCatalog, olderThan: string): Promise<{
+/**
+ * Deletes the recordings that started longer ago than `olderThan` ("7d"); 400 for no age. A dry
+ * run deletes nothing and answers what would go.
+ */
+export async function cleanRecordings(
+  catalog: RecordingCatalog,
+  olderThan: string,
+  dryRun = false,
+): Promise<{
   removed: number;
   removed_bytes: number;
   removed_mb: number;
   recording_ids: string[];
+  dry_run: boolean;
 }> {
   const ms = parseAge(olderThan);
   if (ms === null || ms <= 0) {
@@ -108,11 +116,12 @@ export async function cleanRecordings(catalog: RecordingCatalog, olderThan: stri
         "7d or 2w",
     );
   }
-  const { removed, bytes } = await catalog.clean(ms);
+  const { removed, bytes } = await catalog.clean(ms, { dryRun });
   return {
     removed: removed.length,
     removed_bytes: bytes,
     removed_mb: toMb(bytes),
     recording_ids: removed,
+    dry_run: dryRun,
   };
 }
