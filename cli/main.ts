@@ -5,6 +5,7 @@
  */
 import { BENCH_USAGE, benchCli } from "./bench.ts";
 import { RECORDINGS_USAGE, recordingsCli } from "./recordings.ts";
+import { STREAM_USAGE, streamCli } from "./stream.ts";
 import { EXIT, Failure } from "./client.ts";
 import { ConfigError } from "../lib/core/config.ts";
 
@@ -24,6 +25,11 @@ const COMMANDS: Record<string, Command> = {
     summary: "list, download, delete and clean recordings",
     usage: RECORDINGS_USAGE,
     run: recordingsCli,
+  },
+  stream: {
+    summary: "start, stop, inspect and play a session's live video stream",
+    usage: STREAM_USAGE,
+    run: streamCli,
   },
 };
 

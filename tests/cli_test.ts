@@ -185,7 +185,7 @@ Deno.test("streamplay and each of its commands answer --help; an unknown one is 
   const top = await cli.run(["--help"]);
   assert.equal(top.code, 0);
   assert.match(top.out, /^Usage: streamplay <command>/);
-  for (const command of ["bench", "recordings"]) {
+  for (const command of ["bench", "recordings", "stream"]) {
     assert.match(top.out, new RegExp(`^  ${command} `, "m"));
     const r = await cli.run([command, "--help"]);
     assert.equal(r.code, 0, r.err);
@@ -198,6 +198,6 @@ Deno.test("streamplay and each of its commands answer --help; an unknown one is 
   assert.equal(unknown.code, 2);
   assert.equal(
     unknown.err.trim(),
-    'streamplay: unknown command "fly": use bench, recordings',
+    'streamplay: unknown command "fly": use bench, recordings, stream',
   );
 });
