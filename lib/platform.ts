@@ -194,7 +194,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
     const sampler = createSampler({ log });
     stops.push(() => sampler.close());
     const jobTypes = createJobTypes(options.parts.jobTypes);
-    const metrics = createMetrics({ version: options.version });
+    const metrics = createMetrics({ version: options.version, jobTypes: [...jobTypes.keys()] });
     const policy = createUrlPolicy(config);
     const sessionStore = createSessionStore({
       redis: command,

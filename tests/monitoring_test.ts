@@ -492,3 +492,48 @@ Deno.test("a worker process on its own reports its slots and job metrics through
     await worker[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("a fresh server's /metrics has every job type's series at 0, so the first failure shows", async () => {
+  await using server = await startServer();
+  const { text, samples } = await scrape(server.url);
+  const check = await promtool(text);
+  assert.equal(check.code, 0, check.output);
+  const types = ["noop", "http-bench", "browser-bench", "session", "replay"];
+  for (const type of types) {
+    for (const status of ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]) {
+      const series = samples.filter((s) =>
+        s.name === "streamplay_jobs_total" && s.labels.type === type && s.labels.status === status
+      );
+      assert.deepEqual(series.map((s) => s.value), [0], `jobs_total ${type} ${status}`);
+    }
+    for (const outcome of ["succeeded", "failed", "cancelled", "requeued"]) {
+      const count = samples.filter((s) =>
+        s.name === "streamplay_job_run_seconds_count" && s.labels.type === type &&
+        s.labels.outcome === outcome
+      );
+      assert.deepEqual(count.map((s) => s.value), [0], `job_run_seconds ${type} ${outcome}`);
+    }
+    assert.deepEqual(
+      samples.filter((s) => s.name === "streamplay_queue_depth" && s.labels.type === type)
+        .map((s) => s.value),
+      [0],
+    );
+    assert.equal(
+      samples.filter((s) => s.name === "streamplay_jobs_running" && s.labels.type === type).length,
+      1,
+    );
+  }
+  // The first failure moves the series from 0 to 1, which increase() sees.
+  const failed = await submit(server.url, { fail: true, fatal: true }, { max_attempts: 1 });
+  await waitForJob(server.url, failed.body.id);
+  const after = await waitFor(async () => {
+    const { samples } = await scrape(server.url);
+    return value(samples, "streamplay_jobs_total", { type: "noop", status: "failed" }) === 1
+      ? samples
+      : null;
+  }, { what: "the failure counted" });
+  assert.equal(
+    value(after, "streamplay_job_run_seconds_count", { type: "noop", outcome: "failed" }),
+    1,
+  );
+});

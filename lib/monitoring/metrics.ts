@@ -12,6 +12,8 @@
  *   which run on whichever worker process took them.
  *
  * Labels are bounded: job type, status, outcome, route pattern, method, host. Never an id.
+ * Every label set known at start (job types × statuses and outcomes) is there from the first
+ * scrape at 0, so `increase(...{status="failed"}[5m]) > 0` sees the first failure of a type.
  *
  * Hooks for features (get-or-create by name, so pool-side and API-side code can share one):
  *
@@ -34,6 +36,8 @@ import { createMiddleware } from "hono/factory";
 import { routePath } from "hono/route";
 import process from "node:process";
 import type { JobObserver, RunOutcome } from "../jobs/runner.ts";
+import { RUN_OUTCOMES } from "../jobs/runner/run_job.ts";
+import { JOB_STATUSES } from "../jobs/queue.ts";
 import type { MachineSample } from "./machine.ts";
 
 export type Scope = "local" | "shared";
@@ -118,7 +122,12 @@ export function aggregate(snapshots: Snapshot[]): Registry {
   return AggregatorRegistry.aggregate(snapshots as any);
 }
 
-export function createMetrics(options: { version: string }): Metrics {
+export function createMetrics(options: {
+  version: string;
+  /** The job types this platform runs: their series exist from the start, at 0. */
+  jobTypes?: readonly string[];
+}): Metrics {
+  const jobTypes = options.jobTypes ?? [];
   const local = new Registry();
   const shared = new Registry();
   const registries = { local, shared };
@@ -189,6 +198,19 @@ export function createMetrics(options: { version: string }): Metrics {
     { wait: Histogram.Internal<"type">; running: Gauge.Internal<"type"> }
   >();
   const perRun = new Map<string, Histogram.Internal<"type" | "outcome">>();
+  for (const type of jobTypes) {
+    wait.zero({ type });
+    running.set({ type }, 0);
+    for (const outcome of RUN_OUTCOMES) run.zero({ type, outcome });
+  }
+  /** The Redis-read job series of the known types, at 0 until Redis says otherwise. */
+  const zeroJobCounts = () => {
+    for (const type of jobTypes) {
+      for (const status of JOB_STATUSES) jobsTotal.inc({ type, status }, 0);
+      queueDepth.set({ type }, 0);
+    }
+  };
+  zeroJobCounts();
   const typeChildren = (type: string) => {
     let c = perType.get(type);
     if (!c) perType.set(type, c = { wait: wait.labels(type), running: running.labels(type) });
@@ -307,8 +329,9 @@ export function createMetrics(options: { version: string }): Metrics {
 
     setPlatform(p) {
       jobsTotal.reset();
-      for (const c of p.jobCounts) jobsTotal.inc({ type: c.type, status: c.status }, c.count);
       queueDepth.reset();
+      zeroJobCounts();
+      for (const c of p.jobCounts) jobsTotal.inc({ type: c.type, status: c.status }, c.count);
       for (const [type, n] of Object.entries(p.queues)) queueDepth.set({ type }, n);
       retrying.set(p.retrying);
       dead.set(p.dead);

@@ -14,7 +14,8 @@ import { PROCESSES_EVENT } from "../worker_protocol.ts";
 import type { SlotPool, Slots } from "./slots.ts";
 
 /** How a run ended, as the metrics see it. */
-export type RunOutcome = "succeeded" | "failed" | "cancelled" | "requeued";
+export const RUN_OUTCOMES = ["succeeded", "failed", "cancelled", "requeued"] as const;
+export type RunOutcome = typeof RUN_OUTCOMES[number];
 
 /** Hooks called on the hot path of every job. */
 export interface JobObserver {
