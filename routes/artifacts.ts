@@ -19,6 +19,7 @@ export function artifactRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}/artifacts",
+      operationId: "listJobArtifacts",
       tags: ["jobs"],
       summary: "Files a job wrote (screenshots, error screenshots, a function's files)",
       security: bearer,
@@ -35,6 +36,7 @@ export function artifactRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}/artifacts/{dir}/{name}",
+      operationId: "getJobArtifact",
       tags: ["jobs"],
       summary: "One artifact file",
       security: bearer,

@@ -23,6 +23,7 @@ export function benchRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/bench/validate",
+      operationId: "validateBench",
       tags: ["bench"],
       summary: "Check benchmark params without starting a job",
       security: bearer,

@@ -24,6 +24,7 @@ export function healthRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/health",
+      operationId: "getHealth",
       tags: ["platform"],
       summary: "Health of Redis and DuckDB (503 naming the part that is down), usable encoders",
       security: bearer,
@@ -42,6 +43,7 @@ export function healthRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/stats",
+      operationId: "getStats",
       tags: ["jobs"],
       summary: "Counts by type and status, p50/p95 duration by type, jobs per day",
       security: bearer,

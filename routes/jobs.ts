@@ -47,6 +47,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/jobs",
+      operationId: "createJob",
       tags: ["jobs"],
       summary: "Queue a job",
       security: bearer,
@@ -55,7 +56,6 @@ export function jobsRoutes(deps: AppDeps) {
       responses: {
         202: jsonResponse(JobSchema, "Queued"),
         400: errorResponse("Invalid body, unknown type, bad params or a refused URL"),
-        413: errorResponse("Body over 1 MB"),
         429: errorResponse("The platform is full (see GET /api/pressure); retry later"),
         503: errorResponse("Queue (Redis) unavailable, or CPU or memory over its limit"),
       },
@@ -71,6 +71,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/export",
+      operationId: "exportJobs",
       tags: ["jobs"],
       summary: "Download the filtered job history as CSV or Parquet",
       security: bearer,
@@ -95,6 +96,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs",
+      operationId: "listJobs",
       tags: ["jobs"],
       summary: "Job history, newest first (from DuckDB)",
       security: bearer,
@@ -114,6 +116,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}",
+      operationId: "getJob",
       tags: ["jobs"],
       summary: "One job",
       security: bearer,
@@ -127,6 +130,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/jobs/{id}/cancel",
+      operationId: "cancelJob",
       tags: ["jobs"],
       summary: "Cancel a queued or running job (a running job's Worker is terminated)",
       security: bearer,
@@ -146,6 +150,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/jobs/{id}",
+      operationId: "deleteJob",
       tags: ["jobs"],
       summary: "Delete a finished job and its events, samples and artifacts",
       security: bearer,
@@ -168,6 +173,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}/logs",
+      operationId: "getJobLogs",
       tags: ["jobs"],
       summary: "A job's log lines",
       security: bearer,
@@ -187,6 +193,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}/events",
+      operationId: "getJobEvents",
       tags: ["jobs"],
       summary: "A job's events (status, log, progress, result, ...), oldest first",
       security: bearer,
@@ -216,6 +223,7 @@ export function jobsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/jobs/{id}/samples",
+      operationId: "getJobSamples",
       tags: ["jobs"],
       summary: "Resource samples stored for a job (one per second while it ran)",
       security: bearer,

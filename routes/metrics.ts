@@ -83,6 +83,7 @@ export function metricsRoutes(deps: AppDeps) {
   app.openAPIRegistry.registerPath({
     method: "get",
     path: "/metrics",
+    operationId: "getMetrics",
     tags: ["monitoring"],
     summary: "Prometheus metrics (text exposition format)",
     description: "Needs a token of any role when tokens are on, unless STREAMPLAY_PUBLIC_METRICS.",
@@ -101,6 +102,7 @@ export function metricsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/pressure",
+      operationId: "getPressure",
       tags: ["monitoring"],
       summary: "Whether the platform takes more work; Accept: text/plain gives 200 or 503 only",
       description: "For load balancers. Needs a token when tokens are on, unless " +
@@ -143,6 +145,7 @@ export function metricsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/metrics/series",
+      operationId: "listMetricSeries",
       tags: ["monitoring"],
       summary: "The platform series: live on the dashboard, stored every few seconds",
       security: bearer,
@@ -169,6 +172,7 @@ export function metricsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/metrics/history",
+      operationId: "getMetricHistory",
       tags: ["monitoring"],
       summary: "Stored series over a time range, downsampled in DuckDB",
       security: bearer,
@@ -195,6 +199,7 @@ export function metricsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/analytics",
+      operationId: "getAnalytics",
       tags: ["monitoring"],
       summary: "Open and recent (24 h) anomaly alerts, and forecasts from the stored trends",
       security: bearer,

@@ -56,6 +56,7 @@ const ListQuery = z.object({
 const videoRoute = createRoute({
   method: "get",
   path: "/api/recordings/{id}/video",
+  operationId: "getRecordingVideo",
   tags: ["recordings"],
   summary: "The video file (MP4 or WebM), with HTTP Range support",
   description: "Served by the node that recorded it: other nodes answer 307 to it. Players " +
@@ -81,6 +82,7 @@ const videoRoute = createRoute({
 const shotRoute = createRoute({
   method: "get",
   path: "/api/recordings/{id}/screenshots/{n}",
+  operationId: "getRecordingScreenshot",
   tags: ["recordings"],
   summary: "The frame on screen at an error (JPEG), or the last frame (`final`)",
   security: bearer,
@@ -112,6 +114,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/sessions/{id}/recording",
+      operationId: "startRecording",
       tags: ["recordings"],
       summary: "Start recording a session: a video file plus a timeline of what happened",
       security: bearer,
@@ -142,6 +145,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/sessions/{id}/recording",
+      operationId: "stopRecording",
       tags: ["recordings"],
       summary: "Stop a session's recording; answers its duration, frames and size",
       security: bearer,
@@ -160,6 +164,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/recordings",
+      operationId: "listRecordings",
       tags: ["recordings"],
       summary: "Recordings, newest first",
       security: bearer,
@@ -179,6 +184,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/recordings/clean",
+      operationId: "cleanRecordings",
       tags: ["recordings"],
       summary: "Delete the recordings that started longer ago than an age",
       security: bearer,
@@ -222,6 +228,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/recordings/{id}",
+      operationId: "getRecording",
       tags: ["recordings"],
       summary: "One recording, with a summary of its timeline",
       security: bearer,
@@ -242,6 +249,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/recordings/{id}/timeline",
+      operationId: "getRecordingTimeline",
       tags: ["recordings"],
       summary: "What happened, in order, at its time in the video: inputs (with the element's " +
         "selector), navigations, tabs, console, page errors, failed requests",
@@ -277,6 +285,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/recordings/{id}",
+      operationId: "deleteRecording",
       tags: ["recordings"],
       summary: "Delete a recording: its row, timeline and files (on every node)",
       security: bearer,
@@ -300,6 +309,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/recordings/{id}/replay",
+      operationId: "replayRecording",
       tags: ["recordings"],
       summary: "Replay a recording in a fresh browser: a live `replay` job reporting divergences",
       description: "Answers once the replay's page is up, with its viewer URL and WebSocket " +
@@ -336,6 +346,7 @@ export function recordingsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/recordings/{id}/replays",
+      operationId: "listRecordingReplays",
       tags: ["recordings"],
       summary: "The replays of a recording, newest first, with their divergences",
       security: bearer,

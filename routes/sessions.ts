@@ -30,6 +30,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/sessions",
+      operationId: "createSession",
       tags: ["sessions"],
       summary: "Start a live browser session on a URL (answers once the browser is up)",
       security: bearer,
@@ -58,6 +59,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/sessions",
+      operationId: "listSessions",
       tags: ["sessions"],
       summary: "The active sessions",
       security: bearer,
@@ -72,6 +74,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/sessions/{id}",
+      operationId: "getSession",
       tags: ["sessions"],
       summary: "One session: state, health, page, tabs and live metrics (final stats once ended)",
       security: bearer,
@@ -88,6 +91,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/sessions/{id}/navigate",
+      operationId: "navigateSession",
       tags: ["sessions"],
       summary: "Load a URL in the session's active tab (the URL policy applies)",
       security: bearer,
@@ -125,6 +129,7 @@ export function sessionsRoutes(deps: AppDeps) {
       createRoute({
         method: "post",
         path: `/api/sessions/{id}/${op}`,
+        operationId: `${op}Session`,
         tags: ["sessions"],
         summary: op === "pause"
           ? "Pause the stream (capture stops; input is refused until resumed)"
@@ -146,6 +151,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/sessions/{id}/screenshot",
+      operationId: "getSessionScreenshot",
       tags: ["sessions"],
       summary: "A PNG of the active tab now",
       security: bearer,
@@ -168,6 +174,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/sessions/{id}/screenshots/{n}",
+      operationId: "getSessionErrorScreenshot",
       tags: ["sessions"],
       summary: "The screenshot taken at a page error (JPEG), from the session's stored events",
       security: bearer,
@@ -190,6 +197,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/sessions/{id}",
+      operationId: "endSession",
       tags: ["sessions"],
       summary: "End a session; answers its final stats",
       security: bearer,

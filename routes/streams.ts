@@ -31,6 +31,7 @@ export function streamsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/sessions/{id}/stream",
+      operationId: "startStream",
       tags: ["streams"],
       summary: "Start a live video stream of a session: HLS, DASH or an RTMP push",
       security: bearer,
@@ -62,6 +63,7 @@ export function streamsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/streams",
+      operationId: "listStreams",
       tags: ["streams"],
       summary: "The active video streams",
       security: bearer,
@@ -76,6 +78,7 @@ export function streamsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/streams/{id}",
+      operationId: "getStream",
       tags: ["streams"],
       summary: "A stream's state, health and live metrics",
       security: bearer,
@@ -95,6 +98,7 @@ export function streamsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/streams/{id}",
+      operationId: "stopStream",
       tags: ["streams"],
       summary: "Stop a stream; answers its final totals (the segments are removed)",
       security: bearer,
@@ -122,6 +126,7 @@ export function streamsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/stream-profiles",
+      operationId: "listStreamProfiles",
       tags: ["streams"],
       summary:
         "The quality profiles (shared with recordings), codecs and what each protocol carries",

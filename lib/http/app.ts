@@ -8,12 +8,10 @@ import { bodyLimit } from "hono/body-limit";
 import type { AppDeps, AppEnv } from "./context.ts";
 import { authenticate, createAuthenticator } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
-import { newApp } from "./openapi.ts";
+import { MAX_BODY_BYTES, newApp } from "./openapi.ts";
 import type { Hono, MiddlewareHandler } from "hono";
 import type { WorkerDeps } from "./context.ts";
 import { safeData } from "../core/strings.ts";
-
-export const MAX_BODY_BYTES = 1024 * 1024;
 
 /** A route file's factory: its routes as a sub-app, given what the serving process has. */
 export type RouteFactory<D> = (deps: D) => Hono<AppEnv>;

@@ -96,9 +96,12 @@ export function authenticate(auth: Authenticator, isPublic?: (path: string) => b
   });
 }
 
+/** The role each `requireRole` middleware asks for (the OpenAPI document lists its 403). */
+const REQUIRED = new WeakMap<object, Role>();
+
 /** Refuses with 403 a caller whose role is below `role`. */
 export function requireRole(role: Role) {
-  return createMiddleware<AuthEnv>(async (c, next) => {
+  const middleware = createMiddleware<AuthEnv>(async (c, next) => {
     const p = c.get("principal");
     if (!hasRole(p, role)) {
       throw new HTTPException(403, {
@@ -107,4 +110,11 @@ export function requireRole(role: Role) {
     }
     await next();
   });
+  REQUIRED.set(middleware, role);
+  return middleware;
+}
+
+/** The role a middleware made by `requireRole` asks for; undefined for any other. */
+export function requiredRole(middleware: unknown): Role | undefined {
+  return typeof middleware === "function" ? REQUIRED.get(middleware) : undefined;
 }
