@@ -14,18 +14,39 @@ import { cancelJob, deleteJob } from "../lib/jobs/removal.ts";
 import { followJob } from "../lib/jobs/follow.ts";
 import { exportJobs, listJobs } from "../lib/history/job_listing.ts";
 import type { AppDeps } from "../lib/http/context.ts";
+import type { JobTypes } from "../lib/jobs/job_type.ts";
 
-const CreateJob = z.object({
-  type: z.string().min(1).openapi({ example: "http-bench" }),
-  params: z.record(z.string(), z.unknown()).default({}).openapi({
-    description: "Parameters of the job type: see NoopParams, HttpBenchParams and " +
-      "BrowserBenchParams.",
-    example: { url: "http://127.0.0.1:8080/", concurrency: 10, duration_s: 10 },
-  }),
-  timeout_s: z.number().min(1).max(7 * 86_400).optional()
-    .openapi({ description: "Default depends on the type (http-bench: duration + 60 s)." }),
-  max_attempts: z.number().int().min(1).max(20).default(3),
-}).strict().openapi("CreateJob");
+/** "http-bench" → "HttpBench", for schema names. */
+const pascal = (name: string) =>
+  name.replace(/(^|-)(\w)/g, (_, _d, ch: string) => ch.toUpperCase());
+
+/**
+ * `POST /api/jobs`'s body: one shape per job type of the registry, told apart by `type`, each
+ * with that type's params schema (`params` may be left out when `{}` is valid for the type).
+ */
+function createJobSchema(jobTypes: JobTypes) {
+  const names = [...jobTypes.keys()];
+  const shapes = [...jobTypes.values()].map((t) => {
+    const params = t.params.openapi(`${pascal(t.name)}Params`);
+    return z.object({
+      type: z.literal(t.name),
+      params: t.params.safeParse({}).success ? params.optional() : params,
+      timeout_s: z.number().min(1).max(7 * 86_400).optional()
+        .openapi({ description: "Default depends on the type (http-bench: duration + 60 s)." }),
+      max_attempts: z.number().int().min(1).max(20).default(3),
+    }).strict().openapi(`Create${pascal(t.name)}Job`, { description: t.summary });
+  });
+  return z.discriminatedUnion("type", shapes as [typeof shapes[number], ...typeof shapes], {
+    error: (issue) =>
+      issue.code === "invalid_union"
+        ? `${
+          (issue.input as { type?: unknown })?.type === undefined
+            ? "is required"
+            : `unknown job type "${(issue.input as { type: unknown }).type}"`
+        }; use one of ${names.join(", ")}`
+        : undefined,
+  }).openapi("CreateJob");
+}
 
 const ListQuery = z.object({
   type: z.string().max(100).optional(),
@@ -42,6 +63,7 @@ const ExportQuery = ListQuery.omit({ limit: true, cursor: true }).extend({
 
 export function jobsRoutes(deps: AppDeps) {
   const app = newApp();
+  const CreateJob = createJobSchema(deps.jobTypes);
 
   app.openapi(
     createRoute({
@@ -61,7 +83,8 @@ export function jobsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const job = await submitJob(deps, c.req.valid("json"));
+      const body = c.req.valid("json");
+      const job = await submitJob(deps, { ...body, params: body.params ?? {} });
       c.header("Location", `/api/jobs/${job.id}`);
       return c.json(job, 202);
     },

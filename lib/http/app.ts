@@ -58,12 +58,6 @@ export async function createApp(
     scheme: "bearer",
     description: "Needed when STREAMPLAY_TOKENS is set (roles viewer < operator < admin).",
   });
-  for (const type of deps.jobTypes.values()) {
-    app.openAPIRegistry.register(
-      `${type.name.replace(/(^|-)(\w)/g, (_, _d, ch: string) => ch.toUpperCase())}Params`,
-      type.params,
-    );
-  }
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: {
