@@ -10,7 +10,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY . .
 # Fetch npm dependencies at build time (from deno.lock), so the container starts offline.
-RUN deno install --frozen && deno cache main.ts cli/bench.ts \
+RUN deno install --frozen && deno cache main.ts cli/main.ts \
  && mkdir -p /app/data && chown -R deno:deno /app
 
 USER deno
@@ -21,5 +21,7 @@ ENV HOST=0.0.0.0 \
 EXPOSE 8000
 VOLUME ["/app/data"]
 # A non-loopback HOST requires STREAMPLAY_TOKENS (name:token:role,...): the server refuses
-# to start without them.
+# to start without them. Set STREAMPLAY_PUBLIC_URL to the address clients reach the published
+# port at: unset, the URLs handed out (ws_url, stream and recording links) name 127.0.0.1,
+# which is the container itself. docker-compose.yml sets both for each service.
 CMD ["task", "start"]
