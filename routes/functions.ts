@@ -59,6 +59,7 @@ export function functionsRoutes(deps: AppDeps) {
     createRoute({
       method: "put",
       path: "/api/functions/{name}",
+      operationId: "putFunction",
       tags: ["functions"],
       summary: "Store a new version of a function (code checked: syntax, default export)",
       security: bearer,
@@ -85,6 +86,7 @@ export function functionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/functions",
+      operationId: "listFunctions",
       tags: ["functions"],
       summary: "The functions, last changed first",
       security: bearer,
@@ -99,6 +101,7 @@ export function functionsRoutes(deps: AppDeps) {
     createRoute({
       method: "get",
       path: "/api/functions/{name}",
+      operationId: "getFunction",
       tags: ["functions"],
       summary: "A function's versions, newest first",
       security: bearer,
@@ -123,6 +126,7 @@ export function functionsRoutes(deps: AppDeps) {
     createRoute({
       method: "delete",
       path: "/api/functions/{name}",
+      operationId: "deleteFunction",
       tags: ["functions"],
       summary: "Delete a function, its versions and its schedule (its runs stay in the history)",
       security: bearer,
@@ -145,6 +149,7 @@ export function functionsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/functions/{name}/invoke",
+      operationId: "invokeFunction",
       tags: ["functions"],
       summary: "Run a function once (a `function` job)",
       security: bearer,

@@ -498,7 +498,7 @@ Deno.test("a fresh server's /metrics has every job type's series at 0, so the fi
   const { text, samples } = await scrape(server.url);
   const check = await promtool(text);
   assert.equal(check.code, 0, check.output);
-  const types = ["noop", "http-bench", "browser-bench", "session", "replay"];
+  const types = ["noop", "http-bench", "browser-bench", "session", "replay", "function"];
   for (const type of types) {
     for (const status of ["queued", "running", "retrying", "succeeded", "failed", "cancelled"]) {
       const series = samples.filter((s) =>

@@ -81,6 +81,7 @@ Deno.test("a client generated from /openapi.json type-checks, catches a wrong pa
     assert.equal(union.discriminator.propertyName, "type");
     assert.deepEqual(Object.keys(union.discriminator.mapping).sort(), [
       "browser-bench",
+      "function",
       "http-bench",
       "noop",
       "replay",
