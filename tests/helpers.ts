@@ -3,6 +3,7 @@
  * process (`deno run -P=server main.ts`), a target HTTP server, and polling with a deadline.
  * Everything a helper starts is stopped by its `close()` / `await using`.
  */
+import { checkedPath, installCommand, isInstalled, SYSTEM_PACKAGES } from "../lib/core/prereq.ts";
 import { type EmbeddedRedis, freePort, startEmbeddedRedis } from "../lib/core/redis.ts";
 
 export { freePort };
@@ -44,6 +45,25 @@ export async function startRedis(): Promise<EmbeddedRedis & { restart(): Promise
     },
   };
   return handle;
+}
+
+/**
+ * Fails the calling test with a message naming the Debian packages it needs when one is missing
+ * (from the list in lib/core/prereq.ts, which `deno task test` installs), e.g.
+ * `requirePackages("nginx", "libnginx-mod-rtmp")` before starting nginx with its RTMP module.
+ */
+export function requirePackages(...names: string[]): void {
+  const missing = names.map((name) => {
+    const p = SYSTEM_PACKAGES.find((s) => s.pkg === name);
+    if (!p) throw new Error(`${name} is not in SYSTEM_PACKAGES (lib/core/prereq.ts)`);
+    return p;
+  }).filter((p) => !isInstalled(p));
+  if (missing.length === 0) return;
+  const what = missing.map((p) => `${p.pkg} (${checkedPath(p)} not found)`).join(", ");
+  throw new Error(
+    `this test needs the Debian package ${what}: run \`deno task prereq test\` as root, or ` +
+      `\`${installCommand(missing)}\``,
+  );
 }
 
 export function uniquePrefix(): string {

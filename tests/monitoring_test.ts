@@ -6,7 +6,7 @@
  * through Redis.
  */
 import assert from "node:assert/strict";
-import { api, startRedis, startServer, waitFor, waitForJob } from "./helpers.ts";
+import { api, requirePackages, startRedis, startServer, waitFor, waitForJob } from "./helpers.ts";
 import { openViewer, startPages } from "./session_helpers.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -50,6 +50,7 @@ async function scrape(base: string, token?: string): Promise<{ text: string; sam
 }
 
 async function promtool(text: string): Promise<{ code: number; output: string }> {
+  requirePackages("prometheus");
   const child = new Deno.Command("promtool", {
     args: ["check", "metrics"],
     stdin: "piped",

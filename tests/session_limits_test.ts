@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { listProcesses, readProcFiles, readStats } from "../lib/core/procfs.ts";
 import { sessionTempPrefix } from "../lib/sessions/browser_profiles.ts";
-import { api, startServer, waitFor } from "./helpers.ts";
+import { api, requirePackages, startServer, waitFor } from "./helpers.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 
 /** Opens a WebSocket on a raw TCP connection and never reads from it. */
@@ -74,6 +74,7 @@ Deno.test("sessions at their limits: slow viewers, idle and max duration, browse
     const session = await start({ url: `${pages.url}/` });
     const viewer = await openViewer(session.ws_url);
     const [pid] = await browserPids(server.process.pid);
+    requirePackages("procps");
     const { stdout } = await new Deno.Command("ps", {
       args: ["-o", "args=", "-p", String(pid)],
       stdout: "piped",

@@ -3,7 +3,7 @@
  * of a server process, an ffmpeg build without one encoder, and a local nginx with the RTMP
  * module on free ports, stopped by its `close()`.
  */
-import { freePort } from "./helpers.ts";
+import { freePort, requirePackages } from "./helpers.ts";
 
 export interface Probe {
   codec: string;
@@ -50,6 +50,7 @@ export async function probe(url: string, timeoutMs = 20_000): Promise<Probe> {
 
 /** Ids of the processes named `name` whose parent is `parent`. */
 export async function childPids(parent: number, name: string): Promise<number[]> {
+  requirePackages("procps");
   const { stdout } = await new Deno.Command("ps", {
     args: ["-o", "pid=,comm=", "--ppid", String(parent)],
     stdout: "piped",
@@ -103,6 +104,7 @@ const RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
 /** nginx in the foreground with its own config, loading the RTMP module, on free ports. */
 export async function startNginx(dir: string): Promise<Nginx> {
+  requirePackages("nginx", "libnginx-mod-rtmp");
   const rtmpPort = freePort();
   await Deno.mkdir(`${dir}/logs`, { recursive: true });
   const conf = `
