@@ -1,4 +1,10 @@
-/** Shared benchmark helpers: percentiles, the result table, and the Node peers' install. */
+/**
+ * Shared benchmark helpers: percentiles, the result table, the figures a bench writes with
+ * `--json <path>` (read by `deno task perf:docs`), and the Node peers' install.
+ */
+import { type BenchJson, type BenchRow, ROW_HEADER, rowCells } from "./bench_json.ts";
+
+export type { BenchRow };
 
 export const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -75,4 +81,69 @@ export async function ensurePeers(): Promise<void> {
     stderr: "inherit",
   }).output();
   if (!success) throw new Error("npm install in bench/peers failed");
+}
+
+/** `n` rounded to `digits` decimals (null when it is not a number, which JSON cannot hold). */
+export const round = (n: number, digits = 2): number | null =>
+  Number.isFinite(n) ? Number(n.toFixed(digits)) : null;
+
+/** The value after `--json` (or in `--json=<path>`) in `args`. */
+function jsonPath(args: readonly string[]): string | undefined {
+  const i = args.indexOf("--json");
+  if (i >= 0) return args[i + 1];
+  return args.find((a) => a.startsWith("--json="))?.slice("--json=".length);
+}
+
+/** The command that reproduces this run: the BENCH_* variables set, the task, its arguments. */
+function commandLine(name: string, args: readonly string[]): string {
+  const env = Object.entries(Deno.env.toObject())
+    .filter(([k]) => k.startsWith("BENCH_") || k === "DENO_USE_WRITEV")
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v} `);
+  const rest = args.filter((a, i) => a !== "--json" && args[i - 1] !== "--json")
+    .filter((a) => !a.startsWith("--json="));
+  return [`${env.join("")}deno task bench:${name}`, ...rest].join(" ");
+}
+
+/**
+ * A bench's figures: `add` them as they are measured, `print()` them as a table; `write()` puts
+ * them, with the command, the date and the machine, at the `--json <path>` the command line names
+ * (nothing without it). A bench that parses its arguments strictly declares
+ * `json: { type: "string" }`.
+ */
+export function benchReport(name: string, args: readonly string[] = Deno.args) {
+  const path = jsonPath(args);
+  const started: Omit<BenchJson, "rows"> = {
+    bench: name,
+    command: commandLine(name, args),
+    date: new Date().toISOString(),
+    machine: {
+      cores: navigator.hardwareConcurrency,
+      memory_gb: Math.round(Deno.systemMemoryInfo().total / 1024 ** 3),
+      load_before: round(Deno.loadavg()[0]!) ?? 0,
+    },
+  };
+  const rows: BenchJson["rows"] = [];
+  return {
+    add(row: BenchRow): void {
+      rows.push({
+        metric: row.metric,
+        ours: row.ours,
+        peer: row.peer ?? null,
+        peer_name: row.peer_name ?? null,
+        unit: row.unit ?? null,
+        target: row.target ?? null,
+        met: row.met ?? null,
+      });
+    },
+    print(): void {
+      printTable([ROW_HEADER, ...rows.map(rowCells)]);
+    },
+    async write(): Promise<void> {
+      if (!path) return;
+      const report: BenchJson = { ...started, rows };
+      await Deno.writeTextFile(path, JSON.stringify(report, null, 2) + "\n");
+      console.log(`figures written to ${path}`);
+    },
+  };
 }

@@ -24,7 +24,7 @@ import {
   processTree,
   readProcFiles,
 } from "../lib/core/procfs.ts";
-import { loadAverage, printTable, sleep } from "./common.ts";
+import { benchReport, loadAverage, printTable, round, sleep } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const TARGET_COMPLEX_MB = 80;
@@ -40,8 +40,10 @@ const { values: args } = parseArgs({
     pages: { type: "string", default: "simple,complex" },
     models: { type: "string", default: "context,browser" },
     settings: { type: "string", default: "playwright,streamplay" },
+    json: { type: "string" },
   },
 });
+const report = benchReport("density");
 const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
 const levels = list(args.levels).map(Number);
 const MB = 1024 * 1024;
@@ -264,3 +266,31 @@ console.log(
     "(other work on the machine adds noise to CPU figures, and a little to PSS through the " +
     "library pages Chromium processes share)",
 );
+
+const TARGETS: Record<string, number> = { complex: TARGET_COMPLEX_MB, simple: TARGET_SIMPLE_MB };
+for (const ours of series.filter((s) => s.settings === "streamplay")) {
+  const peer = find(ours.page, ours.model, "playwright");
+  const page = ours.page === "complex" ? "2,000-node animated page" : "simple page";
+  const limit = ours.model === "context" ? TARGETS[ours.page] : undefined;
+  for (const phase of ["idle", "active"] as const) {
+    const mb = perAdded(ours)[`${phase}Mb`];
+    report.add({
+      metric: `PSS per added session, a ${ours.model} per user, ${page}, ${phase}`,
+      ours: round(mb, 1),
+      peer: peer ? round(perAdded(peer)[`${phase}Mb`], 1) : null,
+      peer_name: peer ? "default Playwright launch" : null,
+      unit: "MB",
+      target: limit === undefined ? null : `≤ ${limit} MB`,
+      met: limit === undefined ? null : mb <= limit,
+    });
+  }
+  const last = ours.points[ours.points.length - 1]!;
+  const sessionsTarget = ours.page === "complex" && ours.model === "context";
+  report.add({
+    metric: `sessions alive at ${last.n}, a ${ours.model} per user, ${page}`,
+    ours: `${last.alive} of ${last.n}`,
+    target: sessionsTarget ? `≥ ${TARGET_SESSIONS}` : null,
+    met: sessionsTarget ? last.alive >= TARGET_SESSIONS : null,
+  });
+}
+await report.write();

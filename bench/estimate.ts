@@ -47,7 +47,7 @@ import {
   levelInfo as browserInfo,
 } from "../workers/browser-bench.ts";
 import { httpBenchJob, HttpBenchParams, levelInfo as httpInfo } from "../workers/http-bench.ts";
-import { benchTempDir, loadAverage, printTable, undoOnInterrupt } from "./common.ts";
+import { benchReport, benchTempDir, loadAverage, printTable, undoOnInterrupt } from "./common.ts";
 import { servePages } from "./pages.ts";
 
 const REPEAT_PCT = 15;
@@ -69,6 +69,7 @@ const { values: args } = parseArgs({
     only: { type: "string", default: "browser,saturation,http" },
   },
 });
+const report = benchReport("estimate");
 const duration = Number(args.duration);
 
 const config = loadConfig();
@@ -764,27 +765,8 @@ try {
     ]),
   ]);
   console.log(`load average ${loadAverage()} at the end (other work on the machine adds noise)`);
-  if (args.json) {
-    await Deno.writeTextFile(
-      args.json,
-      JSON.stringify(
-        {
-          bench: "estimate",
-          command: `deno task bench:estimate ${Deno.args.join(" ")}`.trim(),
-          date: new Date().toISOString(),
-          machine: {
-            cores: navigator.hardwareConcurrency,
-            memory_bytes: Deno.systemMemoryInfo().total,
-            load_average: loadAverage(),
-          },
-          rows,
-        },
-        null,
-        2,
-      ),
-    );
-    console.log(`wrote ${args.json}`);
-  }
+  for (const row of rows) report.add(row);
+  await report.write();
 } finally {
   sampler.close();
   await sandbox.close();

@@ -14,12 +14,12 @@ import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
 import { parts } from "../main.ts";
 import { startBenchRedis } from "./queue.ts";
 import {
+  benchReport,
   benchTempDir,
   CHROMIUM,
-  fixed,
   loadAverage,
   percentile,
-  printTable,
+  round,
   undoOnInterrupt,
 } from "./common.ts";
 
@@ -33,16 +33,6 @@ const { values } = parseArgs({
 });
 const runs = Number(values.runs);
 const browserRuns = Number(values["browser-runs"]);
-
-interface Row {
-  metric: string;
-  ours: number;
-  peer: number;
-  peer_name: string;
-  unit: string;
-  target: string;
-  met: boolean;
-}
 
 const p50 = (ms: number[]) => percentile(ms.toSorted((a, b) => a - b), 50);
 
@@ -119,9 +109,8 @@ const platform = await startPlatform(
   { role: "all", parts, log: createLogger({ level: "warn" }), version: "bench" },
 );
 const page = startPage();
-const rows: Row[] = [];
+const report = benchReport("functions");
 const loadBefore = loadAverage();
-const loadBeforeOneMinute = Deno.loadavg()[0]!;
 try {
   const base = platform.publicUrl;
   const call = async (path: string, method: string, body: unknown) => {
@@ -150,10 +139,10 @@ try {
   await timed(50, invoke("echo", { n: 1 }));
   const warm = await timed(runs, invoke("echo", { n: 1 }));
   const bare = await workerRoundTrip(runs);
-  rows.push({
+  report.add({
     metric: "invoke → result, warm browserless function (p50)",
-    ours: p50(warm),
-    peer: p50(bare),
+    ours: round(p50(warm)),
+    peer: round(p50(bare), 3),
     peer_name: "bare Deno Worker round trip",
     unit: "ms",
     target: "≤ 5 ms",
@@ -163,10 +152,10 @@ try {
   await timed(5, invoke("open", { url: page.url }));
   const opened = await timed(browserRuns, invoke("open", { url: page.url }));
   const plain = await playwrightOpen(page.url, browserRuns);
-  rows.push({
+  report.add({
     metric: "invoke → result, function opening a local page (p50)",
-    ours: p50(opened),
-    peer: p50(plain),
+    ours: round(p50(opened)),
+    peer: round(p50(plain), 3),
     peer_name: "Playwright newContext()+goto",
     unit: "ms",
     target: "≤ 150 ms",
@@ -179,30 +168,6 @@ try {
   await Deno.remove(dataDir, { recursive: true }).catch(() => {});
 }
 
-printTable([
-  ["figure", "streamplay", "peer (same run)", "target", "met"],
-  ...rows.map((r) => [
-    r.metric,
-    `${fixed(r.ours)} ${r.unit}`,
-    `${r.peer_name}: ${fixed(r.peer, 3)} ${r.unit}`,
-    r.target,
-    r.met ? "yes" : "**no**",
-  ]),
-]);
+report.print();
 console.log(`\nload average before: ${loadBefore}; runs: ${runs}, browser runs: ${browserRuns}`);
-
-if (values.json) {
-  const report = {
-    bench: "functions",
-    command: `deno task bench:functions --runs ${runs} --browser-runs ${browserRuns}`,
-    date: new Date().toISOString(),
-    machine: {
-      cores: navigator.hardwareConcurrency,
-      memory_gb: Math.round(Deno.systemMemoryInfo().total / 1024 ** 3),
-      load_before: loadBeforeOneMinute,
-    },
-    rows: rows.map((r) => ({ ...r, ours: Number(fixed(r.ours)), peer: Number(fixed(r.peer, 3)) })),
-  };
-  await Deno.writeTextFile(values.json, JSON.stringify(report, null, 2) + "\n");
-  console.log(`figures written to ${values.json}`);
-}
+await report.write();

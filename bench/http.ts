@@ -13,11 +13,12 @@ import { freePort } from "../lib/core/redis.ts";
 import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
 import type { LoadResult } from "../lib/load/http.ts";
 import {
+  benchReport,
   benchTempDir,
   ensurePeers,
   percentile,
-  printTable,
   ROOT,
+  round,
   undoOnInterrupt,
 } from "./common.ts";
 
@@ -162,8 +163,10 @@ if (import.meta.main) {
     options: {
       seconds: { type: "string", default: "10" },
       rounds: { type: "string", default: "2" },
+      json: { type: "string" },
     },
   });
+  const report = benchReport("http");
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const nginx = await startNginx();
@@ -191,30 +194,50 @@ if (import.meta.main) {
   const ours = median(runs.streamplay!);
   const w = median(runs.wrk!);
   const ac = median(runs.autocannon!);
-  printTable([
-    ["tool", "req/s (median)", "p50 ms", "p99 ms", "streamplay ÷ tool"],
-    ["streamplay http-bench", ours.rps.toFixed(0), ours.p50.toFixed(3), ours.p99.toFixed(3), "–"],
-    [
-      "wrk (C, 2 threads)",
-      w.rps.toFixed(0),
-      w.p50.toFixed(3),
-      w.p99.toFixed(3),
-      `${(ours.rps / w.rps).toFixed(2)}×`,
-    ],
-    [
-      "autocannon (Node)",
-      ac.rps.toFixed(0),
-      ac.p50.toFixed(3),
-      ac.p99.toFixed(3),
-      `${(ours.rps / ac.rps).toFixed(2)}×`,
-    ],
-  ]);
-  console.log(
-    `\ntarget ≥ 1.0× autocannon: ${ours.rps >= ac.rps ? "met" : "NOT met"} (${
-      (ours.rps / ac.rps).toFixed(2)
-    }×); ` +
-      `${(ours.rps / w.rps).toFixed(2)}× wrk`,
-  );
-  console.log(`histogram: ${histogramCost().toFixed(0)} ns per recorded latency`);
+  const peers = [["wrk (C, 2 threads)", w], ["autocannon (Node)", ac]] as const;
+  for (const [name, peer] of peers) {
+    const target = name.startsWith("autocannon");
+    report.add({
+      metric: `HTTP load, 32 connections, nginx 1 KB file, ${seconds} s: req/s (median of rounds)`,
+      ours: round(ours.rps, 0),
+      peer: round(peer.rps, 0),
+      peer_name: name,
+      unit: "req/s",
+      target: target ? "≥ 1.0× autocannon" : null,
+      met: target ? ours.rps >= peer.rps : null,
+    });
+    report.add({
+      metric: `ratio to ${name.split(" ")[0]}`,
+      ours: round(ours.rps / peer.rps),
+      unit: "×",
+    });
+  }
+  for (const p of ["p50", "p99"] as const) {
+    for (const [name, peer] of peers) {
+      report.add({
+        metric: `latency ${p}`,
+        ours: round(ours[p], 3),
+        peer: round(peer[p], 3),
+        peer_name: name,
+        unit: "ms",
+      });
+    }
+  }
+  const rps = (f: Figure) => `${f.rps.toLocaleString("en-US", { maximumFractionDigits: 0 })} req/s`;
+  for (const [r, figure] of runs.streamplay!.entries()) {
+    report.add({
+      metric: `round ${r + 1} of ${rounds}`,
+      ours: round(figure.rps, 0),
+      peer: `wrk ${rps(runs.wrk![r]!)}, autocannon ${rps(runs.autocannon![r]!)}`,
+      unit: "req/s",
+    });
+  }
+  report.add({
+    metric: "histogram cost per recorded latency",
+    ours: round(histogramCost(), 0),
+    unit: "ns",
+  });
+  report.print();
+  await report.write();
   Deno.exit(0);
 }

@@ -19,7 +19,15 @@ import { type Platform, startPlatform } from "../lib/platform.ts";
 import { freePort } from "../lib/core/redis.ts";
 import { CLOCK_TICKS_PER_S, readStats } from "../lib/core/procfs.ts";
 import { measureThroughput, startBenchRedis } from "./queue.ts";
-import { benchTempDir, percentile, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
+import {
+  benchReport,
+  benchTempDir,
+  percentile,
+  ROOT,
+  round,
+  sleep,
+  undoOnInterrupt,
+} from "./common.ts";
 import { parts } from "../main.ts";
 
 /** CPU seconds (user + system) used so far by the processes of `pids`, together. */
@@ -270,12 +278,14 @@ if (import.meta.main) {
       jobs: { type: "string", default: "20000" },
       rounds: { type: "string", default: "3" },
       "rest-s": { type: "string", default: "20" },
+      json: { type: "string" },
     },
   });
   if (positionals[0] === "clients") {
     await runClients(positionals[1]!, Number(positionals[2] ?? 100));
     Deno.exit(0);
   }
+  const report = benchReport("metrics");
   const restS = Number(values["rest-s"]);
   const jobs = Number(values.jobs);
   const rounds = Number(values.rounds);
@@ -337,31 +347,35 @@ if (import.meta.main) {
   const noise = (Math.max(...without) - Math.min(...without)) / mWithout;
   const allowed = Math.max(0.05, noise);
   const drop = 1 - mWith / mWithout;
-  printTable([
-    ["figure", "monitoring on (+100 dashboards, scrapes)", "monitoring off", "target", "met"],
-    [
-      "CPU at rest, server + Redis (% of one core)",
-      total(full).toFixed(2),
-      total(off).toFixed(2),
-      "difference ≤ 2 %",
-      `${cost <= 2 ? "yes" : "no"} (+${cost.toFixed(2)} %)`,
-    ],
-    [
-      "CPU at rest, monitoring alone (no clients)",
-      total(on).toFixed(2),
-      total(off).toFixed(2),
-      "–",
-      `+${(total(on) - total(off)).toFixed(2)} %`,
-    ],
-    [
-      "no-op job throughput, jobs/s (median)",
-      mWith.toFixed(0),
-      mWithout.toFixed(0),
-      `within the noise (${(allowed * 100).toFixed(1)} %)`,
-      `${drop <= allowed ? "yes" : "no"} (${drop > 0 ? "−" : "+"}${
-        Math.abs(drop * 100).toFixed(1)
-      } %)`,
-    ],
-  ]);
+  const peerName = "monitoring off";
+  report.add({
+    metric: "CPU at rest, server + Redis, monitoring on with 100 dashboards and a scrape every 5 s",
+    ours: round(total(full)),
+    peer: round(total(off)),
+    peer_name: peerName,
+    unit: "% of one core",
+    target: "difference ≤ 2 %",
+    met: cost <= 2,
+  });
+  report.add({ metric: "difference", ours: round(cost), unit: "% of one core" });
+  report.add({
+    metric: "CPU at rest, server + Redis, monitoring on, no client",
+    ours: round(total(on)),
+    peer: round(total(off)),
+    peer_name: peerName,
+    unit: "% of one core",
+  });
+  report.add({
+    metric: `no-op job throughput with monitoring, dashboards and scrapes (median of ${rounds})`,
+    ours: round(mWith, 0),
+    peer: round(mWithout, 0),
+    peer_name: peerName,
+    unit: "jobs/s",
+    target: `within the noise (${(allowed * 100).toFixed(1)} %)`,
+    met: drop <= allowed,
+  });
+  report.add({ metric: "throughput change", ours: round(-drop * 100, 1), unit: "%" });
+  report.print();
+  await report.write();
   Deno.exit(0);
 }

@@ -17,11 +17,12 @@ import {
   waitReady,
 } from "../lib/core/redis.ts";
 import {
+  benchReport,
   benchTempDir,
   ensurePeers,
   percentile,
-  printTable,
   ROOT,
+  round,
   undoOnInterrupt,
 } from "./common.ts";
 import { noopJob } from "../workers/noop.ts";
@@ -211,8 +212,10 @@ if (import.meta.main) {
       jobs: { type: "string", default: "50000" },
       latency: { type: "string", default: "300" },
       rounds: { type: "string", default: "5" },
+      json: { type: "string" },
     },
   });
+  const report = benchReport("queue");
   const jobs = Number(values.jobs);
   const latencyCount = Number(values.latency);
   const rounds = Number(values.rounds);
@@ -268,37 +271,56 @@ if (import.meta.main) {
 
     const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
     const ratio = median(ours) / median(peers);
-    printTable([
-      ["figure", "streamplay", "BullMQ 5 (Node)", "target", "met"],
-      [
-        "throughput, jobs/s (median of rounds)",
-        median(ours).toFixed(0),
-        median(peers).toFixed(0),
-        "≥ 1.0× BullMQ",
-        `${ratio >= 1 ? "yes" : "no"} (${ratio.toFixed(2)}×)`,
-      ],
-      [
-        "queue-to-start p50 / p99, warm (ms)",
-        `${warm.p50.toFixed(2)} / ${warm.p99.toFixed(2)}`,
-        `${bull.latency_p50_ms.toFixed(2)} / ${bull.latency_p99_ms.toFixed(2)}`,
-        "p50 ≤ 2 ms",
-        warm.p50 <= 2 ? "yes" : "no",
-      ],
-      [
-        "queue-to-start p50 / p99, cold Worker (ms)",
-        `${cold.p50.toFixed(2)} / ${cold.p99.toFixed(2)}`,
-        `bare Deno Worker, new → ready: ${floor.p50.toFixed(2)} / ${floor.p99.toFixed(2)}`,
-        "p50 ≤ 15 ms",
-        cold.p50 <= 15 ? "yes" : "no",
-      ],
-      [
-        "  same, Worker started at the claim (enqueued elsewhere)",
-        `${coldAtClaim.p50.toFixed(2)} / ${coldAtClaim.p99.toFixed(2)}`,
-        "",
-        "",
-        "",
-      ],
-    ]);
+    const bullmq = "BullMQ 5 (Node)";
+    report.add({
+      metric: "no-op jobs end to end (enqueue → Redis → sandboxed Worker → DuckDB), concurrency 50",
+      ours: round(median(ours), 0),
+      peer: round(median(peers), 0),
+      peer_name: bullmq,
+      unit: "jobs/s",
+      target: "≥ 1.0× BullMQ",
+      met: ratio >= 1,
+    });
+    report.add({ metric: "ratio to BullMQ (median of rounds)", ours: round(ratio), unit: "×" });
+    for (const [i, jobsPerS] of ours.entries()) {
+      report.add({
+        metric: `round ${i + 1} of ${rounds}`,
+        ours: round(jobsPerS, 0),
+        peer: round(peers[i]!, 0),
+        peer_name: bullmq,
+        unit: "jobs/s",
+      });
+    }
+    const latency = (
+      metric: string,
+      p: { p50: number; p99: number },
+      peer: { p50: number; p99: number; name: string },
+      target?: number,
+    ) => {
+      report.add({
+        metric: `${metric} p50`,
+        ours: round(p.p50),
+        peer: round(peer.p50),
+        peer_name: peer.name,
+        unit: "ms",
+        target: target === undefined ? null : `p50 ≤ ${target} ms`,
+        met: target === undefined ? null : p.p50 <= target,
+      });
+      report.add({
+        metric: `${metric} p99`,
+        ours: round(p.p99),
+        peer: round(peer.p99),
+        peer_name: peer.name,
+        unit: "ms",
+      });
+    };
+    const bullLatency = { p50: bull.latency_p50_ms, p99: bull.latency_p99_ms, name: bullmq };
+    const bareWorker = { ...floor, name: "bare Deno Worker, new → ready" };
+    latency("queue-to-start, warm Worker pool,", warm, bullLatency, 2);
+    latency("queue-to-start, cold Worker, enqueued by this process,", cold, bareWorker, 15);
+    latency("queue-to-start, cold Worker, enqueued elsewhere,", coldAtClaim, bareWorker);
+    report.print();
+    await report.write();
   } finally {
     await redis.close();
     await Deno.remove(redis.dir, { recursive: true }).catch(() => {});

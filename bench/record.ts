@@ -39,7 +39,16 @@ import {
   PROFILES,
   progressiveFileMuxArgs,
 } from "../lib/video/codecs.ts";
-import { benchTempDir, CHROMIUM, fixed, loadAverage, printTable, sleep } from "./common.ts";
+import {
+  benchReport,
+  benchTempDir,
+  CHROMIUM,
+  fixed,
+  loadAverage,
+  printTable,
+  round,
+  sleep,
+} from "./common.ts";
 import { colourGridPage } from "./pages.ts";
 import { parts } from "../main.ts";
 
@@ -362,6 +371,7 @@ async function endToEnd(): Promise<
 
 // ---- run ----
 
+const report = benchReport("record");
 console.log(
   `bench:record — ${WIDTH}×${HEIGHT} at ${FPS} fps, ${SECONDS} s per run, load average ` +
     `${loadAverage()} on ${navigator.hardwareConcurrency} cores`,
@@ -464,3 +474,46 @@ for (const codec of ["h264", "vp8"] as const) {
 }
 console.log(`\nTargets:\n  ${verdicts.join("\n  ")}`);
 console.log(`load average at the end: ${loadAverage()}`);
+
+for (const r of rows) {
+  const name = `${r.codec} \`${r.profile}\``;
+  const h264Medium = r.codec === "h264" && r.profile === "medium";
+  const peer = r.profile === "medium" ? peers.get(r.codec) : undefined;
+  report.add({
+    metric: `${name} (${r.encoder}), 720p25: encoder CPU`,
+    ours: round(r.cores),
+    peer: peer ? round(peer.cores) : null,
+    peer_name: peer ? "plain ffmpeg, same frames and arguments" : null,
+    unit: "cores",
+    target: h264Medium ? "≤ 0.5 core" : null,
+    met: h264Medium ? r.cores <= 0.5 : null,
+  });
+  report.add({
+    metric: `${name}: bitrate` +
+      (r.target === null ? " (lossless)" : ` (profile ${r.target} kbps)`),
+    ours: round(r.kbps, 0),
+    unit: "kbps",
+    target: h264Medium ? "within ±20 % of 1,500 kbps" : null,
+    met: h264Medium ? Math.abs(r.kbps / 1500 - 1) <= 0.2 : null,
+  });
+}
+for (const codec of CODEC_LIST) {
+  const mine = rows.filter((r) => r.codec === codec);
+  if (mine.length === 0) continue;
+  const behind = mine.filter(growing).map((r) => r.profile);
+  const target = codec === "h264" || codec === "vp8";
+  report.add({
+    metric: `${codec} at 720p25 keeps up with real time, every profile`,
+    ours: behind.length === 0 ? "yes" : `no (${behind.join(", ")} fell behind)`,
+    target: target ? "no growing backlog" : null,
+    met: target ? behind.length === 0 : null,
+  });
+}
+if (e2e) {
+  const live = "live session recorded, h264 `medium` 720p25";
+  report.add({ metric: `${live}: ffmpeg CPU`, ours: round(e2e.cores), unit: "cores" });
+  report.add({ metric: `${live}: Chromium CPU`, ours: round(e2e.chromium), unit: "cores" });
+  report.add({ metric: `${live}: encoding speed`, ours: round(e2e.speed), unit: "× real time" });
+  report.add({ metric: `${live}: time the stop took`, ours: round(e2e.stopS), unit: "s" });
+}
+await report.write();

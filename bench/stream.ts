@@ -28,11 +28,13 @@ import { freePort } from "../lib/core/redis.ts";
 import { colourGridPage } from "./pages.ts";
 import { median } from "simple-statistics";
 import {
+  benchReport,
   benchTempDir,
   CHROMIUM,
   fixed,
   percentile,
   printTable,
+  round,
   sleep,
   undoOnInterrupt,
 } from "./common.ts";
@@ -427,6 +429,7 @@ async function bareFanout(
 
 // ---- the run ----
 
+const report = benchReport("stream");
 const load = () => Deno.loadavg()[0]!.toFixed(2);
 const loadBefore = load();
 console.log(
@@ -650,3 +653,76 @@ console.log(
   `\nload average ${loadBefore} before, ${loadAfter} after` +
     (busy ? ": the machine was busy before the run, figures are noisy" : ""),
 );
+
+const raw = "raw CDP screencast";
+for (const [n, ours, peer, ratio] of [[1, sp1, raw1, fps1], [5, sp5, raw5, fps5]] as const) {
+  report.add({
+    metric: `fps per session, ${n} session${n > 1 ? "s" : ""} (median of ${ROUNDS} rounds)`,
+    ours: round(ours.fps, 1),
+    peer: round(peer.fps, 1),
+    peer_name: raw,
+    unit: "fps",
+    target: "≥ 0.95× raw CDP",
+    met: ratio >= 0.95,
+  });
+  report.add({
+    metric: `ratio to raw CDP, ${n} session${n > 1 ? "s" : ""}`,
+    ours: round(ratio),
+    unit: "×",
+  });
+}
+report.add({
+  metric: "fps per session, screenshot polling, 1 / 5 pages",
+  ours: `${fixed(shot1.fps, 1)} / ${fixed(shot5.fps, 1)} fps`,
+});
+report.add({
+  metric: "frames delivered / emitted, 1 viewer",
+  ours: round(sp1.delivered, 3),
+  target: "≥ 0.95",
+  met: sp1.delivered >= 0.95,
+});
+for (const p of ["p50", "p99"] as const) {
+  const limit = p === "p50" ? 50 : 150;
+  report.add({
+    metric: `capture-to-viewer latency ${p}, 1 session`,
+    ours: round(sp1.latency[p], 0),
+    peer: round(raw1.latency[p], 0),
+    peer_name: raw,
+    unit: "ms",
+    target: `≤ ${limit} ms`,
+    met: sp1.latency[p] <= limit,
+  });
+}
+report.add({
+  metric: "server CPU, 10 viewers ÷ 1 viewer",
+  ours: round(cpuRatio),
+  peer: round(floorRatio),
+  peer_name: "floor: 1 viewer + 9 plain TCP writes a frame",
+  unit: "×",
+  target: "≤ 1.1×",
+  met: cpuRatio <= 1.1,
+});
+const us = (seconds: number) => round(seconds * 1e6, 0);
+const sends: Array<[string, number]> = [
+  ["bare Deno WebSocket server", perSend(bare)],
+  ["the same, keeping freed memory", perSend(bareKept)],
+  ["plain TCP write, keeping freed memory", perSend(bareTcp)],
+];
+for (const [name, seconds] of sends) {
+  report.add({
+    metric: `CPU per extra viewer send, ${fixed(frameBytes / 1000, 0)} KB frames`,
+    ours: us(extraSend(sp1.server, sp10.server, sp10.fps)),
+    peer: us(seconds),
+    peer_name: name,
+    unit: "µs",
+  });
+}
+report.add({
+  metric: "platform CPU per session, 1 / 5 sessions",
+  ours: `${fixed(sp1.server, 3)} / ${fixed(sp5.server / 5, 3)} cores`,
+  peer: `${fixed(raw1.client, 3)} / ${fixed(raw5.client / 5, 3)} cores`,
+  peer_name: "raw CDP client",
+  target: "≤ 0.15 core",
+  met: sp1.server <= 0.15 && sp5.server / 5 <= 0.15,
+});
+await report.write();

@@ -41,12 +41,14 @@ import {
 import { liveTiming, muxArgs } from "../lib/streams/options.ts";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
 import {
+  benchReport,
   benchTempDir,
   CHROMIUM,
   fixed,
   loadAverage,
   percentile,
   printTable,
+  round as roundTo,
   sleep,
 } from "./common.ts";
 import { colourGridPage } from "./pages.ts";
@@ -145,6 +147,7 @@ async function startSession(url: string): Promise<string> {
   return s.id;
 }
 
+const report = benchReport("video");
 console.log(
   `bench:video  ${WIDTH}×${HEIGHT} @ ${FPS} fps, ${SECONDS} s windows, ` +
     `${navigator.hardwareConcurrency} cores, load average ${loadAverage()}`,
@@ -370,6 +373,30 @@ async function encodingPart(): Promise<() => void> {
       } KB avg)`,
     );
     printTable(perCodec);
+    for (const [codec, encoder, cores, factor, speed] of perCodec.slice(1)) {
+      report.add({
+        metric: `${codec} (${encoder}), 720p30 \`medium\` fed live: encoder CPU`,
+        ours: roundTo(Number(cores)),
+        peer: `real-time factor ${factor} unpaced; speed fed live ${speed}`,
+        unit: "cores",
+      });
+    }
+    report.add({
+      metric: "CPU of a 720p30 H.264 HLS stream, frames in to segments out",
+      ours: roundTo(oursCores),
+      peer: roundTo(plainCores),
+      peer_name: "plain ffmpeg on the same frames",
+      unit: "cores",
+      target: "≤ 1.15× plain ffmpeg",
+      met: ratio <= 1.15,
+    });
+    report.add({ metric: "ratio to plain ffmpeg", ours: roundTo(ratio), unit: "×" });
+    report.add({
+      metric: "simultaneous 720p30 H.264 streams sustained",
+      ours: sustained,
+      peer: sustainedRuns.map((r) => `${fixed(r.speed)}×`).join(", "),
+      peer_name: "speeds",
+    });
     printTable([
       ["H.264 720p30 HLS, same frames", "CPU cores", "runs"],
       [
@@ -568,6 +595,20 @@ async function latencyPart(): Promise<() => void> {
       const key = l.label.replace(/ \(.*/, "");
       const p50 = percentile(sorted(l.player), 50);
       const target = TARGETS[key];
+      const edge = l.edge.length ? percentile(sorted(l.edge), 50) / 1000 : null;
+      report.add({
+        metric: `glass-to-glass latency p50, ${l.label}, the app's player`,
+        ours: roundTo(p50 / 1000),
+        peer: REFERENCE[key.split(" ")[0]!]!,
+        peer_name: "reference product",
+        unit: "s",
+        target: target ? target[1] : null,
+        met: target ? p50 <= target[0] : null,
+      });
+      report.add({
+        metric: `${l.label}: p95; live edge p50 (ffmpeg)`,
+        ours: `${s(percentile(sorted(l.player), 95))}; ${edge === null ? "–" : `${fixed(edge)} s`}`,
+      });
       rows.push([
         l.label,
         s(p50),
@@ -594,5 +635,6 @@ await platform.close();
 await pageServer.shutdown();
 await Deno.remove(dataDir, { recursive: true });
 
-for (const report of reports) report();
+for (const print of reports) print();
 console.log(`\nload average after: ${loadAfter}`);
+await report.write();
