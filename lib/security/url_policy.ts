@@ -3,7 +3,8 @@
  * browser opens, webhooks): only http and https; link-local and cloud metadata addresses always
  * refused; private and loopback ranges allowed unless `STREAMPLAY_ALLOW_PRIVATE=false`; optional
  * allow-list and deny-list of hosts. Host names are resolved and every address is checked, so a
- * name pointing at a metadata address is refused too.
+ * name pointing at a metadata address is refused too. An IPv6 address that carries an IPv4 one
+ * (mapped, IPv4-compatible, NAT64, 6to4, Teredo) is judged by both.
  */
 import ipaddr from "ipaddr.js";
 
@@ -40,7 +41,9 @@ const PRIVATE_RANGES = new Set([
   "unspecified",
 ]);
 
-function normalize(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
+type Ip = ipaddr.IPv4 | ipaddr.IPv6;
+
+function normalize(address: string): Ip | null {
   try {
     const parsed = ipaddr.parse(address.replace(/^\[|\]$/g, ""));
     if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
@@ -52,6 +55,32 @@ function normalize(address: string): ipaddr.IPv4 | ipaddr.IPv6 | null {
   }
 }
 
+const NAT64_LOCAL = ipaddr.parseCIDR("64:ff9b:1::/48");
+
+/**
+ * The IPv4 addresses an IPv6 address carries, which a gateway on the path may connect to:
+ * IPv4-translated (`::ffff:0:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`,
+ * and the local-use `64:ff9b:1::/48` in its /96 layout), 6to4 (`2002:aabb:ccdd::`) and Teredo
+ * (its server, and its client with the bits inverted).
+ */
+function embeddedIPv4(ip: ipaddr.IPv6): ipaddr.IPv4[] {
+  const b = ip.toByteArray();
+  const v4 = (at: number, flip = 0) =>
+    new ipaddr.IPv4([b[at]! ^ flip, b[at + 1]! ^ flip, b[at + 2]! ^ flip, b[at + 3]! ^ flip]);
+  const range = ip.range();
+  const zeroHead = b.slice(0, 12).every((x) => x === 0);
+  if (range === "rfc6145" || range === "rfc6052" || ip.match(NAT64_LOCAL)) return [v4(12)];
+  if (zeroHead && range !== "unspecified" && range !== "loopback") return [v4(12)];
+  if (range === "6to4") return [v4(2)];
+  if (range === "teredo") return [v4(4), v4(12, 0xff)];
+  return [];
+}
+
+/** The address and every IPv4 address it carries, each to be judged. */
+function judged(ip: Ip): Ip[] {
+  return ip.kind() === "ipv6" ? [ip, ...embeddedIPv4(ip as ipaddr.IPv6)] : [ip];
+}
+
 function matchesHost(pattern: string, host: string, addresses: string[]): boolean {
   if (pattern.startsWith("*.")) return host.endsWith(pattern.slice(1));
   if (pattern.includes("/")) {
@@ -59,7 +88,8 @@ function matchesHost(pattern: string, host: string, addresses: string[]): boolea
       const range = ipaddr.parseCIDR(pattern);
       return addresses.some((a) => {
         const ip = normalize(a);
-        return ip !== null && ip.kind() === range[0].kind() && ip.match(range);
+        return ip !== null &&
+          judged(ip).some((j) => j.kind() === range[0].kind() && j.match(range));
       });
     } catch {
       return false;
@@ -81,10 +111,12 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
   const resolve = options.resolve ?? defaultResolve;
 
   /** Refused whatever the lists say. */
-  const neverAllowed = (ip: ipaddr.IPv4 | ipaddr.IPv6, address: string): string | null => {
-    for (const range of ALWAYS_REFUSED) {
-      if (ip.kind() === range[0].kind() && ip.match(range)) {
-        return `${address} is a link-local or cloud metadata address (never allowed)`;
+  const neverAllowed = (ip: Ip, address: string): string | null => {
+    for (const one of judged(ip)) {
+      for (const range of ALWAYS_REFUSED) {
+        if (one.kind() === range[0].kind() && one.match(range)) {
+          return `${address} is a link-local or cloud metadata address (never allowed)`;
+        }
       }
     }
     return null;
@@ -95,7 +127,7 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
     if (!ip) return `"${address}" is not an IP address`;
     const never = neverAllowed(ip, address);
     if (never) return never;
-    if (!options.allowPrivate && PRIVATE_RANGES.has(ip.range())) {
+    if (!options.allowPrivate && judged(ip).some((one) => PRIVATE_RANGES.has(one.range()))) {
       return `${address} is a private or loopback address and STREAMPLAY_ALLOW_PRIVATE is false`;
     }
     return null;

@@ -29,9 +29,30 @@ Deno.test("metadata and link-local addresses are always refused, in every spelli
       "http://[fd00:ec2::254]/",
       "http://[::ffff:169.254.169.254]/",
       "http://[fe80::1]/",
+      "http://[64:ff9b::a9fe:a9fe]/", // NAT64
+      "http://[64:ff9b:1::a9fe:a9fe]/", // local-use NAT64
+      "http://[2002:a9fe:a9fe::]/", // 6to4
+      "http://[::a9fe:a9fe]/", // IPv4-compatible
+      "http://[::ffff:0:a9fe:a9fe]/", // IPv4-translated
+      "http://[2001:0:a9fe:a9fe::1]/", // Teredo server
+      "http://[2001:0:4136:e378:8000:63bf:5601:5601]/", // Teredo client (bits inverted)
     ]
   ) {
     assert.match((await reason(p, url))!, /link-local or cloud metadata/, url);
+  }
+  assert.match(
+    (await reason(
+      policy({ resolve: () => Promise.resolve(["64:ff9b::a9fe:a9fe"]) }),
+      "http://n.test/",
+    ))!,
+    /resolves to 64:ff9b::a9fe:a9fe is a link-local or cloud metadata/,
+  );
+});
+
+Deno.test("IPv6 forms that carry a public IPv4 address pass", async () => {
+  const p = policy({ allowPrivate: false });
+  for (const url of ["http://[64:ff9b::5db8:d822]/", "http://[2002:5db8:d822::1]/"]) {
+    assert.equal(await reason(p, url), null, url);
   }
 });
 
@@ -58,6 +79,10 @@ Deno.test("private and loopback ranges can be switched off", async () => {
       "http://192.168.1.1/",
       "http://[::1]/",
       "http://localhost/",
+      "http://[fd00::1]/",
+      "http://[64:ff9b::7f00:1]/", // NAT64 of 127.0.0.1
+      "http://[2002:a00:1::]/", // 6to4 of 10.0.0.1
+      "http://[::c0a8:101]/", // IPv4-compatible 192.168.1.1
     ]
   ) {
     assert.match((await reason(p, url))!, /private or loopback/, url);
