@@ -25,7 +25,8 @@ import { createLogger } from "../lib/core/log.ts";
 import { createSandbox } from "../lib/jobs/sandbox.ts";
 import { createSampler, type Sample } from "../lib/jobs/sampler.ts";
 import { killProcessTree, readProcFiles, readStats } from "../lib/core/procfs.ts";
-import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
+import { completeResult, type JobType, openJobEgress } from "../lib/jobs/job_type.ts";
+import { createUrlPolicy } from "../lib/security/url_policy.ts";
 import {
   buildSizingReport,
   type LevelInfo,
@@ -110,8 +111,10 @@ async function run(
     targets: type.sampleTargets?.(params) ?? null,
   }, () => {});
   let processes: number[] = [];
+  const opened = await openJobEgress(createUrlPolicy(config), type, params);
+  if (!opened.ok) throw new Error(opened.reason);
   const handle = sandbox.run(
-    type.sandbox(params, { config, artifactDir }),
+    type.sandbox(params, { config, artifactDir, egress: opened.egress }),
     { id: name, params, attempt: 1, artifact_dir: artifactDir },
     (e) => {
       if (e.type === PROCESSES_EVENT) {
@@ -121,6 +124,7 @@ async function run(
     },
   );
   const outcome = await handle.done;
+  await opened.egress.close();
   const samples = tracking.samples();
   await killProcessTree(processes, Deno.pid).catch(() => {});
   if (artifactDir) await Deno.remove(artifactDir, { recursive: true }).catch(() => {});

@@ -9,6 +9,8 @@ import * as hdr from "hdr-histogram-js";
 import { createSandbox } from "../lib/jobs/sandbox.ts";
 import { createLogger } from "../lib/core/log.ts";
 import { loadConfig } from "../lib/core/config.ts";
+import { openJobEgress } from "../lib/jobs/job_type.ts";
+import { createUrlPolicy } from "../lib/security/url_policy.ts";
 import { freePort } from "../lib/core/redis.ts";
 import { httpBenchJob, HttpBenchParams } from "../workers/http-bench.ts";
 import type { LoadResult } from "../lib/load/http.ts";
@@ -89,7 +91,10 @@ async function streamplay(url: string, seconds: number): Promise<Figure> {
     duration_s: seconds,
     baseline_s: 0,
   });
-  const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
+  const config = loadConfig({});
+  const opened = await openJobEgress(createUrlPolicy(config), httpBenchJob, params);
+  if (!opened.ok) throw new Error(opened.reason);
+  const spec = httpBenchJob.sandbox(params, { config, artifactDir: null, egress: opened.egress });
   try {
     const r = await sandbox.run(
       spec,

@@ -11,8 +11,9 @@ import { createLogger } from "../lib/core/log.ts";
 import { createSandbox } from "../lib/jobs/sandbox.ts";
 import { createSampler, type Sample } from "../lib/jobs/sampler.ts";
 import { createUrlPolicy } from "../lib/security/url_policy.ts";
+import type { Egress } from "../lib/security/egress.ts";
 import { describeZodError } from "../lib/http/errors.ts";
-import { completeResult, type JobType } from "../lib/jobs/job_type.ts";
+import { completeResult, type JobType, openJobEgress } from "../lib/jobs/job_type.ts";
 import { browserBenchJob, httpBenchJob } from "./job_types.ts";
 import type { LoadResult } from "../lib/load/http.ts";
 import type { ResourceSummary } from "../lib/jobs/sampler.ts";
@@ -401,7 +402,12 @@ function showProgress(line: string) {
   Deno.stderr.writeSync(encoder.encode(isTty ? `\r\x1b[2K${line}` : `${line}\n`));
 }
 
-async function runLocally(mode: CliMode, params: unknown, json: boolean): Promise<number> {
+async function runLocally(
+  mode: CliMode,
+  params: unknown,
+  json: boolean,
+  egress: Egress,
+): Promise<number> {
   const config = loadConfig();
   const log = createLogger({ level: "warn" });
   const sandbox = createSandbox({ log, warmPerProfile: 0 });
@@ -412,7 +418,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     artifactDir = await Deno.realPath(await Deno.makeTempDir({ prefix: "streamplay-bench-" }));
     console.error(`artifacts: ${artifactDir}`);
   }
-  const spec = mode.type.sandbox(params, { config, artifactDir });
+  const spec = mode.type.sandbox(params, { config, artifactDir, egress });
   const tracking = mode.type.sample
     ? sampler.track(id, {
       intervalMs: (mode.type.sampleIntervalS?.(params) ?? 1) * 1000,
@@ -455,6 +461,7 @@ async function runLocally(mode: CliMode, params: unknown, json: boolean): Promis
     if (processes.length) await killProcessTree(processes, Deno.pid).catch(() => {});
     sampler.close();
     await sandbox.close();
+    await egress.close();
   }
 }
 
@@ -563,12 +570,8 @@ export async function benchCli(args: string[]): Promise<number> {
       new Client(values as { server?: string; token?: string }),
     );
   }
-  const policy = createUrlPolicy(loadConfig());
-  for (const { field, url } of mode.type.urls(params)) {
-    const verdict = await policy.check(url);
-    if (!verdict.ok) {
-      throw usageError(`--${field.replace(/^params\./, "")} ${url} is refused: ${verdict.reason}`);
-    }
-  }
-  return await runLocally(mode, params, json);
+  // The run connects to the addresses checked here, never to a new lookup of a name.
+  const opened = await openJobEgress(createUrlPolicy(loadConfig()), mode.type, params);
+  if (!opened.ok) throw usageError(opened.reason.replace(/^params\.(\S+): /, "--$1 "));
+  return await runLocally(mode, params, json, opened.egress);
 }

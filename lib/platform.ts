@@ -253,6 +253,7 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       sampler,
       jobTypes,
       config,
+      policy,
       log,
       companions: new Map([
         ["session", sessionHost!.companion],

@@ -4,7 +4,9 @@
  * counts and latency percentiles, and a sizing report of the TARGET: the processes named by
  * `target_pids`, `target_process` or `target_cgroup`, measured by the pool (never by the
  * sandbox) and kept apart from the load generator's own use. Without them the report says no
- * resource cost was measured. Its sandbox may connect to the target's host:port and nothing else.
+ * resource cost was measured. Its sandbox may connect to the target's port at the addresses the
+ * URL policy checked when the job started, and nothing else: the Worker never looks the name up
+ * again.
  */
 import { z } from "@hono/zod-openapi";
 import type { JobType } from "../lib/jobs/job_type.ts";
@@ -20,6 +22,7 @@ import type { Sample } from "../lib/jobs/sampler.ts";
 import type { LevelInfo } from "../lib/capacity/report.ts";
 import type { LoadResult } from "../lib/load/http.ts";
 import { thresholdsField } from "../lib/load/thresholds.ts";
+import { type Egress, hostOf, hostPort, portOf } from "../lib/security/egress.ts";
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
@@ -104,11 +107,18 @@ export const httpLevels = (p: HttpBenchParams) =>
 /** Seconds between levels, so one level's teardown stays out of the next one's figures. */
 export const SETTLE_S = 1;
 
-/** The `host:port` a URL connects to, as Deno's net permission spells it. */
-export function netTarget(raw: string): string {
+/** What the pool tells the Worker once, before its job: where the target's host was checked. */
+export interface HttpBenchInit {
+  /** The target's addresses, as checked by the URL policy when the job started. */
+  addresses: string[];
+}
+
+/** The target's checked addresses (the job's egress), and each `address:port` to allow. */
+export function pinnedTarget(raw: string, egress: Egress): { addresses: string[]; net: string[] } {
   const url = new URL(raw);
-  const port = url.port || (url.protocol === "https:" ? "443" : "80");
-  return `${url.hostname}:${port}`;
+  const addresses = [...egress.addresses.get(hostOf(url)) ?? []];
+  if (addresses.length === 0) throw new Error(`no checked address for ${url.host}`);
+  return { addresses, net: addresses.map((a) => hostPort(a, portOf(url))) };
 }
 
 const module = new URL("./http-bench.worker.ts", import.meta.url);
@@ -122,11 +132,16 @@ export const httpBenchJob: JobType<HttpBenchParams> = {
       ? 3600
       : p.baseline_s + httpLevels(p).length * ((p.duration_s ?? 10) + SETTLE_S) + 60,
   urls: (p) => [{ field: "params.url", url: p.url }],
-  sandbox: (p) => ({
-    module,
-    permissions: { ...NO_PERMISSIONS, net: [netTarget(p.url)] },
-    jobsPerWorker: 1,
-  }),
+  egress: "pinned",
+  sandbox: (p, { egress }) => {
+    const target = pinnedTarget(p.url, egress);
+    return {
+      module,
+      init: { addresses: target.addresses } satisfies HttpBenchInit,
+      permissions: { ...NO_PERMISSIONS, net: target.net },
+      jobsPerWorker: 1,
+    };
+  },
   artifacts: false,
   sample: true,
   sampleIntervalS: (p) => p.sample_interval_s,

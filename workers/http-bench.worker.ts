@@ -1,10 +1,10 @@
-/** Sandbox side of `http-bench`: network access to the target's host:port only. */
+/** Sandbox side of `http-bench`: network access to the target's checked addresses only. */
 import { serveJobs } from "./runtime.ts";
 import { type LoadResult, runHttpLoad } from "../lib/load/http.ts";
 import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
 import type { SweepRecord } from "../lib/capacity/report.ts";
 import { checkThresholds, httpFigures, type ThresholdReport } from "../lib/load/thresholds.ts";
-import { type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
+import { type HttpBenchInit, type HttpBenchParams, httpLevels, SETTLE_S } from "./http-bench.ts";
 
 export type HttpBenchResult = LoadResult & {
   /** Every level's figures (one entry without a sweep); the top level repeats the last one. */
@@ -14,7 +14,7 @@ export type HttpBenchResult = LoadResult & {
   thresholds?: ThresholdReport;
 };
 
-serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
+serveJobs<HttpBenchParams, HttpBenchResult, HttpBenchInit>(async (ctx) => {
   const p = ctx.params;
   const levels = httpLevels(p);
   const durationMs = p.requests === undefined ? (p.duration_s ?? 10) * 1000 : undefined;
@@ -39,6 +39,7 @@ serveJobs<HttpBenchParams, HttpBenchResult>(async (ctx) => {
       try {
         return await runHttpLoad({
           url: new URL(p.url),
+          addresses: ctx.init.addresses,
           method: p.method,
           headers: p.headers,
           body: p.body,

@@ -9,11 +9,15 @@ import type { z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
 import type { SandboxSpec } from "./sandbox.ts";
 import type { Sample, TargetSpec, Tracking } from "./sampler.ts";
+import { type Egress, NO_EGRESS, openEgress } from "../security/egress.ts";
+import type { UrlPolicy } from "../security/url_policy.ts";
 
 export interface JobTypeContext {
   config: Config;
   /** The job's own directory for files it writes (null when the type needs none). */
   artifactDir: string | null;
+  /** What the job may reach, checked just now (`NO_EGRESS` for types without `egress`). */
+  egress: Egress;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -24,6 +28,14 @@ export interface JobType<P = any> {
   defaultTimeoutS(params: P): number;
   /** URLs the job will reach, by field path, for the URL policy. */
   urls(params: P): Array<{ field: string; url: string }>;
+  /**
+   * How the job reaches those URLs. The pool checks them again right before the job runs and
+   * hands on the addresses it checked (`JobTypeContext.egress`), so a name re-pointed since
+   * (DNS rebinding) is not followed: "pinned", the Worker connects to those addresses itself;
+   * "proxy", the job's browser goes through a proxy in the pool that connects only to them.
+   * Types without it reach nothing or apply the policy on every connection themselves.
+   */
+  egress?: "pinned" | "proxy";
   sandbox(params: P, ctx: JobTypeContext): SandboxSpec;
   /** A sandbox to start ahead of the first job, when it does not depend on params. */
   warm?(config: Config): SandboxSpec;
@@ -58,6 +70,19 @@ export type JobTypes = ReadonlyMap<string, JobType>;
 /** The registry of the job types a platform runs (`main.ts` lists them from `workers/`). */
 export function createJobTypes(list: readonly JobType[]): JobTypes {
   return new Map(list.map((t) => [t.name, t]));
+}
+
+/**
+ * A job's egress, opened right before it runs (`JobType.egress`): its URLs checked by the policy
+ * now, with the addresses to use (and its proxy); or the first refusal, naming the field.
+ */
+export async function openJobEgress(
+  policy: UrlPolicy,
+  type: JobType,
+  params: unknown,
+): Promise<{ ok: true; egress: Egress } | { ok: false; reason: string }> {
+  if (!type.egress) return { ok: true, egress: NO_EGRESS };
+  return await openEgress(policy, type.urls(params), { proxy: type.egress === "proxy" });
 }
 
 /**

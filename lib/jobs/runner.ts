@@ -9,6 +9,7 @@ import type { EventPublisher } from "./events.ts";
 import type { Sandbox } from "./sandbox.ts";
 import type { Sampler } from "./sampler.ts";
 import type { JobTypes } from "./job_type.ts";
+import type { UrlPolicy } from "../security/url_policy.ts";
 import type { Config } from "../core/config.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 import { type BlockingRedis, blockingRedis, closeRedis } from "../core/redis.ts";
@@ -36,6 +37,8 @@ export interface RunnerOptions {
   sampler: Sampler;
   jobTypes: JobTypes;
   config: Config;
+  /** Applied again to a job's URLs right before it runs (see `JobType.egress`). */
+  policy: UrlPolicy;
   log: Logger;
   consumerId?: string;
   /** Told when each job starts and ends (the metrics hooks); must be cheap and never throw. */

@@ -7,6 +7,8 @@ import { artifactPermissions, createSandbox, NO_PERMISSIONS, type SandboxSpec } 
 import { createLogger } from "../core/log.ts";
 import { httpBenchJob } from "../../workers/http-bench.ts";
 import { loadConfig } from "../core/config.ts";
+import { openJobEgress } from "./job_type.ts";
+import { createUrlPolicy } from "../security/url_policy.ts";
 import { HttpBenchParams } from "../../workers/http-bench.ts";
 import { startTarget, tempDir, waitFor } from "../../tests/helpers.ts";
 
@@ -27,16 +29,21 @@ async function probe(spec: SandboxSpec, actions: unknown[]) {
   }
 }
 
-Deno.test("an http-bench job reaches its target and nothing else", async () => {
+Deno.test("an http-bench job reaches its target's checked address and nothing else", async () => {
   await using target = startTarget();
   await using other = startTarget();
   await using dir = await tempDir();
   const secret = `${dir.path}/secret.txt`;
   await Deno.writeTextFile(secret, "token");
-  const params = HttpBenchParams.parse({ url: `${target.url}/` });
-  const spec = httpBenchJob.sandbox(params, { config: loadConfig({}), artifactDir: null });
-  const [toTarget, toOther, readSecret, readEtc, writeTmp, env, run] = await probe(spec, [
+  const params = HttpBenchParams.parse({ url: `http://localhost:${target.port}/` });
+  const config = loadConfig({});
+  const opened = await openJobEgress(createUrlPolicy(config), httpBenchJob, params);
+  assert.ok(opened.ok);
+  const spec = httpBenchJob.sandbox(params, { config, artifactDir: null, egress: opened.egress });
+  const [toTarget, byName, toOther, readSecret, readEtc, writeTmp, env, run] = await probe(spec, [
     { do: "connect", hostname: "127.0.0.1", port: target.port },
+    // The name itself is not reachable: the Worker cannot look it up again.
+    { do: "connect", hostname: "localhost", port: target.port },
     { do: "connect", hostname: "127.0.0.1", port: other.port },
     { do: "read", path: secret },
     { do: "read", path: "/etc/hostname" },
@@ -45,6 +52,7 @@ Deno.test("an http-bench job reaches its target and nothing else", async () => {
     { do: "run", cmd: "true" },
   ]);
   assert.deepEqual(toTarget, { ok: true });
+  assert.deepEqual(byName, { ok: false, error: "NotCapable" });
   assert.deepEqual(toOther, { ok: false, error: "NotCapable" });
   assert.deepEqual(readSecret, { ok: false, error: "NotCapable" });
   assert.deepEqual(readEtc, { ok: false, error: "NotCapable" });

@@ -4,12 +4,16 @@
  * place (Content-Length, chunked, or until close) without copying bodies. Latency goes into an
  * HdrHistogram (microsecond resolution, 3 significant digits).
  *
- * Runs inside the sandboxed Worker with `net` limited to the target host:port, and in the CLI.
+ * Runs inside the sandboxed Worker with `net` limited to the target's checked addresses and port,
+ * and in the CLI. It connects to those addresses, never to a new lookup of the name; the name
+ * stays in the `Host` header and, over TLS, in the SNI and the certificate check.
  */
 import * as hdr from "hdr-histogram-js";
 
 export interface LoadOptions {
   url: URL;
+  /** Where `url`'s host was checked to be: connections go to the first that answers. */
+  addresses: readonly string[];
   method: string;
   headers: Record<string, string>;
   body?: string | undefined;
@@ -293,6 +297,7 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
   const https = url.protocol === "https:";
   const hostname = url.hostname.replace(/^\[|\]$/g, "");
   const port = Number(url.port || (https ? 443 : 80));
+  if (options.addresses.length === 0) throw new Error(`no address to connect to for ${url.host}`);
   const request = encodeRequest(url, options.method, options.headers, options.body);
   const isHead = options.method === "HEAD";
 
@@ -369,10 +374,20 @@ export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
   }, 1000);
 
   const connect = async (): Promise<Deno.Conn> => {
-    if (https) return await Deno.connectTls({ hostname, port });
-    const conn = await Deno.connect({ hostname, port });
+    let conn: Deno.TcpConn | undefined;
+    let failure: unknown;
+    for (const address of options.addresses) {
+      try {
+        conn = await Deno.connect({ hostname: address, port });
+        break;
+      } catch (err) {
+        failure = err;
+      }
+    }
+    if (!conn) throw failure;
     conn.setNoDelay(true);
-    return conn;
+    // TLS over the checked address, with the URL's name for SNI and the certificate check.
+    return https ? await Deno.startTls(conn, { hostname }) : conn;
   };
 
   const worker = async (index: number) => {

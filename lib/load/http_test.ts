@@ -1,12 +1,14 @@
 /**
  * The HTTP load generator against a real local server: counting, keep-alive, chunked bodies,
- * connection: close, error kinds, timeouts, the rate cap, request bodies and HEAD.
+ * connection: close, error kinds, timeouts, the rate cap, request bodies and HEAD; connections go
+ * to the given addresses with the URL's name kept in Host and in the TLS handshake.
  */
 import assert from "node:assert/strict";
 import { encodeRequest, runHttpLoad } from "./http.ts";
 import { freePort, startTarget } from "../../tests/helpers.ts";
 
 const base = {
+  addresses: ["127.0.0.1"],
   method: "GET",
   headers: {},
   concurrency: 4,
@@ -127,4 +129,45 @@ Deno.test("encodeRequest writes the request line, Host and the caller's headers"
   assert.match(text, /^GET \/a\?b=1 HTTP\/1\.1\r\nHost: example\.test:8080\r\n/);
   assert.match(text, /X-Test: 1\r\n/);
   assert.ok(text.endsWith("\r\n\r\n"));
+});
+
+Deno.test("connections go to the checked address, the name kept in Host and TLS SNI", async () => {
+  const seen: string[] = [];
+  const ac = new AbortController();
+  const named = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    (req) => {
+      seen.push(req.headers.get("host")!);
+      return new Response("ok");
+    },
+  );
+  // A name nobody resolves: only the given address can be reached.
+  const r = await runHttpLoad({
+    ...base,
+    url: new URL(`http://rebind.invalid:${named.addr.port}/`),
+    requests: 5,
+  });
+  assert.equal(r.requests, 5);
+  assert.deepEqual(new Set(seen), new Set([`rebind.invalid:${named.addr.port}`]));
+  ac.abort();
+  await named.finished;
+
+  // Over TLS: the ClientHello sent to the address names the host (SNI).
+  const tls = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const hello = (async () => {
+    const conn = await tls.accept();
+    const bytes = new Uint8Array(4096);
+    const n = await conn.read(bytes);
+    conn.close();
+    return new TextDecoder("latin1").decode(bytes.subarray(0, n ?? 0));
+  })();
+  const failed = await runHttpLoad({
+    ...base,
+    concurrency: 1,
+    url: new URL(`https://sni.example.test:${(tls.addr as Deno.NetAddr).port}/`),
+    requests: 1,
+  });
+  assert.equal(failed.requests, 0);
+  assert.ok((await hello).includes("sni.example.test"), "the SNI names the URL's host");
+  tls.close();
 });

@@ -25,8 +25,6 @@ export type PolicyVerdict = { ok: true; url: URL; addresses: string[] } | {
 
 export interface UrlPolicy {
   check(raw: string): Promise<PolicyVerdict>;
-  /** Checks an address without DNS (for intercepted browser requests that carry an IP). */
-  checkAddress(address: string): string | null;
 }
 
 /** Always refused, whatever the settings: instance metadata services and link-local ranges. */
@@ -134,7 +132,6 @@ export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
   };
 
   return {
-    checkAddress,
     async check(raw) {
       let url: URL;
       try {

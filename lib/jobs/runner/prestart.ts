@@ -6,6 +6,7 @@ import type { Config } from "../../core/config.ts";
 import type { JobTypes } from "../job_type.ts";
 import type { NewJob } from "../queue.ts";
 import type { Sandbox } from "../sandbox.ts";
+import { NO_EGRESS } from "../../security/egress.ts";
 import type { Slots } from "./slots.ts";
 
 /** Jobs of one enqueue call looked at for a Worker to start ahead (bulk loads have Workers). */
@@ -13,7 +14,8 @@ const PRESTART_LOOK = 16;
 
 /**
  * What to do with jobs this process enqueued. Types with artifact directories are left out
- * (their permissions name the job's own directory, made at claim time).
+ * (their permissions name the job's own directory, made at claim time), and so are types with
+ * `egress` (theirs name the addresses checked at claim time).
  */
 export function prestarter(parts: {
   jobTypes: JobTypes;
@@ -28,10 +30,12 @@ export function prestarter(parts: {
       const type = jobTypes.get(job.type);
       const pool = slots.poolOf(job.type);
       // Slots held by claims in flight count as free: those claims may well come back empty.
-      if (!type || type.artifacts || pool.running >= pool.capacity) continue;
+      if (!type || type.artifacts || type.egress || pool.running >= pool.capacity) continue;
       const parsed = type.params.safeParse(job.params);
       if (parsed.success) {
-        sandbox.prestart(type.sandbox(parsed.data, { config, artifactDir: null }));
+        sandbox.prestart(
+          type.sandbox(parsed.data, { config, artifactDir: null, egress: NO_EGRESS }),
+        );
       }
     }
   };

@@ -6,10 +6,11 @@ import type { Config } from "../../core/config.ts";
 import { errorMessage, type Logger } from "../../core/log.ts";
 import { killProcessTree } from "../../core/procfs.ts";
 import type { EventPublisher } from "../events.ts";
-import { completeResult, type JobTypes } from "../job_type.ts";
+import { completeResult, type JobTypes, openJobEgress } from "../job_type.ts";
 import type { ClaimedJob, Outcome } from "../queue.ts";
 import type { Sampler } from "../sampler.ts";
-import { type RunHandle, type Sandbox, WorkerLost } from "../sandbox.ts";
+import { type RunHandle, type Sandbox, type SandboxSpec, WorkerLost } from "../sandbox.ts";
+import type { UrlPolicy } from "../../security/url_policy.ts";
 import { PROCESSES_EVENT } from "../worker_protocol.ts";
 import type { SlotPool, Slots } from "./slots.ts";
 
@@ -68,6 +69,8 @@ export interface JobRunsOptions {
   sampler: Sampler;
   jobTypes: JobTypes;
   config: Config;
+  /** Applied again to a job's URLs right before it runs (see `JobType.egress`). */
+  policy: UrlPolicy;
   log: Logger;
   consumer: string;
   observer?: JobObserver | undefined;
@@ -131,7 +134,21 @@ export function createJobRuns(options: JobRunsOptions): JobRuns {
       await Deno.mkdir(artifactDir, { recursive: true });
       artifactDir = await Deno.realPath(artifactDir);
     }
-    const spec = type.sandbox(parsed.data, { config, artifactDir });
+    const opened = await openJobEgress(options.policy, type, parsed.data);
+    if (!opened.ok) {
+      if (artifactDir) await Deno.remove(artifactDir, { recursive: true }).catch(() => {});
+      slots.unreserve(pool, 1);
+      complete({ id: job.id, kind: "fatal", error: opened.reason });
+      return;
+    }
+    const { egress } = opened;
+    let spec: SandboxSpec;
+    try {
+      spec = type.sandbox(parsed.data, { config, artifactDir, egress });
+    } catch (err) {
+      await egress.close();
+      throw err;
+    }
     const tracking = type.sample
       ? sampler.track(
         job.id,
@@ -220,6 +237,7 @@ export function createJobRuns(options: JobRunsOptions): JobRuns {
     } finally {
       clearTimeout(active.graceTimer);
       tracking?.stop();
+      await egress.close();
       if (processes.length > 0) {
         // Still listed: the Worker ended (terminated, crashed) before it could close them.
         await killProcessTree(processes, Deno.pid).catch((err) =>
