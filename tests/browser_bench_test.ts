@@ -158,7 +158,8 @@ Deno.test("browser-bench: vitals, errors with screenshots, artifacts, samples, s
         type: "browser-bench",
         params: {
           url: `${site.url}/leak`,
-          duration_s: 5,
+          // Long enough for the first load on a busy machine: every request crosses the proxy.
+          duration_s: 10,
           baseline_s: 0,
           screenshot_every_s: 0,
           scenario: [{ action: "goto" }, { action: "wait", ms: 500 }],

@@ -5,8 +5,9 @@
  *
  * Its sandbox may read the project's node_modules and the Chromium executable, run that
  * executable, and write only to the job's artifact directory; it has no network permission (the
- * browser talks to it over a pipe). What the browser itself may reach is limited to the hosts the
- * URL policy approved at submission (see lib/load/browser.ts).
+ * browser talks to it over a pipe). The browser itself reaches the network only through the
+ * job's proxy in the pool process, which admits the hosts the URL policy approved when the job
+ * started, at the addresses it checked (see lib/load/browser.ts).
  */
 import { fileURLToPath } from "node:url";
 import { z } from "@hono/zod-openapi";
@@ -104,20 +105,11 @@ export function browserUrls(p: BrowserBenchParams): Array<{ field: string; url: 
   ];
 }
 
-/** The host names the browser may reach (what `browserUrls` names, approved at submission). */
-export function allowedHosts(p: BrowserBenchParams): string[] {
-  const hosts = new Set<string>();
-  for (const { url } of browserUrls(p)) {
-    try {
-      hosts.add(new URL(url).hostname.replace(/^\[|\]$/g, ""));
-    } catch { /* refused by the schema already */ }
-  }
-  return [...hosts];
-}
-
 /** What the pool tells the Worker once, before its job. */
 export interface BrowserBenchInit {
   chromiumPath: string;
+  /** The job's proxy (`socks5://127.0.0.1:<port>`): the browser's only way out. */
+  proxy: string;
 }
 
 const NODE_MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));
@@ -130,9 +122,13 @@ export const browserBenchJob: JobType<BrowserBenchParams> = {
   defaultTimeoutS: (p) =>
     Math.ceil(p.baseline_s + browserLevels(p).length * (p.duration_s + SETTLE_S + 30) + 60),
   urls: browserUrls,
-  sandbox: (_p, { config, artifactDir }) => ({
+  egress: "proxy",
+  sandbox: (_p, { config, artifactDir, egress }) => ({
     module,
-    init: { chromiumPath: config.chromiumPath } satisfies BrowserBenchInit,
+    init: {
+      chromiumPath: config.chromiumPath,
+      proxy: egress.proxy!.url,
+    } satisfies BrowserBenchInit,
     permissions: {
       ...NO_PERMISSIONS,
       read: [NODE_MODULES, config.chromiumPath, ...(artifactDir ? [artifactDir] : [])],

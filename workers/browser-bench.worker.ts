@@ -14,7 +14,6 @@ import {
 import { reportBaseline, runSweep } from "../lib/capacity/sweep.ts";
 import { browserFigures, checkThresholds, type ThresholdReport } from "../lib/load/thresholds.ts";
 import {
-  allowedHosts,
   type BrowserBenchInit,
   type BrowserBenchParams,
   browserLevels,
@@ -39,7 +38,7 @@ serveJobs<BrowserBenchParams, Result, BrowserBenchInit>(async (ctx) => {
   let logged = 0;
   const load = createBrowserLoad({
     playwright,
-    launch: { executablePath: ctx.init.chromiumPath, allowedHosts: allowedHosts(p) },
+    launch: { executablePath: ctx.init.chromiumPath, proxy: ctx.init.proxy },
     browserPerUser: p.browser_per_user,
     url: p.url,
     scenario: p.scenario,

@@ -8,14 +8,15 @@
  * Sessions: one browser shared by the users of a run, one browser context per user (default),
  * or one browser per user (`browserPerUser`).
  *
- * What the browser may reach: only the hosts the URL policy approved for the job. Chromium is a
- * child process Deno cannot restrict, so the rule is enforced inside Chromium: every request goes
- * to an unreachable proxy except those to the approved hosts (the proxy bypass list), which also
- * covers redirects and IP addresses. Playwright's request interception (`route`) is not used: it
- * does not see redirect hops (Playwright continues them itself) and it turns off the HTTP cache,
- * which would make every simulated visit heavier than a real one. Blocked requests are counted
- * as errors of kind `blocked`; service workers are blocked and WebRTC may not send UDP outside
- * the proxy.
+ * What the browser may reach: only the hosts the URL policy approved for the job, at the
+ * addresses it checked. Chromium is a child process Deno cannot restrict, so every connection it
+ * makes, loopback included, goes through the job's SOCKS proxy in the pool process (see
+ * lib/security/egress.ts), which resolves nothing: it connects approved hosts to their checked
+ * addresses and refuses the rest, redirects and IP addresses included. Playwright's request
+ * interception (`route`) is not used: it does not see redirect hops (Playwright continues them
+ * itself) and it turns off the HTTP cache, which would make every simulated visit heavier than a
+ * real one. Refused requests are counted as errors of kind `blocked`; service workers are
+ * blocked and WebRTC may not send UDP outside the proxy.
  *
  * Launch tuning (measured by `deno task bench:density`): Chromium 156's headless mode opens a
  * WebUI omnibox popup renderer for every window, about 50 MB per browser context; those features,
@@ -57,13 +58,10 @@ export const DENSITY_DISABLED_FEATURES = [
   "SpareRendererForSitePerProcess",
 ];
 
-/** Where requests to hosts that are not approved go: a closed port, so they fail at once. */
-export const BLOCKING_PROXY = "http://127.0.0.1:1";
-
 export interface LaunchSettings {
   executablePath: string;
-  /** Hosts the browser may reach; every other request fails. Omit to allow everything. */
-  allowedHosts?: string[];
+  /** The proxy every connection goes through (`socks5://…`). Omit to allow everything. */
+  proxy?: string;
   /** false: Playwright's default launch (with only --no-sandbox), for comparison. */
   tuned?: boolean;
 }
@@ -83,20 +81,9 @@ export function launchOptions(s: LaunchSettings) {
   return {
     executablePath: s.executablePath,
     args,
-    ...(s.allowedHosts
-      ? {
-        proxy: {
-          server: BLOCKING_PROXY,
-          bypass: ["<-loopback>", ...s.allowedHosts.map(bypassEntry)].join(","),
-        },
-      }
-      : {}),
+    // "<-loopback>": loopback goes through the proxy too (Chromium bypasses it by default).
+    ...(s.proxy ? { proxy: { server: s.proxy, bypass: "<-loopback>" } } : {}),
   };
-}
-
-/** A host as Chromium's proxy bypass list spells it (IPv6 in brackets). */
-function bypassEntry(host: string): string {
-  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
 }
 
 export const CONTEXT_OPTIONS = {
@@ -382,7 +369,7 @@ const sleep = (ms: number, signal: AbortSignal) =>
 function classify(err: unknown): ErrorKind {
   const e = err as { name?: string; message?: string };
   if (e?.name === "TimeoutError") return "timeout";
-  if (/ERR_PROXY_CONNECTION_FAILED|ERR_TUNNEL_CONNECTION_FAILED/.test(e?.message ?? "")) {
+  if (/ERR_PROXY_CONNECTION_FAILED|ERR_TUNNEL_CONNECTION_FAILED|ERR_SOCKS/.test(e?.message ?? "")) {
     return "blocked";
   }
   if (/crash/i.test(e?.message ?? "")) return "crash";
@@ -560,7 +547,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           page.on("requestfailed", (r: Request) => {
             const text = r.failure()?.errorText ?? "failed";
             if (text === "net::ERR_ABORTED") return;
-            const kind = /PROXY|TUNNEL/.test(text) ? "blocked" : "request";
+            const kind = /PROXY|TUNNEL|SOCKS/.test(text) ? "blocked" : "request";
             error(kind, `${text} ${r.method()} ${r.url()}`, page, i);
           });
           page.on("response", (r) => {
