@@ -21,6 +21,8 @@ import { errorMessage } from "../core/log.ts";
 import type { ControlReply } from "../sessions/store.ts";
 import type { LiveSession, SessionHost } from "../sessions/host.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
+import { hostOf, pinnedPolicy } from "../security/egress.ts";
+import { startSocksProxy } from "../security/socks_proxy.ts";
 import { type Encoder, type EncoderExit, startEncoder } from "../video/encoder.ts";
 import {
   type EncoderDetection,
@@ -41,6 +43,7 @@ import {
   mediaType,
   muxArgs,
   rtmpPolicyUrl,
+  type RtmpTarget,
   rtmpTarget,
   StreamRequest,
 } from "./options.ts";
@@ -118,6 +121,12 @@ interface Sample {
 
 const fail = (status: number, error: string): ControlReply => ({ ok: false, status, error });
 
+/** An RTMP push's target, pinned to a checked address, and what to close when it ends. */
+interface RtmpPush {
+  target: RtmpTarget;
+  close(): Promise<void>;
+}
+
 class Stream implements LiveStream {
   readonly id = newStreamId();
   readonly sessionId: string;
@@ -152,6 +161,7 @@ class Stream implements LiveStream {
     readonly session: LiveSession,
     readonly request: StreamRequest,
     readonly encoderInfo: EncoderInfo,
+    readonly rtmp: RtmpPush | undefined,
   ) {
     this.sessionId = session.id;
     this.profile = PROFILES[request.quality];
@@ -206,7 +216,7 @@ class Stream implements LiveStream {
         timing: this.timing,
         output: this.output,
         generation: this.generation,
-        rtmpTarget: request.rtmp_url ? rtmpTarget(request.rtmp_url, request.rtmp_key) : undefined,
+        rtmpTarget: this.rtmp?.target,
         timeUrl: `${this.host.publicUrl()}/streams/time`,
       }),
       log: this.host.log.child({ stream: this.id }),
@@ -453,6 +463,7 @@ class Stream implements LiveStream {
       clearInterval(this.tick);
       // An RTMP push ends cleanly; HLS/DASH files are removed at once, so ffmpeg need not finish.
       await (this.isHttp ? this.encoder.abort() : this.encoder.stop()).catch(() => {});
+      await this.rtmp?.close();
       if (this.isHttp) {
         this.scanSegments();
         await Deno.remove(this.dir, { recursive: true }).catch(() => {});
@@ -683,6 +694,26 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
     }
   }
 
+  /** The push target on the checked addresses: ffmpeg, restarts included, reaches only those. */
+  const pinRtmp = (
+    request: StreamRequest,
+    checked: { url: URL; addresses: string[] } | undefined,
+  ): RtmpPush | undefined => {
+    if (!request.rtmp_url || !checked) return undefined;
+    const proxy = /^rtmps:/i.test(request.rtmp_url)
+      ? startSocksProxy({
+        policy: pinnedPolicy(new Map([[hostOf(checked.url), checked.addresses]])),
+      })
+      : undefined;
+    return {
+      target: rtmpTarget(request.rtmp_url, request.rtmp_key, {
+        address: checked.addresses[0]!,
+        httpProxy: proxy?.httpUrl ?? null,
+      }),
+      close: async () => await proxy?.close(),
+    };
+  };
+
   const start = async (
     session: LiveSession,
     args: Record<string, unknown>,
@@ -690,11 +721,13 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
     const parsed = StreamRequest.safeParse(args);
     if (!parsed.success) return fail(400, describeZodError(parsed.error).error);
     const request = parsed.data;
+    let checked: { url: URL; addresses: string[] } | undefined;
     if (request.rtmp_url) {
       const verdict = await options.policy.check(rtmpPolicyUrl(request.rtmp_url));
       if (!verdict.ok) {
         return fail(400, `rtmp_url: ${request.rtmp_url} is refused: ${verdict.reason}`);
       }
+      checked = verdict;
     }
     const table = await options.encoders.ready;
     const encoder = table[request.codec][0];
@@ -713,7 +746,7 @@ export async function createStreamHost(options: StreamHostOptions): Promise<Stre
           `stop one or try later`,
       );
     }
-    const stream = new Stream(context, session, request, encoder);
+    const stream = new Stream(context, session, request, encoder, pinRtmp(request, checked));
     streams.set(stream.id, stream);
     try {
       await stream.start();

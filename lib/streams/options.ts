@@ -113,9 +113,37 @@ export function rtmpPolicyUrl(rtmpUrl: string): string {
   return `http://${url.hostname}:${port}/`;
 }
 
-/** Where ffmpeg pushes an RTMP stream: the URL with the key as its last path segment. */
-export function rtmpTarget(rtmpUrl: string, key: string | undefined): string {
-  return key ? `${rtmpUrl.replace(/\/+$/, "")}/${key}` : rtmpUrl;
+/** Where ffmpeg pushes an RTMP stream, and the protocol options that go with it. */
+export interface RtmpTarget {
+  /** What ffmpeg opens: the URL with the key as its last path segment. */
+  url: string;
+  /** ffmpeg options placed before `url`. */
+  args: string[];
+}
+
+/**
+ * Where ffmpeg pushes an RTMP stream, reaching only an address the URL policy checked (left to
+ * itself, ffmpeg would look the name up again): plain RTMP connects to `address`, the name kept
+ * in the tcUrl; RTMPS goes through `httpProxy` (HTTP CONNECT to the name), a proxy that connects
+ * to that address, so TLS keeps the name for SNI and the certificate check.
+ */
+export function rtmpTarget(
+  rtmpUrl: string,
+  key: string | undefined,
+  via: { address: string; httpProxy: string | null },
+): RtmpTarget {
+  const url = key ? `${rtmpUrl.replace(/\/+$/, "")}/${key}` : rtmpUrl;
+  if (via.httpProxy) return { url, args: ["-http_proxy", via.httpProxy] };
+  const parsed = new URL(rtmpUrl);
+  const port = Number(parsed.port || (parsed.protocol === "rtmps:" ? 443 : 1935));
+  const [, scheme, user, rest] = /^(rtmps?:\/\/)([^/@]*@)?[^/]*(.*)$/i.exec(url)!;
+  const address = via.address.includes(":") ? `[${via.address}]` : via.address;
+  // ffmpeg's own tcUrl is scheme://host:port/app, the app being the path up to its last segment.
+  const app = rest!.replace(/^\//, "").split("/").slice(0, -1).join("/");
+  return {
+    url: `${scheme}${user ?? ""}${address}:${port}${rest}`,
+    args: ["-rtmp_tcurl", `${scheme}${parsed.hostname}:${port}/${app}`],
+  };
 }
 
 /** The file a player opens first, per protocol delivered over HTTP. */
@@ -190,7 +218,7 @@ export interface MuxOptions {
   /** 0 for the first ffmpeg of a stream, 1 after a restart: new file names, continued list. */
   generation: number;
   /** RTMP: where to push (with the key). */
-  rtmpTarget?: string;
+  rtmpTarget?: RtmpTarget;
   /** DASH: the clock players synchronise with (absolute URL). */
   timeUrl?: string;
 }
@@ -200,7 +228,8 @@ export function muxArgs(o: MuxOptions): string[] {
   const gen = o.generation === 0 ? "" : String(o.generation);
   const seg = String(o.timing.segment_s);
   if (o.protocol === "rtmp") {
-    return ["-f", "flv", "-flvflags", "no_duration_filesize", o.rtmpTarget!];
+    const { args, url } = o.rtmpTarget!;
+    return ["-f", "flv", "-flvflags", "no_duration_filesize", ...args, url];
   }
   if (o.protocol === "hls") {
     const mp4 = o.codec !== "h264";
