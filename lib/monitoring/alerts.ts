@@ -1,7 +1,8 @@
 /**
  * Anomaly alerts: stored in DuckDB (`anomaly_alerts`), kept in memory while open, and POSTed to
  * `STREAMPLAY_ALERT_WEBHOOK` when set. Webhook delivery never blocks the caller: a bounded
- * queue, the URL policy checked before every attempt, 5 s timeout, no redirects followed,
+ * queue, every attempt through a proxy applying the URL policy (the address it checks is the one
+ * connected to, see lib/security/egress.ts), 5 s timeout, no redirects followed,
  * retries with exponential backoff on network errors, 408, 429 and 5xx; failures are logged
  * (with the webhook's origin only: its path is often a secret) and counted in metrics.
  */
@@ -10,6 +11,7 @@ import type { History } from "../history/store.ts";
 import { tsValue } from "../history/store.ts";
 import type { Anomaly } from "./anomaly.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
+import { fetchStatus, RefusedByPolicy } from "../security/egress.ts";
 import type { Metrics } from "./metrics.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 
@@ -100,13 +102,8 @@ export function createWebhook(options: WebhookOptions): Webhook {
   let worker: Promise<void> | null = null;
 
   const attempt = async (payload: string): Promise<"ok" | "retry" | "give_up"> => {
-    const verdict = await policy.check(url);
-    if (!verdict.ok) {
-      log.warn("alert webhook refused by the URL policy", { origin, reason: verdict.reason });
-      return "give_up";
-    }
     try {
-      const res = await fetch(url, {
+      const status = await fetchStatus(policy, url, {
         method: "POST",
         headers: {
           "content-type": "application/json",
@@ -116,12 +113,15 @@ export function createWebhook(options: WebhookOptions): Webhook {
         redirect: "manual",
         signal: AbortSignal.timeout(5_000),
       });
-      await res.body?.cancel();
-      if (res.ok) return "ok";
-      const retry = res.status === 408 || res.status === 429 || res.status >= 500;
-      log.warn("alert webhook answered an error", { origin, status: res.status, retry });
+      if (status >= 200 && status < 300) return "ok";
+      const retry = status === 408 || status === 429 || status >= 500;
+      log.warn("alert webhook answered an error", { origin, status, retry });
       return retry ? "retry" : "give_up";
     } catch (err) {
+      if (err instanceof RefusedByPolicy) {
+        log.warn("alert webhook refused by the URL policy", { origin, reason: err.message });
+        return "give_up";
+      }
       log.warn("alert webhook call failed", { origin, error: errorMessage(err) });
       return "retry";
     }

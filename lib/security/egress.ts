@@ -89,3 +89,38 @@ export function portOf(url: URL): number {
 export function hostPort(address: string, port: number): string {
   return `${address.includes(":") ? `[${address}]` : address}:${port}`;
 }
+
+/** A connection the URL policy refused, with its reason. */
+export class RefusedByPolicy extends Error {
+  override name = "RefusedByPolicy";
+}
+
+/**
+ * Sends a request whose connection goes through a proxy applying `policy`: the proxy resolves
+ * the name, checks every address and connects to one it checked, so the address checked is the
+ * one used (TLS stays end to end, with the name). Answers the status; the body is discarded.
+ * Rejects with `RefusedByPolicy` when the policy refuses the host.
+ */
+export async function fetchStatus(
+  policy: UrlPolicy,
+  url: string,
+  init: RequestInit,
+): Promise<number> {
+  let refusal: string | null = null;
+  const proxy = startSocksProxy({ policy, onRefused: (_target, reason) => (refusal = reason) });
+  // socks5h: the name goes to the proxy, which does the one lookup.
+  const client = Deno.createHttpClient({
+    proxy: { url: proxy.url.replace(/^socks5:/, "socks5h:") },
+  });
+  try {
+    const res = await fetch(url, { ...init, client });
+    await res.body?.cancel();
+    return res.status;
+  } catch (err) {
+    if (refusal) throw new RefusedByPolicy(refusal);
+    throw err;
+  } finally {
+    client.close();
+    await proxy.close();
+  }
+}

@@ -1,9 +1,9 @@
 /**
  * Egress: a job's hosts checked once and pinned to the addresses checked, through the proxy
- * (SOCKS5 and HTTP CONNECT), whatever the name resolves to later.
+ * (SOCKS5 and HTTP CONNECT) and through `fetchStatus`, whatever the name resolves to later.
  */
 import assert from "node:assert/strict";
-import { openEgress } from "./egress.ts";
+import { fetchStatus, openEgress, RefusedByPolicy } from "./egress.ts";
 import { createUrlPolicy } from "./url_policy.ts";
 
 /** A policy whose resolver answers `answers` in turn, then the last one for ever. */
@@ -92,4 +92,16 @@ Deno.test("a refused URL is named by its field", async () => {
   }], { proxy: false });
   assert.ok(!opened.ok);
   assert.match(opened.reason, /^params\.url: http:\/\/meta\.test\/ is refused: .*metadata/);
+});
+
+Deno.test("fetchStatus connects to the address its proxy checked, or is refused", async () => {
+  await using site = serveHere();
+  const ok = rebindingPolicy([["127.0.0.1"]]);
+  assert.equal(await fetchStatus(ok, `http://hook.test:${site.port}/x`, { method: "POST" }), 200);
+  assert.deepEqual(site.hosts, [`hook.test:${site.port}`]);
+  const refused = rebindingPolicy([["64:ff9b::a9fe:a9fe"]]);
+  await assert.rejects(
+    fetchStatus(refused, `http://hook.test:${site.port}/x`, { method: "POST" }),
+    (err) => err instanceof RefusedByPolicy && /metadata/.test(err.message),
+  );
 });
