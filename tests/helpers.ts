@@ -88,6 +88,11 @@ export interface ServerOptions {
   port?: number;
   /** Keep the data dir when stopped (for restart tests). */
   keepData?: boolean;
+  /**
+   * Run inside this network namespace (`ip netns exec`), listening on `host`, with this file
+   * bound over /etc/resolv.conf (in the server's own mount namespace) when given.
+   */
+  netns?: { name: string; host: string; resolvConf?: string };
 }
 
 /** Starts `main.ts` with the same permissions as `deno task start` and waits until it is ready. */
@@ -95,12 +100,20 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
   const port = options.port ?? freePort();
   const dataDir = options.dataDir ?? await Deno.makeTempDir({ prefix: "streamplay-data-" });
   const role = options.role ?? "all";
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-P=server", "main.ts", `--role=${role}`],
+  const host = options.netns?.host ?? "127.0.0.1";
+  const deno = [Deno.execPath(), "run", "-P=server", "main.ts", `--role=${role}`];
+  const resolv = options.netns?.resolvConf
+    ? ["sh", "-c", 'mount --bind "$0" /etc/resolv.conf && exec "$@"', options.netns.resolvConf]
+    : [];
+  const command = options.netns
+    ? ["ip", "netns", "exec", options.netns.name, ...resolv, ...deno]
+    : deno;
+  const child = new Deno.Command(command[0]!, {
+    args: command.slice(1),
     cwd: ROOT_DIR,
     env: {
       NO_COLOR: "1",
-      HOST: "127.0.0.1",
+      HOST: host,
       PORT: String(port),
       STREAMPLAY_DATA_DIR: dataDir,
       STREAMPLAY_LOG_LEVEL: "info",
@@ -157,7 +170,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
       return status;
     })();
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${host}:${port}`,
     port,
     dataDir,
     process: child,
