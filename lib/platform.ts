@@ -33,6 +33,7 @@ import { createApp, createWorkerApp, type RouteSets } from "./http/app.ts";
 import { serveGuarded } from "./http/serve.ts";
 import { createSessionStore } from "./sessions/store.ts";
 import { createSessionHost, type SessionHost } from "./sessions/host.ts";
+import { createShareLinks } from "./sessions/capability.ts";
 import { createRecorder, type Recorder } from "./recordings/recorder.ts";
 import { createRecordingCatalog, RECORDING_PROJECTIONS } from "./recordings/catalog.ts";
 import { replayCompanion } from "./recordings/replay.ts";
@@ -211,7 +212,8 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
       publicUrl: () => publicUrl,
     });
     stops.push(() => sessionHost?.close());
-    const sessions = { store: sessionStore, host: sessionHost };
+    const shares = createShareLinks({ redis: command, prefix: config.redisPrefix });
+    const sessions = { store: sessionStore, host: sessionHost, shares };
     const keys = redisKeys(config.redisPrefix);
     const recorder = sessionHost && createRecorder({
       config,

@@ -5,13 +5,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { hasRole, type Principal, requireRole } from "../lib/http/auth.ts";
+import { hasRole, type Principal, refuseShareLinks, requireRole } from "../lib/http/auth.ts";
 import { bearer, errorResponse, IdParam, jsonResponse, newApp } from "../lib/http/openapi.ts";
 import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { invalid } from "../lib/core/errors.ts";
 import { SessionParams } from "../lib/sessions/params.ts";
 import { SessionSchema } from "../lib/sessions/view.ts";
 import { joinViewer, viewerTarget } from "../lib/sessions/control.ts";
+import { ShareRequest, ShareSchema, shareSession } from "../lib/sessions/share.ts";
 import {
   endSession,
   errorScreenshot,
@@ -190,6 +191,34 @@ export function sessionsRoutes(deps: AppDeps) {
       c.header("Content-Type", "image/jpeg");
       c.header("Cache-Control", "private, max-age=86400");
       return c.body(jpeg.slice().buffer, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/api/sessions/{id}/share",
+      tags: ["sessions"],
+      summary:
+        "A share link: the session's page for a viewer or an operator of it, until it expires",
+      security: bearer,
+      middleware: [requireRole("operator"), refuseShareLinks()] as const,
+      request: {
+        params: IdParam,
+        body: { content: { "application/json": { schema: ShareRequest } }, required: true },
+      },
+      responses: {
+        201: jsonResponse(ShareSchema, "The link and its token"),
+        400: errorResponse("Invalid body"),
+        403: errorResponse("Not an operator, or a share link's holder"),
+        404: errorResponse("Unknown id"),
+        409: errorResponse("The session has ended"),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const base = deps.recordings.publicUrl();
+      return c.json(await shareSession(deps, id, c.req.valid("json"), base), 201);
     },
   );
 

@@ -1,7 +1,7 @@
 /**
  * The stream client page in headless Chromium (Playwright drives the outer page): start a
  * session from the launcher, click inside the canvas and type into the remote page, join as a
- * second (view-only) viewer from the share link, and see a view-only click refused.
+ * second viewer from a share link, which shows no controls and whose clicks change nothing.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright";
@@ -70,26 +70,42 @@ Deno.test("stream client page: launch, drive, share view-only", async (t) => {
     );
   });
 
-  await t.step("a second viewer from the share link is view-only and counted", async () => {
+  await t.step("a second viewer from the share link sees no controls and is counted", async () => {
+    const pauseAt = (await page.locator("#pause").boundingBox())!;
     await page.click("#share");
-    const link = await page.inputValue("#share-link");
-    assert.equal(link, `${server.url}/?session=${id}&view=1`);
-    const second = await context.newPage();
+    await page.locator("#share-link:not(.hidden)").waitFor();
+    const link = new URL(await page.inputValue("#share-link"));
+    assert.equal(link.origin + link.pathname, `${server.url}/`);
+    assert.equal(link.searchParams.get("session"), id);
+    assert.match(link.searchParams.get("token")!, /^spshare\./);
+    // A tab of its own: the link's token replaces whatever token that tab held.
+    const shared = await browser.newContext({ viewport: { width: 1500, height: 1000 } });
+    const second = await shared.newPage();
     second.on("pageerror", (e) => errors.push(e.message));
-    await second.goto(link);
+    await second.goto(link.href);
     await second.locator('#viewer[data-interactive="false"]').waitFor({ timeout: 15_000 });
     await second.waitForFunction(
       `Number(document.querySelector("#screen").dataset.frames) >= 1`,
       null,
       { timeout: 15_000 },
     );
+    for (const control of ["#nav-back", "#nav-forward", "#nav-reload", "#urlbar", "#pause"]) {
+      assert.equal(await second.locator(control).isVisible(), false, control);
+    }
+    for (const control of ["#record", "#share", "#stop", "#launcher", "#tabs button"]) {
+      assert.equal(await second.locator(control).isVisible(), false, control);
+    }
     await waitFor(async () => (await session()).metrics.viewer_count === 2, {
       what: "viewer_count 2",
     });
     await page.locator('#overlay[data-viewers="2"]').waitFor({ timeout: 10_000 });
-    await clickRemote(second, 200, 150);
-    await second.locator("#notice", { hasText: "view-only" }).waitFor({ timeout: 10_000 });
-    await second.close();
+    // Where Pause is on the operator's page, and the remote page's error button: nothing happens.
+    await second.mouse.click(pauseAt.x + pauseAt.width / 2, pauseAt.y + pauseAt.height / 2);
+    await clickRemote(second, 550, 125);
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal((await session()).state, "active");
+    assert.deepEqual(await events("page_error"), []);
+    await shared.close();
   });
 
   await t.step("stop ends the session and shows it", async () => {

@@ -60,6 +60,8 @@ export interface RedisKeys {
   functionSchedules: string;
   /** Held (SET NX, expiring) by the one process that runs a scheduled function's tick. */
   functionTick(name: string, tick: string): string;
+  /** The secret that signs share links, the same for every process on this Redis. */
+  shareSecret: string;
 }
 
 export function redisKeys(prefix: string): RedisKeys {
@@ -92,6 +94,7 @@ export function redisKeys(prefix: string): RedisKeys {
     function: (name) => `${prefix}:function:${name}`,
     functionSchedules: `${prefix}:functions:schedules`,
     functionTick: (name, tick) => `${prefix}:function:${name}:tick:${tick}`,
+    shareSecret: `${prefix}:share:secret`,
   };
 }
 

@@ -29,7 +29,7 @@ export async function createApp(
   routes: RouteSets["api"],
 ): Promise<OpenAPIHono<AppEnv>> {
   const app = newApp();
-  const auth = await createAuthenticator(deps.config.tokens);
+  const auth = await createAuthenticator(deps.config.tokens, deps.sessions.shares);
   for (const t of deps.config.tokens) deps.log.addSecret(t.token);
 
   app.onError(errorHandler(deps.log));
@@ -103,7 +103,7 @@ export async function createWorkerApp(
   routes: RouteSets["worker"],
 ): Promise<OpenAPIHono<AppEnv>> {
   const app = newApp();
-  const auth = await createAuthenticator(deps.config.tokens);
+  const auth = await createAuthenticator(deps.config.tokens, deps.sessions.shares);
   for (const t of deps.config.tokens) deps.log.addSecret(t.token);
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));

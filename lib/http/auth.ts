@@ -5,15 +5,20 @@
  * setup). With tokens, `/api` and `/ws` calls need `Authorization: Bearer <token>`; WebSocket
  * upgrades, page requests and recording media (video, screenshots: `<video>` and `<img>` cannot
  * set headers either) may pass `?token=` instead.
+ * A share link's token (lib/sessions/share.ts), tokens on or off, makes its holder a viewer or
+ * operator of one session: any other path answers 403, an expired one 401.
  * Tokens are compared as SHA-256 digests in constant time and never logged.
  */
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import type { Role, Token } from "../core/config.ts";
+import { isShareToken, type ShareLinks } from "../sessions/capability.ts";
 
 export interface Principal {
   name: string;
   role: Role;
+  /** Set for a share link's holder: the one session it may reach. */
+  session?: string;
 }
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -34,17 +39,26 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 export interface Authenticator {
   enabled: boolean;
-  /** Who holds this token, or null. */
-  identify(token: string | null): Promise<Principal | null>;
+  /** Who holds this token; null when nobody; why a share link's token is refused. */
+  identify(token: string | null): Promise<Principal | null | { refused: string }>;
 }
 
-export async function createAuthenticator(tokens: Token[]): Promise<Authenticator> {
+export async function createAuthenticator(
+  tokens: Token[],
+  shares: ShareLinks,
+): Promise<Authenticator> {
   const known = await Promise.all(
     tokens.map(async (t) => ({ hash: await digest(t.token), name: t.name, role: t.role })),
   );
   return {
     enabled: tokens.length > 0,
     async identify(token) {
+      if (token && isShareToken(token)) {
+        const check = await shares.verify(token);
+        if (!check.ok) return { refused: check.reason };
+        const { role, session } = check.capability;
+        return { name: `share link (${role})`, role, session };
+      }
       if (tokens.length === 0) return { name: "anonymous", role: "admin" };
       if (!token) return null;
       const hash = await digest(token);
@@ -85,15 +99,28 @@ export function authenticate(auth: Authenticator, isPublic?: (path: string) => b
       return await next();
     }
     const principal = await auth.identify(token);
-    if (!principal) {
+    if (!principal || "refused" in principal) {
       throw new HTTPException(401, {
-        message: "A valid token is required: send Authorization: Bearer <token>",
+        message: principal?.refused ??
+          "A valid token is required: send Authorization: Bearer <token>",
         res: undefined,
+      });
+    }
+    if (principal.session !== undefined && !withinSession(c.req.path, principal.session)) {
+      throw new HTTPException(403, {
+        message: `This share link is for session ${principal.session} only`,
       });
     }
     c.set("principal", principal);
     await next();
   });
+}
+
+/** Whether a path is about session `id`: its API resource and below, its viewer socket. */
+function withinSession(path: string, id: string): boolean {
+  const api = `/api/sessions/${encodeURIComponent(id)}`;
+  return path === api || path.startsWith(`${api}/`) ||
+    path === `/ws/sessions/${encodeURIComponent(id)}`;
 }
 
 /** The role each `requireRole` middleware asks for (the OpenAPI document lists its 403). */
@@ -117,4 +144,14 @@ export function requireRole(role: Role) {
 /** The role a middleware made by `requireRole` asks for; undefined for any other. */
 export function requiredRole(middleware: unknown): Role | undefined {
   return typeof middleware === "function" ? REQUIRED.get(middleware) : undefined;
+}
+
+/** Refuses with 403 a share link's holder (what it guards needs one of STREAMPLAY_TOKENS). */
+export function refuseShareLinks() {
+  return createMiddleware<AuthEnv>(async (c, next) => {
+    if (c.get("principal")?.session !== undefined) {
+      throw new HTTPException(403, { message: "A share link cannot make other share links" });
+    }
+    await next();
+  });
 }

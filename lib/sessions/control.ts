@@ -9,6 +9,7 @@ import { findJob, type JobLookup } from "../jobs/lookup.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
 import type { LiveSession, SessionHost } from "./host.ts";
 import type { SessionState } from "./protocol.ts";
+import type { ShareLinks } from "./capability.ts";
 
 /** Job types that are live sessions. */
 export const LIVE_TYPES = new Set(["session", "replay", "function"]);
@@ -17,6 +18,8 @@ export const LIVE_TYPES = new Set(["session", "replay", "function"]);
 export interface SessionDeps {
   store: SessionStore;
   host?: SessionHost | undefined;
+  /** Mints and checks share links (capabilities for one session). */
+  shares: ShareLinks;
 }
 
 /** What reaching a session needs. */

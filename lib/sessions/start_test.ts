@@ -12,6 +12,7 @@ import { startPlatform } from "../platform.ts";
 import { createUrlPolicy } from "../security/url_policy.ts";
 import { createSessionStore } from "./store.ts";
 import { startSession } from "./start.ts";
+import { createShareLinks } from "./capability.ts";
 import { tempDir } from "../../tests/helpers.ts";
 import { parts } from "../../main.ts";
 
@@ -47,7 +48,7 @@ Deno.test("starting a session: a timed-out start frees its slot, a full platform
     policy: createUrlPolicy(config),
     monitor: platform.monitor!,
     hub: platform.writer!,
-    sessions: { store },
+    sessions: { store, shares: createShareLinks({ redis, prefix: config.redisPrefix }) },
     config,
   };
   const slots = () => redis.zrange(store.keys.sessionSlots, 0, -1);

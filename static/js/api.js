@@ -35,7 +35,8 @@ export async function api(path, { method = "GET", json, signal } = {}) {
     body = text ? JSON.parse(text) : null;
   } catch { /* not JSON */ }
   if (!res.ok) {
-    if (res.status === 401) askForToken();
+    // A share link that expired says so; asking for another token would not help.
+    if (res.status === 401 && !token()?.startsWith("spshare.")) askForToken();
     throw new ApiError(res.status, body);
   }
   return body;

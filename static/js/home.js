@@ -1,12 +1,14 @@
 // Home: the live session launcher, the active sessions to join, the live view of one session
 // (?session=<id>, view-only with &view=1), health and counts at a glance, and the latest jobs.
-import { api, el, fmtDuration, fmtNumber, fmtTime, renderNav, statusBadge } from "./api.js";
-import { openSessionView } from "./session_view.js";
+// A tab holding a share link's token shows that session's view and nothing else.
+import { api, el, fmtDuration, fmtNumber, fmtTime, renderNav, statusBadge, token } from "./api.js";
+import { openSessionView, shareOf } from "./session_view.js";
 
 renderNav();
 
 const params = new URLSearchParams(location.search);
-const sessionId = params.get("session");
+const share = shareOf(token());
+const sessionId = share?.session ?? params.get("session");
 
 // ---- live sessions ----
 
@@ -81,7 +83,13 @@ async function listSessions() {
   ));
 }
 
-if (sessionId) {
+if (share) {
+  const viewer = document.getElementById("viewer");
+  for (const part of document.querySelector("main").children) {
+    part.classList.toggle("hidden", part !== viewer);
+  }
+  openSessionView(viewer, sessionId, { viewOnly: share.role === "viewer", share });
+} else if (sessionId) {
   document.getElementById("launcher").classList.add("hidden");
   const viewer = document.getElementById("viewer");
   viewer.classList.remove("hidden");
@@ -131,5 +139,7 @@ async function glance() {
     )
   ));
 }
-glance();
-setInterval(glance, 5000);
+if (!share) {
+  glance();
+  setInterval(glance, 5000);
+}

@@ -72,9 +72,45 @@ export function describeEvent(e) {
 }
 const BUTTONS = ["left", "middle", "right"];
 
-/** Opens session `id` in `root`; `viewOnly` asks for a view-only seat. Returns { close }. */
-export function openSessionView(root, id, { viewOnly = false } = {}) {
+/**
+ * What a share link's token allows ({ session, role, expiresAt }), read from its payload (the
+ * server checks the signature); null for any other token.
+ */
+export function shareOf(token) {
+  if (!token?.startsWith("spshare.")) return null;
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const claims = JSON.parse(atob(payload));
+    return { session: claims.s, role: claims.r, expiresAt: new Date(claims.e * 1000) };
+  } catch {
+    return null;
+  }
+}
+
+/** Controls an operator uses; a share link's viewer sees none of them. */
+const OPERATOR_CONTROLS = [
+  "#nav-back",
+  "#nav-forward",
+  "#nav-reload",
+  "#urlbar",
+  "#pause",
+  "#record",
+  "#stop",
+];
+
+/**
+ * Opens session `id` in `root`; `viewOnly` asks for a view-only seat; `share` (from `shareOf`)
+ * shows only the controls its role may use. Returns { close }.
+ */
+export function openSessionView(root, id, { viewOnly = false, share = null } = {}) {
   const $ = (sel) => root.querySelector(sel);
+  // A share link's viewer may only watch: no control is shown and no input is sent.
+  const watchOnly = share?.role === "viewer";
+  if (share) {
+    for (const sel of watchOnly ? [...OPERATOR_CONTROLS, "#share"] : ["#share"]) {
+      $(sel).classList.add("hidden");
+    }
+  }
   const canvas = $("#screen");
   const ctx = canvas.getContext("2d");
   // Keyboard focus lives in a hidden textarea over the canvas: it reliably gets key, paste and
@@ -105,8 +141,11 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
   const send = (message) => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
   };
-  // View-only seats send input too: the server decides, and its refusal is shown.
-  const input = (message) => send(message);
+  // View-only seats send input too: the server decides, and its refusal is shown (a share
+  // link's viewer has nothing to send).
+  const input = (message) => {
+    if (!watchOnly) send(message);
+  };
 
   // ---- frames ----
 
@@ -178,7 +217,7 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
     $("#pause").textContent = s.state === "paused" ? "Resume" : "Pause";
     $("#tabs").replaceChildren(
       ...(s.tabs ?? []).map((t) =>
-        el(
+        watchOnly ? el("span", { class: `tab${t.active ? " active" : ""}` }, t.title || t.url) : el(
           "span",
           { class: `tab${t.active ? " active" : ""}`, dataset: { tab: t.id } },
           el("button", {
@@ -193,7 +232,7 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
           }, "×"),
         )
       ),
-      el("button", {
+      watchOnly ? "" : el("button", {
         class: "secondary",
         title: "New tab",
         onclick: () => input({ type: "tab", action: "new" }),
@@ -424,14 +463,26 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
       notice(err.message);
     }
   });
-  on($("#share"), "click", () => {
-    const link = `${location.origin}/?session=${encodeURIComponent(id)}&view=1`;
+  // A view-only link: a token for watching this session only, for an hour.
+  on($("#share"), "click", async () => {
+    let link;
+    try {
+      link = await api(`/api/sessions/${id}/share`, {
+        method: "POST",
+        json: { role: "viewer", expires_in_s: 3600 },
+      });
+    } catch (err) {
+      return notice(err.message);
+    }
     const box = $("#share-link");
-    box.value = link;
+    box.value = link.url;
     box.classList.remove("hidden");
     box.select();
-    navigator.clipboard?.writeText(link).catch(() => {});
-    notice("View-only link copied", "info");
+    navigator.clipboard?.writeText(link.url).catch(() => {});
+    notice(
+      `View-only link copied (until ${new Date(link.expires_at).toLocaleTimeString()})`,
+      "info",
+    );
   });
   on($("#stop"), "click", async () => {
     const final = await rest("", "DELETE");
@@ -449,12 +500,14 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
       return;
     }
     showState(info);
-    api(`/api/recordings?session_id=${encodeURIComponent(id)}&state=recording&limit=1`)
-      .then(({ recordings }) => {
-        if (!recordings[0] || recording) return;
-        recording = recordings[0];
-        $("#record").textContent = "Stop recording";
-      }).catch(() => {});
+    if (!share) {
+      api(`/api/recordings?session_id=${encodeURIComponent(id)}&state=recording&limit=1`)
+        .then(({ recordings }) => {
+          if (!recordings[0] || recording) return;
+          recording = recordings[0];
+          $("#record").textContent = "Stop recording";
+        }).catch(() => {});
+    }
     if (!info.active || !info.ws_url) {
       showEnded(info.state, info.reason);
       return;
@@ -479,7 +532,7 @@ export function openSessionView(root, id, { viewOnly = false } = {}) {
     };
   })();
 
-  focus();
+  if (!watchOnly) focus();
   return {
     close() {
       for (const c of cleanups) c();
