@@ -38,6 +38,7 @@ Deno.test("a run against a slow server crosses a latency threshold and passes th
   await using target = startTarget();
   const r = await runHttpLoad({
     url: new URL(`${target.url}/slow?ms=60`),
+    addresses: ["127.0.0.1"],
     method: "GET",
     headers: {},
     concurrency: 2,
@@ -62,6 +63,7 @@ Deno.test("a run against a slow server crosses a latency threshold and passes th
 Deno.test("a refused port: nothing succeeds, latency thresholds fail with no value", async () => {
   const r = await runHttpLoad({
     url: new URL(`http://127.0.0.1:${freePort()}/`),
+    addresses: ["127.0.0.1"],
     method: "GET",
     headers: {},
     concurrency: 2,
