@@ -198,6 +198,7 @@ export function sessionsRoutes(deps: AppDeps) {
     createRoute({
       method: "post",
       path: "/api/sessions/{id}/share",
+      operationId: "shareSession",
       tags: ["sessions"],
       summary:
         "A share link: the session's page for a viewer or an operator of it, until it expires",
