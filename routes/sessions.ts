@@ -42,7 +42,9 @@ export function sessionsRoutes(deps: AppDeps) {
       responses: {
         201: jsonResponse(SessionSchema, "Started: connect a viewer to ws_url"),
         400: errorResponse("Invalid body or a refused URL"),
-        429: errorResponse("All session slots are in use, or the platform is full"),
+        429: errorResponse(
+          "All session slots are in use, the token holds its max_sessions, or the platform is full",
+        ),
         502: errorResponse("The session failed to start"),
         503: errorResponse(
           "No worker started the session in time, Redis is down, or CPU or memory is over its limit",
@@ -50,7 +52,7 @@ export function sessionsRoutes(deps: AppDeps) {
       },
     }),
     async (c) => {
-      const session = await openSession(deps, c.req.valid("json"));
+      const session = await openSession(deps, c.req.valid("json"), c.get("principal"));
       c.header("Location", `/api/sessions/${session.id}`);
       return c.json(session, 201);
     },

@@ -9,6 +9,8 @@ export interface Token {
   name: string;
   token: string;
   role: Role;
+  /** Live sessions this token may hold at once (absent: only STREAMPLAY_MAX_SESSIONS). */
+  maxSessions?: number;
 }
 
 export interface Config {
@@ -125,6 +127,7 @@ export const CONFIG_DEFAULTS = {
   STREAMPLAY_ALLOW_HOSTS: "(empty: any host)",
   STREAMPLAY_DENY_HOSTS: "(empty)",
   STREAMPLAY_TOKENS: "(empty: no authentication)",
+  STREAMPLAY_TOKEN_MAX_SESSIONS: "(empty: no per-token limit)",
   STREAMPLAY_CHROMIUM: "/usr/bin/chromium",
   STREAMPLAY_RECORDING_RETENTION_DAYS: "30",
   STREAMPLAY_LOG_LEVEL: "info",
@@ -190,14 +193,25 @@ function list(env: Env, name: string): string[] {
   return (env[name] ?? "").split(",").map((s) => s.trim().toLowerCase()).filter(Boolean);
 }
 
-/** Parses `name:token:role` entries separated by commas. */
-export function parseTokens(raw: string | undefined): Token[] {
+/**
+ * Parses `name:token:role[:max_sessions]` entries separated by commas; `maxSessions` applies to
+ * the entries that name none.
+ */
+export function parseTokens(raw: string | undefined, maxSessions?: number): Token[] {
   if (!raw || !raw.trim()) return [];
   const tokens: Token[] = [];
   for (const [i, entry] of raw.split(",").map((s) => s.trim()).filter(Boolean).entries()) {
-    const [name, token, role] = entry.split(":");
-    if (!name || !token || !role) {
-      throw new ConfigError(`STREAMPLAY_TOKENS entry ${i + 1} must be name:token:role`);
+    const [name, token, role, max, ...rest] = entry.split(":");
+    if (!name || !token || !role || rest.length > 0) {
+      throw new ConfigError(
+        `STREAMPLAY_TOKENS entry ${i + 1} must be name:token:role or name:token:role:max_sessions`,
+      );
+    }
+    if (max !== undefined && !/^[1-9][0-9]{0,3}$/.test(max)) {
+      throw new ConfigError(
+        `STREAMPLAY_TOKENS entry ${i + 1} ("${name}") has max_sessions "${max}"; ` +
+          `use an integer from 1 to 9999`,
+      );
     }
     if (role !== "viewer" && role !== "operator" && role !== "admin") {
       throw new ConfigError(
@@ -211,7 +225,10 @@ export function parseTokens(raw: string | undefined): Token[] {
         `STREAMPLAY_TOKENS entry ${i + 1} ("${name}") needs a token of 8+ characters`,
       );
     }
-    tokens.push({ name, token, role });
+    const limit = max !== undefined ? Number(max) : maxSessions;
+    tokens.push(
+      limit === undefined ? { name, token, role } : { name, token, role, maxSessions: limit },
+    );
   }
   return tokens;
 }
@@ -225,7 +242,10 @@ export function loadConfig(env: Env = Deno.env.toObject()): Config {
   const host = env.HOST || CONFIG_DEFAULTS.HOST;
   const port = int(env, "PORT", 8000, 0, 65535);
   const dataDir = env.STREAMPLAY_DATA_DIR || CONFIG_DEFAULTS.STREAMPLAY_DATA_DIR;
-  const tokens = parseTokens(env.STREAMPLAY_TOKENS);
+  const tokenMax = env.STREAMPLAY_TOKEN_MAX_SESSIONS
+    ? int(env, "STREAMPLAY_TOKEN_MAX_SESSIONS", 0, 1, 1000)
+    : undefined;
+  const tokens = parseTokens(env.STREAMPLAY_TOKENS, tokenMax);
   const logLevel = env.STREAMPLAY_LOG_LEVEL || "info";
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(

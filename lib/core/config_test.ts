@@ -31,8 +31,24 @@ Deno.test("tokens parse as name:token:role and bad entries are named", () => {
     { name: "bob", token: "secret-two", role: "viewer" },
   ]);
   assert.throws(() => parseTokens("ann:secret-one"), /entry 1 must be name:token:role/);
+  assert.throws(() => parseTokens("ann:secret-one:admin:0"), /max_sessions "0"/);
+  assert.throws(() => parseTokens("ann:secret-one:admin:2:x"), /entry 1 must be/);
   assert.throws(() => parseTokens("ann:secret-one:root"), /role "root"/);
   assert.throws(() => parseTokens("ann:short:admin"), /8\+ characters/);
+});
+
+Deno.test("a token's max_sessions comes from its entry, else STREAMPLAY_TOKEN_MAX_SESSIONS", () => {
+  const { tokens } = loadConfig({
+    STREAMPLAY_TOKENS: "ann:secret-one:admin:3,bob:secret-two:operator",
+    STREAMPLAY_TOKEN_MAX_SESSIONS: "1",
+  });
+  assert.deepEqual(tokens.map((t) => [t.name, t.maxSessions]), [["ann", 3], ["bob", 1]]);
+  const unlimited = loadConfig({ STREAMPLAY_TOKENS: "bob:secret-two:operator" }).tokens[0]!;
+  assert.equal(unlimited.maxSessions, undefined);
+  assert.throws(
+    () => loadConfig({ STREAMPLAY_TOKEN_MAX_SESSIONS: "none" }),
+    /STREAMPLAY_TOKEN_MAX_SESSIONS must be an integer/,
+  );
 });
 
 Deno.test("binding beyond loopback without tokens is refused", () => {

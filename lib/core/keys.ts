@@ -34,6 +34,8 @@ export interface RedisKeys {
   report(id: string): string;
   /** Sorted set of session ids holding a session slot, scored by when it was taken. */
   sessionSlots: string;
+  /** Hash: session id → the token name that holds its slot (for per-token limits). */
+  sessionOwners: string;
   /** A live session's snapshot (JSON), refreshed by the process that runs it. */
   session(id: string): string;
   /** Pub/sub channel of session control requests (navigate, pause, stop, ...). */
@@ -81,6 +83,7 @@ export function redisKeys(prefix: string): RedisKeys {
     reports: `${prefix}:metrics:procs`,
     report: (id) => `${prefix}:metrics:proc:${id}`,
     sessionSlots: `${prefix}:sessions:slots`,
+    sessionOwners: `${prefix}:sessions:owners`,
     session: (id) => `${prefix}:session:${id}`,
     sessionControl: `${prefix}:sessions:control`,
     streams: `${prefix}:streams`,

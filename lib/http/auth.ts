@@ -19,6 +19,8 @@ export interface Principal {
   role: Role;
   /** Set for a share link's holder: the one session it may reach. */
   session?: string;
+  /** Live sessions this caller may hold at once (its token's max_sessions). */
+  maxSessions?: number;
 }
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
@@ -48,7 +50,12 @@ export async function createAuthenticator(
   shares: ShareLinks,
 ): Promise<Authenticator> {
   const known = await Promise.all(
-    tokens.map(async (t) => ({ hash: await digest(t.token), name: t.name, role: t.role })),
+    tokens.map(async (t) => ({
+      hash: await digest(t.token),
+      principal: t.maxSessions === undefined
+        ? { name: t.name, role: t.role }
+        : { name: t.name, role: t.role, maxSessions: t.maxSessions },
+    })),
   );
   return {
     enabled: tokens.length > 0,
@@ -63,7 +70,7 @@ export async function createAuthenticator(
       if (!token) return null;
       const hash = await digest(token);
       let found: Principal | null = null;
-      for (const k of known) if (sameBytes(hash, k.hash)) found = { name: k.name, role: k.role };
+      for (const k of known) if (sameBytes(hash, k.hash)) found = { ...k.principal };
       return found;
     },
   };

@@ -10,7 +10,7 @@ import type { UrlPolicy } from "../security/url_policy.ts";
 import { controlSession, findSession, LIVE_TYPES, type SessionLookup } from "./control.ts";
 import type { SessionParams } from "./params.ts";
 import type { SessionSnapshot } from "./protocol.ts";
-import { type SessionStarting, startSession } from "./start.ts";
+import { type SessionStart, type SessionStarting, startSession } from "./start.ts";
 import { liveView, type SessionView, sessionView, type SessionViewing } from "./view.ts";
 
 /** What the sessions API needs. */
@@ -24,12 +24,16 @@ const SCREENSHOT_TIMEOUT_MS = 35_000;
 /** How long ending a session waits for its job's final status. */
 const END_WAIT_MS = 15_000;
 
-/** Starts a session (see `startSession`) and answers its view once its browser is up. */
+/**
+ * Starts a session (see `startSession`) for `owner` (a token, which may be limited in sessions)
+ * and answers its view once its browser is up.
+ */
 export async function openSession(
   deps: SessionManaging,
   params: SessionParams,
+  owner?: SessionStart["owner"],
 ): Promise<SessionView> {
-  return await liveView(deps, await startSession(deps, { type: "session", params }));
+  return await liveView(deps, await startSession(deps, { type: "session", params, owner }));
 }
 
 /** One session, live or ended; 404 when `id` is not a session. */

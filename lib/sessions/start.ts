@@ -30,11 +30,13 @@ export interface SessionStart {
   hold?: Hold;
   /** How long to wait for the browser (default `START_TIMEOUT_MS`). */
   timeoutMs?: number;
+  /** Who asks: a token with `maxSessions` may hold at most that many sessions at once. */
+  owner?: { name: string; maxSessions?: number | undefined };
 }
 
 /**
  * Starts a live session and answers its job once the browser is up. Throws `busy` (429, Retry-After)
- * when every STREAMPLAY_MAX_SESSIONS slot is taken, `unavailable` (503) when no worker started it
+ * when every STREAMPLAY_MAX_SESSIONS slot is taken or the owner holds its max_sessions, `unavailable` (503) when no worker started it
  * in time, an upstream error (502) when it failed to start; the last two cancel the job and free
  * its slot.
  */
@@ -46,9 +48,20 @@ export async function startSession(
   const slot: Hold = {
     async take(job) {
       const max = deps.config.maxSessions;
-      if (!(await store.reserve(job.id, max))) {
+      const owner = start.owner?.maxSessions === undefined
+        ? undefined
+        : { name: start.owner.name, max: start.owner.maxSessions };
+      const taken = await store.reserve(job.id, max, owner);
+      if (taken === "full") {
         throw busy(
           `All ${max} session slots are in use (STREAMPLAY_MAX_SESSIONS); try later`,
+          RETRY_AFTER_S,
+        );
+      }
+      if (taken === "owner_full") {
+        throw busy(
+          `Token "${owner!.name}" already holds its ${owner!.max} sessions (max_sessions); ` +
+            `end one or try later`,
           RETRY_AFTER_S,
         );
       }

@@ -1,7 +1,8 @@
 /**
  * Starting a session on a real platform (embedded Redis, DuckDB, the event hub) that runs no
  * worker, so no start ever completes: a start that times out cancels its job and frees its
- * slot; a start with every slot taken is refused with a retry delay and queues nothing.
+ * slot; a start with every slot taken, or by a token holding its max_sessions, is refused with a
+ * retry delay and queues nothing.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../core/config.ts";
@@ -22,7 +23,7 @@ Deno.test("starting a session: a timed-out start frees its slot, a full platform
     PORT: "0",
     STREAMPLAY_DATA_DIR: dir.path,
     STREAMPLAY_CONCURRENCY: "0",
-    STREAMPLAY_MAX_SESSIONS: "1",
+    STREAMPLAY_MAX_SESSIONS: "2",
     STREAMPLAY_MONITOR: "false",
     STREAMPLAY_MAX_MEMORY_PERCENT: "100",
   });
@@ -74,14 +75,41 @@ Deno.test("starting a session: a timed-out start frees its slot, a full platform
       "with every slot taken, a start is refused with 429 and queues nothing",
       async () => {
         await store.hold("job_someone_else");
+        await store.hold("job_another");
         const err = await startSession(deps, { type: "session", params, timeoutMs: 1_000 })
           .then(() => null, (e) => e);
         assert.ok(err instanceof DomainError, String(err));
         assert.equal(err.kind, "busy");
         assert.equal(err.options.retryAfterS, 10);
-        assert.match(err.message, /All 1 session slots are in use \(STREAMPLAY_MAX_SESSIONS\)/);
-        assert.deepEqual(await slots(), ["job_someone_else"]);
+        assert.match(err.message, /All 2 session slots are in use \(STREAMPLAY_MAX_SESSIONS\)/);
+        assert.deepEqual((await slots()).sort(), ["job_another", "job_someone_else"]);
         assert.equal(await redis.llen(platform.queue.keys.queue("session")), 0);
+        await store.release("job_someone_else");
+        await store.release("job_another");
+      },
+    );
+
+    await t.step(
+      "a token holding its max_sessions is refused with 429; another token is not",
+      async () => {
+        assert.equal(await store.reserve("job_of_ops", 2, { name: "ops", max: 1 }), "taken");
+        const ops = { name: "ops", maxSessions: 1 };
+        const err = await startSession(deps, { type: "session", params, owner: ops })
+          .then(() => null, (e) => e);
+        assert.ok(err instanceof DomainError, String(err));
+        assert.equal(err.kind, "busy");
+        assert.equal(err.options.retryAfterS, 10);
+        assert.match(err.message, /Token "ops" already holds its 1 sessions \(max_sessions\)/);
+        assert.deepEqual(await slots(), ["job_of_ops"]);
+        const other = await startSession(deps, {
+          type: "session",
+          params,
+          owner: { name: "dev", maxSessions: 1 },
+          timeoutMs: 1_000,
+        }).then(() => null, (e) => e);
+        assert.equal(other.kind, "unavailable", "it was queued (no worker here takes it)");
+        await store.release("job_of_ops");
+        assert.equal(await redis.hlen(store.keys.sessionOwners), 0, "release forgets the owner");
       },
     );
   } finally {

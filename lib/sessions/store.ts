@@ -4,7 +4,8 @@
  * - slots: a sorted set of the session ids holding one of STREAMPLAY_MAX_SESSIONS. A slot is
  *   taken atomically before the session's job is queued and is free again as soon as the job is
  *   final, whoever finished it (the session itself, a cancel, the reaper after a worker died):
- *   taking a slot first drops the entries of finished jobs.
+ *   taking a slot first drops the entries of finished jobs. A slot may name its owner (a token),
+ *   which may hold at most its own number of them.
  * - snapshots: the process running a session publishes its live view every second (state, page,
  *   tabs, metrics, `ws_url`) with a short expiry, so any API process can answer for it.
  * - control: navigate / pause / resume / screenshot / stop (and the ops features add, e.g. video
@@ -23,7 +24,9 @@ const SNAPSHOT_TTL_MS = 15_000;
 const ENDED_SNAPSHOT_TTL_MS = 60_000;
 
 const RESERVE = LUA_KEYS + `
-local slots, id, max, now = P .. ':sessions:slots', ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local slots, owners = P .. ':sessions:slots', P .. ':sessions:owners'
+local id, max, now = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local owner, ownerMax = ARGV[5], tonumber(ARGV[6])
 local entries = redis.call('ZRANGE', slots, 0, -1, 'WITHSCORES')
 for i = 1, #entries, 2 do
   local sid, since = entries[i], tonumber(entries[i + 1])
@@ -31,12 +34,21 @@ for i = 1, #entries, 2 do
   if st == 'succeeded' or st == 'failed' or st == 'cancelled' or
      ((not st) and now - since > ${UNQUEUED_SLOT_MS}) then
     redis.call('ZREM', slots, sid)
+    redis.call('HDEL', owners, sid)
   end
 end
 if id == '' then return redis.call('ZRANGE', slots, 0, -1) end
 if redis.call('ZSCORE', slots, id) then return 1 end
 if max >= 0 and redis.call('ZCARD', slots) >= max then return 0 end
+if owner ~= '' and ownerMax >= 0 then
+  local held = 0
+  for _, sid in ipairs(redis.call('ZRANGE', slots, 0, -1)) do
+    if redis.call('HGET', owners, sid) == owner then held = held + 1 end
+  end
+  if held >= ownerMax then return -1 end
+end
 redis.call('ZADD', slots, now, id)
+if owner ~= '' then redis.call('HSET', owners, id, owner) end
 return 1
 `;
 
@@ -67,10 +79,16 @@ export type ControlHandler = (
   args: Record<string, unknown>,
 ) => Promise<ControlReply> | null;
 
+/** Whether a slot was taken: "full" when all are held, "owner_full" when its owner's are. */
+export type Reservation = "taken" | "full" | "owner_full";
+
 export interface SessionStore {
   keys: RedisKeys;
-  /** Takes a slot for `id`; false when all `max` are held by live sessions. */
-  reserve(id: string, max: number): Promise<boolean>;
+  /**
+   * Takes a slot for `id`, unless all `max` are held by live sessions or `owner` (a token's
+   * name) already holds its `max` of them.
+   */
+  reserve(id: string, max: number, owner?: { name: string; max: number }): Promise<Reservation>;
   /** Holds a slot for a session that started without one (no limit applied). */
   hold(id: string): Promise<void>;
   release(id: string): Promise<void>;
@@ -125,8 +143,8 @@ export function createSessionStore(options: {
   if (!r.spSessionReserve) {
     redis.defineCommand("spSessionReserve", { numberOfKeys: 0, lua: RESERVE });
   }
-  const reserveScript = (id: string, max: number) =>
-    r.spSessionReserve!(options.prefix, id, max, Date.now());
+  const reserveScript = (id: string, max: number, owner = "", ownerMax = -1) =>
+    r.spSessionReserve!(options.prefix, id, max, Date.now(), owner, ownerMax);
 
   const onMessage = (channel: string, text: string) => {
     let msg: WireRequest & WireReply;
@@ -172,12 +190,15 @@ export function createSessionStore(options: {
 
   return {
     keys,
-    reserve: async (id, max) => Number(await reserveScript(id, max)) === 1,
+    reserve: async (id, max, owner) => {
+      const answer = Number(await reserveScript(id, max, owner?.name, owner?.max));
+      return answer === 1 ? "taken" : answer === 0 ? "full" : "owner_full";
+    },
     hold: async (id) => {
       await redis.zadd(keys.sessionSlots, "NX", Date.now(), id);
     },
     release: async (id) => {
-      await redis.zrem(keys.sessionSlots, id);
+      await redis.multi().zrem(keys.sessionSlots, id).hdel(keys.sessionOwners, id).exec();
     },
     active: async () => (await reserveScript("", -1)) as string[],
     publish: async (snapshot) => {
