@@ -131,6 +131,8 @@ interface Tab {
   page: Page;
   /** The DevTools target id (for the companion's screencast). */
   target?: string;
+  /** Its browser context's DevTools id (the session's, for CDP clients). */
+  context?: string;
 }
 
 interface Counters {
@@ -433,6 +435,7 @@ class Session {
       const cdp = await this.context.newCDPSession(tab.page);
       const { targetInfo } = await cdp.send("Target.getTargetInfo");
       tab.target = targetInfo.targetId;
+      tab.context = targetInfo.browserContextId;
       await cdp.detach().catch(() => {});
     }
     if (this.active !== tab) return;
@@ -440,6 +443,7 @@ class Session {
       k: "cast",
       tab: tab.id,
       url: `ws://127.0.0.1:${debugPort}/devtools/page/${tab.target}`,
+      context: tab.context ?? "",
     });
     this.pageChanged();
   }

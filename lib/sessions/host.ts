@@ -52,6 +52,16 @@ export interface FrameSubscriber {
   event?(event: Readonly<Record<string, unknown>>): Record<string, unknown> | void;
 }
 
+/** How a CDP client reaches a session's browser (`cdp_sessions.ts`). */
+export interface SessionDevtools {
+  /** The browser's loopback DevTools port. */
+  port: number;
+  /** The session's browser context (its DevTools id). */
+  context: string;
+  /** The policy proxy (`socks5://…`) every context of the session must use. */
+  proxy: string;
+}
+
 /** Answers a control op for a session of this process (see `SessionHost.handle`). */
 export type SessionOpHandler = (
   session: LiveSession,
@@ -72,6 +82,12 @@ export interface LiveSession {
   control(op: ControlOp, args: Record<string, unknown>): Promise<ControlReply>;
   /** Whether the session reports each input as an `input` page event with its target element. */
   trackInputs(on: boolean): void;
+  /** The session's browser, once its first tab is up; rejects if the session ends first. */
+  devtools(): Promise<SessionDevtools>;
+  /** Someone used the session (a CDP client's command): its idle timeout starts again. */
+  touch(): void;
+  /** Asks the session to end with this reason; resolves with its final stats. */
+  stop(reason: string): Promise<Record<string, unknown>>;
 }
 
 export interface SessionHost {
@@ -135,6 +151,7 @@ class Live implements LiveSession, CompanionRun {
   private stateTimer: ReturnType<typeof setTimeout> | undefined;
   private stopAsked = false;
   private readonly ended = Promise.withResolvers<Record<string, unknown>>();
+  private readonly browser = Promise.withResolvers<SessionDevtools>();
 
   constructor(
     readonly id: string,
@@ -143,6 +160,7 @@ class Live implements LiveSession, CompanionRun {
     private readonly host: HostContext,
   ) {
     this.page = { url: params.url, title: "", tabs: [], viewport: { ...params.viewport } };
+    this.browser.promise.catch(() => {});
     this.viewers = new Viewers(this.viewerSide(), this.window, host.log);
     this.ops = new SessionControl(this.controlSide(), (msg) => this.link.send(msg), host.policy);
     this.proxy = startSocksProxy({
@@ -195,7 +213,7 @@ class Live implements LiveSession, CompanionRun {
       id: this.id,
       state: () => this.state,
       isOver: () => this.isOver(),
-      touch: () => void (this.lastActive = Date.now()),
+      touch: () => this.touch(),
       setPaused: (paused) => this.setPaused(paused),
       stop: (reason) => this.stop(reason),
       snapshot: () => this.snapshot(),
@@ -225,6 +243,7 @@ class Live implements LiveSession, CompanionRun {
     switch (msg.k) {
       case "cast":
         this.debugPort = Number(new URL(msg.url).port);
+        this.browser.resolve({ port: this.debugPort, context: msg.context, proxy: this.proxy.url });
         this.capture(msg.tab, msg.url).catch((err) =>
           this.host.log.warn("screencast failed", { session: this.id, error: errorMessage(err) })
         );
@@ -353,6 +372,14 @@ class Live implements LiveSession, CompanionRun {
     return this.ops.control(op, args);
   }
 
+  devtools(): Promise<SessionDevtools> {
+    return this.browser.promise;
+  }
+
+  touch() {
+    this.lastActive = Date.now();
+  }
+
   private setPaused(paused: boolean) {
     const next: SessionState = paused ? "paused" : "active";
     this.cast?.setCapturing(!paused);
@@ -364,7 +391,7 @@ class Live implements LiveSession, CompanionRun {
   }
 
   /** Asks the Worker to end the session; resolves with the final stats. */
-  private stop(reason: string): Promise<Record<string, unknown>> {
+  stop(reason: string): Promise<Record<string, unknown>> {
     if (!this.stopAsked) {
       this.stopAsked = true;
       this.cast?.setCapturing(false);
@@ -405,6 +432,7 @@ class Live implements LiveSession, CompanionRun {
     }
     this.subscribers.clear();
     this.ops.end();
+    this.browser.reject(new Error(`the session ${this.state}`));
     this.castGeneration++;
     this.cast?.close();
     clearInterval(this.tick);

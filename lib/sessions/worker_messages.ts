@@ -24,7 +24,10 @@ export type SessionIn =
 export type SessionOut =
   | { k: "page"; page: PageState }
   | { k: "active"; page: PageState }
-  /** The active tab changed: capture this target (`ws://127.0.0.1:<port>/devtools/page/<id>`). */
-  | { k: "cast"; tab: string; url: string }
+  /**
+   * The active tab changed: capture this target (`ws://127.0.0.1:<port>/devtools/page/<id>`);
+   * `context` is the session's browser context (its DevTools id).
+   */
+  | { k: "cast"; tab: string; url: string; context: string }
   | { k: "event"; event: Record<string, unknown>; image?: Uint8Array }
   | { k: "reply"; rid: number; ok: boolean; error?: string; data?: unknown };
