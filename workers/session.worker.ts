@@ -33,13 +33,16 @@ import type { FunctionParams } from "../lib/functions/params.ts";
 
 /**
  * Everything must go through the proxy: no QUIC, no WebRTC over plain UDP. The browser's own
- * background requests (autofill, translate, hints) are turned off: they are not the page's.
+ * background requests (autofill, translate, hints) are turned off: they are not the page's; so
+ * are the omnibox popups headless Chromium opens as chrome:// targets in every context (a CDP
+ * client would see them as tabs).
  */
 const SESSION_ARGS = [
   "--disable-quic",
   "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
   "--disable-features=AutofillServerCommunication,OptimizationHints,Translate,MediaRouter," +
-  "InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater",
+  "InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater,WebUIOmniboxPopup," +
+  "WebUIOmniboxAimPopup",
   "--disable-sync",
   "--disable-default-apps",
   "--mute-audio",
