@@ -27,6 +27,7 @@ import { sessionSocketRoutes, sessionsRoutes } from "./routes/sessions.ts";
 import { recordingFileRoutes, recordingsRoutes } from "./routes/recordings.ts";
 import { streamMediaRoutes, streamsRoutes } from "./routes/streams.ts";
 import { functionsRoutes } from "./routes/functions.ts";
+import { cdpRoutes, cdpSessionRoutes } from "./routes/cdp.ts";
 import denoJson from "./deno.json" with { type: "json" };
 
 /** Everything this platform runs and serves. */
@@ -47,8 +48,15 @@ export const parts: PlatformParts = {
       streamsRoutes,
       streamMediaRoutes,
       functionsRoutes,
+      cdpRoutes,
     ],
-    worker: [sessionSocketRoutes, recordingFileRoutes, streamMediaRoutes, assetRoutes],
+    worker: [
+      sessionSocketRoutes,
+      cdpSessionRoutes,
+      recordingFileRoutes,
+      streamMediaRoutes,
+      assetRoutes,
+    ],
   },
 };
 

@@ -327,7 +327,10 @@ export async function startPlatform(config: Config, options: PlatformOptions): P
 
     if (role === "worker" && options.listen !== false) {
       await listen(
-        (await createWorkerApp({ config, log, sessions, streams }, options.parts.routes.worker))
+        (await createWorkerApp(
+          { config, log, sessions, streams, policy },
+          options.parts.routes.worker,
+        ))
           .fetch,
       );
     }

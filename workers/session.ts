@@ -57,7 +57,8 @@ export function sessionSandbox(config: Config): SandboxSpec {
  */
 export const SESSION_JOB_BASE = {
   defaultTimeoutS: (p: { max_duration_s: number }) => p.max_duration_s + 60,
-  urls: (p: { url: string }) => [{ field: "url", url: p.url }],
+  // A session may start blank (a CDP client's does): about:blank reaches nothing.
+  urls: (p: { url: string }) => p.url === "about:blank" ? [] : [{ field: "url", url: p.url }],
   sandbox: (_p: unknown, { config }: { config: Config }) => sessionSandbox(config),
   artifacts: false,
   sample: false,

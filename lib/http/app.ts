@@ -48,6 +48,8 @@ export async function createApp(
   const { publicPressure, publicMetrics } = deps.config;
   app.use("/api/*", authenticate(auth, (path) => publicPressure && path === "/api/pressure"));
   app.use("/ws/*", authenticate(auth));
+  app.use("/cdp", authenticate(auth));
+  app.use("/cdp/*", authenticate(auth));
   app.use("/api/*", safeJsonBody);
   if (!publicMetrics) app.use("/metrics", authenticate(auth));
 
@@ -94,9 +96,9 @@ const safeJsonBody: MiddlewareHandler<AppEnv> = async (c, next) => {
 };
 
 /**
- * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets of the
- * sessions it runs and the files of the recordings it made, with the same tokens as the API,
- * the media and players of the video streams it encodes, and a liveness answer at `/`.
+ * The HTTP listener of a worker-only process (`--role=worker`): the viewer WebSockets and CDP
+ * clients of the sessions it runs and the files of the recordings it made, with the same tokens
+ * as the API, the media and players of the video streams it encodes, and a liveness answer at `/`.
  */
 export async function createWorkerApp(
   deps: WorkerDeps,
@@ -108,8 +110,9 @@ export async function createWorkerApp(
   app.onError(errorHandler(deps.log));
   app.notFound((c) => c.json({ error: `No route for ${c.req.method} ${c.req.path}` }, 404));
   app.use("/ws/*", authenticate(auth));
+  app.use("/cdp/*", authenticate(auth));
   app.use("/api/recordings/*", authenticate(auth));
-  app.get("/", (c) => c.json({ role: "worker", serves: "/ws/sessions/:id" }));
+  app.get("/", (c) => c.json({ role: "worker", serves: ["/ws/sessions/:id", "/cdp/:id"] }));
   for (const routesOf of routes) app.route("/", routesOf(deps));
   return app as unknown as OpenAPIHono<AppEnv>;
 }

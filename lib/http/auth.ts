@@ -2,9 +2,9 @@
  * Bearer-token authentication with roles viewer < operator < admin.
  *
  * With `STREAMPLAY_TOKENS` unset every caller is an anonymous admin (the default loopback-only
- * setup). With tokens, `/api` and `/ws` calls need `Authorization: Bearer <token>`; WebSocket
- * upgrades, page requests and recording media (video, screenshots: `<video>` and `<img>` cannot
- * set headers either) may pass `?token=` instead.
+ * setup). With tokens, `/api`, `/ws` and `/cdp` calls need `Authorization: Bearer <token>`;
+ * WebSocket upgrades (CDP clients' too), page requests and recording media (video,
+ * screenshots: `<video>` and `<img>` cannot set headers either) may pass `?token=` instead.
  * A share link's token (lib/sessions/share.ts), tokens on or off, makes its holder a viewer or
  * operator of one session: any other path answers 403, an expired one 401.
  * Tokens are compared as SHA-256 digests in constant time and never logged.
@@ -93,12 +93,12 @@ type AuthEnv = { Variables: { principal: Principal } };
 const MEDIA_PATH = /^\/api\/recordings\/[^/]+\/(video|screenshots\/[^/]+)$/;
 
 /**
- * Identifies the caller on /api and /ws; answers 401 when a token is needed and missing.
+ * Identifies the caller on /api, /ws and /cdp; answers 401 when a token is needed and missing.
  * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
  */
 export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
   return createMiddleware<AuthEnv>(async (c, next) => {
-    const queryToken = c.req.path.startsWith("/ws/") ||
+    const queryToken = c.req.path.startsWith("/ws/") || /^\/cdp(\/|$)/.test(c.req.path) ||
       ((c.req.method === "GET" || c.req.method === "HEAD") && MEDIA_PATH.test(c.req.path));
     const token = requestToken(c.req.raw, queryToken);
     if (!token && isPublic?.(c.req.path)) {

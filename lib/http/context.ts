@@ -31,6 +31,7 @@ export interface WorkerDeps {
   log: Logger;
   sessions: SessionDeps;
   streams: StreamDeps;
+  policy: UrlPolicy;
 }
 
 /** What the API process has. */
@@ -40,7 +41,6 @@ export interface AppDeps extends WorkerDeps {
   /** Live events of this process and the not-yet-stored ones (the history writer). */
   hub: HistoryWriter;
   jobTypes: JobTypes;
-  policy: UrlPolicy;
   /** The local worker pool, when this process runs one. */
   runner?: Runner | undefined;
   recordings: RecordingDeps;

@@ -17,6 +17,14 @@ export const SessionParams = z.object({
   max_duration_s: z.number().int().min(5).max(86_400).default(3600)
     .openapi({ description: "The session ends after this long in any case." }),
   record: RecordParam,
+  cdp: z.object({
+    keep_alive_s: z.number().int().min(0).max(3600).default(0).openapi({
+      description: "Seconds the session waits for a CDP client to reconnect once the last left.",
+    }),
+  }).strict().optional().openapi({
+    description: "Opened for a CDP client (GET /cdp): the session ends when its last CDP client " +
+      "disconnects, keep_alive_s later.",
+  }),
 }).strict().openapi("SessionParams");
 
 export type SessionParams = z.infer<typeof SessionParams>;

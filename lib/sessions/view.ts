@@ -49,6 +49,11 @@ export const SessionSchema = z.object({
   viewport: z.object({ width: z.number(), height: z.number() }),
   viewer_url: z.string(),
   ws_url: z.string().nullable().openapi({ description: "Viewer WebSocket, on the serving node" }),
+  cdp_url: z.string().nullable().openapi({
+    description: "Where a Playwright or Puppeteer client connects over CDP (add ?token= when " +
+      "tokens are on); null for replays and functions, and once ended",
+  }),
+  opened_over_cdp: z.boolean().openapi({ description: "Opened by a CDP client (GET /cdp)" }),
   node: z.string().nullable(),
   created_at: z.string().nullable(),
   started_at: z.string().nullable(),
@@ -119,6 +124,8 @@ export function sessionView(
     viewport: snap?.viewport ?? params.viewport,
     viewer_url: `${deps.config.publicUrl}/?session=${job.id}`,
     ws_url: over ? null : snap?.ws_url ?? null,
+    cdp_url: over || job.type !== "session" || !snap ? null : cdpUrl(snap.node, job.id),
+    opened_over_cdp: params.cdp !== undefined,
     node: snap?.node ?? null,
     created_at: job.created_at,
     started_at: job.started_at,
@@ -140,6 +147,11 @@ export function sessionView(
       : snap?.metrics ?? ZERO_METRICS,
     final: final ? result ?? { state, reason: job.error } : null,
   };
+}
+
+/** `ws://<node>/cdp/<id>`: where a CDP client attaches to a session that runs on `node`. */
+export function cdpUrl(node: string, id: string): string {
+  return `${node.replace(/^http/, "ws")}/cdp/${id}`;
 }
 
 /** The view of a session with its freshest snapshot: from this process, else from Redis. */
