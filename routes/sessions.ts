@@ -11,6 +11,12 @@ import type { AppDeps, AppEnv, WorkerDeps } from "../lib/http/context.ts";
 import { invalid } from "../lib/core/errors.ts";
 import { SessionParams } from "../lib/sessions/params.ts";
 import { SessionSchema } from "../lib/sessions/view.ts";
+import {
+  DOWNLOAD_NAME,
+  DownloadSchema,
+  listDownloads,
+  openDownload,
+} from "../lib/sessions/downloads.ts";
 import { joinViewer, viewerTarget } from "../lib/sessions/control.ts";
 import { ShareRequest, ShareSchema, shareSession } from "../lib/sessions/share.ts";
 import {
@@ -222,6 +228,51 @@ export function sessionsRoutes(deps: AppDeps) {
       const { id } = c.req.valid("param");
       const base = deps.recordings.publicUrl();
       return c.json(await shareSession(deps, id, c.req.valid("json"), base), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/sessions/{id}/downloads",
+      operationId: "listSessionDownloads",
+      tags: ["sessions"],
+      summary: "Files the session's browser downloaded (for a CDP client), on its node",
+      security: bearer,
+      request: { params: IdParam },
+      responses: {
+        200: jsonResponse(z.object({ downloads: z.array(DownloadSchema) }), "Downloads, by name"),
+        404: errorResponse("Unknown id"),
+      },
+    }),
+    async (c) => c.json({ downloads: await listDownloads(deps, c.req.valid("param").id) }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/api/sessions/{id}/downloads/{name}",
+      operationId: "getSessionDownload",
+      tags: ["sessions"],
+      summary: "One downloaded file",
+      security: bearer,
+      request: { params: IdParam.extend({ name: z.string().regex(DOWNLOAD_NAME) }) },
+      responses: {
+        200: {
+          description: "The file, as an attachment",
+          content: { "application/octet-stream": { schema: z.string() } },
+        },
+        404: errorResponse("Unknown id or file"),
+      },
+    }),
+    async (c) => {
+      const { id, name } = c.req.valid("param");
+      const { file, bytes } = await openDownload(deps, id, name);
+      c.header("Content-Type", "application/octet-stream");
+      c.header("Content-Length", String(bytes));
+      c.header("Content-Disposition", `attachment; filename*=UTF-8''${encodeURIComponent(name)}`);
+      c.header("X-Content-Type-Options", "nosniff");
+      return c.body(file.readable, 200);
     },
   );
 
