@@ -1,0 +1,34 @@
+/**
+ * Drive a streamplay session with your own Puppeteer script over CDP. While it runs the session
+ * is in the home page's live sessions list (marked CDP) and anyone may watch it;
+ * `browser.close()` ends it.
+ *
+ *   STREAMPLAY_URL=http://127.0.0.1:8000 STREAMPLAY_TOKEN=<operator token> \
+ *     deno run --allow-net --allow-env examples/puppeteer_connect.ts https://example.com/
+ *
+ * `defaultViewport: null` keeps the session's own viewport (the one viewers see).
+ */
+import puppeteer from "puppeteer-core";
+
+const server = Deno.env.get("STREAMPLAY_URL") ?? "http://127.0.0.1:8000";
+const token = Deno.env.get("STREAMPLAY_TOKEN");
+const url = Deno.args[0] ?? "https://example.com/";
+
+const endpoint = new URL("/cdp", server.replace(/^http/, "ws"));
+if (token) endpoint.searchParams.set("token", token);
+
+const browser = await puppeteer.connect({
+  browserWSEndpoint: endpoint.href,
+  defaultViewport: null,
+});
+try {
+  const page = await browser.newPage();
+  await page.goto(url);
+  console.log(`title: ${await page.title()}`);
+  const links = await page.$$eval("a", (as) => as.map((a) => a.textContent));
+  console.log(`links: ${JSON.stringify(links)}`);
+  const png = await page.screenshot();
+  console.log(`screenshot: ${png.length} bytes`);
+} finally {
+  await browser.close();
+}
