@@ -1,7 +1,7 @@
 /**
  * Bring your own client: Playwright `connectOverCDP` and puppeteer-core `connect` drive sessions
  * through `GET /cdp` on a real server with tokens on, a real Chromium and pages this test serves.
- * A session a client opens is an ordinary session: listed (marked as opened over CDP), watched
+ * A session a client opens is an ordinary session: listed (marked CDP on the home page), watched
  * live by a second viewer, recorded (the video plays in ffprobe, the client's navigations are in
  * its timeline), kept in history, and ended when its client leaves. A session started over the
  * API is driven through its `cdp_url`; `keep_alive_s` lets a client reconnect; the examples run.
@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import puppeteer from "puppeteer-core";
 import { loadPlaywright } from "../lib/core/playwright.ts";
 import { api, ROOT_DIR, startServer, tempDir, waitFor } from "./helpers.ts";
+import { launchBrowser } from "./browser.ts";
 import { type Json, openViewer, startPages } from "./session_helpers.ts";
 import { probe } from "./recording_helpers.ts";
 
@@ -48,6 +49,10 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
       assert.deepEqual(session.viewport, { width: 1024, height: 600 });
 
       const viewer = await openViewer(`${session.ws_url}?token=${VIEWER}`);
+      await using home = await launchBrowser();
+      const homePage = await home.newPage();
+      await homePage.goto(`${base}/?token=${VIEWER}`);
+      await homePage.locator(`#sessions tr[data-id="${session.id}"] .status.cdp`).waitFor();
       assert.equal(browser.contexts().length, 1, "the session's context is the default one");
       const context = browser.contexts()[0]!;
       const page = await context.newPage();

@@ -58,7 +58,18 @@ async function listSessions() {
     el(
       "tr",
       { dataset: { id: s.id } },
-      el("td", { class: "ellipsis", title: s.url }, s.title || s.url),
+      el(
+        "td",
+        { class: "ellipsis", title: s.url },
+        s.opened_over_cdp
+          ? el("span", {
+            class: "status cdp",
+            title: "Driven by a CDP client (Playwright, Puppeteer)",
+          }, "CDP")
+          : "",
+        s.opened_over_cdp ? " " : "",
+        s.title || s.url,
+      ),
       el("td", {}, statusBadge(s.state)),
       el("td", {}, fmtNumber(s.metrics.viewer_count)),
       el("td", {}, fmtNumber(s.metrics.current_fps, 1)),
