@@ -30,6 +30,14 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
   /** The live sessions opened over CDP, newest last. */
   const cdpSessions = async (): Promise<Json[]> =>
     (await get("/api/sessions")).body.sessions.filter((s: Json) => s.opened_over_cdp);
+  const seen = new Set<string>();
+  /** The session the client that just connected opened (one no earlier step saw). */
+  const opened = () =>
+    waitFor(async () => {
+      const session = (await cdpSessions()).find((s) => !seen.has(s.id));
+      if (session) seen.add(session.id);
+      return session;
+    }, { what: "the client's session to be listed" });
   /** Waits until session `id` has ended; answers its view. */
   const ended = (id: string) =>
     waitFor(async () => {
@@ -43,8 +51,7 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
       const browser = await chromium.connectOverCDP(
         `${ws}/cdp?token=${OPERATOR}&record=1&width=1024&height=600`,
       );
-      const [session] = await cdpSessions();
-      assert.ok(session, "the session is listed while its client drives it");
+      const session = await opened();
       assert.equal(session.cdp_url, `${ws}/cdp/${session.id}`);
       assert.deepEqual(session.viewport, { width: 1024, height: 600 });
 
@@ -69,10 +76,14 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
       await viewer.next((m: Json) =>
         m.type === "event" && m.event.type === "navigation" && m.event.url === `${pages.url}/`
       );
-      const live = (await get(`/api/sessions/${session.id}`)).body;
+      // The listing follows the session's tabs soon, not at once: wait for the second one.
+      const live = await waitFor(async () => {
+        const { body } = await get(`/api/sessions/${session.id}`);
+        const urls = body.tabs.map((tab: Json) => tab.url);
+        if (urls.includes(`${pages.url}/popup`)) return body;
+        throw new Error(`its tabs: ${JSON.stringify(urls)}`);
+      }, { what: "the second tab to be listed" });
       assert.ok(live.metrics.frames_captured > 0, "the session has live metrics");
-      const urls = live.tabs.map((tab: Json) => tab.url);
-      assert.ok(urls.includes(`${pages.url}/popup`), `its tabs: ${JSON.stringify(urls)}`);
 
       await browser.close();
       const final = await ended(session.id);
@@ -115,7 +126,7 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
       browserWSEndpoint: `${ws}/cdp?token=${OPERATOR}`,
       defaultViewport: null,
     });
-    const [session] = await cdpSessions();
+    const session = await opened();
     const page = await browser.newPage();
     await page.goto(`${pages.url}/`);
     await page.click("#b");
@@ -156,7 +167,7 @@ Deno.test("CDP clients drive sessions that stay listed, watchable and recorded",
 
   await t.step("keep_alive_s: a client reconnects to its session within it", async () => {
     const first = await chromium.connectOverCDP(`${ws}/cdp?token=${OPERATOR}&keep_alive_s=4`);
-    const [session] = await cdpSessions();
+    const session = await opened();
     const page = await first.contexts()[0]!.newPage();
     await page.goto(`${pages.url}/popup`);
     await first.close();
