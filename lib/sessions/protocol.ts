@@ -58,7 +58,7 @@ export const ViewerMessage = z.discriminatedUnion("type", [
     }
   }),
   z.object({ type: z.literal("tabs"), ref }).strict(),
-  z.object({ type: z.literal("ping"), t: z.number().finite() }).strict(),
+  z.object({ type: z.literal("ping"), t: z.number().finite(), ref }).strict(),
 ]);
 export type ViewerMessage = z.infer<typeof ViewerMessage>;
 

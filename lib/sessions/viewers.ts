@@ -243,7 +243,7 @@ export class Viewers {
     }
     const msg = parsed.data;
     if (msg.type === "ping") {
-      this.json(viewer, { type: "pong", t: msg.t, server_time: Date.now() });
+      this.json(viewer, { type: "pong", ...refField, t: msg.t, server_time: Date.now() });
       return;
     }
     const reply = await this.session.input(viewer, msg);
@@ -253,7 +253,7 @@ export class Viewers {
     }
     const result = (reply.data ?? {}) as { clipboard?: string };
     if (typeof result.clipboard === "string") {
-      this.json(viewer, { type: "clipboard", text: result.clipboard });
+      this.json(viewer, { type: "clipboard", ...refField, text: result.clipboard });
     }
     if (msg.type === "tabs") this.json(viewer, { type: "tabs", ...refField, ...result });
     else if ("ref" in refField) this.json(viewer, { type: "ack", ...refField, ...result });
