@@ -169,6 +169,8 @@ class ActiveRecording {
   progressAt = Date.now();
   ending: Promise<RecordingMeta> | undefined;
   sessionOver = false;
+  /** A session being recorded does not end idle (see `LiveSession.hold`). */
+  release: () => void;
 
   constructor(
     readonly meta: RecordingMeta,
@@ -190,6 +192,7 @@ class ActiveRecording {
       },
     });
     session.trackInputs(true);
+    this.release = session.hold();
   }
 
   get log() {
@@ -318,6 +321,7 @@ class ActiveRecording {
   async finish(reason: string): Promise<RecordingMeta> {
     this.meta.stopped_at = Date.now();
     this.unsubscribe();
+    this.release();
     clearInterval(this.timer);
     if (!this.sessionOver) this.session.trackInputs(false);
     const { redis, keys } = this.ctx.options;
@@ -452,6 +456,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
       await recording.begin(choice.encoder);
     } catch (err) {
       recording.unsubscribe();
+      recording.release();
       session.trackInputs(false);
       context.forget(recording);
       await Deno.remove(paths.dir, { recursive: true }).catch(() => {});

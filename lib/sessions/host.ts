@@ -84,8 +84,16 @@ export interface LiveSession {
   trackInputs(on: boolean): void;
   /** The session's browser, once its first tab is up; rejects if the session ends first. */
   devtools(): Promise<SessionDevtools>;
-  /** Someone used the session (a CDP client's command): its idle timeout starts again. */
+  /**
+   * Someone used the session without a viewer (a CDP client's command, a stream player's request):
+   * its idle time restarts.
+   */
   touch(): void;
+  /**
+   * Keeps the session from ending idle until the returned function is called: for what uses it
+   * for as long as it runs (a recording, an RTMP push).
+   */
+  hold(): () => void;
   /** Asks the session to end with this reason; resolves with its final stats. */
   stop(reason: string): Promise<Record<string, unknown>>;
 }
@@ -134,6 +142,8 @@ class Live implements LiveSession, CompanionRun {
   private page: PageState;
   private readonly startedAt = Date.now();
   private lastActive = Date.now();
+  /** What holds the session awake besides its viewers (see `hold`). */
+  private holds = 0;
   private latest: LiveFrame | null = null;
   private readonly subscribers = new Set<FrameSubscriber>();
   private readonly backlog: Array<Record<string, unknown>> = [];
@@ -257,6 +267,8 @@ class Live implements LiveSession, CompanionRun {
         this.page = msg.page;
         if (this.state === "starting") {
           this.state = "active";
+          // Idle time counts from when the page is up to be watched, not from the launch.
+          this.lastActive = Date.now();
           this.link.emit({ type: "session", state: "active", node: this.host.publicUrl() });
         }
         this.changed();
@@ -380,6 +392,17 @@ class Live implements LiveSession, CompanionRun {
     this.lastActive = Date.now();
   }
 
+  hold(): () => void {
+    this.holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      this.holds--;
+      this.lastActive = Date.now();
+    };
+  }
+
   private setPaused(paused: boolean) {
     const next: SessionState = paused ? "paused" : "active";
     this.cast?.setCapturing(!paused);
@@ -448,7 +471,7 @@ class Live implements LiveSession, CompanionRun {
 
   private everySecond() {
     const now = Date.now();
-    if (this.viewers.count > 0) this.lastActive = now;
+    if (this.viewers.count > 0 || this.holds > 0) this.lastActive = now;
     if (now - this.lastActive >= this.params.idle_timeout_s * 1000) this.stop("idle_timeout");
     if (now - this.startedAt >= this.params.max_duration_s * 1000) this.stop("max_duration");
     const { metrics, sample } = this.window.everySecond(this.viewers.count);

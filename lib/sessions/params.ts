@@ -13,7 +13,10 @@ export const SessionParams = z.object({
   max_fps: z.number().int().min(1).max(60).default(30)
     .openapi({ description: "Most frames per second captured (Chromium renders up to 60)." }),
   idle_timeout_s: z.number().int().min(1).max(86_400).default(300)
-    .openapi({ description: "The session ends after this long without viewers or input." }),
+    .openapi({
+      description: "The session ends after this long unused: without viewers, input, stream " +
+        "players, an RTMP push, a recording or a CDP client.",
+    }),
   max_duration_s: z.number().int().min(5).max(86_400).default(3600)
     .openapi({ description: "The session ends after this long in any case." }),
   record: RecordParam,

@@ -154,6 +154,8 @@ class Stream implements LiveStream {
   requestsServed = 0;
   stopping: Promise<StreamStatus> | undefined;
   unsubscribe: () => void;
+  /** An RTMP push keeps its session from ending idle while it runs (HTTP players touch it). */
+  release: () => void = () => {};
   tick: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -185,6 +187,7 @@ class Stream implements LiveStream {
       },
       end: (e) => void this.stop(`the session ended (${e.reason ?? e.state})`),
     });
+    if (!this.isHttp) this.release = session.hold();
   }
 
   /** A lifecycle event of the stream in the session's history (and the dashboard's feed). */
@@ -460,6 +463,7 @@ class Stream implements LiveStream {
   stop(reason: string): Promise<StreamStatus> {
     return this.stopping ??= (async () => {
       this.unsubscribe();
+      this.release();
       clearInterval(this.tick);
       // An RTMP push ends cleanly; HLS/DASH files are removed at once, so ffmpeg need not finish.
       await (this.isHttp ? this.encoder.abort() : this.encoder.stop()).catch(() => {});
@@ -497,6 +501,7 @@ class Stream implements LiveStream {
     const waitMs = growing ? (this.timing.segment_s * 2 + 1) * 1000 : 0;
     const body = await this.open(path, growing, Date.now() + waitMs);
     if (!body) return null;
+    this.session.touch();
     this.requestsServed++;
     if (segment) {
       this.segmentsServed++;
@@ -534,6 +539,7 @@ class Stream implements LiveStream {
     const body = new TextEncoder().encode(
       text.replace(/availabilityStartTime="[^"]*"/, `availabilityStartTime="${zero}"`),
     );
+    this.session.touch();
     this.requestsServed++;
     this.bytesServed += body.length;
     return new Response(body, { headers: mediaHeaders(MAIN_FILE.dash) });
@@ -571,6 +577,7 @@ class Stream implements LiveStream {
         "$1\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES",
       ),
     );
+    this.session.touch();
     this.requestsServed++;
     this.bytesServed += body.length;
     return new Response(body, { headers: mediaHeaders(MAIN_FILE.hls) });
