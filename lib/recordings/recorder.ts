@@ -9,7 +9,7 @@
  * stored: those events are the recording's timeline, which the history writer copies into DuckDB
  * (`recordings.ts`). At every error (page error, console error, failed or blocked request,
  * failed navigation) the frame on screen is saved as a screenshot and linked from the event
- * (`recording_screenshot`). While a session is recorded its Worker reports every input with the
+ * (`recording_screenshot`); right after a navigation, the first frame of the new page. While a session is recorded its Worker reports every input with the
  * element it is aimed at.
  *
  * State: a `recording` event on the session's job at the start, every 10 s and at the end (the
@@ -68,6 +68,8 @@ const PROGRESS_EVERY_MS = 10_000;
 const SWEEP_EVERY_MS = 24 * 3600_000;
 /** Screenshots per recording (errors beyond share the last one). */
 const MAX_SCREENSHOTS = 1_000;
+/** How long an error right after a navigation waits for the new page's first frame. */
+const PAINT_WAIT_MS = 3_000;
 const DAY_MS = 86_400_000;
 
 /** A recording request that cannot be served: `status` is the HTTP answer. */
@@ -160,8 +162,10 @@ interface Context {
 class ActiveRecording {
   latest: LiveFrame | null = null;
   lastShot: { frame: LiveFrame; n: number } | null = null;
-  /** Screenshots of errors that came before the first frame. */
-  waitingShots: number[] = [];
+  /** When each tab last navigated: a frame of that tab captured before shows the page it left. */
+  navigatedAt = new Map<string, number>();
+  /** The screenshot of errors waiting for the first frame of the page they happened on. */
+  waitingShot: { n: number; timer: ReturnType<typeof setTimeout> } | null = null;
   writes = new Set<Promise<unknown>>();
   encoder: Encoder | undefined;
   unsubscribe: () => void = () => {};
@@ -231,7 +235,12 @@ class ActiveRecording {
   frame(frame: LiveFrame) {
     this.latest = frame;
     if (this.encoder && !this.ending) this.push(frame);
-    for (const n of this.waitingShots.splice(0)) this.saveShot(n, frame);
+    if (this.waitingShot && this.isPainted(frame)) this.takeWaitingShot(frame);
+  }
+
+  /** Whether a frame shows the page its tab is on now (captured after its last navigation). */
+  isPainted(frame: LiveFrame): boolean {
+    return frame.ts >= (this.navigatedAt.get(frame.header.tab) ?? 0);
   }
 
   event(event: Readonly<Record<string, unknown>>): Record<string, unknown> | void {
@@ -242,6 +251,9 @@ class ActiveRecording {
       recording_id: this.meta.recording_id,
       recording_t_ms: Math.max(0, ts - zero),
     };
+    if (event.type === "navigation" && typeof event.tab === "string") {
+      this.navigatedAt.set(event.tab, ts);
+    }
     if (isError(event)) {
       const n = this.screenshot();
       if (n !== null) extra.recording_screenshot = n;
@@ -249,18 +261,38 @@ class ActiveRecording {
     return extra;
   }
 
-  /** The screenshot number for an error now: the frame on screen, saved once. */
+  /**
+   * The screenshot number for an error now: the frame on screen, saved once. Right after a
+   * navigation (a reload that 404s at once) the frame on screen is still the page that was left:
+   * the screenshot is then the first frame of the new page, or the latest after PAINT_WAIT_MS.
+   */
   screenshot(): number | null {
-    const frame = this.latest;
+    if (this.waitingShot) return this.waitingShot.n;
+    const frame = this.latest && this.isPainted(this.latest) ? this.latest : null;
     if (frame && this.lastShot?.frame === frame) return this.lastShot.n;
     if (this.meta.screenshots >= MAX_SCREENSHOTS) return this.lastShot?.n ?? null;
     const n = ++this.meta.screenshots;
-    if (!frame) this.waitingShots.push(n);
-    else {
+    if (frame) {
       this.lastShot = { frame, n };
       this.saveShot(n, frame);
+    } else {
+      const timer = setTimeout(() => {
+        // Nothing painted since: the page on screen is what there is.
+        this.navigatedAt.clear();
+        if (this.latest) this.takeWaitingShot(this.latest);
+      }, PAINT_WAIT_MS);
+      this.waitingShot = { n, timer };
     }
     return n;
+  }
+
+  takeWaitingShot(frame: LiveFrame) {
+    const waiting = this.waitingShot;
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    this.waitingShot = null;
+    this.lastShot = { frame, n: waiting.n };
+    this.saveShot(waiting.n, frame);
   }
 
   saveShot(n: number, frame: LiveFrame) {
@@ -323,6 +355,8 @@ class ActiveRecording {
     this.unsubscribe();
     this.release();
     clearInterval(this.timer);
+    if (this.latest) this.takeWaitingShot(this.latest);
+    clearTimeout(this.waitingShot?.timer);
     if (!this.sessionOver) this.session.trackInputs(false);
     const { redis, keys } = this.ctx.options;
     const result = this.encoder ? await this.encoder.stop() : null;
