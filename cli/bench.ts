@@ -295,7 +295,10 @@ export const playwrightMode: CliMode = {
       .map(([k, n]) => `${k} ${formatNumber(n)}`).join(", ");
     lines.push(`errors       ${formatNumber(res.errors.total)}${kinds ? `  (${kinds})` : ""}`);
     for (const e of res.error_log.slice(0, 10)) {
-      lines.push(`  ${e.kind}: ${e.message}${e.screenshot ? `  [${e.screenshot}]` : ""}`);
+      lines.push(
+        `  ${e.kind} ×${formatNumber(e.count)}: ${e.message}` +
+          (e.screenshot ? `  [${e.screenshot}]` : ""),
+      );
     }
     lines.push(`screenshots  ${formatNumber(res.screenshots)}`);
     return lines.join("\n") + thresholdsText(r) + sizingText(r);

@@ -1,8 +1,9 @@
 /**
  * The benchmark pages in headless Chromium, browser mode: the scenario editor shows the server's
  * validation message on the step it concerns, a sweep started from the form shows live vitals and
- * a bar per level, the job page shows the sizing table, fitted curves, per-level numbers and the
- * error screenshots, and "compare with…" puts two runs side by side.
+ * a bar per level, the job page shows the sizing table, fitted curves, per-level numbers, then
+ * each distinct error once with its count and screenshot, its headline counting what the result
+ * counts, and "compare with…" puts two runs side by side.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitForJob } from "./helpers.ts";
@@ -113,6 +114,26 @@ Deno.test("bench pages, browser mode: editor, live sweep, sizing, errors, compar
     assert.match(
       await page.locator("#jv-error-shots").innerText(),
       /deliberate console error/,
+    );
+    // One entry per distinct error with its count, after the sizing report; the headline
+    // counts what the result counts.
+    const result = (await api(server.url, `/api/jobs/${jobId}`)).body.result;
+    const group = result.error_log.find((g: { message: string }) =>
+      g.message.includes("deliberate")
+    );
+    assert.ok(group.count >= 2, `visits of /broken: ${group.count}`);
+    assert.equal(await page.locator("#jv-error-shots figure").count(), result.error_log.length);
+    const figure = page.locator("#jv-error-shots figure[data-kind='console']");
+    assert.equal(await figure.getAttribute("data-count"), String(group.count));
+    assert.match(await figure.innerText(), new RegExp(`×${group.count}\\b`));
+    assert.ok(
+      await page.evaluate(`!!(document.querySelector("#jv-sizing").compareDocumentPosition(
+        document.querySelector("#jv-errors")) & Node.DOCUMENT_POSITION_FOLLOWING)`),
+      "the sizing report comes before the errors",
+    );
+    assert.equal(
+      await page.locator('#jv-kpis [data-kpi="errors"] .v').innerText(),
+      String(result.errors.total),
     );
     const cpuPoints = Number(await page.locator("#jv-chart-cpu").getAttribute("data-points"));
     assert.ok(cpuPoints >= 3, "CPU chart from stored samples");

@@ -294,6 +294,11 @@ Deno.test("bad benchmark params get 400 naming the field; validate says the same
       { url, allow_hosts: ["169.254.169.254"] },
       /^params\.allow_hosts\.0: http:\/\/169\.254\.169\.254\/ is refused/,
     ],
+    [
+      "browser-bench",
+      { url, ignore_errors: ["learn\\.json", "(unclosed"] },
+      /^params\.ignore_errors\.1: must be a valid regular expression/,
+    ],
     ["http-bench", { url, levels: [1, 1] }, /^params\.levels\.1: must be greater than/],
     ["http-bench", { url, levels: [1, 2], requests: 10 }, /^params\.requests: a sweep/],
     ["http-bench", { url, targets: [] }, /^params\.targets: /],

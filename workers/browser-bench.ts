@@ -30,6 +30,15 @@ export const MAX_BROWSER_USERS = 200;
 /** Seconds between levels, so one level's teardown stays out of the next one's figures. */
 export const SETTLE_S = 2;
 
+function isRegExp(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const host = z.string().min(1).max(253).regex(
   /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/,
   "must be a host name or IP address (no scheme, port or path)",
@@ -61,7 +70,16 @@ export const BrowserBenchParams = z.object({
         "URL policy. Everything else the browser asks for is blocked.",
     }),
   error_screenshots: z.number().int().min(0).max(500).default(20)
-    .openapi({ description: "Errors that get a screenshot (later ones are only counted)." }),
+    .openapi({
+      description: "Distinct errors that get a screenshot, taken the first time each happens.",
+    }),
+  ignore_errors: z.array(
+    z.string().min(1).max(500).refine(isRegExp, "must be a valid regular expression"),
+  ).max(50).default([]).openapi({
+    description: "Known errors to leave out of the counts: regular expressions matched against " +
+      `each error's message (a request error's names its URL), e.g. ["learn\\\\.json"]. ` +
+      "They are counted apart, as `errors.ignored`.",
+  }),
   resource_basis: z.enum(["process", "system"]).default("process")
     .openapi({
       description: "What a session costs in the sizing report: the browsers' processes plus " +

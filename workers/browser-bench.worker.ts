@@ -7,7 +7,7 @@ import { loadPlaywright } from "../lib/core/playwright.ts";
 import {
   type BrowserBenchResult,
   createBrowserLoad,
-  ERROR_KINDS,
+  ERROR_COUNT_KEYS,
   type ErrorCounts,
   readWebVitals,
 } from "../lib/load/browser.ts";
@@ -20,7 +20,7 @@ import {
   SETTLE_S,
 } from "./browser-bench.ts";
 
-/** Error lines logged as they happen; later ones are only counted. */
+/** Distinct errors logged the first time they happen; later ones are only counted. */
 const LOGGED_ERRORS = 20;
 
 /** With `thresholds` in the params: which held at every level, with the worst value. */
@@ -50,11 +50,12 @@ serveJobs<BrowserBenchParams, Result, BrowserBenchInit>(async (ctx) => {
     maxErrorScreenshots: p.error_screenshots,
     webVitalsSource: await readWebVitals(),
     onProcesses: (pids) => ctx.processes(pids),
-    onError: (e) => {
+    ignoreErrors: p.ignore_errors.map((source) => new RegExp(source)),
+    onNewError: (e) => {
       if (logged++ < LOGGED_ERRORS) {
-        ctx.log("warn", `${e.kind} error (user ${e.user}, ${e.level} users): ${e.message}`);
+        ctx.log("warn", `${e.kind} error (${e.levels[0]} users): ${e.message}`);
       } else if (logged === LOGGED_ERRORS + 1) {
-        ctx.log("warn", "more errors: counted in the result, not logged");
+        ctx.log("warn", "more distinct errors: counted in the result, not logged");
       }
     },
   });
@@ -101,7 +102,7 @@ serveJobs<BrowserBenchParams, Result, BrowserBenchInit>(async (ctx) => {
     });
     const last = results[results.length - 1]!;
     const errors = Object.fromEntries(
-      [...ERROR_KINDS, "total"].map((k) => [
+      ERROR_COUNT_KEYS.map((k) => [
         k,
         results.reduce((a, r) => a + r.errors[k as keyof ErrorCounts], 0),
       ]),

@@ -2,8 +2,9 @@
  * Real-browser load: virtual users on Chromium through Playwright, each repeating a scenario until
  * its level ends, with periodic screenshots, web vitals and navigation timing per page visit
  * (the `web-vitals` library injected into every page), JS heap, requests and bytes, and errors
- * by kind, each with a screenshot taken the moment it happened. Used by the `browser-bench`
- * Worker and by the CLI.
+ * by kind, grouped (the same error on every visit is one group with a count and a screenshot
+ * taken the first time), a failed request counted once (not again for Chromium's console line
+ * about it), known errors left out by pattern. Used by the `browser-bench` Worker.
  *
  * Sessions: one browser shared by the users of a run, one browser context per user (default),
  * or one browser per user (`browserPerUser`).
@@ -197,21 +198,52 @@ export const ERROR_KINDS = [
 ] as const;
 export type ErrorKind = typeof ERROR_KINDS[number];
 
-export interface ErrorRecord {
+/**
+ * One error of a run however often it happened: errors of the same kind whose message and page
+ * are the same once normalised (`errorKey`) are one group.
+ */
+export interface ErrorGroup {
   kind: ErrorKind;
+  /** The first occurrence's message. */
   message: string;
+  /** The page it happened on (origin and path). */
   url: string;
-  user: number;
-  level: number;
-  ts: string;
-  /** Artifact path of the screenshot taken when it happened (relative to the artifact dir). */
+  count: number;
+  first_ts: string;
+  last_ts: string;
+  /** The levels (users) it happened at. */
+  levels: number[];
+  /** The first occurrence's screenshot (artifact path, relative to the artifact dir). */
   screenshot: string | null;
 }
 
-export type ErrorCounts = Record<ErrorKind, number> & { total: number };
+/** Errors by kind, `total` of them, and `ignored`: those matching `ignore_errors` (not counted). */
+export type ErrorCounts = Record<ErrorKind, number> & { total: number; ignored: number };
+
+export const ERROR_COUNT_KEYS = [...ERROR_KINDS, "total", "ignored"] as const;
 
 const noErrors = (): ErrorCounts =>
-  Object.fromEntries([...ERROR_KINDS, "total"].map((k) => [k, 0])) as ErrorCounts;
+  Object.fromEntries(ERROR_COUNT_KEYS.map((k) => [k, 0])) as ErrorCounts;
+
+/**
+ * What makes two errors the same: their kind, their message and page with what varies between
+ * occurrences left out (query strings, fragments, long numbers, hex ids, line and column).
+ */
+export function errorKey(kind: ErrorKind, message: string, url: string): string {
+  const normal = (s: string) =>
+    s.replace(/[?#][^\s"'()]*/g, "")
+      .replace(/:\d+:\d+\b/g, "")
+      .replace(/\b[0-9a-f]*\d[0-9a-f]*\b/gi, (m) => (m.length >= 4 ? "#" : m))
+      .replace(/\s+/g, " ")
+      .trim();
+  return `${kind}\u0000${normal(message)}\u0000${normal(pageKey(url))}`;
+}
+
+/**
+ * Chromium's console line for a request that failed ("Failed to load resource: the server
+ * responded with a status of 404"): the `http` or `request` error of that request, counted once.
+ */
+const REQUEST_ECHO = /^Failed to load resource: /;
 
 export interface LevelResult extends PageFigures {
   concurrency: number;
@@ -241,7 +273,8 @@ export interface BrowserBenchResult {
   inp_ms: LevelResult["inp_ms"];
   levels: LevelResult[];
   errors: ErrorCounts;
-  error_log: ErrorRecord[];
+  /** Each distinct error once, with its count, first and last time, and a screenshot. */
+  error_log: ErrorGroup[];
   screenshots: number;
   sweep: SweepRecord;
 }
@@ -251,6 +284,7 @@ export interface LevelTick {
   users_active: number;
   iterations: number;
   page_visits: number;
+  /** Errors counted in the run so far, every level (what its result's `errors.total` will say). */
   errors: number;
   /** p75 of each vital so far in this level. */
   vitals: {
@@ -274,15 +308,18 @@ export interface BrowserLoadOptions {
   screenshotQuality: number;
   stepTimeoutMs: number;
   viewport: { width: number; height: number };
-  /** Error screenshots kept for the whole run; later errors are counted without one. */
+  /** Error screenshots for the whole run (one per error group); later groups get none. */
   maxErrorScreenshots: number;
-  /** Error records kept for the whole run. */
-  maxErrorRecords?: number;
+  /** Error groups kept for the whole run; errors of later groups are only counted. */
+  maxErrorGroups?: number;
+  /** Errors whose message matches one of these are left out of the counts (but counted apart). */
+  ignoreErrors?: RegExp[];
   /** The vitals script to inject (the web-vitals IIFE source). */
   webVitalsSource: string;
   /** Called whenever the set of browser main processes changes. */
   onProcesses?(pids: number[]): void;
-  onError?(record: ErrorRecord): void;
+  /** An error unlike any before it in the run (the first of its group). */
+  onNewError?(group: ErrorGroup): void;
 }
 
 export interface LevelOptions {
@@ -301,8 +338,8 @@ export interface LevelOptions {
 
 export interface BrowserLoad {
   runLevel(o: LevelOptions): Promise<LevelResult>;
-  /** Every error record kept so far. */
-  errors(): ErrorRecord[];
+  /** Every error group kept so far, in the order they first happened. */
+  errors(): ErrorGroup[];
   close(): Promise<void>;
 }
 
@@ -382,13 +419,16 @@ const firstLine = (s: string) => s.split("\n")[0]!.slice(0, 500);
 export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
   const { chromium } = o.playwright;
   const script = vitalsScript(o.webVitalsSource);
-  const errorLog: ErrorRecord[] = [];
-  const maxRecords = o.maxErrorRecords ?? 200;
+  const groups = new Map<string, ErrorGroup>();
+  const maxGroups = o.maxErrorGroups ?? 200;
+  const ignore = o.ignoreErrors ?? [];
   const pids = new Set<number>();
   let shared: Promise<Browser> | null = null;
   let errorShots = 0;
   let shotSeq = 0;
   let closed = false;
+  /** Errors counted by the levels that ended. */
+  let earlierErrors = 0;
 
   const publishPids = () => o.onProcesses?.([...pids]);
 
@@ -421,7 +461,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
   };
 
   return {
-    errors: () => [...errorLog],
+    errors: () => [...groups.values()].map((g) => ({ ...g, levels: [...g.levels] })),
 
     async runLevel(lv) {
       const started = Date.now();
@@ -459,26 +499,43 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
         } catch { /* not ours */ }
       };
 
-      const error = (kind: ErrorKind, message: string, page: Page | null, user: number) => {
+      const error = (kind: ErrorKind, text: string, page: Page | null, user: number) => {
         if (stop.signal.aborted && kind !== "console" && kind !== "page") return;
+        const message = firstLine(text);
+        if (ignore.some((pattern) => pattern.test(message))) {
+          errors.ignored++;
+          return;
+        }
         errors[kind]++;
         errors.total++;
-        const record: ErrorRecord = {
+        const url = page?.url() ?? "";
+        const key = errorKey(kind, message, url);
+        const ts = new Date().toISOString();
+        const known = groups.get(key);
+        if (known) {
+          known.count++;
+          known.last_ts = ts;
+          if (!known.levels.includes(lv.concurrency)) known.levels.push(lv.concurrency);
+          return;
+        }
+        if (groups.size >= maxGroups) return;
+        const group: ErrorGroup = {
           kind,
-          message: firstLine(message),
-          url: page?.url() ?? "",
-          user,
-          level: lv.concurrency,
-          ts: new Date().toISOString(),
+          message,
+          url: pageKey(url),
+          count: 1,
+          first_ts: ts,
+          last_ts: ts,
+          levels: [lv.concurrency],
           screenshot: null,
         };
-        if (errorLog.length < maxRecords) errorLog.push(record);
-        o.onError?.(record);
+        groups.set(key, group);
+        o.onNewError?.(group);
         if (page && o.artifactDir && errorShots < o.maxErrorScreenshots && !page.isClosed()) {
           errorShots++;
           const name = `${String(++shotSeq).padStart(4, "0")}-${kind}-u${user}`;
           const write = writeShot("errors", name, page).then((rel) => {
-            record.screenshot = rel;
+            group.screenshot = rel;
           }, () => {});
           writes.set(write, user);
           write.finally(() => writes.delete(write));
@@ -538,7 +595,10 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           const page = await context.newPage();
           page.on("console", (m: ConsoleMessage) => {
             // The browser's own favicon probe is not part of the page.
-            if (m.type() === "error" && !m.location().url.endsWith("/favicon.ico")) {
+            if (
+              m.type() === "error" && !m.location().url.endsWith("/favicon.ico") &&
+              !REQUEST_ECHO.test(m.text())
+            ) {
               error("console", m.text(), page, i);
             }
           });
@@ -633,7 +693,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
           users_active: usersActive,
           iterations,
           page_visits: vs.length,
-          errors: errors.total,
+          errors: earlierErrors + errors.total,
           vitals: {
             lcp_ms: p75("lcp"),
             fcp_ms: p75("fcp"),
@@ -653,6 +713,7 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
         lv.signal.removeEventListener("abort", onOuterAbort);
       }
       if (lv.signal.aborted) throw lv.signal.reason;
+      earlierErrors += errors.total;
 
       const all = [...visits.values()];
       const byPage = new Map<string, Visit[]>();

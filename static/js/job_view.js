@@ -25,6 +25,15 @@ export async function artifactUrl(jobId, path) {
 
 const p75 = (p) => (p ? fmtNumber(p.p75, p.p75 < 10 ? 3 : 0) : "–");
 
+/** "12 (http 6, console 6) · 56 ignored": the total, by kind, and what `ignore_errors` left out. */
+function errorSummary(errors = {}) {
+  const kinds = Object.entries(errors)
+    .filter(([k, v]) => k !== "total" && k !== "ignored" && v > 0)
+    .map(([k, v]) => `${k} ${fmtNumber(v)}`).join(", ");
+  return `${fmtNumber(errors.total)}${kinds ? ` (${kinds})` : ""}` +
+    (errors.ignored ? ` · ${fmtNumber(errors.ignored)} ignored` : "");
+}
+
 export function createJobView(root) {
   root.replaceChildren(
     el(
@@ -61,8 +70,8 @@ export function createJobView(root) {
       el("div", { class: "card" }, el("div", { id: "jv-chart-net" })),
     ),
     el("div", { id: "jv-result", class: "card hidden", style: "margin-top:14px" }),
-    el("div", { id: "jv-errors", class: "card hidden", style: "margin-top:14px" }),
     el("div", { id: "jv-sizing", class: "card hidden", style: "margin-top:14px" }),
+    el("div", { id: "jv-errors", class: "card hidden", style: "margin-top:14px" }),
     el(
       "div",
       { class: "card", style: "margin-top:14px" },
@@ -182,14 +191,15 @@ export function createJobView(root) {
             p75(last?.ttfb_ms)
           } ms · CLS ${p75(last?.cls)} · INP ${p75(last?.inp_ms)} ms`,
         ],
-        [
-          "Errors",
-          `${fmtNumber(result.errors?.total)} ${
-            Object.entries(result.errors ?? {}).filter(([k, v]) => k !== "total" && v > 0)
-              .map(([k, v]) => `${k} ${v}`).join(", ")
-          }`,
-        ],
+        ["Errors", errorSummary(result.errors)],
         ["Screenshots", fmtNumber(result.screenshots)],
+      );
+      // The headline says what the result says (not the last progress tick's count).
+      $("jv-kpis").replaceChildren(
+        kpi("users", fmtNumber(last?.concurrency)),
+        kpi("iterations", fmtNumber(result.levels.reduce((a, l) => a + l.iterations, 0))),
+        kpi("LCP p75 ms", last?.lcp_ms ? fmtNumber(last.lcp_ms.p75) : "–"),
+        kpi("errors", fmtNumber(result.errors?.total)),
       );
     }
     if (result.resources) {
@@ -287,36 +297,62 @@ export function createJobView(root) {
     );
   };
 
-  /** Errors by kind, each with the screenshot taken when it happened. */
+  /**
+   * Each distinct error once, with how often and when it happened and the screenshot of the
+   * first time; collapsed when there are many. (Results before grouping hold one entry per
+   * occurrence: each counts once.)
+   */
   let shownErrors = "";
-  const showErrors = (log) => {
+  const showErrors = (groups) => {
     const box = $("jv-errors");
-    const key = JSON.stringify(log.map((e) => [e.ts, e.screenshot]));
-    if (log.length === 0 || key === shownErrors) return;
+    const key = JSON.stringify(groups.map((g) => [g.count, g.last_ts, g.screenshot]));
+    if (groups.length === 0 || key === shownErrors) return;
     shownErrors = key;
     box.classList.remove("hidden");
+    const occurrences = groups.reduce((a, g) => a + (g.count ?? 1), 0);
     const list = el("div", { class: "shots", id: "jv-error-shots" });
-    box.replaceChildren(el("h3", {}, `Errors (${log.length} kept)`), list);
-    for (const e of log) {
+    const details = el(
+      "details",
+      { id: "jv-error-groups", open: groups.length <= 3 },
+      el(
+        "summary",
+        {},
+        el("h3", { style: "display:inline" }, "Errors"),
+        ` ${fmtNumber(groups.length)} distinct, ${fmtNumber(occurrences)} in all`,
+      ),
+      list,
+    );
+    box.replaceChildren(details);
+    for (const g of groups) {
+      const count = g.count ?? 1;
+      const first = g.first_ts ?? g.ts;
+      const last = g.last_ts ?? first;
+      const when = count > 1
+        ? `first ${new Date(first).toLocaleTimeString()}, last ${
+          new Date(last).toLocaleTimeString()
+        }`
+        : new Date(first).toLocaleTimeString();
+      const levels = g.levels ?? (g.level ? [g.level] : []);
       const item = el(
         "figure",
-        { class: "shot", dataset: { kind: e.kind } },
+        { class: "shot", dataset: { kind: g.kind, count: String(count) } },
         el(
           "figcaption",
           {},
-          el("span", { class: "status failed" }, e.kind),
-          ` user ${e.user} at ${e.level} users · ${new Date(e.ts).toLocaleTimeString()}`,
-          el("div", { class: "mono" }, e.message),
-          e.url ? el("div", { class: "muted mono" }, e.url) : null,
+          el("span", { class: "status failed" }, g.kind),
+          el("strong", { class: "count" }, ` ×${fmtNumber(count)}`),
+          ` · ${when}` + (levels.length ? ` · at ${levels.join(", ")} users` : ""),
+          el("div", { class: "mono" }, g.message),
+          g.url ? el("div", { class: "muted mono" }, g.url) : null,
         ),
       );
       list.append(item);
-      if (e.screenshot && job) {
-        artifactUrl(job.id, e.screenshot).then((src) => {
+      if (g.screenshot && job) {
+        artifactUrl(job.id, g.screenshot).then((src) => {
           const link = el(
             "a",
-            { href: src, target: "_blank", title: e.screenshot },
-            el("img", { src, alt: `${e.kind} error screenshot`, loading: "lazy" }),
+            { href: src, target: "_blank", title: g.screenshot },
+            el("img", { src, alt: `${g.kind} error screenshot`, loading: "lazy" }),
           );
           item.prepend(link);
         }).catch(() => {});
