@@ -15,7 +15,10 @@
  * Comparing, at the end: main-frame navigations in order (`navigation`), page and console errors
  * as multisets (`new_error`, `missing_error`), and — when a threshold is given — the share of
  * differing pixels between the recording's last frame and the replay's (`visual`, pixelmatch).
- * Each divergence is also shown to viewers as a `replay_divergence` page event when found.
+ *
+ * The same divergence again (every keystroke into a renamed field) is counted in the first one,
+ * with its last step, not listed again. Each is shown to viewers as a `replay_divergence` page
+ * event when first found.
  */
 import type { Page } from "playwright";
 import jpeg from "jpeg-js";
@@ -92,11 +95,12 @@ function describe(step: ReplayStep): string {
 /** Where the same relative point of the target's element is now; null when it is not found. */
 async function locate(
   page: Page,
+  selector: string,
   target: ElementTarget,
   at: { x: number; y: number },
 ): Promise<{ x: number; y: number } | null> {
   try {
-    const element = page.locator(target.selector).first();
+    const element = page.locator(selector).first();
     await element.waitFor({ state: "visible", timeout: LOCATE_TIMEOUT_MS });
     await element.scrollIntoViewIfNeeded({ timeout: 1_000 }).catch(() => {});
     const box = await element.boundingBox({ timeout: 1_000 });
@@ -108,6 +112,23 @@ async function locate(
     return { x: box.x + fx * box.width, y: box.y + fy * box.height };
   } catch {
     return null;
+  }
+}
+
+/**
+ * What makes two divergences the same: a missing element by its selector whatever the input,
+ * a failed step by its error, masked typing at all, the others by their message.
+ */
+function divergenceKey(d: Omit<Divergence, "count">): string {
+  switch (d.kind) {
+    case "element_not_found":
+      return `${d.kind}\u0000${d.selector}`;
+    case "step_failed":
+      return `${d.kind}\u0000${d.message.slice(d.message.indexOf(" failed: "))}`;
+    case "masked_input":
+      return d.kind;
+    default:
+      return `${d.kind}\u0000${d.message}`;
   }
 }
 
@@ -127,10 +148,21 @@ export async function runReplay(
   spec: ReplaySpec,
   signal: AbortSignal,
 ): Promise<ReplayReport> {
-  const divergences: Divergence[] = [];
-  const diverged = (d: Divergence) => {
-    divergences.push(d);
-    host.event({ type: "replay_divergence", ...d });
+  // The same divergence again (the same missing element, the same new error) counts in the
+  // first one, which viewers were shown, rather than listing it once per step.
+  const divergences = new Map<string, Divergence>();
+  const diverged = (d: Omit<Divergence, "count">) => {
+    const key = divergenceKey(d);
+    const known = divergences.get(key);
+    if (known) {
+      known.count++;
+      if (d.step !== undefined) known.last_step = d.step;
+      if (d.t !== undefined) known.last_t = d.t;
+      return;
+    }
+    const first: Divergence = { ...d, count: 1 };
+    divergences.set(key, first);
+    host.event({ type: "replay_divergence", ...first });
   };
   // What happened before the steps counts only when the recording also saw the first load.
   const navBase = spec.first_load ? 0 : host.navigations().length;
@@ -175,14 +207,14 @@ export async function runReplay(
       continue;
     }
     const target = step.target;
-    if ((msg.type === "mouse" || msg.type === "wheel") && target?.selector) {
-      const reuse = msg.type === "mouse" && msg.action === "up" &&
-        pressed.selector === target.selector;
+    const selector = target?.selector;
+    if ((msg.type === "mouse" || msg.type === "wheel") && target && selector) {
+      const reuse = msg.type === "mouse" && msg.action === "up" && pressed.selector === selector;
       const point = reuse
         ? pressed.point
-        : await locate(host.page(), target, { x: msg.x, y: msg.y });
+        : await locate(host.page(), selector, target, { x: msg.x, y: msg.y });
       if (msg.type === "mouse" && msg.action === "down") {
-        pressed.selector = target.selector;
+        pressed.selector = selector;
         pressed.point = point;
       } else if (msg.type === "mouse" && msg.action === "up") {
         pressed.selector = "";
@@ -195,22 +227,22 @@ export async function runReplay(
         diverged({
           ...base,
           kind: "element_not_found",
-          selector: target.selector,
-          message: `No element matches ${target.selector} (${describe(step)}); ` +
+          selector,
+          message: `No element matches ${selector} (${describe(step)}); ` +
             "the recorded coordinates were used",
         });
       }
     } else if (
       (msg.type === "text" || (msg.type === "key" && msg.action !== "up")) &&
-      target?.selector && target.tag !== "body"
+      selector && target.tag !== "body"
     ) {
-      const found = await host.page().locator(target.selector).count().catch(() => 0);
+      const found = await host.page().locator(selector).count().catch(() => 0);
       if (found === 0) {
         diverged({
           ...base,
           kind: "element_not_found",
-          selector: target.selector,
-          message: `No element matches ${target.selector} (${describe(step)}); ` +
+          selector,
+          message: `No element matches ${selector} (${describe(step)}); ` +
             "the keys went to the focused element",
         });
       }
@@ -315,7 +347,7 @@ export async function runReplay(
     navigations: { expected: spec.navigations.length, actual: actualNavigations.length },
     errors: { expected: spec.errors.length, actual: actualErrors.length },
     visual_difference: visual === null ? null : Math.round(visual * 10_000) / 10_000,
-    divergences,
-    ok: divergences.length === 0 && !signal.aborted,
+    divergences: [...divergences.values()],
+    ok: divergences.size === 0 && !signal.aborted,
   };
 }

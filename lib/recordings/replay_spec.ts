@@ -9,8 +9,12 @@ import type { InputMessage } from "../sessions/protocol.ts";
 
 /** The element under an input at the moment it was sent (CSS pixels of the viewport). */
 export interface ElementTarget {
-  /** A Playwright selector: test id, id, role and name, a stable attribute, or a CSS path. */
-  selector: string;
+  /**
+   * A Playwright selector: test id, id, role and name, a stable attribute or class, within an
+   * item named by its text, or a CSS path; null for "nothing" (the page's background).
+   */
+  selector: string | null;
+  /** Its tag name, or "nothing" for the page's background (its box is then the point). */
   tag: string;
   /** Its visible text or label, shortened (absent for sensitive fields). */
   text?: string;
@@ -70,10 +74,19 @@ export type DivergenceKind =
 
 export interface Divergence {
   kind: DivergenceKind;
+  /** What happened the first time. */
   message: string;
+  /**
+   * How often it happened: the same kind with the same selector (a missing element), the same
+   * error (a failed step), or the same message.
+   */
+  count: number;
   /** Index of the step (from 0) and its time in the recording (ms), for step divergences. */
   step?: number;
   t?: number;
+  /** The last step it happened at, when more than once. */
+  last_step?: number;
+  last_t?: number;
   selector?: string;
   expected?: unknown;
   actual?: unknown;

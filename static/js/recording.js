@@ -136,6 +136,14 @@ video.addEventListener("loadedmetadata", () => {
   video.dataset.duration = String(video.duration);
 });
 
+/** "element_not_found ×5 (steps 1–5): No element matches #new-todo (…)". */
+function describeDivergence(d) {
+  const steps = d.last_step !== undefined && d.step !== undefined
+    ? ` (steps ${d.step + 1}–${d.last_step + 1})`
+    : "";
+  return `${d.kind}${d.count > 1 ? ` ×${d.count}${steps}` : ""}: ${d.message}`;
+}
+
 async function showReplays() {
   const { replays } = await api(`/api/recordings/${id}/replays`);
   const tbody = document.querySelector("#replays tbody");
@@ -155,7 +163,7 @@ async function showReplays() {
           "details",
           {},
           el("summary", {}, `${count}`),
-          el("ul", {}, ...report.divergences.map((d) => el("li", {}, `${d.kind}: ${d.message}`))),
+          el("ul", {}, ...report.divergences.map((d) => el("li", {}, describeDivergence(d)))),
         ),
       ),
       el(

@@ -20,7 +20,11 @@ const MODIFIERS = new Set(["Control", "Meta", "Shift", "Alt"]);
 /** One line for a recorded input: what was done, on which element. */
 export function describeInput(e) {
   const i = e.input ?? {};
-  const on = e.target?.selector ? ` on ${e.target.selector}` : "";
+  const on = e.target?.selector
+    ? ` on ${e.target.selector}`
+    : e.target?.tag === "nothing"
+    ? " on nothing"
+    : "";
   switch (i.type) {
     case "mouse":
       return `${i.action} ${Math.round(i.x)},${Math.round(i.y)}${on}`;
