@@ -526,7 +526,7 @@ export function buildSizingReport(
       projections.push(p);
       if (p.extrapolation_factor > EXTRAPOLATION_LIMIT) {
         warnings.push(
-          `Target ${target} is ${p.extrapolation_factor.toFixed(0)}× the highest healthy level ` +
+          `Target ${target} is ${fmtFactor(p.extrapolation_factor)} the highest healthy level ` +
             `(${highest}): measure ${p.recommended_next_level} ${
               options.unit ?? "users"
             } next to narrow it.`,
@@ -667,7 +667,7 @@ export function verdict(r: SizingReport): string {
   return `About ${nodes} node${hi === 1 ? "" : "s"} of ${shape} for ${many(p.target)} ` +
     `(${cost}, limited by ${p.nodes.limited_by}); measured up to ` +
     `${many(r.highest_healthy_level)}${unhealthy ? ` (${unhealthy})` : ""}, ` +
-    `${p.extrapolation_factor}× extrapolation, ${trust}` +
+    `${fmtFactor(p.extrapolation_factor)} extrapolation, ${trust}` +
     (p.recommended_next_level !== null
       ? ` — measure ${many(p.recommended_next_level)} to narrow it.`
       : ".");
@@ -688,17 +688,26 @@ export function fmtBytes(n: number): string {
 }
 
 const fmtNum = (v: number, d = 3) => Number(v.toFixed(d)).toString();
+/** How many times the highest level a target is, as the warning, the verdict and the table say. */
+export const fmtFactor = (v: number) => `${Number(v.toFixed(1))}×`;
+/** A model's terms with their signs: "a + b·n", "a − b·n" (never "+ -"). */
+export function fmtModel(
+  c: { kind: string; a: number; b: number; c?: number },
+  f: (v: number) => string,
+  dot = "·",
+): string {
+  const term = (v: number, what: string) => `${v < 0 ? "−" : "+"} ${f(Math.abs(v))}${what}`;
+  if (c.kind === "proportional") return `${f(c.b)}${dot}n`;
+  return `${f(c.a)} ${term(c.b, `${dot}n`)}` +
+    (c.kind === "quadratic" ? ` ${term(c.c ?? 0, `${dot}n²`)}` : "");
+}
 const pad = (s: string, n: number) => s.padStart(n);
 const padEnd = (s: string, n: number) => s.padEnd(n);
 const pct = (v: number | null) => v === null ? "n/a" : `${v >= 0 ? "+" : ""}${v.toFixed(1)} %`;
 
 function describeModel(m: ResourceModel, name: "cpu" | "memory"): string {
   const f = (v: number) => name === "cpu" ? fmtNum(v) : fmtBytes(v);
-  const c = m.chosen;
-  const formula = c.kind === "proportional"
-    ? `${f(c.b)}·n`
-    : `${f(c.a)} + ${f(c.b)}·n` + (c.kind === "quadratic" ? ` + ${f(c.c)}·n²` : "");
-  return `${c.kind} ${formula} — ${m.reason}`;
+  return `${m.chosen.kind} ${fmtModel(m.chosen, f)} — ${m.reason}`;
 }
 
 function describeValidation(m: ResourceModel, name: "cpu" | "memory"): string {
@@ -784,7 +793,7 @@ export function formatSizingReport(r: SizingReport): string {
                 `${p.nodes.memory_gb}GB ${p.nodes.limited_by}`,
               24,
             )
-          } ${pad(`${p.extrapolation_factor}×`, 13)}  ${p.recommended_next_level ?? "–"}`,
+          } ${pad(fmtFactor(p.extrapolation_factor), 13)}  ${p.recommended_next_level ?? "–"}`,
       );
     }
   }

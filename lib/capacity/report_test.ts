@@ -7,6 +7,9 @@ import assert from "node:assert/strict";
 import {
   buildSizingReport,
   type CapacityParams,
+  fmtBytes,
+  fmtModel,
+  formatSizingReport,
   type LevelInfo,
   type ResourceBasis,
   samplesIn,
@@ -239,4 +242,34 @@ Deno.test("the machine basis subtracts the idle baseline and warns when it was b
   const busy = all.map((s) => ({ ...s, cpu_cores: s.cpu_cores + 5 }));
   const b = buildSizingReport(params, record, busy, { basis: "system", info });
   assert.ok(b.warnings.some((w) => w.startsWith("The machine was busy before the load started")));
+});
+
+Deno.test("a target's factor reads the same in the warning, the verdict and the table", () => {
+  // 180 users from a highest healthy level of 8: 22.5× (over the limit of 20, so warned about),
+  // not "23×" in the warning and "22.5×" in the table.
+  const r = buildSizingReport({ ...params, targets: [180] }, record, all, {
+    basis: "process",
+    info,
+    sessionS: 60,
+  });
+  assert.equal(r.projections[0]!.extrapolation_factor, 22.5);
+  assert.ok(
+    r.warnings.some((w) => w.startsWith("Target 180 is 22.5× the highest")),
+    r.warnings.join("\n"),
+  );
+  assert.match(r.verdict, / 22\.5× extrapolation/);
+  const text = formatSizingReport(r);
+  assert.match(text, / 22\.5× /);
+  assert.doesNotMatch(text, /\b23×/);
+});
+
+Deno.test("a model's falling term is printed with a minus sign", () => {
+  assert.equal(
+    fmtModel({ kind: "linear", a: 164.2 * 1024, b: -23.5 * 1024 }, fmtBytes),
+    "164.2 KB − 23.5 KB·n",
+  );
+  assert.equal(
+    fmtModel({ kind: "quadratic", a: 2, b: 0.5, c: -0.01 }, String),
+    "2 + 0.5·n − 0.01·n²",
+  );
 });

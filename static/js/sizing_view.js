@@ -41,11 +41,16 @@ function table(head, rows, attrs = {}) {
   );
 }
 
-function modelText(name, c) {
+/** A model's formula with its signs: "1.2 GB + 40 MB · n", "164.2 KB − 23.5 KB · n". */
+export function modelText(name, c) {
   const f = (v) => fmtResource(name, v);
+  const term = (v, what) => `${v < 0 ? "−" : "+"} ${f(Math.abs(v))} · ${what}`;
   if (c.kind === "proportional") return `${f(c.b)} · n`;
-  return `${f(c.a)} + ${f(c.b)} · n` + (c.kind === "quadratic" ? ` + ${f(c.c)} · n²` : "");
+  return `${f(c.a)} ${term(c.b, "n")}` + (c.kind === "quadratic" ? ` ${term(c.c, "n²")}` : "");
 }
+
+/** How many times the highest level a target is, as the report's warnings say it. */
+export const fmtFactor = (v) => `${Number(v.toFixed(1))}×`;
 
 const range = ([lo, hi], f) => `${f(lo)}–${f(hi)}`;
 
@@ -262,7 +267,7 @@ export function renderSizing(root, sizing) {
           `${p.nodes.count} (${
             range(p.interval.nodes, String)
           }) × ${p.nodes.cores} cores / ${p.nodes.memory_gb} GB (${p.nodes.limited_by})`,
-          `${p.extrapolation_factor}×`,
+          fmtFactor(p.extrapolation_factor),
           p.recommended_next_level === null ? "–" : `${p.recommended_next_level} users`,
         ]),
         { id: "sizing-projections" },
