@@ -69,7 +69,9 @@ const submit = (base: string, params: Record<string, unknown>, extra = {}, token
   api(base, "/api/jobs", { method: "POST", json: { type: "noop", params, ...extra }, token });
 
 Deno.test("GET /metrics passes promtool and counts exactly the jobs and sessions that ran", async (t) => {
-  await using server = await startServer({ env: { STREAMPLAY_CONCURRENCY: "4" } });
+  await using server = await startServer({
+    env: { STREAMPLAY_CONCURRENCY: "4", STREAMPLAY_MAX_SESSIONS: "2" },
+  });
   await using pages = startPages();
   const base = server.url;
   const ids: string[] = [];
@@ -164,7 +166,9 @@ Deno.test("GET /metrics passes promtool and counts exactly the jobs and sessions
       sessionFrames,
       "an ended session's frames stay counted",
     );
-    assert.equal(value(samples, "streamplay_worker_slots"), 4);
+    // Every slot: 4 shared, 2 for sessions, 2 for replays (as /api/health counts them).
+    assert.equal(value(samples, "streamplay_worker_slots"), 8);
+    assert.equal((await api(base, "/api/health")).body.workers.slots, 8);
     assert.equal(value(samples, "streamplay_worker_processes"), 1);
     assert.equal(value(samples, "streamplay_redis_up"), 1);
     assert.equal(value(samples, "streamplay_duckdb_up"), 1);
@@ -446,17 +450,19 @@ Deno.test("a worker process on its own reports its slots and job metrics through
   const base = apiServer.url;
   const worker = await startServer({
     role: "worker",
-    env: { REDIS_URL: redis.url, STREAMPLAY_CONCURRENCY: "3" },
+    env: { REDIS_URL: redis.url, STREAMPLAY_CONCURRENCY: "3", STREAMPLAY_MAX_SESSIONS: "1" },
   });
 
   try {
     await t.step("its slots appear in /metrics and the pressure", async () => {
       await waitFor(async () => {
         const { samples } = await scrape(base);
-        return value(samples, "streamplay_worker_slots") === 3 &&
+        // 3 shared slots, 1 for sessions, 1 for replays.
+        return value(samples, "streamplay_worker_slots") === 5 &&
           value(samples, "streamplay_worker_processes") === 1;
       }, { what: "the worker's report" });
-      // The pressure follows within a second (it is judged on the monitor's tick).
+      // The pressure follows within a second (it is judged on the monitor's tick); it counts
+      // the shared slots, which queued jobs wait for.
       await waitFor(async () => (await api(base, "/api/pressure")).body.max_concurrent === 3, {
         what: "pressure with the worker's slots",
       });

@@ -10,6 +10,7 @@
  *   When a process goes away, its counters and histograms are kept (folded into a baseline) so
  *   the platform totals never go down; its gauges (running jobs, sessions) go with it.
  */
+import { workerSlots } from "./health.ts";
 import { hostname } from "node:os";
 import type { Redis } from "../core/redis.ts";
 import { LUA_KEYS, redisKeys } from "../core/keys.ts";
@@ -24,9 +25,14 @@ export interface ProcessReport {
   pid: number;
   role: string;
   version: string;
-  /** Worker slots (0 for a process without a worker pool). */
+  /** Shared worker slots (0 for a process without a worker pool): what queued jobs wait for. */
   concurrency: number;
+  /** Jobs running in the shared slots. */
   running: number;
+  /** Every slot, the shared ones and each type's own (sessions); absent from older processes. */
+  slots?: number;
+  /** Every job running here, sessions included; absent from older processes. */
+  jobs_running?: number;
   machine: MachineSample;
   /** Epoch ms when it was published. */
   ts: number;
@@ -166,6 +172,7 @@ export function createReporter(options: {
 
   const report = async (sample: MachineSample, left: boolean): Promise<ProcessReport> => {
     const stats = runner?.stats();
+    const all = stats && workerSlots(stats);
     return {
       id: options.id,
       host,
@@ -174,6 +181,8 @@ export function createReporter(options: {
       version: options.version,
       concurrency: stats?.concurrency ?? 0,
       running: stats?.running ?? 0,
+      slots: all?.slots ?? 0,
+      jobs_running: all?.running ?? 0,
       machine: sample,
       ts: Date.now(),
       ...(left ? { left } : {}),
@@ -293,9 +302,9 @@ export function createPlatformView(options: {
         retrying: state.retrying,
         dead: state.dead,
         workers: [
-          { host, concurrency: runner?.stats().concurrency ?? 0 },
+          { host, slots: runner ? workerSlots(runner.stats()).slots : 0 },
           ...state.reports.filter((r) => r.id !== selfId)
-            .map((r) => ({ host: r.host, concurrency: r.concurrency })),
+            .map((r) => ({ host: r.host, slots: r.slots ?? r.concurrency })),
         ],
       });
       const own = await metrics.sharedSnapshot();

@@ -1,11 +1,16 @@
 /**
  * The platform's health (`GET /api/health`): whether Redis and DuckDB answer, the worker pool of
  * this process, and the video encoders that passed their trial encode here.
+ *
+ * Jobs and slots are counted the same way here, in `/metrics` and on the dashboard: `running` is
+ * every job running (sessions included, what `streamplay_jobs_running` sums to), `slots` every
+ * job the pool may run at once (its shared `concurrency` plus each type's own slots, such as
+ * STREAMPLAY_MAX_SESSIONS; what `streamplay_worker_slots` counts), `pools` the two apart.
  */
 import { z } from "@hono/zod-openapi";
 import type { Queue } from "../jobs/queue.ts";
 import type { History } from "../history/store.ts";
-import type { Runner } from "../jobs/runner.ts";
+import type { Runner, RunnerStats } from "../jobs/runner.ts";
 import type { EncoderDetection, EncoderTable } from "../video/codecs.ts";
 
 export const HealthSchema = z.object({
@@ -13,7 +18,22 @@ export const HealthSchema = z.object({
   redis: z.enum(["ok", "down"]),
   duckdb: z.enum(["ok", "down"]),
   version: z.string(),
-  workers: z.object({ concurrency: z.number(), running: z.number() }).optional(),
+  workers: z.object({
+    concurrency: z.number().int()
+      .openapi({ description: "Shared slots for queued jobs (STREAMPLAY_CONCURRENCY)" }),
+    slots: z.number().int().openapi({
+      description: "Jobs this process may run at once: the shared slots plus each type's own " +
+        "(sessions); what streamplay_worker_slots counts for this host",
+    }),
+    running: z.number().int().openapi({
+      description: "Jobs running in this process, every type, sessions included; what " +
+        "streamplay_jobs_running sums to over types",
+    }),
+    pools: z.record(
+      z.string(),
+      z.object({ capacity: z.number().int(), running: z.number().int() }),
+    ).openapi({ description: '"shared" and each type with its own slots ("session")' }),
+  }).optional(),
   encoders: z.record(
     z.string(),
     z.array(z.object({ encoder: z.string(), hardware: z.boolean() })),
@@ -42,9 +62,24 @@ export async function platformHealth(deps: {
   };
   if (deps.runner) {
     const s = deps.runner.stats();
-    health.workers = { concurrency: s.concurrency, running: s.running };
+    health.workers = { concurrency: s.concurrency, ...workerSlots(s) };
   }
   return health;
+}
+
+/** A worker pool's slots and running jobs: every pool summed, and each apart. */
+export function workerSlots(s: Pick<RunnerStats, "concurrency" | "running" | "pools">): {
+  slots: number;
+  running: number;
+  pools: Record<string, { capacity: number; running: number }>;
+} {
+  const pools = { shared: { capacity: s.concurrency, running: s.running }, ...s.pools };
+  const all = Object.values(pools);
+  return {
+    slots: all.reduce((a, p) => a + p.capacity, 0),
+    running: all.reduce((a, p) => a + p.running, 0),
+    pools,
+  };
 }
 
 function usableEncoders(table: EncoderTable | null): Health["encoders"] {

@@ -59,7 +59,8 @@ export interface PlatformCounts {
   queues: Record<string, number>;
   retrying: number;
   dead: number;
-  workers: Array<{ host: string; concurrency: number }>;
+  /** Each process with a worker pool: its slots, shared and own (sessions) together. */
+  workers: Array<{ host: string; slots: number }>;
 }
 
 export interface HealthSample {
@@ -171,7 +172,8 @@ export function createMetrics(options: {
   });
   const workerSlots = gauge("local", {
     name: "streamplay_worker_slots",
-    help: "Jobs the worker pools may run at once (their concurrency), by host",
+    help: "Jobs the worker pools may run at once, by host: their shared slots plus each " +
+      "type's own (sessions), so that streamplay_jobs_running counts against it",
     labelNames: ["host"],
   });
 
@@ -338,9 +340,9 @@ export function createMetrics(options: {
       workerProcesses.reset();
       workerSlots.reset();
       for (const w of p.workers) {
-        if (w.concurrency <= 0) continue;
+        if (w.slots <= 0) continue;
         workerProcesses.inc({ host: w.host });
-        workerSlots.inc({ host: w.host }, w.concurrency);
+        workerSlots.inc({ host: w.host }, w.slots);
       }
     },
 

@@ -48,7 +48,9 @@ export interface MetricsUpdate {
     id: string;
     host: string;
     role: string;
-    concurrency: number;
+    /** Every slot of its pool, shared and own (sessions). */
+    slots: number;
+    /** Every job running there, sessions included. */
     running: number;
     cpu_percent: number;
     memory_percent: number;
@@ -497,8 +499,8 @@ export function createMonitor(options: {
         id: r.id,
         host: r.host,
         role: r.role,
-        concurrency: r.concurrency,
-        running: r.running,
+        slots: r.slots ?? r.concurrency,
+        running: r.jobs_running ?? r.running,
         cpu_percent: r.machine.cpu_percent,
         memory_percent: r.machine.memory_percent,
       })),

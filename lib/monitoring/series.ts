@@ -117,20 +117,20 @@ export const SERIES: readonly SeriesSpec[] = [
   {
     name: "jobs_running",
     unit: "jobs",
-    description: "Jobs running now, all worker processes",
+    description: "Jobs running now, all worker processes, sessions included",
     value: (c) => c.gauge("streamplay_jobs_running") ?? 0,
   },
   {
     name: "worker_slots",
     unit: "jobs",
-    description: "Jobs the worker pools may run at once",
-    value: (c) => sum(c.platform.reports.map((r) => r.concurrency)),
+    description: "Jobs the worker pools may run at once, their sessions' own slots included",
+    value: (c) => sum(c.platform.reports.map((r) => r.slots ?? r.concurrency)),
   },
   {
     name: "worker_processes",
     unit: "processes",
     description: "Processes running a worker pool",
-    value: (c) => c.platform.reports.filter((r) => r.concurrency > 0).length,
+    value: (c) => c.platform.reports.filter((r) => (r.slots ?? r.concurrency) > 0).length,
   },
   {
     name: "jobs_started_per_s",

@@ -54,7 +54,11 @@ const KPIS = [
   ["cpu", "CPU", (v) => `${fmtNumber(v.cpu_percent, 1)}%`],
   ["memory", "Memory", (v) => `${fmtNumber(v.memory_percent, 1)}%`],
   ["queued", "Queued", (v) => fmtNumber(v.jobs_queued)],
-  ["running", "Running", (v) => `${fmtNumber(v.jobs_running)} / ${fmtNumber(v.worker_slots)}`],
+  [
+    "running",
+    "Running / slots",
+    (v) => `${fmtNumber(v.jobs_running)} / ${fmtNumber(v.worker_slots)}`,
+  ],
   ["started", "Started/s", (v) => fmtNumber(v.jobs_started_per_s, 1)],
   ["failures", "Failures/s (1 min)", (v) => fmtNumber(v.job_failure_rate, 2)],
   [
@@ -161,7 +165,7 @@ function showWorkers(workers) {
       {},
       el("td", { class: "mono" }, w.id),
       el("td", {}, w.role),
-      el("td", {}, fmtNumber(w.concurrency)),
+      el("td", {}, fmtNumber(w.slots)),
       el("td", {}, fmtNumber(w.running)),
       el("td", {}, `${fmtNumber(w.cpu_percent, 1)}%`),
       el("td", {}, `${fmtNumber(w.memory_percent, 1)}%`),

@@ -132,7 +132,7 @@ async function glance() {
       kpi("failed", fmtNumber(count("failed"))),
       kpi("live sessions", fmtNumber(live.sessions.length)),
       health?.workers
-        ? kpi("worker slots", `${health.workers.running}/${health.workers.concurrency}`)
+        ? kpi("jobs running / slots", `${health.workers.running}/${health.workers.slots}`)
         : "",
     );
   } catch (e) {
