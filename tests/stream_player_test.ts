@@ -1,7 +1,8 @@
 /**
  * The player page (`player_url`) in headless Chromium: it plays the HLS stream with hls.js and
  * the DASH stream with dash.js (the video's `currentTime` advances) and shows the stream's live
- * metrics beside the video; the server counts it as a viewer.
+ * metrics beside the video, the stream's URL whole within its panel; the server counts it as a
+ * viewer.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright";
@@ -53,6 +54,15 @@ Deno.test("the player page plays HLS and DASH and shows the live metrics", async
         return [videoWidth, videoHeight];
       });
       assert.deepEqual(size, [640, 360]);
+      // The stream's URL wraps inside its panel rather than running out of it (measured in one
+      // go: the panel is redrawn every second).
+      const url = await page.evaluate(`(() => {
+        const dd = [...document.querySelectorAll("#info dd")].at(-1);
+        const panel = document.querySelector("aside.card").getBoundingClientRect();
+        return { text: dd.textContent, right: dd.getBoundingClientRect().right, panel: panel.right };
+      })()`) as { text: string; right: number; panel: number };
+      assert.equal(url.text, res.body.stream_url);
+      assert.ok(url.right <= url.panel, `the URL ends at ${url.right}, its panel at ${url.panel}`);
       const panel = await page.locator("#metrics").innerText();
       assert.match(panel, /Health\s+healthy|Health\s+degraded/);
       assert.match(panel, /Player latency\s+\d/);

@@ -133,7 +133,7 @@ function render(status) {
   row(info, "Video", `${status.width}×${status.height} @ ${status.frame_rate} fps`);
   row(info, "Quality", status.quality);
   row(info, "Session", status.session_id);
-  row(info, "URL", el("span", { class: "mono ellipsis" }, status.stream_url));
+  row(info, "URL", el("span", { class: "mono url", title: status.stream_url }, status.stream_url));
   document.getElementById("title").textContent =
     ` · ${status.protocol.toUpperCase()} ${status.codec} ${status.width}×${status.height}`;
 }
