@@ -3,13 +3,65 @@ import uPlot from "/vendor/uplot.js";
 
 const COLORS = ["#4fa3ff", "#3ecf8e", "#f5b74e", "#ff6b6b", "#b48cff", "#5fd3e6"];
 
+/** A value on an axis or in a legend: at most 3 significant digits, thousands grouped. */
+export function fmtValue(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  return Number(v).toLocaleString("en-US", { maximumSignificantDigits: 3 });
+}
+
+/** Seconds as they read best: 41 µs, 1.2 ms, 3.4 s, 2 min, 1.5 h. */
+export function fmtSeconds(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  const a = Math.abs(v);
+  if (a === 0) return "0";
+  if (a < 1e-3) return `${fmtValue(v * 1e6)} µs`;
+  if (a < 1) return `${fmtValue(v * 1e3)} ms`;
+  if (a < 120) return `${fmtValue(v)} s`;
+  if (a < 7200) return `${fmtValue(v / 60)} min`;
+  return `${fmtValue(v / 3600)} h`;
+}
+
+/** An axis as wide as its longest tick label (uPlot's axis `size` callback). */
+function fitLabels(self, values, axisIdx, cycleNum) {
+  const axis = self.axes[axisIdx];
+  // After the first cycles the size is settled: keep it, so the layout converges.
+  if (cycleNum > 1) return axis._size;
+  let size = axis.ticks.size + axis.gap;
+  const longest = (values ?? []).reduce(
+    (a, v) => (String(v).length > a.length ? String(v) : a),
+    "",
+  );
+  if (longest) {
+    self.ctx.font = axis.font[0];
+    size += self.ctx.measureText(longest).width / devicePixelRatio;
+  }
+  return Math.ceil(size) + 4;
+}
+
 /**
  * A live line chart: `push(tsSeconds, [v1, v2, ...])` appends a point, `set(xs, ...ys)` replaces
- * the data. `series` are labels; `unit` is appended to axis values.
+ * the data. `series` are labels; values read with `format` (default: 3 significant digits and
+ * `unit`). `right: { series, format }` puts those series on a second axis on the right, with
+ * their own scale (a bitrate beside frame rates). Each y axis is as wide as its labels.
  */
-export function lineChart(container, { title, series, unit = "", maxPoints = 3600 }) {
+export function lineChart(
+  container,
+  { title, series, unit = "", maxPoints = 3600, format, right },
+) {
   const data = [[], ...series.map(() => [])];
   const width = () => Math.max(300, container.clientWidth - 4);
+  const left = format ?? ((v) => `${fmtValue(v)}${unit}`);
+  const onRight = new Set(right?.series ?? []);
+  const rightFormat = right?.format ?? fmtValue;
+  const formatOf = (label) => (onRight.has(label) ? rightFormat : left);
+  const yAxis = (scale, fmt, side) => ({
+    scale,
+    side,
+    stroke: "#93a0b0",
+    grid: { stroke: "#2b3440", show: side === 3 },
+    values: (_u, ticks) => ticks.map(fmt),
+    size: fitLabels,
+  });
   const plot = new uPlot(
     {
       title,
@@ -19,24 +71,16 @@ export function lineChart(container, { title, series, unit = "", maxPoints = 360
         {},
         ...series.map((label, i) => ({
           label,
+          scale: onRight.has(label) ? "right" : "y",
           stroke: COLORS[i % COLORS.length],
           width: 1.5,
-          value: (
-            _u,
-            v,
-          ) => (v === null || v === undefined
-            ? "–"
-            : `${Number(v).toFixed(v < 10 ? 2 : 0)}${unit}`),
+          value: (_u, v) => (v === null || v === undefined ? "–" : formatOf(label)(v)),
         })),
       ],
       axes: [
         { stroke: "#93a0b0", grid: { stroke: "#2b3440" } },
-        {
-          stroke: "#93a0b0",
-          grid: { stroke: "#2b3440" },
-          values: (_u, ticks) => ticks.map((t) => `${t}${unit}`),
-          size: 60,
-        },
+        yAxis("y", left, 3),
+        ...(onRight.size ? [yAxis("right", rightFormat, 1)] : []),
       ],
       scales: { x: { time: true } },
       legend: { live: true },

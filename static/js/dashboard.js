@@ -2,52 +2,22 @@
 // history from /api/metrics/history for the chosen time range.
 import { api, el, fmtBytes, fmtNumber, renderNav, wsUrl } from "./api.js";
 import { lineChart } from "./charts.js";
+import { CHARTS } from "./dashboard_charts.js";
 
 renderNav();
 
 const LIVE_SECONDS = 300;
 
-/** Each chart: its element, title, and the series it plots (name, label, scale). */
-const CHARTS = [
-  ["chart-queue", "Queue depth (jobs)", [["jobs_queued", "queued"], ["jobs_retrying", "retrying"]]],
-  ["chart-throughput", "Throughput (jobs/s)", [
-    ["jobs_started_per_s", "started"],
-    ["jobs_succeeded_per_s", "succeeded"],
-    ["jobs_failed_per_s", "failed"],
-  ]],
-  ["chart-times", "Wait and run time (s)", [
-    ["queue_wait_s", "wait"],
-    ["queue_wait_p95_s", "wait p95"],
-    ["run_time_s", "run"],
-    ["run_time_p95_s", "run p95"],
-  ]],
-  ["chart-running", "Running jobs", [["jobs_running", "running"], ["worker_slots", "slots"]]],
-  ["chart-machine", "CPU and memory (%)", [
-    ["cpu_percent", "CPU"],
-    ["memory_percent", "memory"],
-    ["process_cpu_percent", "streamplay CPU (% of a core)"],
-  ]],
-  ["chart-sessions", "Sessions and viewers", [
-    ["sessions_active", "sessions"],
-    ["session_viewers", "viewers"],
-    ["streams_active", "streams"],
-  ]],
-  ["chart-streams", "Frame rate (fps) and bitrate (Mbit/s)", [
-    ["session_fps", "session fps"],
-    ["stream_fps", "stream fps"],
-    ["stream_bitrate_bps", "stream Mbit/s", 1e-6],
-  ]],
-];
-
-const charts = CHARTS.map(([id, title, series]) => ({
+const charts = CHARTS.map(({ id, title, series, ...options }) => ({
   series,
   chart: lineChart(document.getElementById(id), {
     title,
     series: series.map((s) => s[1]),
     maxPoints: LIVE_SECONDS,
+    ...options,
   }),
 }));
-const ALL_SERIES = [...new Set(CHARTS.flatMap(([, , s]) => s.map((x) => x[0])))];
+const ALL_SERIES = [...new Set(CHARTS.flatMap((c) => c.series.map((x) => x[0])))];
 const scaled = (v, factor) => (v === null || v === undefined ? null : v * (factor ?? 1));
 
 const KPIS = [
