@@ -1,20 +1,44 @@
 /**
- * The dashboard's charts drawn as the page draws them, in headless Chromium: bitrate on its own
- * axis beside frame rates, and wait/run times in µs/ms/s with an axis wide enough for them.
+ * The dashboard page in headless Chromium, first opened after jobs ran: its live feed shows the
+ * recent jobs from history at once; and its charts drawn as the page draws them: bitrate on its
+ * own axis beside frame rates, and wait/run times in µs/ms/s with an axis wide enough for them.
  */
 import assert from "node:assert/strict";
-import { startServer } from "./helpers.ts";
+import { api, startServer, waitForJob } from "./helpers.ts";
 import { launchBrowser } from "./browser.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
 
-Deno.test("dashboard: bitrate on its own axis, readable times", async (t) => {
+Deno.test("dashboard: recent events when opened, bitrate on its own axis, readable times", async (t) => {
   await using server = await startServer({ env: { STREAMPLAY_METRICS_INTERVAL_S: "1" } });
   await using browser = await launchBrowser();
   const page = await browser.newPage();
   const pageErrors: string[] = [];
   page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  await t.step("jobs that ran before the page opened are in its feed", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await api(server.url, "/api/jobs", { method: "POST", json: { type: "noop" } });
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      ids.push(r.body.id);
+    }
+    for (const id of ids) await waitForJob(server.url, id);
+    // History stores events a moment after they happen.
+    await new Promise((r) => setTimeout(r, 1500));
+    await page.goto(`${server.url}/dashboard`);
+    for (const id of ids) {
+      await page.locator(`#feed .change[data-action="ended"]`, { hasText: id }).waitFor({
+        timeout: 10_000,
+      });
+    }
+    assert.equal(
+      await page.locator(`#feed .change[data-action="started"]`).count(),
+      3,
+      "each started once, not repeated",
+    );
+  });
 
   /** Draws one of the dashboard's charts in a fresh box with the given points (one a second). */
   const draw = (id: string, rows: Array<Array<number | null>>): Promise<Json> =>

@@ -1,7 +1,8 @@
 /**
  * The live dashboard feed behind `GET /ws/dashboard`: the connected clients, one serialisation
  * per message for all of them, and the `content_change` events (a job, session or stream
- * started, ended or failed) taken from the live events of the history writer.
+ * started, ended or failed) taken from the live events of the history writer. A client that
+ * connects first gets the recent changes: those sent, else the last ones history stored.
  *
  * Job status changes become changes of kind `job` (`session` for jobs of type session). A job
  * announces anything else it starts or stops, such as a video stream, with an event:
@@ -42,8 +43,11 @@ export interface DashboardFeed {
   clients(): number;
   /** Sends one message to every client that keeps up. */
   broadcast(message: Record<string, unknown>): void;
-  /** The latest changes, oldest first (for a client that just connected). */
-  recentChanges(): ContentChange[];
+  /**
+   * The latest changes, oldest first (for a client that just connected): those the feed sent,
+   * or, when it has sent none yet (nobody was watching), the last ones stored in history.
+   */
+  recentChanges(): Promise<ContentChange[]>;
   /** Whether changes were skipped since the last call (the feed showed a sample). */
   takeSampled(): boolean;
   close(): void;
@@ -89,15 +93,24 @@ function toChange(event: JobEvent): ContentChange | null {
   return null;
 }
 
+const changeKey = (c: ContentChange) => `${c.job_id}\u0000${c.id}\u0000${c.action}\u0000${c.ts}`;
+
+/** Changes kept for a client that just connected. */
+const RECENT = 50;
 const TICK_MS = 200;
 const CHANGES_PER_TICK = 2;
 const MAX_PENDING = 20;
 const CHANGE_TYPES = new Set(["status", "content_change"]);
 const MAX_BUFFERED = 1 << 20;
 
-export function createDashboardFeed(options: { hub: EventHub }): DashboardFeed {
+export function createDashboardFeed(options: {
+  hub: EventHub;
+  /** The last `limit` status and content_change events stored in history, newest first. */
+  stored?: (limit: number) => Promise<JobEvent[]>;
+}): DashboardFeed {
   const clients = new Set<FeedClient>();
   const recent: ContentChange[] = [];
+  let loading: Promise<void> | undefined;
   const pending: ContentChange[] = [];
   let sampled = false;
   let timer: ReturnType<typeof setInterval> | undefined;
@@ -124,9 +137,18 @@ export function createDashboardFeed(options: { hub: EventHub }): DashboardFeed {
   const tick = () => {
     for (const change of pending.splice(0, CHANGES_PER_TICK)) {
       recent.push(change);
-      if (recent.length > 50) recent.shift();
+      if (recent.length > RECENT) recent.shift();
       broadcastText(JSON.stringify({ type: "content_change", ...change }));
     }
+  };
+
+  /** Fills an empty feed with what history holds (once; it is what nobody watched happen). */
+  const loadStored = async () => {
+    const events = await options.stored!(RECENT * 2);
+    const stored = events.map(toChange).filter((c): c is ContentChange => c !== null).reverse();
+    const seen = new Set(recent.map(changeKey));
+    recent.unshift(...stored.filter((c) => !seen.has(changeKey(c))));
+    recent.splice(0, Math.max(0, recent.length - RECENT));
   };
 
   const stop = () => {
@@ -135,6 +157,8 @@ export function createDashboardFeed(options: { hub: EventHub }): DashboardFeed {
     if (timer !== undefined) clearInterval(timer);
     timer = undefined;
     pending.length = 0;
+    // What happens while nobody watches is read from history by the next first client.
+    loading = undefined;
   };
 
   return {
@@ -156,7 +180,15 @@ export function createDashboardFeed(options: { hub: EventHub }): DashboardFeed {
     broadcast(message) {
       if (clients.size > 0) broadcastText(JSON.stringify(message));
     },
-    recentChanges: () => [...recent],
+    async recentChanges() {
+      if (options.stored && !loading) {
+        loading = loadStored().catch(() => {
+          loading = undefined;
+        });
+      }
+      await loading;
+      return [...recent];
+    },
     takeSampled() {
       const s = sampled;
       sampled = false;

@@ -25,6 +25,7 @@ import {
 import { createPressureGauge, type PressureGauge } from "./pressure.ts";
 import { type AlertRecord, type Alerts, createAlerts, createWebhook } from "./alerts.ts";
 import { createDashboardFeed, type DashboardFeed } from "./dashboard.ts";
+import { parseEvent, seqToId } from "../jobs/events.ts";
 import type { Runner } from "../jobs/runner.ts";
 import type { EventHub } from "../jobs/events.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
@@ -365,7 +366,20 @@ export function createMonitor(options: {
       })
       : null,
   });
-  const feed = createDashboardFeed({ hub: options.hub });
+  const feed = createDashboardFeed({
+    hub: options.hub,
+    // The stream ids of the last day bound the scan (seq is the id's ms × 10⁶ + its sequence).
+    stored: async (limit) => {
+      const since = BigInt(Date.now() - 86_400_000) * 1_000_000n;
+      const rows = await history.query<{ job_id: string; seq: string; data: string }>(
+        `SELECT job_id, seq::VARCHAR AS seq, data FROM job_events
+         WHERE seq > $1::BIGINT AND type IN ('status', 'content_change')
+         ORDER BY seq DESC LIMIT $2`,
+        [since.toString(), limit],
+      );
+      return rows.map((r) => parseEvent(seqToId(BigInt(r.seq)), r.job_id, r.data));
+    },
+  });
   metrics.gauge("local", {
     name: "streamplay_dashboard_clients",
     help: "WebSocket clients of the live dashboard",

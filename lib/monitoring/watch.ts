@@ -11,8 +11,9 @@ export function checkDashboard(config: { monitor: boolean }): void {
 }
 
 /**
- * Joins `client` to the live dashboard feed, sending it the latest update with the recent
- * changes first; answers the function that removes it.
+ * Joins `client` to the live dashboard feed, sending it the latest update and then the recent
+ * changes (`{ type: "recent_changes", changes }`, oldest first); answers the function that
+ * removes it.
  */
 export function joinDashboard(
   monitor: Pick<Monitor, "feed" | "latest">,
@@ -20,8 +21,9 @@ export function joinDashboard(
 ): () => void {
   const leave = monitor.feed.join(client);
   const latest = monitor.latest();
-  if (latest) {
-    client.send(JSON.stringify({ ...latest, recent_changes: monitor.feed.recentChanges() }));
-  }
+  if (latest) client.send(JSON.stringify(latest));
+  monitor.feed.recentChanges().then((changes) => {
+    if (changes.length) client.send(JSON.stringify({ type: "recent_changes", changes }));
+  }).catch(() => {/* the client left meanwhile */});
   return leave;
 }

@@ -110,7 +110,13 @@ function onAlert(a, resolved) {
 
 const timeOf = (iso) => new Date(iso).toLocaleTimeString();
 
+/** Changes shown, so one sent live and again among the recent ones is shown once. */
+const shownChanges = new Set();
+
 function addChange(c) {
+  const key = `${c.job_id}|${c.id}|${c.action}|${c.ts}`;
+  if (shownChanges.has(key)) return;
+  shownChanges.add(key);
   const feed = document.getElementById("feed");
   const cls = c.action === "failed" ? "error" : c.action === "started" ? "" : "muted";
   const id = c.job_id
@@ -158,7 +164,6 @@ function onUpdate(update) {
   document.getElementById("feed-note").textContent = update.feed_sampled
     ? "(busy: showing a sample)"
     : "";
-  if (update.recent_changes) { for (const c of update.recent_changes) addChange(c); }
   if (live) pushLive(update);
 }
 
@@ -173,6 +178,7 @@ function connect() {
     const msg = JSON.parse(e.data);
     if (msg.type === "metrics_update") onUpdate(msg);
     else if (msg.type === "content_change") addChange(msg);
+    else if (msg.type === "recent_changes") msg.changes.forEach(addChange);
     else if (msg.type === "anomaly_alert") onAlert(msg, false);
     else if (msg.type === "anomaly_resolved") onAlert(msg, true);
   };
