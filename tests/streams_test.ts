@@ -388,6 +388,7 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
       const c = await start(small);
       assert.equal(c.status, 429);
       assert.match(c.body.error, /STREAMPLAY_MAX_STREAMS/);
+      assert.ok(Number(c.headers.get("retry-after")) > 0, "a 429 says when to try again");
       assert.equal(
         (await api(base, `/api/sessions/${sessionId}`, { method: "DELETE" })).status,
         200,
