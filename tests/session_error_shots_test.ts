@@ -3,7 +3,7 @@
  * Chromium and ffmpeg: the page is scrolled down a tall red page, the viewer reloads, and the
  * server answers a green page that throws at once and asks for a missing `learn.json`. The
  * recording's screenshot of the 404 and the session's screenshot of the page error both show
- * the green page, not the red one before it.
+ * the green page, not the red one before it; the 404 is in the recording's timeline.
  */
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";
@@ -97,6 +97,17 @@ Deno.test("error screenshots right after a reload show the new page", async () =
     await waitForRecording(base, rec, "completed");
     const shot = `${base}/api/recordings/${rec}/screenshots/${failed.recording_screenshot}`;
     assert.equal(await middle(await fetch(shot)), "green", "the recording's 404 screenshot");
+
+    // The failed request is in the recording's timeline, where it happened in the video.
+    const { body } = await api(base, `/api/recordings/${rec}/timeline`);
+    const entry = body.entries.find((e: Json) => e.type === "failed_request");
+    assert.ok(entry, JSON.stringify(body.entries.map((e: Json) => e.type)));
+    assert.match(entry.url, /\/learn\.json$/);
+    assert.equal(entry.status, 404);
+    assert.equal(entry.method, "GET");
+    assert.equal(entry.screenshot, failed.recording_screenshot);
+    const reload = body.entries.find((e: Json) => e.type === "input" && e.input.type === "reload");
+    assert.ok(entry.t >= reload.t, `the 404 at ${entry.t} ms, after the reload at ${reload.t} ms`);
   } finally {
     await viewer.close();
     await api(base, `/api/sessions/${id}`, { method: "DELETE" });
