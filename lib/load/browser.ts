@@ -705,6 +705,9 @@ export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
       }, 1000);
 
       try {
+        // The ramp spreads the users from when their shared browser is up: started with the
+        // first user, a slow launch would let every user whose time had come start at once.
+        if (!o.browserPerUser) await (shared ??= launch()).catch(() => {/* each user says */});
         await Promise.all(Array.from({ length: lv.concurrency }, (_, i) => user(i)));
         await Promise.all([...writes.keys()]);
       } finally {
