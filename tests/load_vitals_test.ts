@@ -1,6 +1,7 @@
 /**
  * A real-browser load run (lib/load/browser.ts) in a real Chromium against pages this test
- * serves: users start spread over the ramp, not all at once.
+ * serves: users start spread over the ramp, not all at once; and the layout shift (CLS) of a
+ * page whose content jumps is measured, while a stable page's is 0.
  */
 import assert from "node:assert/strict";
 import { createBrowserLoad, type LevelTick, readWebVitals } from "../lib/load/browser.ts";
@@ -92,4 +93,25 @@ Deno.test("browser load: users start spread over the ramp", async () => {
       JSON.stringify(ticks.map((t) => [t.elapsed_s, t.users_active])),
   );
   assert.ok(ticks.some((t) => t.users_active === 1 || t.users_active === 2), "a partial ramp");
+});
+
+Deno.test("browser load: CLS of a page whose content jumps, 0 for a stable one", async () => {
+  await using site = startSite();
+  const scenario: Step[] = [
+    { action: "goto", url: "/stable" },
+    { action: "wait", ms: 800 },
+    { action: "goto", url: "/shift" },
+    { action: "wait", ms: 1_200 },
+  ];
+  const result = await runLevel(`${site.url}/stable`, scenario, {
+    concurrency: 1,
+    durationMs: 7_000,
+    rampMs: 0,
+  });
+  const stable = result.pages[`${site.url}/stable`]?.cls;
+  const shifted = result.pages[`${site.url}/shift`]?.cls;
+  assert.ok(stable && shifted, JSON.stringify(Object.keys(result.pages)));
+  assert.equal(stable.max, 0, `stable page CLS ${JSON.stringify(stable)}`);
+  assert.ok(shifted.p50 >= 0.1, `the jumping page's CLS ${JSON.stringify(shifted)}`);
+  assert.ok(result.cls && result.cls.max >= 0.1, "the level's CLS counts it");
 });
