@@ -26,13 +26,16 @@ export async function readProcFiles(paths: string[]): Promise<Map<string, string
   return out;
 }
 
-/** Sums received and sent bytes over every interface in /proc/net/dev text. */
+/**
+ * Sums received and sent bytes over the interfaces in /proc/net/dev text, loopback left out: its
+ * traffic never leaves the machine (no link carries it) and counts every byte twice, in and out.
+ */
 export function parseNetDev(text: string): { rx: number; tx: number } {
   let rx = 0;
   let tx = 0;
   for (const line of text.split("\n").slice(2)) {
-    const [, rest] = line.split(":");
-    if (!rest) continue;
+    const [name, rest] = line.split(":");
+    if (!rest || name?.trim() === "lo") continue;
     const cols = rest.trim().split(/\s+/).map(Number);
     rx += cols[0] ?? 0;
     tx += cols[8] ?? 0;

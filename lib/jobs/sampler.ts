@@ -4,7 +4,8 @@
  * other) holding:
  *
  * - machine: CPU cores used (sum of per-core busy fractions, from /proc/stat), memory in use
- *   (MemTotal − MemAvailable), network bytes in and out during the interval (/proc/net/dev);
+ *   (MemTotal − MemAvailable), network bytes in and out during the interval (/proc/net/dev,
+ *   loopback left out);
  * - the job's own processes (set with `setProcesses`, e.g. its browsers) and all their
  *   descendants: CPU cores they used and their memory, PSS from /proc/<pid>/smaps_rollup where
  *   readable, else RSS;
