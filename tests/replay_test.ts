@@ -2,7 +2,8 @@
  * Replays against a real server, Chromium and pages the test serves: a recording replayed on
  * the same page reports no divergence (the same navigations, the same error, the same last
  * frame); it can be watched live (view-only) and recorded itself; on a page whose button was
- * renamed it reports the element it could not find.
+ * renamed it reports the element it could not find; where the link leads elsewhere it reports
+ * the navigation, the new and the missing error, and the different last frame.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitForJob } from "./helpers.ts";
@@ -12,14 +13,17 @@ import { act, recordingOf, waitForRecording } from "./recording_helpers.ts";
 /** The app the session drives: a button whose label the test can change, a field, a link. */
 function startApp() {
   let label = "Save";
+  let next = "/done";
+  let background = "#fff";
   const page = () =>
     `<!doctype html><html><head><title>app</title><style>
-body { margin: 0; font: 16px sans-serif; } .at { position: absolute; left: 100px; }
+body { margin: 0; font: 16px sans-serif; background: ${background}; }
+.at { position: absolute; left: 100px; }
 </style></head><body>
 <button class="at" style="top: 100px; width: 200px; height: 60px"
   onclick="document.getElementById('out').textContent = 'saved'; console.log('saved')">${label}</button>
 <input class="at" name="note" style="top: 200px; width: 300px; height: 40px">
-<a class="at" href="/done" style="top: 300px; font-size: 24px">Finish</a>
+<a class="at" href="${next}" style="top: 300px; font-size: 24px">Finish</a>
 <p id="out" class="at" style="top: 400px"></p>
 </body></html>`;
   const done = `<!doctype html><html><head><title>done</title></head>
@@ -34,6 +38,12 @@ body { margin: 0; font: 16px sans-serif; } .at { position: absolute; left: 100px
         new Response(body, { headers: { "content-type": "text/html; charset=utf-8" } });
       if (path === "/") return html(page());
       if (path === "/done") return html(done);
+      if (path === "/elsewhere") {
+        return html(
+          `<!doctype html><title>elsewhere</title><body style="margin:0;background:#123">` +
+            `<script>throw new Error("another error elsewhere")</script></body>`,
+        );
+      }
       return new Response(null, { status: 204 });
     },
   );
@@ -41,6 +51,11 @@ body { margin: 0; font: 16px sans-serif; } .at { position: absolute; left: 100px
     url: `http://127.0.0.1:${server.addr.port}`,
     rename(to: string) {
       label = to;
+    },
+    /** The link goes elsewhere (a page with another error) and the page looks different. */
+    change() {
+      next = "/elsewhere";
+      background = "#222";
     },
     async [Symbol.asyncDispose]() {
       ac.abort();
@@ -187,4 +202,36 @@ Deno.test("replay: no divergence on the same page, the missing element on a chan
     const events = await api(base, `/api/jobs/${started.replay_id}/events?type=replay_divergence`);
     assert.equal(events.body.events.length, report.divergences.length, "shown live as events");
   });
+
+  await t.step(
+    "where the link goes elsewhere: navigation, new and missing error, visual divergences",
+    async () => {
+      app.change();
+      const started = await replay(base, recording.recording_id, {
+        speed: "max",
+        start_delay_ms: 0,
+        visual_threshold: 0.05,
+      });
+      const job = await waitForJob(base, started.replay_id, undefined, { timeoutMs: 60_000 });
+      assert.equal(job.status, "succeeded", job.error);
+      const report = job.result.replay;
+      const of = (kind: string) => report.divergences.filter((d: Json) => d.kind === kind);
+      const [navigation] = of("navigation");
+      assert.ok(navigation, JSON.stringify(report.divergences, null, 1));
+      assert.equal(navigation.expected, `${app.url}/done`);
+      assert.equal(navigation.actual, `${app.url}/elsewhere`);
+      assert.deepEqual(
+        of("new_error").map((d: Json) => d.actual),
+        [{ type: "page_error", message: "another error elsewhere" }],
+      );
+      assert.deepEqual(
+        of("missing_error").map((d: Json) => d.expected),
+        [{ type: "page_error", message: "error on the done page" }],
+      );
+      const [visual] = of("visual");
+      assert.ok(visual && visual.actual > 0.05, JSON.stringify(visual));
+      assert.equal(report.visual_difference, visual.actual);
+      assert.equal(report.ok, false);
+    },
+  );
 });
