@@ -3,7 +3,8 @@
  * worker with its own data directory, one Redis): the API redirects to the worker for the file;
  * when the worker and its ffmpeg are killed mid-recording, the partial video plays (ffprobe reads
  * it), the API marks the recording incomplete and keeps its timeline; the worker, started again,
- * finishes the recording from its file and serves it again.
+ * finishes the recording from its file and serves it again. For both containers: fragmented MP4
+ * (h264) and WebM (vp9).
  */
 import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";
@@ -19,7 +20,18 @@ function kill(pid: number) {
   } catch { /* already gone */ }
 }
 
-Deno.test("a worker killed mid-recording leaves a playable partial video, marked incomplete", async () => {
+/** The codecs of each container a recording is written in: fragmented MP4, and WebM. */
+const CODECS = [
+  { codec: "h264", container: "mp4", probed: "h264" },
+  { codec: "vp9", container: "webm", probed: "vp9" },
+];
+
+for (const { codec, container, probed } of CODECS) {
+  Deno.test(`a worker killed mid-recording leaves a playable partial ${container}, marked incomplete`, () =>
+    crashMidRecording(codec, container, probed));
+}
+
+async function crashMidRecording(codec: string, container: string, probed: string) {
   await using pages = startPages();
   await using redis = await startRedis();
   const prefix = uniquePrefix();
@@ -42,7 +54,7 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
   try {
     const created = await api(base, "/api/sessions", {
       method: "POST",
-      json: { url: `${pages.url}/`, record: { codec: "h264", fps: 10 } },
+      json: { url: `${pages.url}/`, record: { codec, fps: 10 } },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     assert.equal(created.body.node, worker.url);
@@ -50,7 +62,7 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
     await act(viewer, { type: "mouse", action: "click", x: 150, y: 150 });
     const recording = await recordingOf(base, created.body.id);
     assert.equal(recording.node, worker.url, "recorded where the session runs");
-    const file = `${workerDir}/recordings/${recording.recording_id}/video.mp4`;
+    const file = `${workerDir}/recordings/${recording.recording_id}/video.${container}`;
     // At least a few fragments written.
     await waitFor(async () => (await Deno.stat(file)).size > 20_000 || null, {
       timeoutMs: 30_000,
@@ -83,7 +95,7 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
     await worker.stop("SIGKILL");
 
     const partial = await probe(file);
-    assert.equal(partial.codec, "h264");
+    assert.equal(partial.codec, probed);
     assert.ok(partial.frames >= 10, `${partial.frames} frames readable`);
 
     const marked = await waitForRecording(base, recording.recording_id, "incomplete", 30_000);
@@ -125,4 +137,4 @@ Deno.test("a worker killed mid-recording leaves a playable partial video, marked
       if (path.startsWith(own)) await Deno.remove(path, { recursive: true });
     }
   }
-});
+}
