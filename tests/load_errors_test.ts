@@ -73,7 +73,8 @@ Deno.test("browser load errors: counted once, grouped with counts, known ones ig
     const { level, groups } = await run(site.url, dir.path);
     const { errors } = level;
     assert.ok(level.visits >= 4, `visits ${level.visits}`);
-    assert.equal(errors.http, errors.console, JSON.stringify(errors));
+    // A visit the level's end cuts short may have logged its console line and not yet had its 404.
+    assert.ok(Math.abs(errors.http - errors.console) <= 2, JSON.stringify(errors));
     assert.ok(Math.abs(errors.http - level.visits) <= 2, `${errors.http} 404s, ${level.visits}`);
     assert.equal(errors.total, errors.http + errors.console);
     assert.deepEqual(
