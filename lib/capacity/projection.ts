@@ -1,18 +1,7 @@
 /**
- * Capacity math, pure: cost(n) models fitted to the healthy levels of a sweep, their
- * leave-one-level-out validation, prediction intervals, rates for disk and network, and the
- * projection to a target concurrency (cores, RAM, disk, nodes of a given shape). No I/O here;
+ * Capacity math, pure (no I/O): cost(n) models fitted to the healthy levels of a sweep, their
+ * validation and intervals, disk and network rates, and the projection to a target concurrency.
  * `lib/capacity/report.ts` feeds it measurements.
- *
- * - CPU: linear, a + b·n with b ≥ 0 (fixed cost plus a cost per user, up to saturation).
- * - Memory: linear with the per-session slope never below the cost the run measured for an added
- *   session (the growth from the lowest to the highest healthy level, per user), so browsers never
- *   get cheaper as they multiply.
- * - A convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels and
- *   a lower leave-one-level-out error: never on R² over the fitted points.
- * - One level: cost in proportion to users (y/n per user), the conservative reading.
- * - Intervals: the wider of the fit's prediction interval (Student's t, between-level scatter) and
- *   the measurement noise of the level means (per-second samples) carried through the fit.
  */
 import jStat from "jstat";
 import { mean, sampleStandardDeviation } from "simple-statistics";
@@ -157,8 +146,13 @@ export function addedSessionCost(points: Point[]): number | null {
 }
 
 /**
- * The model a kind of resource gets on these points, by the rules in the file header (the
- * quadratic's convexity is checked on all levels by `fitResource`, not in each held-out fold).
+ * The model a kind of resource gets on these points (the quadratic's convexity is checked on all
+ * levels by `fitResource`, not in each held-out fold):
+ *
+ * - CPU: linear, a + b·n with b ≥ 0 (fixed cost plus a cost per user, up to saturation).
+ * - Memory: linear with the per-session slope never below the cost the run measured for an added
+ *   session (`addedSessionCost`), so browsers never get cheaper as they multiply.
+ * - One level: cost in proportion to users (y/n per user), the conservative reading.
  */
 export function fitKind(kind: ModelKind, resource: ResourceKind, points: Point[]): Model | null {
   if (kind === "proportional") return points.length === 1 ? fitProportional(points[0]!) : null;
@@ -253,6 +247,11 @@ export interface ResourceFit {
  * Fits a resource's cost to the healthy levels (each with its per-second values): the model,
  * why it was chosen, its validation, and the interval at any n. The chart curve reaches at least
  * `curveTo` (the highest level run, healthy or not).
+ *
+ * A convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels and a
+ * lower leave-one-level-out error: never on R² over the fitted points. The interval is the wider of
+ * the fit's prediction interval (Student's t, between-level scatter) and the measurement noise of
+ * the level means (per-second samples) carried through the fit.
  */
 export function fitResource(
   resource: ResourceKind,

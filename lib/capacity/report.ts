@@ -1,9 +1,7 @@
 /**
  * The sizing report of a benchmark: the capacity parameters both benchmark types accept, the
- * measurement windows a run records (idle baseline, then each concurrency level), and
- * `buildSizingReport`, which joins those windows with the resource samples, marks each level
- * healthy, saturated or generator-bound, and hands the healthy ones to
- * `lib/capacity/projection.ts`. `formatSizingReport` prints it for people.
+ * measurement windows a run records, and the report built from them (`buildSizingReport`) and
+ * printed for people (`formatSizingReport`).
  */
 import { z } from "@hono/zod-openapi";
 import {
@@ -296,6 +294,9 @@ export interface BuildOptions {
  * Builds the sizing report from a run's windows and the resource samples taken during it.
  * Levels that saturated the machine or whose generator could not keep up are measured and shown
  * but left out of the models.
+ *
+ * Each level is marked healthy, saturated or generator-bound; the healthy ones go to
+ * `lib/capacity/projection.ts`.
  */
 export function buildSizingReport(
   params: CapacityParams,

@@ -1,8 +1,6 @@
 /**
- * The shape of every benchmark run: an idle baseline, then each concurrency level in turn, with
- * the time windows recorded so the sizing report can pick the matching resource samples, and the
- * load generator's event-loop lag during each level (a generator that cannot keep up says so).
- * Used by the `http-bench` and `browser-bench` Workers and by the CLI.
+ * The shape of every benchmark run (an idle baseline, then each concurrency level in turn), run by
+ * the `http-bench` and `browser-bench` Workers.
  */
 import { quantile } from "simple-statistics";
 import type { LevelWindow, SweepRecord } from "./report.ts";
@@ -84,7 +82,12 @@ export function watchLag(): { stop(): { p99: number; max: number } } {
   };
 }
 
-/** Runs the baseline and the levels; returns the record of windows and each level's result. */
+/**
+ * Runs the baseline and the levels; returns the record of windows and each level's result.
+ *
+ * The time windows are recorded so the sizing report can pick the matching resource samples, with
+ * the load generator's event-loop lag during each level (a generator that cannot keep up says so).
+ */
 export async function runSweep<L>(
   o: SweepOptions<L>,
 ): Promise<{ record: SweepRecord; results: L[] }> {

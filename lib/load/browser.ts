@@ -1,27 +1,7 @@
 /**
- * Real-browser load: virtual users on Chromium through Playwright, each repeating a scenario until
- * its level ends, with periodic screenshots, web vitals and navigation timing per page visit
- * (the `web-vitals` library injected into every page), JS heap, requests and bytes, and errors
- * by kind, grouped (the same error on every visit is one group with a count and a screenshot
- * taken the first time), a failed request counted once (not again for Chromium's console line
- * about it), known errors left out by pattern. Used by the `browser-bench` Worker.
- *
- * Sessions: one browser shared by the users of a run, one browser context per user (default),
- * or one browser per user (`browserPerUser`).
- *
- * What the browser may reach: only the hosts the URL policy approved for the job, at the
- * addresses it checked. Chromium is a child process Deno cannot restrict, so every connection it
- * makes, loopback included, goes through the job's SOCKS proxy in the pool process (see
- * lib/security/egress.ts), which resolves nothing: it connects approved hosts to their checked
- * addresses and refuses the rest, redirects and IP addresses included. Playwright's request
- * interception (`route`) is not used: it does not see redirect hops (Playwright continues them
- * itself) and it turns off the HTTP cache, which would make every simulated visit heavier than a
- * real one. Refused requests are counted as errors of kind `blocked`; service workers are
- * blocked and WebRTC may not send UDP outside the proxy.
- *
- * Launch tuning (measured by `deno task bench:density`): Chromium 156's headless mode opens a
- * WebUI omnibox popup renderer for every window, about 50 MB per browser context; those features,
- * the spare renderer, and the separate GPU and network processes are turned off.
+ * Real-browser load for the `browser-bench` Worker: virtual users on Chromium through Playwright,
+ * each repeating a scenario until its level ends, with screenshots, web vitals, navigation timing,
+ * JS heap, requests and bytes, and errors grouped by kind.
  */
 import type { Browser, BrowserContext, ConsoleMessage, Page, Request } from "playwright";
 import { quantile } from "simple-statistics";
@@ -51,7 +31,13 @@ const PLAYWRIGHT_ENABLED_FEATURES = [
   "SkipListAccountsWithoutGaiaCookies",
 ];
 
-/** Chromium features that cost memory per context or per browser and do nothing headless. */
+/**
+ * Chromium features that cost memory per context or per browser and do nothing headless.
+ *
+ * Launch tuning (measured by `deno task bench:density`): Chromium 156's headless mode opens a WebUI
+ * omnibox popup renderer for every window, about 50 MB per browser context; those features, the
+ * spare renderer, and the separate GPU and network processes (`launchOptions`) are turned off.
+ */
 export const DENSITY_DISABLED_FEATURES = [
   "WebUIOmniboxPopup",
   "WebUIOmniboxFullPopup",
@@ -67,7 +53,19 @@ export interface LaunchSettings {
   tuned?: boolean;
 }
 
-/** Launch options for a load browser. */
+/**
+ * Launch options for a load browser.
+ *
+ * What the browser may reach: only the hosts the URL policy approved for the job, at the addresses
+ * it checked. Chromium is a child process Deno cannot restrict, so every connection it makes,
+ * loopback included, goes through the job's SOCKS proxy in the pool process (see
+ * lib/security/egress.ts), which resolves nothing: it connects approved hosts to their checked
+ * addresses and refuses the rest, redirects and IP addresses included. Playwright's request
+ * interception (`route`) is not used: it does not see redirect hops (Playwright continues them
+ * itself) and it turns off the HTTP cache, which would make every simulated visit heavier than a
+ * real one. WebRTC may not send UDP outside the proxy; service workers are blocked
+ * (`CONTEXT_OPTIONS`).
+ */
 export function launchOptions(s: LaunchSettings) {
   const args = s.tuned === false ? ["--no-sandbox"] : [
     ...CHROMIUM_ARGS,
@@ -415,7 +413,16 @@ function classify(err: unknown): ErrorKind {
 
 const firstLine = (s: string) => s.split("\n")[0]!.slice(0, 500);
 
-/** Starts a load run; browsers start with the first level and close with `close()`. */
+/**
+ * Starts a load run; browsers start with the first level and close with `close()`.
+ *
+ * Sessions: one browser shared by the users of a run, one browser context per user (default), or
+ * one browser per user (`browserPerUser`). Web vitals come from the `web-vitals` library injected
+ * into every page. Errors are grouped (the same error on every visit is one group with a count and
+ * a screenshot taken the first time); a failed request counts once (not again for Chromium's
+ * console line about it); known errors are left out by pattern; refused requests count as kind
+ * `blocked`.
+ */
 export function createBrowserLoad(o: BrowserLoadOptions): BrowserLoad {
   const { chromium } = o.playwright;
   const script = vitalsScript(o.webVitalsSource);

@@ -1,12 +1,6 @@
 /**
- * The HTTP load generator behind `http-bench`: keep-alive HTTP/1.1 connections over raw TCP (or
- * TLS), one request in flight per connection, requests pre-encoded once, responses parsed in
- * place (Content-Length, chunked, or until close) without copying bodies. Latency goes into an
- * HdrHistogram (microsecond resolution, 3 significant digits).
- *
- * Runs inside the sandboxed Worker with `net` limited to the target's checked addresses and port,
- * and in the CLI. It connects to those addresses, never to a new lookup of the name; the name
- * stays in the `Host` header and, over TLS, in the SNI and the certificate check.
+ * The HTTP load generator behind `http-bench` (in its sandboxed Worker) and the CLI: keep-alive
+ * HTTP/1.1 connections over raw TCP or TLS, one request in flight per connection.
  */
 import * as hdr from "hdr-histogram-js";
 
@@ -292,6 +286,13 @@ class ParseError extends Error {}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Requests are pre-encoded once, responses parsed in place (Content-Length, chunked, or until
+ * close) without copying bodies; latency goes into an HdrHistogram (microsecond resolution, 3
+ * significant digits). It connects to the checked `addresses`, never to a new lookup of the name
+ * (the Worker's `net` is limited to them and the port); the name stays in the `Host` header and,
+ * over TLS, in the SNI and the certificate check.
+ */
 export async function runHttpLoad(options: LoadOptions): Promise<LoadResult> {
   const { url } = options;
   const https = url.protocol === "https:";

@@ -1,8 +1,6 @@
 /**
- * Browser scenarios: the declarative steps a virtual user repeats (`goto`, `click`, `type`,
- * `scroll`, `wait`, `screenshot`, `hover`, `press`), their schema (which also feeds the OpenAPI
- * document and the /bench editor's messages), the default scenario, and the URLs a scenario
- * will open.
+ * Browser scenarios: the declarative steps a virtual user repeats, their schema (which also feeds
+ * the OpenAPI document and the /bench editor's messages), the default scenario, and its URLs.
  */
 import { z } from "@hono/zod-openapi";
 

@@ -1,14 +1,7 @@
 /**
- * Benchmark thresholds as SLOs, as k6 and Artillery have them: `p95<200`, `errors<1%`,
- * `rps>=500`, `lcp.p95<4000ms`. Parsed here (the params schema, the CLI and the check use the
- * same parser), checked against every level of a run; a run passes when each holds at every level.
- *
- *   threshold := metric op number [unit]        op := < | <= | > | >=
- *   http-bench:    p50 p90 p95 p99 max mean (latency, ms) · rps (requests/s) ·
- *                  errors (a count; with % the share of attempts that failed)
- *   browser-bench: lcp fcp ttfb inp (ms) and cls, at p75 unless a percentile follows
- *                  (lcp.p50, lcp.p95, lcp.max) · errors (a count) · iterations (completed ones)
- *   units: ms or s on times (default ms), % on errors
+ * Benchmark thresholds as SLOs, as k6 and Artillery have them (`p95<200`, `errors<1%`, `rps>=500`,
+ * `lcp.p95<4000ms`): one parser for the params schema, the CLI and the check; a run passes when
+ * each holds at every level.
  */
 import { z } from "@hono/zod-openapi";
 import type { LoadResult } from "./http.ts";
@@ -59,6 +52,13 @@ const isTime = (kind: BenchKind, metric: string) =>
 
 /**
  * Parses one threshold for a job kind; throws an Error whose message says what is wrong.
+ *
+ *   threshold := metric op number [unit]        op := < | <= | > | >=
+ *   http-bench:    p50 p90 p95 p99 max mean (latency, ms) · rps (requests/s) ·
+ *                  errors (a count; with % the share of attempts that failed)
+ *   browser-bench: lcp fcp ttfb inp (ms) and cls, at p75 unless a percentile follows
+ *                  (lcp.p50, lcp.p95, lcp.max) · errors (a count) · iterations (completed ones)
+ *   units: ms or s on times (default ms), % on errors
  *
  * @example parseThreshold("http", "p95<0.2s") // { metric: "p95", op: "<", bound: 200, unit: "ms" }
  */
