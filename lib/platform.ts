@@ -1,12 +1,5 @@
 /**
- * Starts the platform's parts for a role and stops them in the right order:
- *
- *   all     embedded redis (unless REDIS_URL) + DuckDB + history writer + API server + worker pool
- *   worker  worker pool against REDIS_URL, and an HTTP listener for the viewer WebSockets of the
- *           sessions it runs (advertised as STREAMPLAY_PUBLIC_URL, the real port when PORT=0)
- *
- * `main.ts` calls this with the loaded config and the parts it composed (the job types from
- * `workers/`, the route files from `routes/`); benchmarks and tests call it in-process with them.
+ * Starts the platform's parts for a role (`all` or `worker`) and stops them in reverse order.
  */
 import type { Config } from "./core/config.ts";
 import { ConfigError } from "./core/config.ts";
@@ -58,6 +51,11 @@ import { checkWatchedSeries } from "./monitoring/series.ts";
 import { watchSessions } from "./sessions/metrics.ts";
 import { endSessionBrowsers, removeOrphanSessionDirs } from "./sessions/browser_profiles.ts";
 
+/**
+ *   all     embedded redis (unless REDIS_URL) + DuckDB + history writer + API server + worker pool
+ *   worker  worker pool against REDIS_URL, and an HTTP listener for the viewer WebSockets of the
+ *           sessions it runs (advertised as STREAMPLAY_PUBLIC_URL, the real port when PORT=0)
+ */
 export type PlatformRole = "all" | "worker";
 
 export interface Platform {
@@ -116,6 +114,10 @@ export class StartupError extends Error {
   override name = "StartupError";
 }
 
+/**
+ * `main.ts` calls this with the loaded config and the parts it composed (the job types from
+ * `workers/`, the route files from `routes/`); benchmarks and tests call it in-process with them.
+ */
 export async function startPlatform(config: Config, options: PlatformOptions): Promise<Platform> {
   const { role, log } = options;
   if (role === "worker" && !config.redisUrl) {

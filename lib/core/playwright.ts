@@ -1,12 +1,5 @@
 /**
  * Loading Playwright under Deno's permissions, and the Chromium launch flags that work here.
- *
- * - At import Playwright probes `/proc/sys/fs/binfmt_misc/WSLInterop` with `fs.existsSync`, which
- *   Deno refuses without --allow-all; the probe is made to answer "absent" instead of throwing.
- * - In a sandboxed Worker without env access, `process.env` is replaced by the small plain
- *   object the pool passes in, so Playwright never reads the host's environment (tokens, keys).
- * - Deno's `os.tmpdir()` reads the real TMPDIR; a Worker that may write only to its own
- *   directory points it there instead.
  */
 import fs from "node:fs";
 import os from "node:os";
@@ -25,6 +18,10 @@ export const CHROMIUM_ARGS = [
 export const PLAYWRIGHT_ENV_READS = ["TMPDIR", "TMP", "TEMP", "NODE_V8_COVERAGE"];
 
 let patched = false;
+/**
+ * At import Playwright probes `/proc/sys/fs/binfmt_misc/WSLInterop` with `fs.existsSync`, which
+ * Deno refuses without --allow-all; the probe is made to answer "absent" instead of throwing.
+ */
 function tolerateProcProbes() {
   if (patched) return;
   patched = true;
@@ -44,6 +41,10 @@ export type Playwright = typeof import("playwright");
  * Imports Playwright; `env` replaces process.env first (for Workers without env access), and
  * `tmpDir` becomes the temporary directory Playwright puts browser profiles in (for Workers that
  * may write only there).
+ *
+ * In a sandboxed Worker without env access, the small plain object the pool passes in replaces
+ * `process.env`, so Playwright never reads the host's environment (tokens, keys). Deno's
+ * `os.tmpdir()` reads the real TMPDIR, hence `tmpDir`.
  */
 export async function loadPlaywright(
   env?: Record<string, string>,

@@ -1,9 +1,5 @@
 /**
- * Redis connections and the embedded redis-server.
- *
- * Three kinds of connection, as BullMQ does it: a command connection that fails fast when Redis
- * is away (so the API can answer 503 instead of hanging), blocking connections for BLMOVE /
- * XREAD that wait forever, and a subscriber for pub/sub.
+ * Redis connections (command, blocking, subscriber) and the embedded redis-server.
  */
 import { Redis } from "ioredis";
 import type { Logger } from "./log.ts";
@@ -15,6 +11,11 @@ export type ConnectionKind = "command" | "blocking" | "subscriber";
 /** How long a command on a command connection may wait for its answer. */
 export const COMMAND_TIMEOUT_MS = 5_000;
 
+/**
+ * Three kinds of connection, as BullMQ does it: a command connection that fails fast when Redis is
+ * away (so the API can answer 503 instead of hanging), blocking connections for BLMOVE / XREAD that
+ * wait forever, and a subscriber for pub/sub.
+ */
 export function connectRedis(url: string, kind: ConnectionKind, log?: Logger): Redis {
   const redis = new Redis(url, {
     lazyConnect: false,

@@ -1,17 +1,6 @@
 /**
- * The history writer: the only code that writes job events to DuckDB, and the live event hub of
- * the process that runs it.
- *
- * It reads the global event stream with XREAD, hands each event to the local subscribers
- * (WebSocket viewers, dashboard) as it is read, and writes batches to DuckDB — at 100 entries,
- * after 1 s, or once the stream has been quiet for 50 ms, whichever comes first — while it keeps
- * reading. Each batch commits the stream offset it reached in the same DuckDB transaction, so a
- * crash loses nothing and repeats nothing: the next start reads on from the committed offset.
- * (No consumer group: Redis would keep a pending list and write every delivery and
- * acknowledgement to its append-only file.)
- *
- * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
- * not yet committed) and live events after it subscribed; duplicates share a stream id.
+ * The history writer: the only code that writes job events to DuckDB, and the live event hub of the
+ * process that runs it.
  */
 import type { BlockingRedis } from "../core/redis.ts";
 import type { History, StreamEntry } from "./store.ts";
@@ -58,6 +47,18 @@ export interface HistoryWriter extends EventHub {
 type Reply = Array<[string, Array<[string, string[] | null]>]> | null;
 type Entry = StreamEntry & { id: string };
 
+/**
+ * It reads the global event stream with XREAD, hands each event to the local subscribers (WebSocket
+ * viewers, dashboard) as it is read, and writes batches to DuckDB — at 100 entries, after 1 s, or
+ * once the stream has been quiet for 50 ms, whichever comes first — while it keeps reading. Each
+ * batch commits the stream offset it reached in the same DuckDB transaction, so a crash loses
+ * nothing and repeats nothing: the next start reads on from the committed offset. (No consumer
+ * group: Redis would keep a pending list and write every delivery and acknowledgement to its
+ * append-only file.)
+ *
+ * A late viewer catches up without gaps from three places: DuckDB (committed), `recent()` (read,
+ * not yet committed) and live events after it subscribed; duplicates share a stream id.
+ */
 export async function startHistoryWriter(options: HistoryWriterOptions): Promise<HistoryWriter> {
   const { redis, history, log } = options;
   const stream = redisKeys(options.prefix).events;

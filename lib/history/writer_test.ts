@@ -1,9 +1,7 @@
 /**
- * The history writer with a real redis-server and a real DuckDB file: events reach DuckDB,
- * live subscribers and `recent()`; a restart reads on from the offset committed with the rows,
- * so every event is stored once (also when taking over from the consumer group of an earlier
- * release); one event DuckDB refuses, or one holding a lone surrogate, neither stops nor delays
- * the others.
+ * The history writer with real Redis and DuckDB: events reach DuckDB, subscribers and `recent()`; a
+ * restart reads on from the committed offset, so each event is stored once; one bad event neither
+ * stops nor delays the others.
  */
 import assert from "node:assert/strict";
 import { createQueue, newJobId } from "../jobs/queue.ts";

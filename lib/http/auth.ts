@@ -1,13 +1,5 @@
 /**
- * Bearer-token authentication with roles viewer < operator < admin.
- *
- * With `STREAMPLAY_TOKENS` unset every caller is an anonymous admin (the default loopback-only
- * setup). With tokens, `/api`, `/ws` and `/cdp` calls need `Authorization: Bearer <token>`;
- * WebSocket upgrades (CDP clients' too), page requests and recording media (video,
- * screenshots: `<video>` and `<img>` cannot set headers either) may pass `?token=` instead.
- * A share link's token (lib/sessions/share.ts), tokens on or off, makes its holder a viewer or
- * operator of one session: any other path answers 403, an expired one 401.
- * Tokens are compared as SHA-256 digests in constant time and never logged.
+ * Bearer-token authentication with roles viewer < operator < admin, and share-link tokens.
  */
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
@@ -45,6 +37,12 @@ export interface Authenticator {
   identify(token: string | null): Promise<Principal | null | { refused: string }>;
 }
 
+/**
+ * With `STREAMPLAY_TOKENS` unset every caller is an anonymous admin (the default loopback-only
+ * setup). A share link's token (lib/sessions/share.ts), tokens on or off, makes its holder a viewer
+ * or operator of one session: any other path answers 403, an expired one 401. Tokens are compared
+ * as SHA-256 digests in constant time and never logged.
+ */
 export async function createAuthenticator(
   tokens: Token[],
   shares: ShareLinks,
@@ -95,6 +93,10 @@ const MEDIA_PATH = /^\/api\/recordings\/[^/]+\/(video|screenshots\/[^/]+)$/;
 /**
  * Identifies the caller on /api, /ws and /cdp; answers 401 when a token is needed and missing.
  * Paths for which `isPublic` says so pass without a token (as an anonymous viewer).
+ *
+ * With tokens, `/api`, `/ws` and `/cdp` calls need `Authorization: Bearer <token>`; WebSocket
+ * upgrades (CDP clients' too), page requests and recording media (video, screenshots: `<video>` and
+ * `<img>` cannot set headers either) may pass `?token=` instead.
  */
 export function authenticate(auth: Authenticator, isPublic?: (path: string) => boolean) {
   return createMiddleware<AuthEnv>(async (c, next) => {

@@ -1,8 +1,6 @@
 /**
- * The HTTP front door. Deno.serve has no header, body or idle timeout, no connection cap, and
- * ends for good when accepting hits the descriptor limit; so connections are accepted here with
- * those bounds, then relayed byte for byte to Deno.serve on a private loopback port, which parses
- * HTTP and upgrades WebSockets as before.
+ * The HTTP front door: connections accepted here with header, body and idle timeouts and a
+ * connection cap, then relayed byte for byte to Deno.serve on a private loopback port.
  */
 import { errorMessage, type Logger } from "../core/log.ts";
 import { readProcFiles } from "../core/procfs.ts";
@@ -281,6 +279,10 @@ export interface ServeOptions {
 /**
  * Serves `handler` on `hostname:port` behind the bounds of `limits`. The handler sees the client's
  * address in `info.remoteAddr`, as with Deno.serve. Throws if the port cannot be bound.
+ *
+ * Deno.serve has no header, body or idle timeout, no connection cap, and ends for good when
+ * accepting hits the descriptor limit; hence this relay. Deno.serve still parses HTTP and upgrades
+ * WebSockets.
  */
 export async function serveGuarded(
   options: ServeOptions,

@@ -1,8 +1,5 @@
 /**
- * Job events through Redis: the event shape, stream ids, and the batched publisher. Every event
- * is one entry of the global stream `<prefix>:events` with one field, `d` = "<job id>\t<event
- * type>\t<event JSON>", written by the queue's Lua scripts (status, result, and the publisher's
- * batches: log, progress, sample, ...) and read by the history writer (`lib/history/writer.ts`).
+ * Job events through Redis: the event shape, stream ids, and the batched publisher.
  */
 import type { Queue } from "./queue.ts";
 import type { Logger } from "../core/log.ts";
@@ -40,6 +37,11 @@ export function seqToId(seq: bigint): string {
  * The fields of an event stream entry: one field `d` = "<job id>\t<type>\t<event JSON>" (job
  * ids and types hold no tab), or the `j`, `t`, `e` fields of releases before it. Null when the
  * entry is neither.
+ *
+ * Every event is one entry of the global stream `<prefix>:events` with one field, `d` = "<job
+ * id>\t<event type>\t<event JSON>", written by the queue's Lua scripts (status, result, and the
+ * publisher's batches: log, progress, sample, ...) and read by the history writer
+ * (`lib/history/writer.ts`).
  */
 export function parseStreamFields(
   fields: string[],

@@ -1,9 +1,6 @@
 /**
- * The job types this platform runs, and what each needs from the platform: its params schema,
- * the URLs the URL policy must allow, its default timeout, and the sandbox (Worker module and
- * narrowed permissions) a job of that type runs in. Each type lives in `workers/<type>.ts`
- * (the part that runs in the pool) and `workers/<type>.worker.ts` (the part in the sandbox);
- * `main.ts` passes the list to the platform.
+ * The job-type interface: what a job type needs from the platform (params schema, URLs the policy
+ * must allow, default timeout, sandbox) and the registry `main.ts` builds from `workers/`.
  */
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "../core/config.ts";
@@ -20,6 +17,10 @@ export interface JobTypeContext {
   egress: Egress;
 }
 
+/**
+ * Each type lives in `workers/<type>.ts` (the part that runs in the pool) and
+ * `workers/<type>.worker.ts` (the part in the sandbox).
+ */
 // deno-lint-ignore no-explicit-any
 export interface JobType<P = any> {
   name: string;

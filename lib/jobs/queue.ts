@@ -1,12 +1,7 @@
 /**
- * The reliable job queue on Redis lists.
- *
- * - Producers LPUSH ids onto `<prefix>:queue:<type>`; a job's state is a hash.
- * - Consumers move ids atomically into their own processing list (BLMOVE / LMOVE) and hold a
- *   lease key renewed by heartbeat; an id leaves the processing list only when the job ends.
- * - A reaper puts back the jobs of consumers whose lease expired (process killed, machine gone).
- * - Every state change is one Lua script that also appends the matching `status` event to the
- *   event stream, so a crash can never leave a state change without its event or half a move.
+ * The reliable job queue on Redis lists. Every state change is one Lua script that also appends its
+ * `status` event to the event stream, so a crash can never leave a state change without its event
+ * or half a move.
  */
 import { z } from "@hono/zod-openapi";
 import type { Redis } from "../core/redis.ts";
@@ -450,6 +445,12 @@ export interface Queue {
   ping(): Promise<boolean>;
 }
 
+/**
+ * - Producers LPUSH ids onto `<prefix>:queue:<type>`; a job's state is a hash.
+ * - Consumers move ids atomically into their own processing list (BLMOVE / LMOVE) and hold a lease
+ *   key renewed by heartbeat; an id leaves the processing list only when the job ends.
+ * - A reaper puts back the jobs of consumers whose lease expired (process killed, machine gone).
+ */
 export function createQueue(options: QueueOptions): Queue {
   const { redis } = options;
   const keys = redisKeys(options.prefix);

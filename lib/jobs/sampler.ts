@@ -1,22 +1,7 @@
 /**
- * Machine and job resource samples while jobs run. Each tracked job gets a sample every
- * `intervalMs` (its own timer and counters, so jobs with different intervals do not disturb each
- * other) holding:
- *
- * - machine: CPU cores used (sum of per-core busy fractions, from /proc/stat), memory in use
- *   (MemTotal − MemAvailable), network bytes in and out during the interval (/proc/net/dev,
- *   loopback left out);
- * - the job's own processes (set with `setProcesses`, e.g. its browsers) and all their
- *   descendants: CPU cores they used and their memory, PSS from /proc/<pid>/smaps_rollup where
- *   readable, else RSS;
- * - the platform process itself (this one: it runs the job's Worker, the load generator) and the
- *   busiest of its Worker threads;
- * - the processes a job measures without owning them (`targets`: pids, a process name or a
- *   cgroup, with their descendants; never this process or what it started unless named), e.g.
- *   the server an HTTP benchmark loads;
- * - the size on disk of the job's artifact directory.
- *
- * Everything under /proc is read through `lib/core/procfs.ts` (one child process per read).
+ * Machine and job resource samples while jobs run: each tracked job gets a sample every
+ * `intervalMs`, on its own timer and counters so jobs with different intervals do not disturb each
+ * other. Everything under /proc is read through `lib/core/procfs.ts`.
  */
 import {
   CLOCK_TICKS_PER_S,
@@ -35,6 +20,22 @@ import {
 } from "../core/procfs.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
 
+/**
+ * One sample holds:
+ *
+ * - machine: CPU cores used (sum of per-core busy fractions, from /proc/stat), memory in use
+ *   (MemTotal − MemAvailable), network bytes in and out during the interval (/proc/net/dev,
+ *   loopback left out);
+ * - the job's own processes (set with `setProcesses`, e.g. its browsers) and all their descendants:
+ *   CPU cores they used and their memory, PSS from /proc/<pid>/smaps_rollup where readable, else
+ *   RSS;
+ * - the platform process itself (this one: it runs the job's Worker, the load generator) and the
+ *   busiest of its Worker threads;
+ * - the processes a job measures without owning them (`targets`: pids, a process name or a cgroup,
+ *   with their descendants; never this process or what it started unless named), e.g. the server an
+ *   HTTP benchmark loads;
+ * - the size on disk of the job's artifact directory.
+ */
 export interface Sample {
   /** Epoch milliseconds when the sample was taken. */
   ts: number;

@@ -1,13 +1,6 @@
 /**
- * Sandboxed Deno Workers and their warm pool.
- *
- * A job runs in a Worker created with `deno.permissions` narrowed to what its type needs. Workers
- * are pooled per permission profile (module + permissions + init data), so the next job with the
- * same profile skips the cold start; a Worker may host several jobs at once when its type allows
- * it. Terminating a Worker (cancel, timeout) fails the jobs it hosted with `WorkerLost`, telling
- * the caller whether it was their own job that was killed. Besides events, a job and its caller
- * may exchange messages (`RunHandle.send`, the `onMessage` sink), delivered in order with the
- * run and cancel messages, buffers transferred rather than copied.
+ * Sandboxed Deno Workers and their warm pool: a job runs in a Worker whose `deno.permissions` are
+ * narrowed to what its type needs.
  */
 import type { JobDone, PoolMessage, WorkerJob, WorkerMessage } from "./worker_protocol.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
@@ -127,6 +120,14 @@ function profileKey(spec: SandboxSpec): string {
   return JSON.stringify([spec.module.href, spec.permissions, spec.init ?? null]);
 }
 
+/**
+ * Workers are pooled per permission profile (module + permissions + init data), so the next job
+ * with the same profile skips the cold start; a Worker may host several jobs at once when its type
+ * allows it. Terminating a Worker (cancel, timeout) fails the jobs it hosted with `WorkerLost`,
+ * telling the caller whether it was their own job that was killed. Besides events, a job and its
+ * caller may exchange messages (`RunHandle.send`, the `onMessage` sink), delivered in order with
+ * the run and cancel messages, buffers transferred rather than copied.
+ */
 export function createSandbox(options: SandboxOptions): Sandbox {
   const { log } = options;
   const idleMs = options.idleMs ?? 10 * 60_000;

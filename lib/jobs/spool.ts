@@ -1,11 +1,6 @@
 /**
- * The spool: job results and events this process could not write to Redis before it stopped
- * (Redis down or hung at shutdown) are kept in one NDJSON file in the data directory, and written
- * to Redis at the next start, before the worker pool takes jobs again.
- *
- * A result is recorded only while its job is still leased by the process that ran it (the
- * queue's completion script checks), so a job another process took over meanwhile is not
- * finished twice.
+ * The spool: job results and events this process could not write to Redis before it stopped are
+ * kept in one NDJSON file in the data directory, and written to Redis at the next start.
  */
 import type { Outcome, Queue } from "./queue.ts";
 import { errorMessage, type Logger } from "../core/log.ts";
@@ -59,6 +54,10 @@ export function keepUnwritten(
 /**
  * Writes what an earlier run kept in the spool to Redis, then removes the file. A line Redis
  * refuses stays in the file for the next start. Answers how many results and events it wrote.
+ *
+ * Runs before the worker pool takes jobs again. A result is recorded only while its job is still
+ * leased by the process that ran it (the queue's completion script checks), so a job another
+ * process took over meanwhile is not finished twice.
  */
 export async function replaySpool(
   dataDir: string,

@@ -1,16 +1,6 @@
 /**
  * The sandbox protocol between the worker pool (`sandbox.ts`, `runner.ts`) and the harness every
  * `workers/*.worker.ts` runs (`workers/runtime.ts`): the messages each side sends.
- *
- *   pool → worker  { t: "init", data }            once, plain data
- *                  { t: "run", jobs: [...] }      one or more jobs to start
- *                  { t: "cancel", id, reason? }   abort one job (its AbortSignal fires)
- *                  { t: "msg", id, data }         a message for one job (from its companion)
- *                  { t: "close" }                 run `teardown`: the pool terminates this Worker next
- *   worker → pool  { t: "ready" } | { t: "init_failed", error }
- *                  { t: "closed" }                `teardown` is done: terminate me
- *                  { t: "out", events: [...], done: [...] }   batched
- *                  { t: "msg", id, data }         a message from one job, sent at once
  */
 
 export interface WorkerJob {
@@ -28,6 +18,11 @@ export interface JobDone {
   fatal?: boolean;
 }
 
+/**
+ * Pool → worker: `init` once, plain data; `run` one or more jobs to start; `cancel` aborts one job
+ * (its AbortSignal fires); `msg` a message for one job (from its companion); `close` runs
+ * `teardown`, and the pool terminates the Worker next.
+ */
 export type PoolMessage =
   | { t: "init"; data: unknown }
   | { t: "run"; jobs: WorkerJob[] }
@@ -35,6 +30,10 @@ export type PoolMessage =
   | { t: "msg"; id: string; data: unknown }
   | { t: "close" };
 
+/**
+ * Worker → pool: `ready` or `init_failed`; `closed` when `teardown` is done (terminate me); `out`
+ * batched events and finished jobs; `msg` a message from one job, sent at once.
+ */
 export type WorkerMessage =
   | { t: "ready" }
   | { t: "closed" }

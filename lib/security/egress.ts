@@ -1,8 +1,7 @@
 /**
- * What a job may reach, decided by the process that connects, right before it connects: every
- * host of the job's URLs checked by the URL policy, and the addresses that were checked handed
- * on, so the job connects to them and never to a second lookup of the name (which a DNS
- * rebinding attacker would answer with a refused address).
+ * What a job may reach, decided by the process that connects, right before it connects: every host
+ * checked by the URL policy, and the checked addresses handed on so the job connects to them and
+ * never to a second lookup of the name (which a DNS rebinding attacker would answer).
  */
 import type { PolicyVerdict, UrlPolicy } from "./url_policy.ts";
 import { type SocksProxy, startSocksProxy } from "./socks_proxy.ts";

@@ -1,13 +1,6 @@
 /**
- * A proxy on 127.0.0.1 that applies the URL policy to every connection made through it: a
- * session's browser (page loads, every redirect hop, subresources, iframes, workers,
- * WebSockets), a browser-bench browser, ffmpeg's RTMPS pushes, alert webhooks. It speaks SOCKS5
- * and HTTP CONNECT on the same port. Clients send host names (remote DNS), so the proxy
- * resolves them, checks every address, and connects to an address it checked: a name cannot be
- * re-pointed between the check and the connection. Refusals are reported.
- *
- * Request interception in Playwright (`route`) does not see redirect hops (they are continued
- * internally) and cannot pin DNS answers, which is why enforcement sits at this layer.
+ * A proxy on 127.0.0.1 (SOCKS5 and HTTP CONNECT on one port) that applies the URL policy to every
+ * connection made through it, connecting only to addresses it checked.
  */
 import type { UrlPolicy } from "./url_policy.ts";
 
@@ -143,7 +136,18 @@ async function connectRequest(reader: ByteReader, answer: Answer) {
   return { host: match[1]!.replace(/^\[|\]$/g, ""), port: Number(match[2]) };
 }
 
-/** Starts the proxy; `close()` stops it and cuts every open tunnel. */
+/**
+ * Starts the proxy; `close()` stops it and cuts every open tunnel.
+ *
+ * Its clients: a session's browser (page loads, every redirect hop, subresources, iframes, workers,
+ * WebSockets), a browser-bench browser, ffmpeg's RTMPS pushes, alert webhooks. Clients send host
+ * names (remote DNS), so the proxy resolves them, checks every address, and connects to an address
+ * it checked: a name cannot be re-pointed between the check and the connection. Refusals are
+ * reported.
+ *
+ * Why here: request interception in Playwright (`route`) does not see redirect hops (they are
+ * continued internally) and cannot pin DNS answers.
+ */
 export function startSocksProxy(options: SocksProxyOptions): SocksProxy {
   const cacheMs = options.cacheMs ?? 5_000;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;

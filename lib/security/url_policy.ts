@@ -1,10 +1,6 @@
 /**
  * The URL policy every job type applies to the URLs it will reach (benchmark targets, pages a
- * browser opens, webhooks): only http and https; link-local and cloud metadata addresses always
- * refused; private and loopback ranges allowed unless `STREAMPLAY_ALLOW_PRIVATE=false`; optional
- * allow-list and deny-list of hosts. Host names are resolved and every address is checked, so a
- * name pointing at a metadata address is refused too. An IPv6 address that carries an IPv4 one
- * (mapped, IPv4-compatible, NAT64, 6to4, Teredo) is judged by both.
+ * browser opens, webhooks): only http and https, host names resolved and every address checked.
  */
 import ipaddr from "ipaddr.js";
 
@@ -105,6 +101,13 @@ async function defaultResolve(host: string): Promise<string[]> {
   return settled.flatMap((r) => (r.status === "fulfilled" ? r.value : []));
 }
 
+/**
+ * Link-local and cloud metadata addresses are always refused; private and loopback ranges are
+ * allowed unless `STREAMPLAY_ALLOW_PRIVATE=false`; optional allow-list and deny-list of hosts.
+ * Every address a name resolves to is checked, so a name pointing at a metadata address is refused
+ * too. An IPv6 address that carries an IPv4 one (mapped, IPv4-compatible, NAT64, 6to4, Teredo) is
+ * judged by both.
+ */
 export function createUrlPolicy(options: UrlPolicyOptions): UrlPolicy {
   const resolve = options.resolve ?? defaultResolve;
 
