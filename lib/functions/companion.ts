@@ -1,10 +1,6 @@
 /**
- * The `function` job's companion in the pool process: it clears the run's allow_hosts against
- * the URL policy, this machine and the platform's Redis before the function may start (DNS
- * included, which the job's params schema cannot do), and stores the artifacts the function saves in the
- * job's artifact directory (`files/<name>`, listed by GET /api/jobs/:id/artifacts): the Worker
- * that runs functions may write nowhere. A function with a browser is also a live session: the
- * session companion serves its viewers and recording, and gets every other message.
+ * The `function` job's companion in the pool process: it clears the run's allow_hosts before the
+ * function may start and stores the artifacts the function saves.
  */
 import { ARTIFACT_NAME } from "../jobs/artifacts.ts";
 import type { Companion } from "../jobs/runner.ts";
@@ -52,6 +48,13 @@ export interface FunctionCompanionOptions {
   log: Logger;
 }
 
+/**
+ * allow_hosts are checked against the URL policy, this machine and the platform's Redis, DNS
+ * included, which the job's params schema cannot do. Artifacts go to the job's artifact directory
+ * (`files/<name>`, listed by GET /api/jobs/:id/artifacts): the Worker that runs functions may write
+ * nowhere. A function with a browser is also a live session: the session companion serves its
+ * viewers and recording, and gets every other message.
+ */
 export function functionCompanion(options: FunctionCompanionOptions): Companion {
   const own = ownNetwork(options.redisUrl);
   return {

@@ -1,17 +1,19 @@
 /**
- * The trusted side of a browser function's `page` and `context`: the function's process holds
- * only handles, and each method it calls arrives here as a message, is checked against a list of
- * what each kind of object may do, and is applied to the real Playwright object. What could
- * reach beyond the function's own pages is not on the list: the browser (other contexts, a
- * context without the policy proxy), raw CDP sessions, request routing and API requests made
- * from this side, and every option that names a file (`path`, or a file name to upload).
- * Navigations go to http(s), data: or about:blank only; the pages' traffic goes through the
- * session's policy proxy. Functions passed for the page (`evaluate`) are sent as source and run
- * only in the page.
+ * The trusted side of a browser function's `page` and `context`: the function's process holds only
+ * handles, and each method it calls arrives here, is checked against what that kind of object may
+ * do, and is applied to the real Playwright object.
  */
 import { Buffer } from "node:buffer";
 import type { Wire } from "./protocol.ts";
 
+/**
+ * What could reach beyond the function's own pages is on none of these lists: the browser (other
+ * contexts, a context without the policy proxy), raw CDP sessions, request routing and API requests
+ * made from this side, and every option that names a file (`path`, or a file name to upload).
+ * Navigations go to http(s), data: or about:blank only; the pages' traffic goes through the
+ * session's policy proxy. Functions passed for the page (`evaluate`) are sent as source and run
+ * only in the page.
+ */
 const ACTIONS = [
   "click",
   "dblclick",

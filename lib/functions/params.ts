@@ -1,8 +1,5 @@
 /**
- * What a `function` job runs with (its params), and the rule for `allow_hosts`: hosts the
- * function's own code may connect to, each accepted by the URL policy, none on the machine the
- * function runs on (where the platform's API, Redis and session browsers listen) and none the
- * platform's Redis.
+ * What a `function` job runs with (its params), and the rule for `allow_hosts`.
  */
 import { z } from "@hono/zod-openapi";
 import ipaddr from "ipaddr.js";
@@ -32,6 +29,11 @@ function isLoopbackOrAny(address: string): boolean {
   }
 }
 
+/**
+ * A host the function's own code may connect to: accepted by the URL policy, not on the machine the
+ * function runs on (where the platform's API, Redis and session browsers listen) and not the
+ * platform's Redis (`refuseAllowHost` checks the last two).
+ */
 export const AllowHost = z.string().max(260)
   .regex(HOST, "must be host or host:port (no scheme, no path)")
   .refine((entry) => !isLoopbackOrAny(splitHost(entry).host), THIS_MACHINE)

@@ -1,9 +1,5 @@
 /**
- * Warm function processes: a process that ran a function successfully waits, with that code
- * loaded, for the next run of the same code and allow_hosts (never another function's: module
- * state may outlive a run, as in any warm serverless instance). Once functions run here, one
- * blank process without network is kept started ahead, so a new function skips Deno's start-up.
- * Idle processes are few and short-lived.
+ * Warm function processes, kept per code and allow_hosts for the next run of the same function.
  */
 import { FunctionProcess, type ProcessSpec } from "./process.ts";
 
@@ -31,6 +27,12 @@ interface Idle {
   since: number;
 }
 
+/**
+ * A process that ran a function successfully waits, with that code loaded, for the next run of the
+ * same code and allow_hosts, never another function's: module state may outlive a run, as in any
+ * warm serverless instance. Once functions run here, one blank process without network is kept
+ * started ahead, so a new function skips Deno's start-up. Idle processes are few and short-lived.
+ */
 export function createProcessPool(spec: ProcessSpec, options: PoolOptions = {}): ProcessPool {
   const maxIdle = options.maxIdle ?? 8;
   const idleMs = options.idleMs ?? 60_000;

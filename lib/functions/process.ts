@@ -1,15 +1,7 @@
 /**
  * The trusted side of a function's own Deno process: starting it with no permission (net only to
  * its allow_hosts) under a memory limit, loading the user's module, running it, and holding it to
- * its limits — every message from it is untrusted input. Finished processes are kept warm per
- * code and allow_hosts for the next run of the same function, never for another one.
- *
- * The process is `prlimit --data=<cap + base> deno run --v8-flags=--max-old-space-size=<cap>`:
- * the V8 flag ends a JS heap that grows past the cap with a clear "out of memory"; the data limit
- * holds everything else the process maps writable (array buffers, Worker isolates from
- * node:worker_threads, thread stacks) to the same cap over Deno's own ~550 MB, most of which is
- * V8's code range reserved at start. DENO_DIR=/dev/null leaves Deno without a cache or storage
- * directory, so localStorage and the Cache API fail instead of persisting between functions.
+ * its limits — every message from it is untrusted input.
  */
 import {
   type FromChild,
@@ -73,6 +65,15 @@ export function describeExit(status: Deno.CommandStatus, stderr: string, memoryM
   return `the function's process ended unexpectedly (${how})${tail ? `: ${tail}` : ""}`;
 }
 
+/**
+ * The process is `prlimit --data=<cap + base> deno run --v8-flags=--max-old-space-size=<cap>`: the
+ * V8 flag ends a JS heap that grows past the cap with a clear "out of memory"; the data limit holds
+ * everything else the process maps writable (array buffers, Worker isolates from
+ * node:worker_threads, thread stacks) to the same cap over Deno's own ~550 MB (`BASE_DATA_MB`),
+ * most of which is V8's code range reserved at start. DENO_DIR=/dev/null leaves Deno without a
+ * cache or storage directory, so localStorage and the Cache API fail instead of persisting between
+ * functions.
+ */
 export class FunctionProcess {
   readonly #child: Deno.ChildProcess;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;

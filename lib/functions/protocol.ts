@@ -1,9 +1,7 @@
 /**
- * The messages between a function's own Deno process (`workers/function_process.ts`, no
- * permissions) and the trusted side that started it (`process.ts`): one JSON object per line,
- * on the child's stdin and stdout. Values crossing for page calls are JSON with tags for what
- * JSON lacks (handles to objects that stay on the trusted side, functions as source, regular
- * expressions, bytes, undefined). Imports nothing: the child loads it without a config.
+ * The messages between a function's own Deno process (`workers/function_process.ts`) and the
+ * trusted side that started it (`process.ts`): one JSON object per line on the child's stdin and
+ * stdout. Imports nothing: the child loads it without a config.
  */
 
 export type FunctionLogLevel = "debug" | "info" | "warn" | "error";
@@ -39,6 +37,9 @@ export type FromChild =
  * `$h` a handle (an object kept on the trusted side, with its kind), `$fn` a function's source
  * (run in the page, never on the trusted side), `$re` a regular expression, `$b64` bytes,
  * `$u` undefined.
+ *
+ * Values crossing for page calls are JSON with tags for what JSON lacks (handles to objects that
+ * stay on the trusted side, functions as source, regular expressions, bytes, undefined).
  */
 export type Wire = unknown;
 

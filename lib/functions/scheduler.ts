@@ -1,10 +1,5 @@
 /**
- * Runs scheduled functions. Every process runs this loop; each tick of a function's schedule is
- * taken by the one process whose `SET NX` on `<function>:<tick time>` succeeds, which enqueues
- * the run. A tick runs at most once however many processes run, and once while any runs: a pass
- * that comes late (a loaded or stalled process) runs every tick of the last minute it missed;
- * older ones, and ticks that passed while no process ran, are not made up. Schedules are read
- * from Redis on every pass, so a new or changed schedule applies within a pass everywhere.
+ * Runs scheduled functions: every process runs this loop, and each tick of a schedule runs once.
  */
 import type { Cron } from "croner";
 import type { Queue } from "../jobs/queue.ts";
@@ -23,6 +18,14 @@ const CATCH_UP_MS = 60_000;
 /** How long a taken tick stays taken (longer than the catch-up and any clock skew). */
 const TICK_TTL_S = 3600;
 
+/**
+ * Each tick of a function's schedule is taken by the one process whose `SET NX` on
+ * `<function>:<tick time>` succeeds, which enqueues the run. A tick runs at most once however many
+ * processes run, and once while any runs: a pass that comes late (a loaded or stalled process) runs
+ * every tick of the last minute it missed; older ones, and ticks that passed while no process ran,
+ * are not made up. Schedules are read from Redis on every pass, so a new or changed schedule
+ * applies within a pass everywhere.
+ */
 export function startFunctionScheduler(options: {
   store: FunctionStore;
   queue: Queue;

@@ -1,8 +1,6 @@
 /**
- * Named, versioned functions in Redis, which every process shares (an API process stores and
- * invokes them, any process runs their schedules): one hash per function holding its versions
- * (`v:<n>`, the newest 50 kept) and `latest`, a sorted set of the names, and a hash of the
- * schedules so a scheduler reads them all in one call. A new version is one Lua script.
+ * Named, versioned functions in Redis, shared by every process (an API process stores and invokes
+ * them, any process runs their schedules).
  */
 import type { Redis } from "../core/redis.ts";
 import type { RedisKeys } from "../core/keys.ts";
@@ -61,6 +59,11 @@ if old > 0 then redis.call('HDEL', KEYS[1], 'v:' .. old) end
 return v
 `;
 
+/**
+ * One hash per function holds its versions (`v:<n>`, the newest `KEPT_VERSIONS` kept) and `latest`;
+ * a sorted set holds the names, and a hash the schedules so a scheduler reads them all in one call.
+ * A new version is one Lua script.
+ */
 export function createFunctionStore(options: { redis: Redis; keys: RedisKeys }): FunctionStore {
   const { redis, keys } = options;
   const parse = (name: string, version: number, json: string | null) =>
