@@ -1,10 +1,6 @@
 /**
  * Anomaly alerts: stored in DuckDB (`anomaly_alerts`), kept in memory while open, and POSTed to
- * `STREAMPLAY_ALERT_WEBHOOK` when set. Webhook delivery never blocks the caller: a bounded
- * queue, every attempt through a proxy applying the URL policy (the address it checks is the one
- * connected to, see lib/security/egress.ts), 5 s timeout, no redirects followed,
- * retries with exponential backoff on network errors, 408, 429 and 5xx; failures are logged
- * (with the webhook's origin only: its path is often a secret) and counted in metrics.
+ * `STREAMPLAY_ALERT_WEBHOOK` when set.
  */
 import type { DuckDBValue } from "@duckdb/node-api";
 import type { History } from "../history/store.ts";
@@ -88,6 +84,13 @@ export interface Webhook {
   drain(ms: number): Promise<void>;
 }
 
+/**
+ * Delivery never blocks the caller: a bounded queue, every attempt through a proxy applying the URL
+ * policy (the address it checks is the one connected to, see lib/security/egress.ts), 5 s timeout,
+ * no redirects followed, retries with exponential backoff on network errors, 408, 429 and 5xx;
+ * failures are logged (with the webhook's origin only: its path is often a secret) and counted in
+ * metrics.
+ */
 export function createWebhook(options: WebhookOptions): Webhook {
   const { url, policy, log } = options;
   const origin = new URL(url).origin;

@@ -1,10 +1,6 @@
 /**
- * Online anomaly detection on one series: a robust baseline (median and MAD of the last
- * `windowS` seconds), a modified z-score `(x − median) / max(1.4826 · MAD, minScale)`, and a
- * minimum duration, so one blip is never an alert. An anomaly opens when the score stays beyond
- * the threshold (in the watched direction) for `minDurationS`, and resolves when it stays back
- * inside for as long. The baseline keeps every sample: a new level that lasts longer than half
- * the window becomes the new normal.
+ * Online anomaly detection on one series: a robust baseline (median and MAD of the last `windowS`
+ * seconds), a modified z-score, and a minimum duration, so one blip is never an alert.
  */
 import { medianSorted } from "simple-statistics";
 
@@ -64,6 +60,12 @@ function insertAt(a: number[], v: number): number {
   return lo;
 }
 
+/**
+ * The score is `(x − median) / max(1.4826 · MAD, minScale)`. An anomaly opens when it stays beyond
+ * the threshold (in the watched direction) for `minDurationS`, and resolves when it stays back
+ * inside for as long. The baseline keeps every sample: a new level that lasts longer than half the
+ * window becomes the new normal.
+ */
 export function createDetector(options: DetectorOptions): Detector {
   const windowMs = (options.windowS ?? 600) * 1000;
   const minMs = options.minDurationS * 1000;

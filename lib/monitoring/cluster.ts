@@ -1,14 +1,7 @@
 /**
- * The platform as a whole, through Redis: what every streamplay process reports (its worker
- * slots, running jobs, machine load and shared metrics), and the one-round-trip read of the
- * platform's state (job counters, queue depths, retries, dead letters, live reports).
- *
- * - Each process publishes a report every second under `<prefix>:metrics:proc:<id>`, expiring
- *   after a few seconds unless renewed, and listed in `<prefix>:metrics:procs`. A process that
- *   stops cleanly publishes a last report marked `left`.
- * - `createPlatformView` turns the reports into the platform-wide sum of the shared metrics.
- *   When a process goes away, its counters and histograms are kept (folded into a baseline) so
- *   the platform totals never go down; its gauges (running jobs, sessions) go with it.
+ * The platform as a whole, through Redis: what every streamplay process reports (worker slots,
+ * running jobs, machine load, shared metrics), and the one-round-trip read of the platform's state
+ * (job counters, queue depths, retries, dead letters, live reports).
  */
 import { workerSlots } from "./health.ts";
 import { hostname } from "node:os";
@@ -153,6 +146,11 @@ export interface Reporter {
 export const REPORT_INTERVAL_MS = 1_000;
 const REPORT_TTL_MS = 5_000;
 
+/**
+ * Each process publishes a report every second under `<prefix>:metrics:proc:<id>`, expiring after a
+ * few seconds unless renewed, and listed in `<prefix>:metrics:procs`. A process that stops cleanly
+ * publishes a last report marked `left`.
+ */
 export function createReporter(options: {
   cluster: Cluster;
   metrics: Metrics;
@@ -250,6 +248,11 @@ export interface PlatformView {
   refresh(): Promise<PlatformSnapshot>;
 }
 
+/**
+ * Turns the reports into the platform-wide sum of the shared metrics. When a process goes away, its
+ * counters and histograms are kept (folded into a baseline) so the platform totals never go down;
+ * its gauges (running jobs, sessions) go with it.
+ */
 export function createPlatformView(options: {
   cluster: Cluster;
   metrics: Metrics;

@@ -1,19 +1,7 @@
 /**
- * The live dashboard feed behind `GET /ws/dashboard`: the connected clients, one serialisation
- * per message for all of them, and the `content_change` events (a job, session or stream
- * started, ended or failed) taken from the live events of the history writer. A client that
- * connects first gets the recent changes: those sent, else the last ones history stored.
- *
- * Job status changes become changes of kind `job` (`session` for jobs of type session). A job
- * announces anything else it starts or stops, such as a video stream, with an event:
- * `ctx.emit("content_change", { kind: "stream", action: "started", entity_id: "<stream id>" })`.
- *
- * The cost is bounded whatever the load: events are looked at only while a client is connected;
- * only status and `content_change` events are considered, by their type, before any parsing;
- * changes wait in a queue of 20 and go out at 2 every 200 ms (10 a second: more than anyone
- * reads on a feed, and a burst arrives whole within 2 s). While the queue is full nothing is
- * parsed and the feed says it shows a sample; the exact counts are in the metrics. A client that
- * does not keep up (over 1 MB buffered) misses messages instead of growing the server's memory.
+ * The live dashboard feed behind `GET /ws/dashboard`: its clients, one serialisation per message
+ * for all of them, and the `content_change` events (a job, session or stream started, ended or
+ * failed) taken from the history writer's live events.
  */
 import type { EventHub, JobEvent } from "../jobs/events.ts";
 
@@ -103,6 +91,19 @@ const MAX_PENDING = 20;
 const CHANGE_TYPES = new Set(["status", "content_change"]);
 const MAX_BUFFERED = 1 << 20;
 
+/**
+ * A client that connects first gets the recent changes: those sent, else the last ones history
+ * stored. Job status changes become changes of kind `job` (`session` for jobs of type session). A
+ * job announces anything else it starts or stops, such as a video stream, with an event:
+ * `ctx.emit("content_change", { kind: "stream", action: "started", entity_id: "<stream id>" })`.
+ *
+ * The cost is bounded whatever the load: events are looked at only while a client is connected;
+ * only status and `content_change` events are considered, by their type, before any parsing;
+ * changes wait in a queue of 20 and go out at 2 every 200 ms (10 a second: more than anyone reads
+ * on a feed, and a burst arrives whole within 2 s). While the queue is full nothing is parsed and
+ * the feed says it shows a sample; the exact counts are in the metrics. A client that does not keep
+ * up (over 1 MB buffered) misses messages instead of growing the server's memory.
+ */
 export function createDashboardFeed(options: {
   hub: EventHub;
   /** The last `limit` status and content_change events stored in history, newest first. */

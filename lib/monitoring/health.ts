@@ -1,11 +1,6 @@
 /**
  * The platform's health (`GET /api/health`): whether Redis and DuckDB answer, the worker pool of
  * this process, and the video encoders that passed their trial encode here.
- *
- * Jobs and slots are counted the same way here, in `/metrics` and on the dashboard: `running` is
- * every job running (sessions included, what `streamplay_jobs_running` sums to), `slots` every
- * job the pool may run at once (its shared `concurrency` plus each type's own slots, such as
- * STREAMPLAY_MAX_SESSIONS; what `streamplay_worker_slots` counts), `pools` the two apart.
  */
 import { z } from "@hono/zod-openapi";
 import type { Queue } from "../jobs/queue.ts";
@@ -67,7 +62,14 @@ export async function platformHealth(deps: {
   return health;
 }
 
-/** A worker pool's slots and running jobs: every pool summed, and each apart. */
+/**
+ * A worker pool's slots and running jobs: every pool summed, and each apart.
+ *
+ * Jobs and slots are counted the same way here, in `/metrics` and on the dashboard: `running` is
+ * every job running (sessions included, what `streamplay_jobs_running` sums to), `slots` every job
+ * the pool may run at once (its shared `concurrency` plus each type's own slots, such as
+ * STREAMPLAY_MAX_SESSIONS; what `streamplay_worker_slots` counts), `pools` the two apart.
+ */
 export function workerSlots(s: Pick<RunnerStats, "concurrency" | "running" | "pools">): {
   slots: number;
   running: number;

@@ -1,8 +1,6 @@
 /**
- * This machine and this process, sampled cheaply enough to run every second: CPU busy % over
- * the interval (from per-core times), memory in use (total − available), the process's own CPU
- * and resident memory, and the free space of the filesystem holding the data directory.
- * No child processes and no /proc reads: only Deno and node:os calls (~0.1 ms a sample).
+ * This machine and this process, sampled cheaply enough to run every second: CPU, memory, the
+ * process's own CPU and resident memory, and the free space of the data directory's filesystem.
  */
 import os from "node:os";
 import fs from "node:fs";
@@ -41,6 +39,10 @@ function cpuTimes(): { busy: number; total: number } {
 
 const round1 = (v: number) => Math.round(v * 10) / 10;
 
+/**
+ * CPU busy % over the interval comes from per-core times, memory in use is total − available. No
+ * child processes and no /proc reads: only Deno and node:os calls (~0.1 ms a sample).
+ */
 export function createMachineProbe(options: { dataDir: string; log: Logger }): MachineProbe {
   let lastCpu = cpuTimes();
   let lastProc = process.cpuUsage();

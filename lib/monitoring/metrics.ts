@@ -1,26 +1,6 @@
 /**
- * Prometheus metrics (prom-client): the two registries, the platform's own metrics, and the
- * hooks other features register into.
- *
- * - `local` — about this process, exported as is: HTTP requests by route pattern, process CPU
- *   and memory, Redis and DuckDB health, and what is read from Redis at scrape time (job state
- *   changes counted by the queue's scripts, queue depth, worker processes and slots).
- * - `shared` — counted in the process where the work happens and summed over every streamplay
- *   process: each process publishes its `shared` snapshot through Redis every second
- *   (`lib/monitoring/cluster.ts`) and `/metrics` on any API process shows the sum (prom-client's
- *   AggregatorRegistry). Job wait and run time live here, and so must sessions and streams,
- *   which run on whichever worker process took them.
- *
- * Labels are bounded: job type, status, outcome, route pattern, method, host. Never an id.
- * Every label set known at start (job types × statuses and outcomes) is there from the first
- * scrape at 0, so `increase(...{status="failed"}[5m]) > 0` sees the first failure of a type.
- *
- * Hooks for features (get-or-create by name, so pool-side and API-side code can share one):
- *
- *   const active = metrics.gauge("shared", { name: "streamplay_sessions_active", help: "..." });
- *   active.inc(); ... active.dec();
- *
- * The dashboard series that read such metrics are listed in `lib/monitoring/series.ts`.
+ * Prometheus metrics (prom-client): the two registries (`local`, `shared`), the platform's own
+ * metrics, and the hooks other features register into.
  */
 import {
   AggregatorRegistry,
@@ -40,6 +20,16 @@ import { RUN_OUTCOMES } from "../jobs/runner/run_job.ts";
 import { JOB_STATUSES } from "../jobs/queue.ts";
 import type { MachineSample } from "./machine.ts";
 
+/**
+ * - `local` — about this process, exported as is: HTTP requests by route pattern, process CPU and
+ *   memory, Redis and DuckDB health, and what is read from Redis at scrape time (job state changes
+ *   counted by the queue's scripts, queue depth, worker processes and slots).
+ * - `shared` — counted in the process where the work happens and summed over every streamplay
+ *   process: each process publishes its `shared` snapshot through Redis every second
+ *   (`lib/monitoring/cluster.ts`) and `/metrics` on any API process shows the sum (prom-client's
+ *   AggregatorRegistry). Job wait and run time live here, and so must sessions and streams, which
+ *   run on whichever worker process took them.
+ */
 export type Scope = "local" | "shared";
 
 /** One metric of `registry.getMetricsAsJSON()`. */
@@ -123,6 +113,18 @@ export function aggregate(snapshots: Snapshot[]): Registry {
   return AggregatorRegistry.aggregate(snapshots as any);
 }
 
+/**
+ * Labels are bounded: job type, status, outcome, route pattern, method, host. Never an id. Every
+ * label set known at start (job types × statuses and outcomes) is there from the first scrape at 0,
+ * so `increase(...{status="failed"}[5m]) > 0` sees the first failure of a type.
+ *
+ * Hooks for features are get-or-create by name, so pool-side and API-side code can share one:
+ *
+ *   const active = metrics.gauge("shared", { name: "streamplay_sessions_active", help: "..." });
+ *   active.inc(); ... active.dec();
+ *
+ * The dashboard series that read such metrics are listed in `lib/monitoring/series.ts`.
+ */
 export function createMetrics(options: {
   version: string;
   /** The job types this platform runs: their series exist from the start, at 0. */

@@ -1,13 +1,6 @@
 /**
- * Monitoring in an API process, in one object the routes reach as `deps.monitor`:
- *
- * - `start()`: every second (the reporter's tick) it reads the platform from Redis, computes the
- *   series of `lib/monitoring/series.ts`, feeds the pressure gauge, the anomaly detectors and the dashboard
- *   (`metrics_update`), and every `STREAMPLAY_METRICS_INTERVAL_S` stores the series' averages in
- *   `platform_samples` (pruned after `STREAMPLAY_METRICS_RETENTION_DAYS`). Not started with
- *   `STREAMPLAY_MONITOR=false`: `/metrics` and `/api/pressure` still answer, reading Redis.
- * - `scrape()`: the `/metrics` text, read fresh; `history()`: stored series downsampled in
- *   DuckDB; `analytics()`: recent anomalies and forecasts from the stored trends.
+ * Monitoring in an API process, in one object the routes reach as `deps.monitor`: the series every
+ * second, their storage, `/metrics`, stored history, anomalies and forecasts.
  */
 import type { DuckDBValue } from "@duckdb/node-api";
 import type { Config } from "../core/config.ts";
@@ -326,6 +319,15 @@ export async function forecasts(
   return out;
 }
 
+/**
+ * - `start()`: every second (the reporter's tick) it reads the platform from Redis, computes the
+ *   series of `lib/monitoring/series.ts`, feeds the pressure gauge, the anomaly detectors and the
+ *   dashboard (`metrics_update`), and every `STREAMPLAY_METRICS_INTERVAL_S` stores the series'
+ *   averages in `platform_samples` (pruned after `STREAMPLAY_METRICS_RETENTION_DAYS`). Not started
+ *   with `STREAMPLAY_MONITOR=false`: `/metrics` and `/api/pressure` still answer, reading Redis.
+ * - `scrape()`: the `/metrics` text, read fresh; `history()`: stored series downsampled in DuckDB;
+ *   `analytics()`: recent anomalies and forecasts from the stored trends.
+ */
 export function createMonitor(options: {
   config: Config;
   log: Logger;

@@ -1,15 +1,7 @@
 /**
- * Pressure: whether the platform can take more work, in a form a load balancer can act on, and
- * the admission check that refuses new jobs (and sessions) when it cannot, instead of accepting
- * them to starve.
- *
- * - `full`: running + queued reached the worker slots of every live worker process plus
- *   `STREAMPLAY_MAX_QUEUED` (as browserless: concurrency, then a bounded queue) → 429.
- * - `cpu` / `memory`: this machine is over `STREAMPLAY_MAX_CPU_PERCENT` (5 s average) or
- *   `STREAMPLAY_MAX_MEMORY_PERCENT` → 503.
- * Running and queued are platform-wide (Redis); CPU and memory are the answering machine's.
- * With no worker process alive jobs still queue (up to the limit), so workers scaled from zero
- * on queue depth find them.
+ * Pressure: whether the platform can take more work, in a form a load balancer can act on, and the
+ * admission check that refuses new jobs (and sessions) when it cannot, instead of accepting them to
+ * starve.
  */
 import type { Config } from "../core/config.ts";
 import type { MachineSample } from "./machine.ts";
@@ -61,7 +53,18 @@ export interface PressureInputs {
 
 const fmt = (n: number) => n.toLocaleString("en-US", { maximumFractionDigits: 1 });
 
-/** Judges availability from the numbers; the first reason found wins (full, cpu, memory). */
+/**
+ * Judges availability from the numbers; the first reason found wins (full, cpu, memory).
+ *
+ * - `full`: running + queued reached the worker slots of every live worker process plus
+ *   `STREAMPLAY_MAX_QUEUED` (as browserless: concurrency, then a bounded queue) → 429.
+ * - `cpu` / `memory`: this machine is over `STREAMPLAY_MAX_CPU_PERCENT` (5 s average) or
+ *   `STREAMPLAY_MAX_MEMORY_PERCENT` → 503.
+ *
+ * Running and queued are platform-wide (Redis); CPU and memory are the answering machine's. With no
+ * worker process alive jobs still queue (up to the limit), so workers scaled from zero on queue
+ * depth find them.
+ */
 export function judgePressure(
   i: PressureInputs,
   limits: PressureLimits,

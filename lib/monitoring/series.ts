@@ -1,23 +1,7 @@
 /**
- * The platform series: named numbers computed every second from the machine sample, the Redis
- * state and the metrics, shown live on the dashboard, stored in `platform_samples`, and, for
- * those with `watch`, checked for anomalies. A series is null while it has no source (no job
- * started in the window, no session running).
- *
- * Sessions and streams are read from metrics registered in the `shared` registry (see
- * `lib/monitoring/metrics.ts`): sessions by `lib/sessions/metrics.ts`, streams by the streaming feature.
- * These names are the contract:
- *
- *   streamplay_sessions_active                 gauge    live sessions
- *   streamplay_session_viewers                 gauge    viewers connected, all sessions
- *   streamplay_session_frames_captured_total   counter  screencast frames received
- *   streamplay_session_frames_sent_total       counter  frames sent to viewers
- *   streamplay_session_frames_dropped_total    counter  frames a slow viewer skipped
- *   streamplay_session_buffer_health_ratio     gauge    worst session (aggregator "min"), 0–1
- *   streamplay_streams_active                  gauge    live video streams (label: protocol)
- *   streamplay_stream_frames_total             counter  frames encoded (label: protocol)
- *   streamplay_stream_bytes_total              counter  bytes produced (label: protocol)
- *   streamplay_stream_buffer_health_ratio      gauge    worst stream (aggregator "min"), 0–1
+ * The platform series: named numbers computed every second from the machine sample, the Redis state
+ * and the metrics, shown live on the dashboard, stored in `platform_samples`, and, for those with
+ * `watch`, checked for anomalies.
  */
 import { ConfigError } from "../core/config.ts";
 import type { MachineSample } from "./machine.ts";
@@ -69,6 +53,23 @@ const perItem = (rate: number | null, items: number | null, factor = 1) =>
 /** A figure of the live items (the worst one's), null when none is live: not a drop to 0. */
 const whileLive = (value: number | null, items: number | null) => (items ? value : null);
 
+/**
+ * A series is null while it has no source (no job started in the window, no session running).
+ * Sessions and streams are read from metrics registered in the `shared` registry (see
+ * `lib/monitoring/metrics.ts`) by `lib/sessions/metrics.ts` and `lib/streams/metrics.ts`. These
+ * names are the contract:
+ *
+ *   streamplay_sessions_active                 gauge    live sessions
+ *   streamplay_session_viewers                 gauge    viewers connected, all sessions
+ *   streamplay_session_frames_captured_total   counter  screencast frames received
+ *   streamplay_session_frames_sent_total       counter  frames sent to viewers
+ *   streamplay_session_frames_dropped_total    counter  frames a slow viewer skipped
+ *   streamplay_session_buffer_health_ratio     gauge    worst session (aggregator "min"), 0–1
+ *   streamplay_streams_active                  gauge    live video streams (label: protocol)
+ *   streamplay_stream_frames_total             counter  frames encoded (label: protocol)
+ *   streamplay_stream_bytes_total              counter  bytes produced (label: protocol)
+ *   streamplay_stream_buffer_health_ratio      gauge    worst stream (aggregator "min"), 0–1
+ */
 export const SERIES: readonly SeriesSpec[] = [
   {
     name: "cpu_percent",
