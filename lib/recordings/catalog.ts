@@ -1,17 +1,6 @@
 /**
- * Recordings in DuckDB, for the API process (the one that owns the DuckDB file):
- *
- * - the projections that keep the `recordings` table (from `recording` events, latest first)
- *   and `recording_events` (session events stamped with a `recording_id`: the timelines) in the
- *   history writer's own transactions (`EventProjection`);
- * - reads: a page of recordings with filters and a cursor, one recording, its timeline with
- *   times in video seconds and screenshot links, a summary of the timeline, its replays;
- * - deletion: rows first (with a tombstone, so a late event cannot bring a row back), then the
- *   files — here when they are here, and on every node through a pub/sub message plus a set of
- *   deleted ids that nodes which were down read when they start;
- * - sweeps: a recording whose recording process stopped refreshing its Redis key is marked
- *   `incomplete` (every 3 s); recordings past STREAMPLAY_RECORDING_RETENTION_DAYS are deleted
- *   (at start, then daily).
+ * Recordings in DuckDB, for the API process (the one that owns the DuckDB file): the projections
+ * that keep the tables, the reads, deletion, and the sweeps.
  */
 import type { DuckDBValue } from "@duckdb/node-api";
 import { z } from "@hono/zod-openapi";
@@ -80,7 +69,13 @@ const COLUMNS = [
   "updated_at",
 ];
 
-/** The history writer keeps these tables in the same transactions as the events. */
+/**
+ * The history writer keeps these tables in the same transactions as the events.
+ *
+ * They keep the `recordings` table (from `recording` events, latest first) and `recording_events`
+ * (session events stamped with a `recording_id`: the timelines) in the history writer's own
+ * transactions.
+ */
 export const RECORDING_PROJECTIONS: EventProjection[] = [
   {
     name: "recordings",
@@ -338,6 +333,16 @@ function entry(recordingId: string, data: Record<string, unknown>): TimelineEntr
   return out;
 }
 
+/**
+ * - reads: a page of recordings with filters and a cursor, one recording, its timeline with times
+ *   in video seconds and screenshot links, a summary of the timeline, its replays;
+ * - deletion: rows first (with a tombstone, so a late event cannot bring a row back), then the
+ *   files — here when they are here, and on every node through a pub/sub message plus a set of
+ *   deleted ids that nodes which were down read when they start;
+ * - sweeps: a recording whose recording process stopped refreshing its Redis key is marked
+ *   `incomplete` (every 3 s); recordings past STREAMPLAY_RECORDING_RETENTION_DAYS are deleted (at
+ *   start, then daily).
+ */
 export function createRecordingCatalog(options: CatalogOptions): RecordingCatalog {
   const { config, log, history, hub, redis, keys } = options;
 

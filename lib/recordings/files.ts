@@ -1,8 +1,5 @@
 /**
  * A recording's files over HTTP (its video and screenshots), with Range support so players seek.
- * Files stay on the node that recorded them: a node answers the ones on its disk, and for the
- * others names the recording's node to redirect to (heavy bytes never go through Redis). Ids
- * are checked against the recording id pattern before any path is built from them.
  */
 import parseRange from "range-parser";
 import { notFound } from "../core/errors.ts";
@@ -18,7 +15,13 @@ export interface FileRequest {
   head: boolean;
 }
 
-/** The file from this node, or the base URL of the node that has it. */
+/**
+ * The file from this node, or the base URL of the node that has it.
+ *
+ * Files stay on the node that recorded them: a node answers the ones on its disk, and for the
+ * others names the recording's node to redirect to (heavy bytes never go through Redis). Ids are
+ * checked against the recording id pattern before any path is built from them.
+ */
 export type FileAnswer = { response: Response } | { node: string };
 
 /** A screenshot number, or the last frame. */

@@ -1,15 +1,6 @@
 /**
- * Recording basics shared by the node that records (`recorder.ts`), the API (`recordings.ts`,
- * `routes/recordings.ts`) and the CLI:
- *
- * - recording ids, checked against one strict pattern before any path is built from them, so no
- *   request can reach outside the recordings directory;
- * - the options of a recording (codec, quality profile, fps, size) and the video size and rate
- *   they give for a session's viewport;
- * - where a recording's files are: `<data dir>/recordings/<id>/` holds `video.mp4|webm`,
- *   `shots/<n>.jpg` (the frame at each error), `final.jpg` (the last frame) and `meta.json`;
- * - its metadata, which is both the body of the `recording` event and the DuckDB row;
- * - ages such as "7d" (`clean --older-than`).
+ * Recording basics shared by the node that records (`recorder.ts`), the API (`catalog.ts`,
+ * `routes/recordings.ts`) and the CLI: ids, options, file paths, metadata, and ages.
  */
 import { z } from "@hono/zod-openapi";
 import {
@@ -23,6 +14,10 @@ import {
   type QualityProfile,
 } from "../video/codecs.ts";
 
+/**
+ * Recording ids are checked against this one strict pattern before any path is built from them, so
+ * no request can reach outside the recordings directory.
+ */
 export const RECORDING_ID_PATTERN = /^rec_[0-9a-z]{17}$/;
 
 /** A new recording id: `rec_` + time (base 36) + randomness, sortable by creation. */
@@ -98,7 +93,11 @@ export const RECORDING_LIVE_TTL_MS = 8_000;
 export const RECORDING_STATES = ["recording", "completed", "incomplete", "failed"] as const;
 export type RecordingState = typeof RECORDING_STATES[number];
 
-/** A recording's metadata: the body of its `recording` events and its DuckDB row. */
+/**
+ * A recording's metadata: the body of its `recording` events and its DuckDB row.
+ *
+ * Both the body of the `recording` event and the DuckDB row.
+ */
 export interface RecordingMeta {
   recording_id: string;
   session_id: string;
@@ -156,7 +155,12 @@ export interface RecordingPaths {
   shot(n: number): string;
 }
 
-/** The files of recording `id`; throws for anything that is not a recording id. */
+/**
+ * The files of recording `id`; throws for anything that is not a recording id.
+ *
+ * `<data dir>/recordings/<id>/` holds `video.mp4|webm`, `shots/<n>.jpg` (the frame at each error),
+ * `final.jpg` (the last frame) and `meta.json`.
+ */
 export function recordingPaths(dataDir: string, id: string): RecordingPaths {
   if (!isRecordingId(id)) throw new Error(`"${id}" is not a recording id`);
   const dir = `${recordingsRoot(dataDir)}/${id}`;
@@ -203,7 +207,11 @@ const UNITS: Record<string, number> = {
   w: 604_800_000,
 };
 
-/** "45s", "30m", "12h", "7d", "2w" → milliseconds; null for anything else. */
+/**
+ * "45s", "30m", "12h", "7d", "2w" → milliseconds; null for anything else.
+ *
+ * For `clean --older-than`.
+ */
 export function parseAge(text: string): number | null {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/i.exec(text);
   if (!m) return null;

@@ -1,8 +1,7 @@
 /**
- * Recording basics without a server: ids and the paths built from them, ages, the video size a
- * profile gives a viewport, the crash-safe muxer arguments, and the DuckDB projections that keep
- * the `recordings` and `recording_events` tables from events (latest state wins, replayed
- * batches are harmless, deleted recordings stay deleted, images are not copied).
+ * Recording basics without a server: ids and paths, ages, the video size a profile gives a
+ * viewport, the crash-safe muxer arguments, and the DuckDB projections of `recordings` and
+ * `recording_events` (latest wins, replays harmless, deletions stick, images not copied).
  */
 import assert from "node:assert/strict";
 import {

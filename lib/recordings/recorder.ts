@@ -1,27 +1,7 @@
 /**
- * The recorder of the sessions running in this process (every process with a worker pool).
- *
- * A recording taps a live session through its frame subscriber. Each captured frame goes to a
- * paced ffmpeg (`encoder.ts`: constant frame rate, the last frame repeated while the page is
- * idle) that writes the video as it goes (`progressiveFileMuxArgs`: fragmented MP4 or WebM), so
- * the file plays even if this process dies mid-way. Each page event of the session gets the
- * recording's id and its time in the video (`recording_id`, `recording_t_ms`) before it is
- * stored: those events are the recording's timeline, which the history writer copies into DuckDB
- * (`recordings.ts`). At every error (page error, console error, failed or blocked request,
- * failed navigation) the frame on screen is saved as a screenshot and linked from the event
- * (`recording_screenshot`); right after a navigation, the first frame of the new page. While a session is recorded its Worker reports every input with the
- * element it is aimed at.
- *
- * State: a `recording` event on the session's job at the start, every 10 s and at the end (the
- * metadata, upserted into the `recordings` table); a Redis key refreshed every 2 s while it
- * records (when it expires, the API marks the recording `incomplete`); `meta.json` beside the
- * files.
- *
- * Files stay on this node, which serves them (`routes/recordings.ts`). At start the recorder
- * finishes what a previous process here left recording (marked `incomplete`, with the frames and
- * duration ffprobe reads from the partial file). It deletes the files of recordings deleted
- * through the API (a pub/sub message, and the set of deleted ids for nodes that were down) and,
- * at start and daily, those older than STREAMPLAY_RECORDING_RETENTION_DAYS.
+ * The recorder of the sessions running in this process (every process with a worker pool): it taps
+ * a live session's frames into a video written as it goes, stamps the session's page events with
+ * the recording's time, and saves a screenshot at every error.
  */
 import type { Config } from "../core/config.ts";
 import type { EventPublisher } from "../jobs/events.ts";
@@ -387,6 +367,27 @@ class ActiveRecording {
   }
 }
 
+/**
+ * Each captured frame goes to a paced ffmpeg (`lib/video/encoder.ts`: constant frame rate, the last
+ * frame repeated while the page is idle) that writes the video as it goes
+ * (`progressiveFileMuxArgs`: fragmented MP4 or WebM), so the file plays even if this process dies
+ * mid-way. Each page event of the session gets the recording's id and its time in the video
+ * (`recording_id`, `recording_t_ms`) before it is stored: those events are the recording's
+ * timeline, which the history writer copies into DuckDB (`catalog.ts`). At every error (`isError`)
+ * the frame on screen is saved as a screenshot and linked from the event (`recording_screenshot`);
+ * right after a navigation, the first frame of the new page. While a session is recorded its Worker
+ * reports every input with the element it is aimed at.
+ *
+ * State: a `recording` event on the session's job at the start, every 10 s and at the end (the
+ * metadata, upserted into the `recordings` table); a Redis key refreshed every 2 s while it records
+ * (when it expires, the API marks the recording `incomplete`); `meta.json` beside the files.
+ *
+ * Files stay on this node, which serves them (`files.ts`, `routes/recordings.ts`). At start the
+ * recorder finishes what a previous process here left recording (marked `incomplete`, with the
+ * frames and duration ffprobe reads from the partial file). It deletes the files of recordings
+ * deleted through the API (a pub/sub message, and the set of deleted ids for nodes that were down)
+ * and, at start and daily, those older than STREAMPLAY_RECORDING_RETENTION_DAYS.
+ */
 export function createRecorder(options: RecorderOptions): Recorder {
   const { config, log, host, redis, keys } = options;
   const root = recordingsRoot(config.dataDir);

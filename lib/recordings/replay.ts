@@ -1,11 +1,6 @@
 /**
- * Replays on the platform side: the spec of a replay built from a recording's stored timeline
- * (its inputs become steps; its navigations and errors become what the replay is compared
- * with), and the `replay` job's companion, which is the session companion plus one thing: it
- * hands the spec, kept in Redis by the API until then, to the job's Worker.
- *
- * Console errors of the browser's own favicon request are left out of the comparison: the
- * browser makes or skips that request as it likes, it is not the page's.
+ * Replays on the platform side: the spec of a replay built from a recording's stored timeline, and
+ * the `replay` job's companion (the session companion that also hands the spec to the Worker).
  */
 import type { Companion } from "../jobs/runner.ts";
 import type { Redis } from "../core/redis.ts";
@@ -26,7 +21,11 @@ export class ReplayRefused extends Error {
 
 const ms = (event: Record<string, unknown>) => Number(event.recording_t_ms ?? 0);
 
-/** The steps and expectations of a replay of `recording`, from its stored timeline events. */
+/**
+ * The steps and expectations of a replay of `recording`, from its stored timeline events.
+ *
+ * Its inputs become steps; its navigations and errors become what the replay is compared with.
+ */
 export function buildReplaySpec(
   recording: RecordingView,
   events: Array<Record<string, unknown>>,
@@ -52,6 +51,7 @@ export function buildReplaySpec(
     } else if (e.type === "page_error") {
       errors.push({ t, type: "page_error", message: String(e.message ?? "") });
     } else if (
+      // The browser makes or skips its own favicon request as it likes: not the page's error.
       e.type === "console" && e.level === "error" &&
       !/\/favicon\.ico(\?|:\d+$|$)/.test(String(e.source ?? ""))
     ) {

@@ -1,9 +1,7 @@
 /**
- * What a replay runs and what it reports, in one place: the steps taken from a recording's
- * timeline (each input as it was sent, when, and the element it was aimed at), what happened
- * then (navigations, errors, the last frame) to compare with what happens now, and the
- * divergences found. The API builds the spec from a recording (`lib/recordings/replay.ts`); the session
- * Worker runs it (`workers/replay_runner.ts`). Types only: the sandboxed Worker imports this.
+ * What a replay runs and what it reports: the steps, what happened then, and the divergences. The
+ * API builds it (`lib/recordings/replay.ts`); the session Worker runs it
+ * (`workers/replay_runner.ts`). Types only: the sandboxed Worker imports this.
  */
 import type { InputMessage } from "../sessions/protocol.ts";
 

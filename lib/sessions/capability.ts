@@ -1,9 +1,7 @@
 /**
  * Session capabilities, what share links hold: a token for one session and one role (viewer or
- * operator) until it expires, `spshare.<payload>.<signature>` with the payload base64url JSON
- * `{ s, r, e }` signed with HMAC-SHA256 by a secret the processes sharing a Redis keep there
- * (made by whichever asks first). Its holder has that role on that session and nothing else,
- * whether tokens are on or off (see lib/http/auth.ts).
+ * operator) until it expires. Its holder has that role on that session and nothing else, whether
+ * tokens are on or off (see lib/http/auth.ts).
  */
 import type { Redis } from "../core/redis.ts";
 import { redisKeys } from "../core/keys.ts";
@@ -51,6 +49,10 @@ function fromBase64url(text: string): Uint8Array<ArrayBuffer> | null {
   }
 }
 
+/**
+ * A token is `spshare.<payload>.<signature>`, the payload base64url JSON `{ s, r, e }` signed with
+ * HMAC-SHA256 by a secret the processes sharing a Redis keep there (made by whichever asks first).
+ */
 export function createShareLinks(options: { redis: Redis; prefix: string }): ShareLinks {
   const key = redisKeys(options.prefix).shareSecret;
   let signing: Promise<CryptoKey> | undefined;

@@ -1,12 +1,6 @@
 /**
- * A filtering relay between one CDP client and the browser running its session. The client
- * speaks browser-level CDP and sees only its session's browser context (as the browser's default
- * context), the contexts it creates (forced onto the policy proxy) and their targets: foreign
- * targets are hidden, unattachable and, when auto-attach reaches them, released at once; commands
- * that reach beyond the session (the host's files, the whole browser, URLs the policy refuses)
- * answer a CDP error. Downloads are redirected to the session's own directory.
- *
- * Client ids pass through unchanged (below 2^30); the relay's own commands use ids above.
+ * A filtering relay between one CDP client and the browser running its session: the client sees
+ * only its session's browser context, the contexts it creates and their targets.
  */
 import type { UrlPolicy } from "../security/url_policy.ts";
 
@@ -126,7 +120,16 @@ type Verdict =
 
 const refuse = (message: string): Verdict => ({ refuse: message });
 
-/** Starts relaying `client` to its session's browser. */
+/**
+ * Starts relaying `client` to its session's browser.
+ *
+ * The client speaks browser-level CDP and sees its session's context as the browser's default
+ * context; the contexts it creates are forced onto the policy proxy. Foreign targets are hidden,
+ * unattachable and, when auto-attach reaches them, released at once; commands that reach beyond the
+ * session (the host's files, the whole browser, URLs the policy refuses) answer a CDP error.
+ * Downloads are redirected to the session's own directory. Client ids pass through unchanged (below
+ * 2^30, `OWN_IDS`); the relay's own commands use ids above.
+ */
 export function startCdpProxy(options: CdpProxyOptions): CdpProxy {
   return new CdpRelay(options);
 }

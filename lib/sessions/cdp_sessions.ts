@@ -1,8 +1,6 @@
 /**
- * CDP clients of live sessions: the session `GET /cdp` opens, a client served in the process
- * that runs its session through the filtering relay (`cdp_proxy.ts`) or passed on to that
- * process, and the ends: a session opened for CDP clients ends when its last client leaves
- * (`keep_alive_s` later), and its clients' sockets close with the session's reason when it ends.
+ * CDP clients of live sessions: the session `GET /cdp` opens, its clients served through the
+ * filtering relay (`cdp_proxy.ts`) in the process that runs it, or passed on to that process.
  */
 import { z } from "@hono/zod-openapi";
 import type { Logger } from "../core/log.ts";
@@ -101,7 +99,12 @@ interface Clients {
   over: boolean;
 }
 
-/** The CDP clients of the sessions this process runs. */
+/**
+ * The CDP clients of the sessions this process runs.
+ *
+ * A session opened for CDP clients ends when its last client leaves (`keep_alive_s` later), and its
+ * clients' sockets close with the session's reason when it ends.
+ */
 export function createCdpGateway(options: CdpGatewayOptions): CdpGateway {
   const bySession = new Map<string, Clients>();
 

@@ -1,8 +1,6 @@
 /**
- * The frame wire format: every screencast frame is one binary WebSocket message,
- * `[u32 little-endian header length][header JSON, UTF-8][JPEG bytes]`, built once in the pool
- * process that serves the session's viewers (`screencast.ts`, straight from CDP's base64, one
- * copy) and sent unchanged to every viewer and frame subscriber. No dependencies: tests and the
+ * The frame wire format: every screencast frame is one binary WebSocket message, `[u32
+ * little-endian header length][header JSON, UTF-8][JPEG bytes]`. No dependencies: tests and the
  * bench decode it too.
  */
 
@@ -35,7 +33,12 @@ function decodedLength(b64: string): number {
 
 type Base64Target = Uint8Array & { setFromBase64(b64: string): { read: number; written: number } };
 
-/** Builds a frame message from the header and the JPEG as CDP delivers it (base64), one copy. */
+/**
+ * Builds a frame message from the header and the JPEG as CDP delivers it (base64), one copy.
+ *
+ * Built once in the pool process that serves the session's viewers (`screencast.ts`, straight from
+ * CDP's base64) and sent unchanged to every viewer and frame subscriber.
+ */
 export function encodeFrame(header: FrameHeader, jpegBase64: string): Uint8Array<ArrayBuffer> {
   const head = encoder.encode(JSON.stringify(header));
   const out = new Uint8Array(4 + head.length + decodedLength(jpegBase64));

@@ -1,9 +1,6 @@
 /**
  * The live sessions of this process as shared metrics (summed over every process by
- * `lib/monitoring/cluster.ts`), under the names `lib/monitoring/series.ts` reads for the dashboard and the anomaly
- * detectors. Values are read from the sessions' own counters when metrics are collected (once a
- * second and at each scrape), so the frame path gains no work; the totals of ended sessions are
- * kept so the counters never go down.
+ * `lib/monitoring/cluster.ts`), under the names `lib/monitoring/series.ts` reads.
  */
 import type { Metrics } from "../monitoring/metrics.ts";
 import type { LiveSession, SessionHost } from "./host.ts";
@@ -14,6 +11,11 @@ interface Totals {
   dropped: number;
 }
 
+/**
+ * Values are read from the sessions' own counters when metrics are collected (once a second and at
+ * each scrape), so the frame path gains no work; the totals of ended sessions are kept so the
+ * counters never go down.
+ */
 export function watchSessions(metrics: Metrics, host: SessionHost): () => void {
   const live = new Set<LiveSession>();
   const ended: Totals = { captured: 0, sent: 0, dropped: 0 };

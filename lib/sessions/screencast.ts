@@ -1,13 +1,6 @@
 /**
- * CDP screencast of one page target over its own DevTools WebSocket, in the process that serves
- * the session's viewers. Playwright keeps driving the page over its pipe; frames take this
- * shorter path because Playwright's CDP client costs about five times more CPU per frame under
- * Deno (measured: ~5 ms vs ~0.9 ms for a 150 KB JPEG).
- *
- * Each `Page.screencastFrame` is acknowledged as soon as it is parsed, the acknowledgement paced
- * to `maxFps` (Chromium captures the next frame only once the last ones are acknowledged, so no
- * frame above the rate is encoded), then becomes one wire message (`frame.ts`) handed
- * to `onFrame`.
+ * CDP screencast of one page target over its own DevTools WebSocket, in the process that serves the
+ * session's viewers, while Playwright keeps driving the page over its pipe.
  */
 import { encodeFrame } from "./frame.ts";
 
@@ -48,7 +41,15 @@ interface CdpFrame {
   };
 }
 
-/** Connects to the target and starts capturing; resolves once the screencast is requested. */
+/**
+ * Connects to the target and starts capturing; resolves once the screencast is requested.
+ *
+ * Frames take this shorter path because Playwright's CDP client costs about five times more CPU per
+ * frame under Deno (measured: ~5 ms vs ~0.9 ms for a 150 KB JPEG). Each `Page.screencastFrame` is
+ * acknowledged as soon as it is parsed, the acknowledgement paced to `maxFps` (Chromium captures
+ * the next frame only once the last ones are acknowledged, so no frame above the rate is encoded),
+ * then becomes one wire message (`frame.ts`) handed to `onFrame`.
+ */
 export async function startScreencast(options: ScreencastOptions): Promise<Screencast> {
   const socket = new WebSocket(options.url);
   let size = options.size;

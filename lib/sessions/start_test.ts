@@ -1,8 +1,7 @@
 /**
- * Starting a session on a real platform (embedded Redis, DuckDB, the event hub) that runs no
- * worker, so no start ever completes: a start that times out cancels its job and frees its
- * slot; a start with every slot taken, or by a token holding its max_sessions, is refused with a
- * retry delay and queues nothing.
+ * Starting a session on a real platform that runs no worker: a start that times out cancels its job
+ * and frees its slot; a start with every slot taken, or by a token at its max_sessions, is refused
+ * with a retry delay and queues nothing.
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../core/config.ts";

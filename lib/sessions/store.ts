@@ -1,16 +1,6 @@
 /**
- * Sessions in Redis, shared by every process:
- *
- * - slots: a sorted set of the session ids holding one of STREAMPLAY_MAX_SESSIONS. A slot is
- *   taken atomically before the session's job is queued and is free again as soon as the job is
- *   final, whoever finished it (the session itself, a cancel, the reaper after a worker died):
- *   taking a slot first drops the entries of finished jobs. A slot may name its owner (a token),
- *   which may hold at most its own number of them.
- * - snapshots: the process running a session publishes its live view every second (state, page,
- *   tabs, metrics, `ws_url`) with a short expiry, so any API process can answer for it.
- * - control: navigate / pause / resume / screenshot / stop (and the ops features add, e.g. video
- *   streams) reach the process running the session as a request on a pub/sub channel; the reply
- *   comes back on the asking process's own channel.
+ * Sessions in Redis, shared by every process: the slots of STREAMPLAY_MAX_SESSIONS, the live
+ * snapshots any API process answers from, and control requests to the process running a session.
  */
 import type { Redis } from "../core/redis.ts";
 import { closeRedis } from "../core/redis.ts";
@@ -124,6 +114,18 @@ interface WireReply extends Omit<ControlReply, "bytes"> {
   bytes_b64?: string;
 }
 
+/**
+ * - slots: a sorted set of the session ids holding a slot. A slot is taken atomically before the
+ *   session's job is queued and is free again as soon as the job is final, whoever finished it (the
+ *   session itself, a cancel, the reaper after a worker died): taking a slot first drops the
+ *   entries of finished jobs. A slot may name its owner (a token), which may hold at most its own
+ *   number of them.
+ * - snapshots: the process running a session publishes its live view every second (state, page,
+ *   tabs, metrics, `ws_url`) with a short expiry.
+ * - control: navigate / pause / resume / screenshot / stop (and what other features add, e.g. video
+ *   streams) reach the process running the session as a request on a pub/sub channel; the reply
+ *   comes back on the asking process's own channel.
+ */
 export function createSessionStore(options: {
   redis: Redis;
   /** A new subscriber connection (made on first use). */

@@ -1,19 +1,6 @@
 /**
- * The live video streams of the sessions running in this process. A stream is one ffmpeg
- * (`encoder.ts`) fed the session's frames at a constant frame rate through a frame subscriber,
- * delivering
- *
- * - HLS or DASH into a directory of its own under `<data dir>/streams/<stream id>/`, served over
- *   HTTP by this process (`serve()`, see `routes/streams.ts`); a DASH segment in progress is
- *   served while ffmpeg writes it (chunked CMAF), which is what makes low-latency DASH low;
- * - or RTMP, pushed to the caller's server with the key kept secret.
- *
- * It keeps the metrics (encoder speed and backlog, bytes and players served, distinct viewers
- * in the last window), the health (below real time or a growing backlog → degraded; ffmpeg
- * exited → unhealthy, restarted once, then the stream stops with the reason), publishes its
- * status to Redis every second and its lifecycle to the session job's events. Streams start and
- * stop through session control requests (`stream_start`, `stream_stop`), so the API reaches
- * them wherever the session runs; a session's end ends its streams.
+ * The live video streams of the sessions running in this process: one ffmpeg (`encoder.ts`) per
+ * stream, fed the session's frames at a constant frame rate, delivering HLS, DASH or RTMP.
  */
 import { join } from "node:path";
 import type { Logger } from "../core/log.ts";
@@ -670,6 +657,18 @@ interface HostContext {
 /**
  * Starts serving video streams for the sessions of `options.sessions`: registers the
  * `stream_start` / `stream_stop` control ops and removes directories left by a previous run.
+ *
+ * - HLS or DASH go into a directory of its own under `<data dir>/streams/<stream id>/`, served over
+ *   HTTP by this process (`serve()`, see `routes/streams.ts`); a DASH segment in progress is served
+ *   while ffmpeg writes it (chunked CMAF), which is what makes low-latency DASH low;
+ * - RTMP is pushed to the caller's server with the key kept secret.
+ *
+ * Each stream keeps its metrics (encoder speed and backlog, bytes and players served, distinct
+ * viewers in the last window) and health (below real time or a growing backlog → degraded; ffmpeg
+ * exited → unhealthy, restarted once, then the stream stops with the reason), publishes its status
+ * to Redis every second and its lifecycle to the session job's events. Streams start and stop
+ * through session control requests (`stream_start`, `stream_stop`), so the API reaches them
+ * wherever the session runs; a session's end ends its streams.
  */
 export async function createStreamHost(options: StreamHostOptions): Promise<StreamHost> {
   const streams = new Map<string, Stream>();

@@ -1,15 +1,17 @@
 /**
  * The video streams of this process as shared metrics (summed over every process by
- * `lib/monitoring/cluster.ts`), under the names `lib/monitoring/series.ts` reads for the dashboard and the anomaly
- * detectors. Values are read from the streams' own counters when metrics are collected (once a
- * second and at each scrape), so encoding gains no work; the totals of ended streams are kept so
- * the counters never go down.
+ * `lib/monitoring/cluster.ts`), under the names `lib/monitoring/series.ts` reads.
  */
 import type { Metrics } from "../monitoring/metrics.ts";
 import type { StreamHost } from "./host.ts";
 import type { StreamStatus } from "./store.ts";
 import { type Protocol, PROTOCOLS } from "./options.ts";
 
+/**
+ * Values are read from the streams' own counters when metrics are collected (once a second and at
+ * each scrape), so encoding gains no work; the totals of ended streams are kept so the counters
+ * never go down.
+ */
 export function watchStreams(metrics: Metrics, host: StreamHost): () => void {
   const ended = new Map<Protocol, { frames: number; bytes: number }>(
     PROTOCOLS.map((p) => [p, { frames: 0, bytes: 0 }]),

@@ -1,13 +1,7 @@
 /**
- * What a live video stream of a session can be asked for, and what each delivery becomes:
- *
- * - the request (`StreamRequest`, validated at the edge and documented in the OpenAPI schema),
- *   with the rules across fields: which codecs each protocol carries, RTMP needs a target, even
- *   sizes, a frame rate in range;
- * - the delivery of each protocol: segment length and window, the files in the stream's
- *   directory and their MIME types and cache headers, and the ffmpeg muxer arguments.
- *
- * Video settings (profiles, codecs, encoders) come from `video.ts`, shared with recordings.
+ * What a live video stream of a session can be asked for (`StreamRequest`) and what each delivery
+ * becomes (segments, files, MIME types, cache headers, ffmpeg muxer arguments). Video settings come
+ * from `lib/video/`, shared with recordings.
  */
 import { z } from "@hono/zod-openapi";
 import {
@@ -36,6 +30,10 @@ export const PROTOCOL_CODECS: Record<Protocol, readonly Codec[]> = {
 export const MIN_FRAME_RATE = 1;
 export const MAX_FRAME_RATE = 60;
 
+/**
+ * Validated at the edge and documented in the OpenAPI schema, with the rules across fields: which
+ * codecs each protocol carries, RTMP needs a target, even sizes, a frame rate in range.
+ */
 export const StreamRequest = z.object({
   protocol: z.enum(PROTOCOLS).default("hls"),
   quality: z.enum(PROFILE_NAMES).default(DEFAULT_PROFILE)

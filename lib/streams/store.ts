@@ -1,8 +1,6 @@
 /**
- * Video streams in Redis, shared by every process: the process that encodes a stream publishes
- * its status every second with a short expiry and keeps its id in the set of active streams, so
- * any API process can list and describe it and find the session (hence the process) to ask to
- * stop it. An ended stream's last status stays a while, so a late `GET` can say why it ended.
+ * Video streams in Redis, shared by every process, so any API process can list and describe a
+ * stream and find the session (hence the process) to ask to stop it.
  */
 import { z } from "@hono/zod-openapi";
 import type { Redis } from "../core/redis.ts";
@@ -90,6 +88,11 @@ export interface StreamStore {
   active(): Promise<StreamStatus[]>;
 }
 
+/**
+ * The process that encodes a stream publishes its status every second with a short expiry and keeps
+ * its id in the set of active streams. An ended stream's last status stays a while, so a late `GET`
+ * can say why it ended.
+ */
 export function createStreamStore(options: { redis: Redis; prefix: string }): StreamStore {
   const { redis } = options;
   const keys = redisKeys(options.prefix);

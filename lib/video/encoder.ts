@@ -1,14 +1,6 @@
 /**
  * One ffmpeg process fed a session's JPEG frames at a constant frame rate — the shared engine of
  * recordings (a growing MP4/WebM file) and live streams (HLS, DASH, RTMP).
- *
- * Frames arrive whenever the page changes; the pacer writes exactly `fps` frames per second to
- * ffmpeg from the first frame on, repeating the last one while the page is idle, so time in the
- * video is real time. When ffmpeg falls behind (a slow start, a busy machine) the pacer catches
- * up through a backlog of up to two seconds; frames owed beyond that are skipped and counted
- * (`frames_dropped`) so the output stays live, and `backlog_frames` and `speed` say so. A file
- * that should keep real time through a slow spell (a recording) sets a larger `maxBacklogS`: the
- * pacer then owes those frames and writes them as fast as ffmpeg takes them.
  */
 import { type Logger } from "../core/log.ts";
 import {
@@ -115,6 +107,15 @@ export function ffmpegCommandLine(options: EncoderOptions): string[] {
   ];
 }
 
+/**
+ * Frames arrive whenever the page changes; the pacer writes exactly `fps` frames per second to
+ * ffmpeg from the first frame on, repeating the last one while the page is idle, so time in the
+ * video is real time. When ffmpeg falls behind (a slow start, a busy machine) the pacer catches up
+ * through a backlog of up to two seconds; frames owed beyond that are skipped and counted
+ * (`frames_dropped`) so the output stays live, and `backlog_frames` and `speed` say so. A file that
+ * should keep real time through a slow spell (a recording) sets a larger `maxBacklogS`: the pacer
+ * then owes those frames and writes them as fast as ffmpeg takes them.
+ */
 export function startEncoder(options: EncoderOptions): Encoder {
   const { output, log } = options;
   const mask = (text: string) => {
