@@ -1,13 +1,7 @@
 /**
  * `browser-bench`: real-browser load on one site — N virtual users in Chromium (or a sweep of
- * `levels`), each repeating a declarative scenario, with screenshots, web vitals, errors by kind
- * (each with a screenshot), and a sizing report built from the resource samples.
- *
- * Its sandbox may read the project's node_modules and the Chromium executable, run that
- * executable, and write only to the job's artifact directory; it has no network permission (the
- * browser talks to it over a pipe). The browser itself reaches the network only through the
- * job's proxy in the pool process, which admits the hosts the URL policy approved when the job
- * started, at the addresses it checked (see lib/load/browser.ts).
+ * `levels`) repeating a scenario, with screenshots, web vitals, errors by kind, and a sizing
+ * report.
  */
 import { fileURLToPath } from "node:url";
 import { z } from "@hono/zod-openapi";
@@ -133,6 +127,13 @@ export interface BrowserBenchInit {
 const NODE_MODULES = fileURLToPath(new URL("../node_modules/", import.meta.url));
 const module = new URL("./browser-bench.worker.ts", import.meta.url);
 
+/**
+ * Its sandbox may read the project's node_modules and the Chromium executable, run that executable,
+ * and write only to the job's artifact directory; it has no network permission (the browser talks
+ * to it over a pipe). The browser itself reaches the network only through the job's proxy in the
+ * pool process, which admits the hosts the URL policy approved when the job started, at the
+ * addresses it checked (see lib/load/browser.ts).
+ */
 export const browserBenchJob: JobType<BrowserBenchParams> = {
   name: "browser-bench",
   summary: "Real-browser load with web vitals, screenshots and a sizing report.",

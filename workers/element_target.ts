@@ -1,22 +1,6 @@
 /**
  * The element under an input, named by a stable selector at the moment of the action (session
- * Worker, while recording). The page describes the element itself (one `evaluate`): the nearest
- * interactive ancestor of what is under the pointer (or the focused element, for typing), its
- * box, text and selector candidates in order of stability, the first that matches it alone
- * winning:
- *
- *   1. a test id attribute (`data-testid`, `data-test`, `data-qa`, `data-cy`), or an id that does
- *      not look generated;
- *   2. its ARIA role and accessible name, `role=button[name="Save"]`;
- *   3. a stable attribute (`name`, `placeholder`, `aria-label`, `alt`, `title`, `href`), or a
- *      class that names what it is (`input.toggle`; not a state like `completed`, not generated);
- *   4. within the nearest ancestor whose text says which item it is,
- *      `div.view:has-text("buy milk") input.toggle` (a list's checkbox);
- *   5. else a CSS path of `:nth-of-type` steps from the nearest ancestor with an id.
- *
- * Candidates the page cannot check itself (Playwright's role and text engines) are counted
- * through Playwright, a round trip each, only when needed. The page's background is "nothing".
- * A replay finds the element again with `page.locator(selector)`.
+ * Worker, while recording), so a replay finds it again with `page.locator(selector)`.
  */
 import type { Page } from "playwright";
 import type { ElementTarget } from "../lib/recordings/replay_spec.ts";
@@ -203,6 +187,22 @@ const MAX_COUNTED = 4;
  * the first of its selector candidates that matches it alone. The page's background is
  * "nothing" (no selector, a box of no size at the point). Null when there is no focused element
  * or the page did not answer within 1.5 s (the input goes ahead anyway).
+ *
+ * The page describes the element itself (one `evaluate`): the nearest interactive ancestor of what
+ * is under the pointer (or the focused element, for typing), its box, text and selector candidates
+ * in order of stability:
+ *
+ *   1. a test id attribute (`data-testid`, `data-test`, `data-qa`, `data-cy`), or an id that does
+ *      not look generated;
+ *   2. its ARIA role and accessible name, `role=button[name="Save"]`;
+ *   3. a stable attribute (`name`, `placeholder`, `aria-label`, `alt`, `title`, `href`), or a
+ *      class that names what it is (`input.toggle`; not a state like `completed`, not generated);
+ *   4. within the nearest ancestor whose text says which item it is,
+ *      `div.view:has-text("buy milk") input.toggle` (a list's checkbox);
+ *   5. else a CSS path of `:nth-of-type` steps from the nearest ancestor with an id.
+ *
+ * Candidates the page cannot check itself (Playwright's role and text engines) are counted through
+ * Playwright, a round trip each, only when needed.
  */
 export async function elementTarget(
   page: Page,

@@ -1,12 +1,7 @@
 /**
- * `function`: user code as a job. `params.code` is an ES module whose default export the
- * platform calls with `{ params, log, artifacts }` (and `page`, `context` with a browser); its
- * return value is the job's result. The code runs in a Deno process of its own with no
- * permission at all (net only to its allow_hosts) under a memory cap; without a browser, the
- * Worker that starts it may run prlimit and nothing else (`lib/functions/process.ts`); with one,
- * it is a live session (viewers, recording) whose page the code drives through a bridge
- * (`lib/functions/page_bridge.ts`). Timeouts and cancels end the process at once; the Worker
- * and the function's neighbours carry on.
+ * `function`: user code as a job. `params.code` is an ES module whose default export the platform
+ * calls with `{ params, log, artifacts }` (and `page`, `context` with a browser); its return value
+ * is the job's result.
  */
 import { fileURLToPath } from "node:url";
 import type { JobType } from "../lib/jobs/job_type.ts";
@@ -58,6 +53,13 @@ export function browserFunctionSandbox(config: Config): SandboxSpec {
   };
 }
 
+/**
+ * The code runs in a Deno process of its own with no permission at all (net only to its
+ * allow_hosts) under a memory cap; without a browser, the Worker that starts it may run prlimit and
+ * nothing else (`lib/functions/process.ts`); with one, it is a live session (viewers, recording)
+ * whose page the code drives through a bridge (`lib/functions/page_bridge.ts`). Timeouts and
+ * cancels end the process at once; the Worker and the function's neighbours carry on.
+ */
 export const functionJob: JobType<FunctionParams> = {
   name: "function",
   summary: "Runs user code (a TypeScript or JavaScript module) in a sandbox of its own.",

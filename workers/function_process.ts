@@ -1,12 +1,7 @@
 /**
- * The entry point of a function's own Deno process, started with no permission at all (net only
- * to its `allow_hosts`) by `lib/functions/process.ts`. It loads the user's module from a data:
- * URL, calls its default export once per `run`, and speaks `lib/functions/protocol.ts` on stdin
- * and stdout: console output, `log()` and `artifacts.save()` become messages, and so does the
- * result. `page` and `context` are proxies: each method call is a message, answered by the side
- * that holds the browser (so every method returns a promise, `url()` included; finders such as
- * `locator()` return the next proxy at once). It holds nothing worth stealing; everything it may
- * do is decided on the other side.
+ * The entry point of a function's own Deno process, started with no permission (net only to its
+ * `allow_hosts`) by `lib/functions/process.ts`: it runs the user's module and speaks
+ * `lib/functions/protocol.ts` on stdin and stdout. It holds nothing worth stealing.
  */
 import {
   exceedsJsonSize,
@@ -114,7 +109,13 @@ const PROPERTIES = new Set(["keyboard", "mouse", "touchscreen"]);
 const handleOf = Symbol("handle");
 type Remote = { [handleOf]: Promise<number> } & Record<string, unknown>;
 
-/** A page object held on the other side: every method call becomes a `call` message. */
+/**
+ * A page object held on the other side: every method call becomes a `call` message.
+ *
+ * `page` and `context` are such proxies: each method call is a message answered by the side that
+ * holds the browser, so every method returns a promise, `url()` included; finders such as
+ * `locator()` return the next proxy at once. Everything it may do is decided on the other side.
+ */
 function remote(id: Promise<number>): Remote {
   id.catch(() => {});
   return new Proxy({} as Remote, {
@@ -196,6 +197,10 @@ async function load(code: string) {
   }
 }
 
+/**
+ * Calls the module's default export once per `run`; console output, `log()` and `artifacts.save()`
+ * become messages, and so does the result.
+ */
 async function run(params: unknown, page: number | null, context: number | null) {
   try {
     const handles = page === null || context === null

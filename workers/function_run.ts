@@ -1,9 +1,6 @@
 /**
- * One run of a function, as both Workers that run functions do it (`function.worker.ts` without
- * a browser, `session.worker.ts` with one): wait for the companion to clear the run's
- * allow_hosts, take a process with the code loaded, run it with its log lines going to the job,
- * its artifacts to the companion and its page calls to the bridge, and end the process the
- * moment the run is stopped.
+ * One run of a function, as both Workers that run functions do it (`function.worker.ts` without a
+ * browser, `session.worker.ts` with one).
  */
 import type { BrowserContext, Page } from "playwright";
 import { type JobContext, JobError } from "./runtime.ts";
@@ -26,7 +23,13 @@ export interface RunOptions {
 const reasonOf = (signal: AbortSignal) =>
   signal.reason instanceof Error ? signal.reason.message : String(signal.reason ?? "cancelled");
 
-/** Runs the job's function once; failures are JobErrors (sandbox breaches are not retried). */
+/**
+ * Runs the job's function once; failures are JobErrors (sandbox breaches are not retried).
+ *
+ * Waits for the companion to clear the run's allow_hosts, takes a process with the code loaded,
+ * runs it with its log lines going to the job, its artifacts to the companion and its page calls to
+ * the bridge, and ends the process the moment the run is stopped.
+ */
 export async function runFunction(
   ctx: JobContext<FunctionParams, unknown>,
   options: RunOptions,

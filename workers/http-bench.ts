@@ -1,12 +1,7 @@
 /**
- * `http-bench`: HTTP load against one URL — concurrency (or a sweep of `levels`), duration or
- * request count, optional rate cap and ramp-up — reporting throughput, errors by kind, status
- * counts and latency percentiles, and a sizing report of the TARGET: the processes named by
- * `target_pids`, `target_process` or `target_cgroup`, measured by the pool (never by the
- * sandbox) and kept apart from the load generator's own use. Without them the report says no
- * resource cost was measured. Its sandbox may connect to the target's port at the addresses the
- * URL policy checked when the job started, and nothing else: the Worker never looks the name up
- * again.
+ * `http-bench`: HTTP load against one URL (concurrency or a sweep of `levels`, duration or count,
+ * rate cap, ramp-up) reporting throughput, errors, statuses, latency percentiles and a sizing
+ * report of the target.
  */
 import { z } from "@hono/zod-openapi";
 import type { JobType } from "../lib/jobs/job_type.ts";
@@ -27,6 +22,11 @@ import { type Egress, hostOf, hostPort, portOf } from "../lib/security/egress.ts
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const RESERVED_HEADERS = new Set(["content-length", "transfer-encoding", "connection", "upgrade"]);
 
+/**
+ * The sizing report measures the TARGET: the processes named by `target_pids`, `target_process` or
+ * `target_cgroup`, measured by the pool (never by the sandbox) and kept apart from the load
+ * generator's own use. Without them the report says no resource cost was measured.
+ */
 export const HttpBenchParams = z.object({
   url: z.string().max(8192).openapi({ example: "http://127.0.0.1:8080/" }),
   method: z.enum(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]).default("GET"),
@@ -113,7 +113,12 @@ export interface HttpBenchInit {
   addresses: string[];
 }
 
-/** The target's checked addresses (the job's egress), and each `address:port` to allow. */
+/**
+ * The target's checked addresses (the job's egress), and each `address:port` to allow.
+ *
+ * The sandbox may connect to the target's port at the addresses the URL policy checked when the job
+ * started, and nothing else: the Worker never looks the name up again.
+ */
 export function pinnedTarget(raw: string, egress: Egress): { addresses: string[]; net: string[] } {
   const url = new URL(raw);
   const addresses = [...egress.addresses.get(hostOf(url)) ?? []];

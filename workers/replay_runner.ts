@@ -1,24 +1,6 @@
 /**
- * Runs a recording's steps in a replay session (inside the session Worker) and reports how the
- * page behaved differently.
- *
- * Timing: with `speed` a number, each step waits for its recorded time divided by the speed;
- * with "max", steps run back to back. Either way a step first waits until the page has made as
- * many navigations as the recording had by then (up to 10 s), so a click on a link is followed
- * by the next click on the new page, not the old one.
- *
- * Locating: pointer input whose target had a selector is aimed at the same relative point of the
- * element the selector finds now (visible, scrolled into view); when it finds none, the step is
- * reported (`element_not_found`) and sent to the recorded coordinates. Typing checks that the
- * recorded field still exists.
- *
- * Comparing, at the end: main-frame navigations in order (`navigation`), page and console errors
- * as multisets (`new_error`, `missing_error`), and — when a threshold is given — the share of
- * differing pixels between the recording's last frame and the replay's (`visual`, pixelmatch).
- *
- * The same divergence again (every keystroke into a renamed field) is counted in the first one,
- * with its last step, not listed again. Each is shown to viewers as a `replay_divergence` page
- * event when first found.
+ * Runs a recording's steps in a replay session (inside the session Worker) and reports how the page
+ * behaved differently.
  */
 import type { Page } from "playwright";
 import jpeg from "jpeg-js";
@@ -143,6 +125,25 @@ export function visualDifference(a: Uint8Array, b: Uint8Array): number | null {
   return differing / (one.width * one.height);
 }
 
+/**
+ * Timing: with `speed` a number, each step waits for its recorded time divided by the speed; with
+ * "max", steps run back to back. Either way a step first waits until the page has made as many
+ * navigations as the recording had by then (up to 10 s), so a click on a link is followed by the
+ * next click on the new page, not the old one.
+ *
+ * Locating: pointer input whose target had a selector is aimed at the same relative point of the
+ * element the selector finds now (visible, scrolled into view); when it finds none, the step is
+ * reported (`element_not_found`) and sent to the recorded coordinates. Typing checks that the
+ * recorded field still exists.
+ *
+ * Comparing, at the end: main-frame navigations in order (`navigation`), page and console errors as
+ * multisets (`new_error`, `missing_error`), and — when a threshold is given — the share of
+ * differing pixels between the recording's last frame and the replay's (`visual`, pixelmatch).
+ *
+ * The same divergence again (every keystroke into a renamed field) is counted in the first one,
+ * with its last step, not listed again. Each is shown to viewers as a `replay_divergence` page
+ * event when first found.
+ */
 export async function runReplay(
   host: ReplayHost,
   spec: ReplaySpec,

@@ -1,9 +1,6 @@
 /**
  * The harness every `*.worker.ts` uses: it speaks the sandbox protocol
- * (`lib/jobs/worker_protocol.ts`) with the worker pool. A job handler gets a context with its
- * params, an AbortSignal and event emitters; what it returns is the job's result, what it throws
- * fails the attempt (`JobError` with `retryable: false` fails the job for good). `send` /
- * `onMessage` talk to the job's companion in the pool process without going through Redis.
+ * (`lib/jobs/worker_protocol.ts`) with the worker pool.
  */
 import {
   type JobDone,
@@ -61,6 +58,12 @@ export interface ServeOptions<I> {
   teardown?(): Promise<void> | void;
 }
 
+/**
+ * A job handler gets a context with its params, an AbortSignal and event emitters; what it returns
+ * is the job's result, what it throws fails the attempt (`JobError` with `retryable: false` fails
+ * the job for good). `send` / `onMessage` talk to the job's companion in the pool process without
+ * going through Redis.
+ */
 export function serveJobs<P, R, I = unknown>(
   handler: (ctx: JobContext<P, I>) => Promise<R>,
   options: ServeOptions<I> = {},

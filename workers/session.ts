@@ -1,9 +1,6 @@
 /**
- * `session`: a live, interactive browser session. Its Worker holds one Chromium shared by every
- * session of the process and one browser context per session, and applies viewers' input; its
- * companion (`lib/sessions/host.ts`) captures the CDP screencast and serves the viewers. Sessions
- * have their own slots (STREAMPLAY_MAX_SESSIONS), are asked to stop rather than killed, and are
- * never retried: a session that restarted would not be the same session.
+ * `session`: a live, interactive browser session; its Worker (`session.worker.ts`) drives the
+ * browser, its companion (`lib/sessions/host.ts`) captures the screencast and serves the viewers.
  */
 import { fileURLToPath } from "node:url";
 import type { JobType } from "../lib/jobs/job_type.ts";
@@ -66,6 +63,10 @@ export const SESSION_JOB_BASE = {
   stopGraceMs: SESSION_STOP_GRACE_MS,
 } satisfies Partial<JobType<{ url: string; max_duration_s: number }>>;
 
+/**
+ * Sessions have their own slots (STREAMPLAY_MAX_SESSIONS), are asked to stop rather than killed,
+ * and are never retried: a session that restarted would not be the same session.
+ */
 export const sessionJob: JobType<SessionParams> = {
   name: "session",
   summary: "A live browser session streamed to viewers, who may drive it.",

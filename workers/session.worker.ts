@@ -1,20 +1,7 @@
 /**
- * Sandbox side of `session`: one Chromium for every session of this Worker (launched on first
- * use, closed a minute after the last session), one browser context per session, its pages as
- * tabs (popups included). Playwright drives the pages over its pipe: input from viewers arrives
- * from the companion already validated and allowed, and is applied in order; page events go back
- * to the companion. The screencast of the active tab is the companion's: this side tells it
- * which DevTools target to capture (Chromium also listens on a loopback DevTools port for that).
- *
- * The browser reaches the network only through the companion's SOCKS proxy, which applies the
- * URL policy to every connection.
- *
- * While the session is recorded, each input is also reported as an `input` page event with the
- * element under it resolved to a stable selector before the input is applied
- * (`element_target.ts`). The same Worker runs `replay` jobs: a session that, once its page is up,
- * runs a recording's steps and reports how it diverged (`replay_runner.ts`), and `function` jobs
- * with a browser: a session whose page is handed to the user's code (`function_run.ts`), whose
- * return value is the job's result.
+ * Sandbox side of `session` (and of `replay` and browser `function` jobs): one Chromium for every
+ * session of this Worker, one browser context per session, its pages as tabs; viewers' input is
+ * applied in order and page events go back to the companion.
  */
 import type { Browser, BrowserContext, Dialog, Page } from "playwright";
 import { type JobContext, JobError, serveJobs } from "./runtime.ts";
@@ -83,7 +70,13 @@ const sessions = new Set<Session>();
 /** The processes of functions with a browser (when this Worker runs them). */
 let functionPool: ProcessPool | undefined;
 
-/** The shared browser; a new one listens for DevTools on `port` (loopback). */
+/**
+ * The shared browser; a new one listens for DevTools on `port` (loopback).
+ *
+ * Launched on first use, closed a minute after the last session (`BROWSER_IDLE_MS`). The DevTools
+ * port is for the companion, which captures the active tab's screencast: this side tells it which
+ * target to capture.
+ */
 function getBrowser(port: number): Promise<Browser> {
   clearTimeout(idleTimer);
   if (!browser) {
@@ -148,6 +141,17 @@ interface Counters {
 
 type Request = { rid: number; run: () => Promise<unknown>; move?: { x: number; y: number } };
 
+/**
+ * Playwright drives the pages over its pipe; input from viewers arrives from the companion already
+ * validated and allowed, and is applied in order. The browser reaches the network only through the
+ * companion's SOCKS proxy, which applies the URL policy to every connection.
+ *
+ * While the session is recorded, each input is also reported as an `input` page event with the
+ * element under it resolved to a stable selector before the input is applied (`element_target.ts`).
+ * A `replay` job is a session that, once its page is up, runs a recording's steps and reports how
+ * it diverged (`replay_runner.ts`); a `function` job with a browser is a session whose page is
+ * handed to the user's code (`function_run.ts`), whose return value is the job's result.
+ */
 class Session {
   browser!: Browser;
   context!: BrowserContext;
