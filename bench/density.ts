@@ -1,15 +1,7 @@
 /**
- * `deno task bench:density` — memory (PSS of the whole browser process tree) and CPU per idle and
- * per active browser session, for a browser context per user and for a browser per user, at 1, 5,
- * 10 and 20 sessions, on a simple page and on a 2,000-node animated page. Each combination runs
- * twice in the same run: with Playwright's default launch (the peer) and with streamplay's tuned
- * launch (`lib/load/browser.ts`, what `browser-bench` uses).
- *
- * "Per added session" is the slope of a least-squares line through the levels. Idle: pages open
- * and left alone (their own animations run). Active: every session scrolls down and up in a loop.
- *
- *   deno task bench:density [--levels 1,5,10,20] [--pages simple,complex]
- *                           [--models context,browser] [--settings playwright,streamplay]
+ * `deno task bench:density` — memory (PSS of the browser process tree) and CPU per idle and per
+ * active session, context-per-user vs browser-per-user, on a simple and a 2,000-node animated page,
+ * with Playwright's default launch (the peer) and streamplay's tuned one (`lib/load/browser.ts`).
  */
 import { parseArgs } from "node:util";
 import type { Browser, BrowserContext, Page } from "playwright";
@@ -33,6 +25,13 @@ const TARGET_SESSIONS = 20;
 /** Default Playwright on the complex page, as the issue measured it. */
 const ISSUE_PEER = { context: 101, browser: 224 };
 
+/**
+ *   deno task bench:density [--levels 1,5,10,20] [--pages simple,complex]
+ *                           [--models context,browser] [--settings playwright,streamplay]
+ *
+ * "Per added session" is the slope of a least-squares line through the levels. Idle: pages open and
+ * left alone (their own animations run). Active: every session scrolls down and up in a loop.
+ */
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {

@@ -1,22 +1,7 @@
 /**
- * `deno task bench:estimate` — whether the sizing report can be trusted, from one run:
- *
- * - repeatability: the same browser-bench sweep 3× on the simple page; the 1,000-user
- *   projection of cores, memory and nodes each within ±15 % of their median (peer: the
- *   proposal's single-level rule, per-session cost at the top level × 1,000, on the same runs);
- * - accuracy: models fitted on 1, 2, 4 and 8 users predict a measured 16-user level (12 where
- *   16 saturates), CPU and memory within 15 %, on the simple page and on a script-heavy
- *   TodoMVC-style app (peer: the proposal's rule, per-session cost at 8 × the level);
- * - honesty: a run whose top level saturates says so; a static-file http-bench against nginx
- *   reports the server's own cost within 20 % of what /proc says its processes used.
- *
- * Each sweep runs in the sandboxed Worker and is sampled as the worker pool samples jobs.
- *
- *   deno task bench:estimate [--duration 12] [--repeat 3] [--json out.json] [--record dir]
- *                            [--only browser,saturation,http] [--from dir]
- *
- * `--record dir` keeps each run's samples and windows; `--from dir` reports recorded runs again
- * instead of running them (lib/capacity/fixtures holds some).
+ * `deno task bench:estimate` — whether the sizing report can be trusted (repeatability, accuracy,
+ * honesty), from one run; each sweep runs in the sandboxed Worker and is sampled as the worker pool
+ * samples jobs.
  */
 import { parseArgs } from "node:util";
 import { median } from "simple-statistics";
@@ -58,6 +43,13 @@ const LEVELS = [1, 2, 4, 8, 12, 16];
 const FIT_ON = [1, 2, 4, 8];
 const TARGET = 1000;
 
+/**
+ *   deno task bench:estimate [--duration 12] [--repeat 3] [--json out.json] [--record dir]
+ *                            [--only browser,saturation,http] [--from dir]
+ *
+ * `--record dir` keeps each run's samples and windows; `--from dir` reports recorded runs again
+ * instead of running them (lib/capacity/fixtures holds some).
+ */
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
@@ -382,7 +374,16 @@ function between(readings: ProcReading[], from: number, to: number) {
   };
 }
 
-/** Repeatability and accuracy: the simple page swept `repeat` times, the TodoMVC app once. */
+/**
+ * Repeatability and accuracy: the simple page swept `repeat` times, the TodoMVC app once.
+ *
+ * - repeatability: the same browser-bench sweep 3× on the simple page; the 1,000-user projection of
+ *   cores, memory and nodes each within ±15 % of their median (peer: the proposal's single-level
+ *   rule, per-session cost at the top level × 1,000, on the same runs);
+ * - accuracy: models fitted on 1, 2, 4 and 8 users predict a measured 16-user level (12 where 16
+ *   saturates), CPU and memory within 15 %, on the simple page and on a script-heavy TodoMVC-style
+ *   app (peer: the proposal's rule, per-session cost at 8 × the level).
+ */
 async function browserSweeps(): Promise<void> {
   const simple: Run[] = [];
   for (let i = 1; i <= Number(args.repeat); i++) {
@@ -625,7 +626,11 @@ function diagnostic(simple: Run[], todo: Run): void {
   }
 }
 
-/** Honesty: a sweep whose top level (24 users of the animated page) cannot fit this machine. */
+/**
+ * Honesty: a sweep whose top level (24 users of the animated page) cannot fit this machine.
+ *
+ * The run must say that its top level saturates.
+ */
 async function saturation(): Promise<void> {
   const saturating = await run(
     "complex-saturating",
@@ -651,7 +656,11 @@ async function saturation(): Promise<void> {
   });
 }
 
-/** Honesty: nginx serving a static file, sized by its own processes and checked against /proc. */
+/**
+ * Honesty: nginx serving a static file, sized by its own processes and checked against /proc.
+ *
+ * The report must give the server's own cost within 20 % of what /proc says its processes used.
+ */
 async function httpTarget(): Promise<void> {
   const params = (url: string, master: number) =>
     HttpBenchParams.parse({

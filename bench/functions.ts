@@ -1,10 +1,7 @@
 /**
- * `deno task bench:functions` — invoke → result through the REST API (`POST
- * /api/functions/:name/invoke?wait=30`) for a warm browserless function, against a bare Deno
- * Worker's message round trip; and for a function that opens a page on a local URL, against
- * plain Playwright's `newContext()` + `goto` on the same machine, in the same run.
- *
- *   deno task bench:functions [--runs 300] [--browser-runs 30] [--json <path>]
+ * `deno task bench:functions` — invoke → result through the REST API for a warm browserless
+ * function against a bare Worker's round trip, and for a function that opens a local page against
+ * plain Playwright's `newContext()` + `goto`, in the same run.
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";
@@ -23,6 +20,11 @@ import {
   undoOnInterrupt,
 } from "./common.ts";
 
+/**
+ *   deno task bench:functions [--runs 300] [--browser-runs 30] [--json <path>]
+ *
+ * Invocations go through `POST /api/functions/:name/invoke?wait=30`.
+ */
 const { values } = parseArgs({
   args: Deno.args,
   options: {

@@ -1,8 +1,6 @@
 /**
- * `deno task bench:http` — requests per second of the `http-bench` engine (in its sandboxed
- * Worker, as jobs run it) against nginx serving a 1 KB file, beside wrk (Debian) and autocannon
- * (npm, on Node) against the same server in the same run: 32 connections, 10 s each, rounds
- * alternating between tools. Also the cost of recording one latency in the histogram.
+ * `deno task bench:http` — requests per second of the `http-bench` engine (in its sandboxed Worker)
+ * against nginx serving a 1 KB file, beside wrk and autocannon on the same server in the same run.
  */
 import { parseArgs } from "node:util";
 import * as hdr from "hdr-histogram-js";
@@ -83,6 +81,10 @@ http {
   };
 }
 
+/**
+ * Each tool gets 32 connections for 10 s, rounds alternating between tools. wrk comes from Debian,
+ * autocannon from npm (on Node).
+ */
 async function streamplay(url: string, seconds: number): Promise<Figure> {
   const sandbox = createSandbox({ log: createLogger({ level: "warn" }), warmPerProfile: 0 });
   const params = HttpBenchParams.parse({
@@ -150,6 +152,7 @@ async function autocannon(url: string, seconds: number): Promise<Figure> {
   return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 };
 }
 
+/** The cost of recording one latency in the histogram. */
 function histogramCost(): number {
   const h = hdr.build({
     lowestDiscernibleValue: 1,

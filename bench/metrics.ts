@@ -1,16 +1,6 @@
 /**
- * `deno task bench:metrics` — what monitoring costs.
- *
- * 1. CPU at rest of a server process and its embedded Redis over `--rest-s` seconds, three ways:
- *    monitoring off (STREAMPLAY_MONITOR=false), monitoring on, and monitoring on with 100
- *    dashboard clients connected and /metrics scraped every 5 s. Target: the third minus the
- *    first ≤ 2 % of one core.
- * 2. No-op job throughput (the driver of `bench/queue.ts`), without monitoring and with
- *    monitoring + 100 dashboard clients + scrapes, alternating rounds in the same run. Target:
- *    no effect beyond the noise (the spread of the rounds without monitoring).
- *
- * The dashboard clients run in a separate process (this file with `clients <url> <n>`), as they
- * would on other machines, so their own cost is not counted as the server's.
+ * `deno task bench:metrics` — what monitoring costs: CPU at rest with monitoring off, on, and on
+ * with 100 dashboards and scrapes; and no-op job throughput with and without it.
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";
@@ -50,6 +40,10 @@ interface ClientStats {
   types: Record<string, number>;
 }
 
+/**
+ * The dashboard clients run in a separate process (this file with `clients <url> <n>`), as they
+ * would on other machines, so their own cost is not counted as the server's.
+ */
 async function runClients(url: string, n: number): Promise<void> {
   const stats: ClientStats = { connected: 0, messages: 0, bytes: 0, types: {} };
   const sockets: WebSocket[] = [];
@@ -197,7 +191,13 @@ interface RestResult {
   scrapes?: number;
 }
 
-/** Server and Redis CPU (% of one core) at rest over `seconds`. */
+/**
+ * Server and Redis CPU (% of one core) at rest over `seconds`.
+ *
+ * Three ways over `--rest-s` seconds: monitoring off (STREAMPLAY_MONITOR=false), monitoring on, and
+ * monitoring on with 100 dashboard clients connected and /metrics scraped every 5 s. Target: the
+ * third minus the first ≤ 2 % of one core.
+ */
 async function measureRest(
   monitor: boolean,
   clients: number,
@@ -255,6 +255,11 @@ async function startApiPlatform(redisUrl: string, monitor: boolean) {
   };
 }
 
+/**
+ * The driver of `bench/queue.ts`, without monitoring and with monitoring + 100 dashboard clients +
+ * scrapes, alternating rounds in the same run. Target: no effect beyond the noise (the spread of
+ * the rounds without monitoring).
+ */
 async function throughputRound(redisUrl: string, jobs: number, monitored: boolean) {
   const p = await startApiPlatform(redisUrl, monitored);
   try {

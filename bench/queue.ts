@@ -1,9 +1,7 @@
 /**
- * `deno task bench:queue` — no-op jobs end to end (enqueue → Redis → sandboxed Worker → result
- * in DuckDB) against the same number of no-op jobs through BullMQ (Node, concurrency 50) on the
- * same Redis, plus queue-to-start latency for a warm Worker pool and for cold Workers.
- *
- * The driver functions are exported for other benchmarks (e.g. monitoring overhead).
+ * `deno task bench:queue` — no-op jobs end to end (enqueue → Redis → sandboxed Worker → result in
+ * DuckDB) against BullMQ (Node, concurrency 50) on the same Redis, plus queue-to-start latency for
+ * warm and cold Workers. The drivers are exported for other benchmarks (e.g. `bench/metrics.ts`).
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";

@@ -1,26 +1,7 @@
 /**
- * `deno task bench:record`: what recording a 720p session at 25 fps costs, per codec and
- * quality profile, on a page with continuous animation.
- *
- * 1. Frames: Chromium draws a 2,000-node page that changes colour continuously (1280×720) at
- *    set times 1/25 s apart, taken as JPEG q60 like the screencast a recorder gets (4 s of
- *    animation, whatever the machine's load), then the browser is closed so it does not
- *    compete with the encoders.
- * 2. Each codec × profile: a new captured frame every 1/25 s (continuous animation) goes to the
- *    recorder's encoder exactly as a recording runs it (`startEncoder`, 1280×720 at 25 fps,
- *    the profile's rate control, the crash-safe file muxer). Measured: ffmpeg's CPU (user +
- *    system time from /proc over the run), MB per minute of video, the achieved bitrate against
- *    the profile's, and the pacer's backlog (frames owed to ffmpeg, sampled every 250 ms) and
- *    dropped frames, which say whether encoding kept up with real time on this machine.
- * 3. Peer: plain ffmpeg with the same encoder arguments reading the same JPEG stream at 25 fps
- *    (`-re`, no platform), for each codec's `medium` row.
- * 4. End to end: a real session (the platform in this process) on a canvas animation, recorded
- *    with h264 `medium` at 720p25 while Chromium renders it: ffmpeg's and Chromium's CPU, the
- *    encoding speed, and how long the stop took (a file behind real time finishes late).
- *
- * Targets: h264 `medium` ≤ 0.5 core and within ±20 % of 1,500 kbps; no growing backlog for h264
- * and vp8 at 720p. BENCH_SECONDS (default 10) sets each run; BENCH_CODECS and BENCH_PROFILES
- * (comma lists) narrow the table.
+ * `deno task bench:record`: what recording a 720p session at 25 fps costs, per codec and quality
+ * profile, on a page with continuous animation, against plain ffmpeg and end to end. Targets: h264
+ * `medium` ≤ 0.5 core and within ±20 % of 1,500 kbps; no growing backlog for h264 and vp8.
  */
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
 import { startEncoder } from "../lib/video/encoder.ts";
@@ -52,6 +33,10 @@ import {
 import { colourGridPage } from "./pages.ts";
 import { parts } from "../main.ts";
 
+/**
+ * BENCH_SECONDS (default 10) sets each run; BENCH_CODECS and BENCH_PROFILES (comma lists) narrow
+ * the table.
+ */
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const CAPTURE_S = 4;
 const FPS = 25;
@@ -125,6 +110,9 @@ interface Captured {
 /**
  * The animation's frames 1/25 s apart, drawn at set times and taken as JPEG q60 (the
  * screencast's encoding), so the input does not depend on how busy the machine is.
+ *
+ * 4 s of animation of a 2,000-node page that changes colour continuously (1280×720), whatever the
+ * machine's load; then the browser is closed so it does not compete with the encoders.
  */
 async function capture(): Promise<Captured[]> {
   const { chromium } = await loadPlaywright();
@@ -173,6 +161,14 @@ async function feed(frames: Captured[], push: (jpeg: Uint8Array) => void, second
   }
 }
 
+/**
+ * A new captured frame every 1/25 s (continuous animation) goes to the recorder's encoder exactly
+ * as a recording runs it (`startEncoder`, 1280×720 at 25 fps, the profile's rate control, the
+ * crash-safe file muxer). Measured: ffmpeg's CPU (user + system time from /proc over the run), MB
+ * per minute of video, the achieved bitrate against the profile's, and the pacer's backlog (frames
+ * owed to ffmpeg, sampled every 250 ms) and dropped frames, which say whether encoding kept up with
+ * real time on this machine.
+ */
 async function recordRun(
   frames: Captured[],
   codec: Codec,
@@ -225,6 +221,10 @@ async function recordRun(
 
 // ---- 3. peer: plain ffmpeg on the same frames ----
 
+/**
+ * The peer: plain ffmpeg with the same encoder arguments reading the same JPEG stream at 25 fps
+ * (`-re`, no platform), for each codec's `medium` row.
+ */
 async function plainFfmpeg(
   frames: Captured[],
   codec: Codec,
@@ -305,6 +305,11 @@ async function cpuOf(pids: number[]): Promise<number> {
   return total;
 }
 
+/**
+ * A real session (the platform in this process) on a canvas animation, recorded with h264 `medium`
+ * at 720p25 while Chromium renders it: ffmpeg's and Chromium's CPU, the encoding speed, and how
+ * long the stop took (a file behind real time finishes late).
+ */
 async function endToEnd(): Promise<
   { cores: number; chromium: number; stopS: number; speed: number }
 > {

@@ -1,20 +1,20 @@
 /**
- * `deno task soak`: the leak gate. Live sessions are started and ended in a loop against a real
- * server process (each with a viewer that waits for its first frames), and at intervals the
- * server's RSS, its Chromium processes, its open file descriptors and the temporary entries it
- * made are printed. Target: flat after warm-up, and nothing left once the server has stopped.
- *
- *   SOAK_SESSIONS (default 500)   sessions in all
- *   SOAK_PARALLEL (default 2)     sessions alive at once
- *   SOAK_EVERY (default 25)       sessions between two lines
- *   SOAK_WARMUP (default 50)      sessions before the baseline the end is compared with
+ * `deno task soak`: the leak gate. Live sessions start and end in a loop against a real server
+ * process, and its RSS, Chromium processes, open descriptors and temporary entries are printed.
+ * Target: flat after warm-up, and nothing left once the server has stopped.
  */
 import { listProcesses, processTree, readProcFiles, readStats } from "../lib/core/procfs.ts";
 import { fixed, loadAverage, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
 
+/**
+ * Sessions in all (SOAK_SESSIONS, default 500); each has a viewer that waits for its first frames.
+ */
 const SESSIONS = Number(Deno.env.get("SOAK_SESSIONS") ?? 500);
+/** Sessions alive at once (SOAK_PARALLEL, default 2). */
 const PARALLEL = Number(Deno.env.get("SOAK_PARALLEL") ?? 2);
+/** Sessions between two printed lines (SOAK_EVERY, default 25). */
 const EVERY = Number(Deno.env.get("SOAK_EVERY") ?? 25);
+/** Sessions before the baseline the end is compared with (SOAK_WARMUP, default 50). */
 const WARMUP = Math.min(Number(Deno.env.get("SOAK_WARMUP") ?? 50), SESSIONS);
 
 const PAGE = `<!doctype html><html><head><title>soak</title></head><body>

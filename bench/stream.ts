@@ -1,24 +1,7 @@
 /**
- * `deno task bench:stream`: live session streaming against its peers, from one run.
- *
- * A local page animates 2,000 nodes every frame at 1280×720 (JPEG q60, max 60 fps). Measured:
- *
- *   - streamplay (a real server process, sessions through the REST API, viewers on the session
- *     WebSocket): frames delivered / frames Chromium emitted (frame seq numbers), capture-to-viewer
- *     latency (screencast timestamp to WebSocket receipt), server CPU with 10 viewers vs 1,
- *     per-session fps at 1 and 5 sessions, and the platform's own CPU (the server process: API,
- *     Worker, Playwright client, WebSocket fan-out; Chromium is counted apart);
- *   - raw CDP screencast: Playwright in this process, `Page.startScreencast` acked at once, no
- *     platform (the ceiling). Each page has its own browser context, as each session has; 5 pages
- *     in one shared context are measured too, for reference: Chromium runs those with fewer
- *     renderer processes, which is not a workload a session platform can have;
- *   - `page.screenshot()` polling, as the original product streamed.
- *
- * CPU comes from /proc/<pid>/stat (user + system time of each process), read through `tail`.
- * BENCH_SECONDS (default 8) sets each measuring window; every phase warms up 2 s first.
- * BENCH_ROUNDS (default 4) alternates the platform and raw CDP that many times, every other
- * round in the reverse order (so neither side always runs first, after the other, or at the end
- * of a round); figures are medians over the rounds.
+ * `deno task bench:stream`: live session streaming against its peers (raw CDP screencast,
+ * `page.screenshot()` polling, a bare WebSocket fan-out), from one run, on a page animating 2,000
+ * nodes every frame at 1280×720 (JPEG q60, max 60 fps).
  */
 import type { Browser, Page } from "playwright";
 import { CHROMIUM_ARGS, loadPlaywright } from "../lib/core/playwright.ts";
@@ -40,7 +23,13 @@ import {
 } from "./common.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+/** BENCH_SECONDS (default 8) sets each measuring window; every phase warms up 2 s first. */
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
+/**
+ * BENCH_ROUNDS (default 4) alternates the platform and raw CDP that many times, every other round
+ * in the reverse order (so neither side always runs first, after the other, or at the end of a
+ * round); figures are medians over the rounds.
+ */
 const ROUNDS = Number(Deno.env.get("BENCH_ROUNDS") ?? 4);
 const WARMUP_MS = 2_000;
 const WIDTH = 1280;
@@ -79,6 +68,8 @@ interface Usage {
 /**
  * CPU seconds used so far by each of `pids` that is alive, user and system (kernel) time, and
  * its minor page faults.
+ *
+ * User + system time of each process from /proc/<pid>/stat, read through `tail`.
  */
 async function cpuSeconds(pids: number[]): Promise<Map<number, Usage>> {
   const usage = new Map<number, Usage>();
@@ -160,6 +151,12 @@ interface PeerResult {
   client: number;
 }
 
+/**
+ * The ceiling: Playwright in this process, `Page.startScreencast` acked at once, no platform. Each
+ * page has its own browser context, as each session has; 5 pages in one shared context (`shared`)
+ * are measured too, for reference: Chromium runs those with fewer renderer processes, which is not
+ * a workload a session platform can have.
+ */
 async function rawCdp(n: number, shared = false): Promise<PeerResult> {
   let result!: PeerResult;
   await withPages(n, async (pages) => {
@@ -200,6 +197,7 @@ async function rawCdp(n: number, shared = false): Promise<PeerResult> {
   return result;
 }
 
+/** `page.screenshot()` polling, as the original product streamed. */
 async function screenshotPolling(n: number): Promise<PeerResult> {
   let result!: PeerResult;
   await withPages(n, async (pages) => {
@@ -276,6 +274,13 @@ interface StreamResult {
   frameBytes: number;
 }
 
+/**
+ * A real server process, sessions through the REST API, viewers on the session WebSocket: frames
+ * delivered / frames Chromium emitted (frame seq numbers), capture-to-viewer latency (screencast
+ * timestamp to WebSocket receipt), server CPU with 10 viewers vs 1, per-session fps at 1 and 5
+ * sessions, and the platform's own CPU (the server process: API, Worker, Playwright client,
+ * WebSocket fan-out; Chromium is counted apart).
+ */
 async function streamplay(sessions: number, viewersEach: number): Promise<StreamResult> {
   const created = await Promise.all(Array.from({ length: sessions }, async () => {
     const res = await fetch(`${base}/api/sessions`, {

@@ -1,27 +1,7 @@
 /**
- * `deno task bench:video`: live video streaming of sessions, from one run.
- *
- *   1. Glass-to-glass latency: a page draws the wall clock (ms) as a row of black and white
- *      blocks; a session streams it; the app's own player page (hls.js / dash.js) plays the
- *      stream in a second headless Chromium, and every 250 ms the frame on screen is read back
- *      from the video element (canvas readback) and decoded: latency = now − drawn time. For HLS
- *      also the live edge: each new segment, decoded by ffmpeg as soon as the playlist lists it,
- *      gives the newest frame any client could have. HLS default (`medium`), HLS
- *      `ultra_low_latency`, DASH `medium` and DASH `ultra_low_latency`, H.264 720p30.
- *   2. Encoder cost per codec at 720p30 with the `medium` profile: the cores ffmpeg uses fed in
- *      real time through `lib/video/encoder.ts` (live settings, DASH muxing), and its real-time factor
- *      (the same encode as fast as it goes, plain ffmpeg on the same frames).
- *   3. streamplay's pipeline (frames pushed through `startEncoder` with a stream's exact arguments:
- *      the pacer, the pipe, ffmpeg decoding, scaling, encoding and writing HLS) against plain
- *      ffmpeg reading the same JPEG frames from a file at the same rate and writing HLS with the
- *      same encoder settings: CPU of each, alternated, in the same run.
- *   4. How many simultaneous 720p H.264 streams this machine sustains: estimated from (3), then
- *      run for real (every stream at ≥ 0.95× real time, no frames dropped).
- *
- * The frames for 2–4 are screencast JPEGs of an animated page (2,000 nodes changing colour every
- * frame, 1280×720, q60), captured from a real session first. CPU comes from /proc/<pid>/stat.
- * BENCH_SECONDS (default 10) sets each measuring window. The machine's load average is printed:
- * on a shared machine the figures are only as quiet as it was.
+ * `deno task bench:video`: live video streaming of sessions, from one run — glass-to-glass latency,
+ * encoder cost per codec, our pipeline against plain ffmpeg, and how many 720p H.264 streams this
+ * machine sustains.
  */
 import { join } from "node:path";
 import type { Page } from "playwright";
@@ -54,6 +34,7 @@ import {
 import { colourGridPage } from "./pages.ts";
 import { parts } from "../main.ts";
 
+/** BENCH_SECONDS (default 10) sets each measuring window. */
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 10);
 const FPS = 30;
 const WIDTH = 1280;
@@ -153,7 +134,12 @@ console.log(
     `${navigator.hardwareConcurrency} cores, load average ${loadAverage()}`,
 );
 
-/** Screencast JPEGs of the animated page, captured from a real session. */
+/**
+ * Screencast JPEGs of the animated page, captured from a real session.
+ *
+ * The frames for parts 2–4: 2,000 nodes changing colour every frame, 1280×720, q60. CPU comes from
+ * /proc/<pid>/stat.
+ */
 async function captureFrames(count: number): Promise<Uint8Array[]> {
   const frames: Uint8Array[] = [];
   const stop = platform.sessions!.onStart((session) => {
@@ -305,7 +291,18 @@ async function realTimeFactor(codec: Codec, seconds: number): Promise<number> {
   return seconds / wall;
 }
 
-/** Parts 2–4; returns the report. */
+/**
+ * Parts 2–4; returns the report.
+ *
+ * 2. Encoder cost per codec at 720p30 with the `medium` profile: the cores ffmpeg uses fed in real
+ * time through `lib/video/encoder.ts` (live settings, DASH muxing), and its real-time factor (the
+ * same encode as fast as it goes, plain ffmpeg on the same frames). 3. streamplay's pipeline
+ * (frames pushed through `startEncoder` with a stream's exact arguments: the pacer, the pipe,
+ * ffmpeg decoding, scaling, encoding and writing HLS) against plain ffmpeg reading the same JPEG
+ * frames from a file at the same rate and writing HLS with the same encoder settings: CPU of each,
+ * alternated, in the same run. 4. How many simultaneous 720p H.264 streams this machine sustains:
+ * estimated from (3), then run for real (every stream at ≥ 0.95× real time, no frames dropped).
+ */
 async function encodingPart(): Promise<() => void> {
   console.log("  capturing screencast frames of the animated page…");
   frames = await captureFrames(FPS * 5);
@@ -553,7 +550,17 @@ async function latency(
   return { label, player, edge: await edge, stalls };
 }
 
-/** Part 1; returns the report. */
+/**
+ * Part 1; returns the report.
+ *
+ * A page draws the wall clock (ms) as a row of black and white blocks; a session streams it; the
+ * app's own player page (hls.js / dash.js) plays the stream in a second headless Chromium, and
+ * every 250 ms the frame on screen is read back from the video element (canvas readback) and
+ * decoded: latency = now − drawn time. For HLS also the live edge: each new segment, decoded by
+ * ffmpeg as soon as the playlist lists it, gives the newest frame any client could have. HLS
+ * default (`medium`), HLS `ultra_low_latency`, DASH `medium` and DASH `ultra_low_latency`, H.264
+ * 720p30.
+ */
 async function latencyPart(): Promise<() => void> {
   console.log("  glass-to-glass latency…");
   const clockSession = await startSession(`${PAGES}/clock`);
@@ -628,6 +635,8 @@ const PARTS = (Deno.env.get("BENCH_PARTS") ?? "latency,encoding").split(",");
 const reports: Array<() => void> = [];
 if (PARTS.includes("latency")) reports.push(await latencyPart());
 if (PARTS.includes("encoding")) reports.push(await encodingPart());
+// The load average is printed before and after: on a shared machine the figures are only as quiet
+// as it was.
 const loadAfter = loadAverage();
 
 await browser.close();

@@ -1,14 +1,19 @@
 /**
- * Peer for `deno task bench:stream`: the least a Deno server can do to fan a frame out to
- * viewers — the same binary message sent to every connected client 30 times a second, nothing
- * else. The bench measures this process's CPU with 1 and with 10 clients.
- *
- *   - `ws` (default): a WebSocket binary message per client (`Deno.upgradeWebSocket`, as the
- *     platform sends frames);
- *   - `tcp`: the same bytes written to a plain TCP connection, no WebSocket: the kernel's part of
- *     a send, and what a send costs without the runtime's WebSocket layer.
+ * Peer for `deno task bench:stream`: the least a Deno server can do to fan a frame out to viewers —
+ * the same binary message sent to every connected client 30 times a second, nothing else.
+ */
+
+/**
+ * Usage, and the modes:
  *
  *   deno run --allow-net=127.0.0.1 bench/ws_fanout_server.ts <port> <frame bytes> [ws|tcp]
+ *
+ * - `ws` (default): a WebSocket binary message per client (`Deno.upgradeWebSocket`, as the platform
+ *   sends frames);
+ * - `tcp`: the same bytes written to a plain TCP connection, no WebSocket: the kernel's part of a
+ *   send, and what a send costs without the runtime's WebSocket layer.
+ *
+ * The bench measures this process's CPU with 1 and with 10 clients.
  */
 const [portArg, bytesArg, mode = "ws"] = Deno.args;
 const port = Number(portArg);

@@ -1,9 +1,6 @@
 /**
- * `streamplay bench` (also `deno task bench`): run a benchmark from the command line. Locally
- * the job runs in the same sandboxed Worker as on the server (network limited to the target),
- * with a live progress line on stderr and the report on stdout; `--submit` queues it on a
- * running server instead and follows its events. The exit code says whether it met its
- * thresholds (99 when one was crossed) and whether anything succeeded at all (98 when not).
+ * `streamplay bench` (also `deno task bench`): run a benchmark from the command line, locally in
+ * the same sandboxed Worker as on the server, or queued on a running server with `--submit`.
  */
 import { parseArgs } from "node:util";
 import { loadConfig } from "../lib/core/config.ts";
@@ -507,6 +504,11 @@ function paramsFrom(mode: CliMode, values: Record<string, unknown>): unknown {
   return parsed.data;
 }
 
+/**
+ * Locally the job's network is limited to the target, with a live progress line on stderr and the
+ * report on stdout; `--submit` follows the job's events. The exit code says whether it met its
+ * thresholds (99 when one was crossed) and whether anything succeeded at all (98 when not).
+ */
 export async function benchCli(args: string[]): Promise<number> {
   let values: Record<string, unknown>;
   try {

@@ -1,8 +1,5 @@
 /**
- * `streamplay recordings`: list, download, delete and clean recordings through a server's REST
- * API. Downloads follow the redirect to the node that holds the file (keeping the token, which
- * `fetch` drops across origins) and stream it to a file under the current directory, or to
- * stdout with `-o -`, with a progress bar on a terminal.
+ * `streamplay recordings`: list, download, delete and clean recordings through a server's REST API.
  */
 import { parseArgs } from "node:util";
 import { formatBytes, formatNumber, progressBar } from "./format.ts";
@@ -172,6 +169,11 @@ async function clean(client: Client, age: string | undefined, dryRun: boolean): 
   return EXIT.ok;
 }
 
+/**
+ * Downloads follow the redirect to the node that holds the file (keeping the token, which `fetch`
+ * drops across origins) and stream it to a file under the current directory, or to stdout with `-o
+ * -`, with a progress bar on a terminal.
+ */
 export async function recordingsCli(args: string[]): Promise<number> {
   let parsed;
   try {
