@@ -1,11 +1,7 @@
 /**
  * streamplay's composition root: the job types (from `workers/`) and the route files (from
- * `routes/`) handed to the platform (`lib/platform.ts`); run directly, it reads the configuration,
- * starts the role given on the command line and stops it cleanly on SIGINT/SIGTERM.
- *
- *   --role=all     API + worker pool + history writer (deno task start)
- *   --role=worker  worker pool against REDIS_URL, with an HTTP listener on HOST:PORT for the
- *                  viewer WebSockets of the sessions it runs (deno task worker)
+ * `routes/`) handed to the platform (`lib/platform.ts`); run directly, it starts the role given on
+ * the command line and stops it cleanly on SIGINT/SIGTERM.
  */
 import { parseArgs } from "node:util";
 import { checkServeSafety, ConfigError, loadConfig } from "./lib/core/config.ts";
@@ -62,6 +58,13 @@ export const parts: PlatformParts = {
 
 if (import.meta.main) await run();
 
+/**
+ * Reads the configuration and starts the role:
+ *
+ *   --role=all     API + worker pool + history writer (deno task start)
+ *   --role=worker  worker pool against REDIS_URL, with an HTTP listener on HOST:PORT for the
+ *                  viewer WebSockets of the sessions it runs (deno task worker)
+ */
 async function run() {
   const { values: args } = parseArgs({
     args: Deno.args,

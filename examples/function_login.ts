@@ -1,15 +1,6 @@
 /**
- * A function that signs in to a site and returns what the account page shows, with a screenshot
- * of it as an artifact. Deploy it and run it:
- *
- *   curl -X PUT localhost:8000/api/functions/login -H 'content-type: application/json' \
- *     -d "$(jq -Rs '{code: .}' examples/function_login.ts)"
- *   curl -X POST 'localhost:8000/api/functions/login/invoke?wait=60' \
- *     -H 'content-type: application/json' \
- *     -d '{"params": {"url": "http://127.0.0.1:8080/login", "user": "ada", "password": "…"}}'
- *
- * `page` is a proxy for a Playwright page in a live session (watch it from the sessions list):
- * every method returns a promise, so `await page.title()` as well as `await page.click(…)`.
+ * A function that signs in to a site and returns what the account page shows, with a screenshot of
+ * it as an artifact.
  */
 import type { Page } from "playwright";
 
@@ -26,6 +17,18 @@ interface Context {
   artifacts: { save(name: string, data: Uint8Array | string): Promise<void> };
 }
 
+/**
+ * Deploy it and run it:
+ *
+ *   curl -X PUT localhost:8000/api/functions/login -H 'content-type: application/json' \
+ *     -d "$(jq -Rs '{code: .}' examples/function_login.ts)"
+ *   curl -X POST 'localhost:8000/api/functions/login/invoke?wait=60' \
+ *     -H 'content-type: application/json' \
+ *     -d '{"params": {"url": "http://127.0.0.1:8080/login", "user": "ada", "password": "…"}}'
+ *
+ * `page` is a proxy for a Playwright page in a live session (watch it from the sessions list):
+ * every method returns a promise, so `await page.title()` as well as `await page.click(…)`.
+ */
 export default async ({ page, params, log, artifacts }: Context) => {
   await page.goto(params.url);
   await page.getByLabel("User").fill(params.user);

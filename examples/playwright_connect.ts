@@ -1,16 +1,13 @@
 /**
- * Drive a streamplay session with your own Playwright script over CDP. While it runs the session
- * is in the home page's live sessions list (marked CDP), anyone may watch it, and `record=1`
- * records it; `browser.close()` ends it.
- *
- *   STREAMPLAY_URL=http://127.0.0.1:8000 STREAMPLAY_TOKEN=<operator token> \
- *     deno run --allow-net --allow-env examples/playwright_connect.ts https://example.com/
- *
- * Under Node the same code runs with `import { chromium } from "playwright"`; under Deno,
- * `loadPlaywright` answers Playwright's probe of /proc that Deno allows only with --allow-all.
+ * Drive a streamplay session with your own Playwright script over CDP: the session is listed
+ * (marked CDP) and watchable while it runs, `record=1` records it, and `browser.close()` ends it.
  */
 import { loadPlaywright } from "../lib/core/playwright.ts";
 
+/**
+ *   STREAMPLAY_URL=http://127.0.0.1:8000 STREAMPLAY_TOKEN=<operator token> \
+ *     deno run --allow-net --allow-env examples/playwright_connect.ts https://example.com/
+ */
 const server = Deno.env.get("STREAMPLAY_URL") ?? "http://127.0.0.1:8000";
 const token = Deno.env.get("STREAMPLAY_TOKEN");
 const url = Deno.args[0] ?? "https://example.com/";
@@ -19,6 +16,8 @@ const endpoint = new URL("/cdp", server.replace(/^http/, "ws"));
 endpoint.searchParams.set("record", "1");
 if (token) endpoint.searchParams.set("token", token);
 
+// Under Node: `import { chromium } from "playwright"`. Under Deno, `loadPlaywright` answers
+// Playwright's probe of /proc that Deno allows only with --allow-all.
 const { chromium } = await loadPlaywright();
 const browser = await chromium.connectOverCDP(endpoint.href);
 try {

@@ -1,15 +1,13 @@
 /**
- * Drive a streamplay session with your own Puppeteer script over CDP. While it runs the session
- * is in the home page's live sessions list (marked CDP) and anyone may watch it;
- * `browser.close()` ends it.
- *
- *   STREAMPLAY_URL=http://127.0.0.1:8000 STREAMPLAY_TOKEN=<operator token> \
- *     deno run --allow-net --allow-env examples/puppeteer_connect.ts https://example.com/
- *
- * `defaultViewport: null` keeps the session's own viewport (the one viewers see).
+ * Drive a streamplay session with your own Puppeteer script over CDP: the session is listed (marked
+ * CDP) and watchable while it runs, and `browser.close()` ends it.
  */
 import puppeteer from "puppeteer-core";
 
+/**
+ *   STREAMPLAY_URL=http://127.0.0.1:8000 STREAMPLAY_TOKEN=<operator token> \
+ *     deno run --allow-net --allow-env examples/puppeteer_connect.ts https://example.com/
+ */
 const server = Deno.env.get("STREAMPLAY_URL") ?? "http://127.0.0.1:8000";
 const token = Deno.env.get("STREAMPLAY_TOKEN");
 const url = Deno.args[0] ?? "https://example.com/";
@@ -19,6 +17,7 @@ if (token) endpoint.searchParams.set("token", token);
 
 const browser = await puppeteer.connect({
   browserWSEndpoint: endpoint.href,
+  // Keeps the session's own viewport (the one viewers see).
   defaultViewport: null,
 });
 try {

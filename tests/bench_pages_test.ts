@@ -1,9 +1,7 @@
 /**
- * The benchmark pages in headless Chromium, browser mode: the scenario editor shows the server's
- * validation message on the step it concerns, a sweep started from the form shows live vitals and
- * a bar per level, the job page shows the sizing table, fitted curves, per-level numbers, then
- * each distinct error once with its count and screenshot, its headline counting what the result
- * counts, and "compare with…" puts two runs side by side.
+ * The benchmark pages in headless Chromium: the scenario editor's validation messages, a live sweep
+ * with vitals and a bar per level, the job page's sizing table, curves, errors with their
+ * screenshots and counts, and "compare with…".
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitForJob } from "./helpers.ts";

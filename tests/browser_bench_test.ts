@@ -1,8 +1,7 @@
 /**
- * `browser-bench` against a real server process and pages this test serves: web vitals, an error
- * counted with its screenshot, artifacts on disk and over the API, samples stored, the sizing
- * report of a sweep, the URL policy enforced inside Chromium, bad params refused naming the
- * field, and no browser left running after a job ends or is cancelled.
+ * `browser-bench` on a real server: web vitals, errors with screenshots, artifacts, samples, a
+ * sweep's sizing report, the URL policy inside Chromium, bad params refused naming the field, and
+ * no browser left after a job ends or is cancelled.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor, waitForJob } from "./helpers.ts";

@@ -1,10 +1,7 @@
 /**
- * Isolation, policy and limits over raw CDP (`GET /cdp`), against a real server and Chromium:
- * two clients at once see and reach only their own targets, contexts and cookies; Browser.close
- * ends its own session only; a client cannot create a context off the policy proxy, open URLs
- * the policy refuses, read the host's files, or put downloads anywhere but its session's
- * directory; slots, per-token quotas, the idle timeout and the max duration hold. Each case fails
- * if the relay's guard for it is removed.
+ * Isolation, policy and limits over raw CDP (`GET /cdp`) on a real server and Chromium: each client
+ * reaches only its own session's targets, contexts, files and downloads, within the URL policy,
+ * slots, quotas and timeouts. Each case fails if the relay's guard for it is removed.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

@@ -1,10 +1,7 @@
 /**
- * Bring your own client: Playwright `connectOverCDP` and puppeteer-core `connect` drive sessions
- * through `GET /cdp` on a real server with tokens on, a real Chromium and pages this test serves.
- * A session a client opens is an ordinary session: listed (marked CDP on the home page), watched
- * live by a second viewer, recorded (the video plays in ffprobe, the client's navigations are in
- * its timeline), kept in history, and ended when its client leaves. A session started over the
- * API is driven through its `cdp_url`; `keep_alive_s` lets a client reconnect; the examples run.
+ * Bring your own client: Playwright `connectOverCDP` and puppeteer-core drive sessions through `GET
+ * /cdp` on a real server with tokens on; such a session is an ordinary one (listed, watched,
+ * recorded, in history, ended when its client leaves); `cdp_url`, `keep_alive_s`, the examples.
  */
 import assert from "node:assert/strict";
 import puppeteer from "puppeteer-core";

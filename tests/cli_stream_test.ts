@@ -1,8 +1,7 @@
 /**
- * `streamplay stream` as a user runs it (installed, from another directory) against a real
- * server, Chromium and ffmpeg: start a session's HLS stream, read its status by session or
- * stream id, print its URL, play it in the first player on PATH (a stand-in that records what it
- * was given, then the real ffplay pulling segments), stop it; bad input is one line, exit 2.
+ * `streamplay stream` as a user runs it (installed, from another directory): start an HLS stream,
+ * read its status, print its URL, play it in the first player on PATH, stop it; bad input is one
+ * line, exit 2.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

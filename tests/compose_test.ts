@@ -1,10 +1,7 @@
 /**
- * docker-compose.yml checked without a Docker engine: parsed with `yaml`, each service that runs
- * the image gets the Dockerfile's ENV merged with its own environment (compose's `${VAR}`,
- * `${VAR:-default}` and `${VAR:?message}` filled from a user's .env), and must then pass the
- * server's own start-up checks (`loadConfig`, `checkServeSafety`), run a task deno.json has,
- * reach Redis by a service name, keep its data in a volume, and, since it is published, hand
- * out a public URL that is not loopback and names the published port.
+ * docker-compose.yml checked without a Docker engine: each service that runs the image, with the
+ * Dockerfile's ENV and a user's .env filled in, passes the server's start-up checks, runs a real
+ * task, reaches Redis by service name, keeps its data in a volume and publishes a usable URL.
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";

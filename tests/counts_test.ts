@@ -1,9 +1,7 @@
 /**
- * The same numbers wherever a user reads them, against a real server and Chromium: with 2 shared
- * slots and 3 slots each for sessions and replays, one live session is 1 job running of 8 slots
- * in `/api/health`, in `/metrics` (streamplay_jobs_running, streamplay_worker_slots) and on the
- * dashboard; and the
- * sizing view prints a falling model term with a minus and a target's factor as the report does.
+ * The same numbers wherever a user reads them: one live session is 1 job running of 8 slots in
+ * `/api/health`, `/metrics` and on the dashboard; the sizing view prints a falling model term with
+ * a minus and a target's factor as the report does.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor } from "./helpers.ts";

@@ -1,8 +1,7 @@
 /**
- * DNS rebinding: the server runs in a network namespace this test makes, whose resolv.conf
- * points at a DNS server the test runs (dns2). `rebind.test` answers the vetted address until
- * that address is reached, then a denied one (on STREAMPLAY_DENY_HOSTS). http-bench,
- * browser-bench and an RTMP push must reach only the address the URL policy checked.
+ * DNS rebinding: in a network namespace whose resolver (dns2) answers the vetted address first and
+ * a denied one after, http-bench, browser-bench and an RTMP push reach only the address the URL
+ * policy checked.
  */
 import assert from "node:assert/strict";
 import dns2 from "dns2";

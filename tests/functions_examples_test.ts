@@ -1,8 +1,7 @@
 /**
- * The function examples run as a user would deploy them, on a real server with a real Chromium:
- * examples/function_login.ts signs in to a test site and returns its data, and
- * examples/scheduled_function.ts runs on its schedule. A browser function is a live session
- * meanwhile: a viewer watches it over the session WebSocket, and it can be recorded.
+ * The function examples deployed as a user would on a real server and Chromium: the login example
+ * returns its data, the scheduled one runs on its schedule, and a browser function is a live
+ * session meanwhile (watched over the session WebSocket, recordable).
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor, waitForJob } from "./helpers.ts";

@@ -1,9 +1,7 @@
 /**
- * Errors of a real-browser load run (lib/load/browser.ts) in a real Chromium against a page this
- * test serves, which on every visit asks for a missing `learn.json` and logs a console error
- * with a timestamp in it: each is counted once per visit (the 404, not again for Chromium's
- * console line about it), the same error on every visit is one group with its count and one
- * screenshot, and a run can leave known errors out by pattern.
+ * Errors of a real-browser load run (lib/load/browser.ts) in real Chromium: a missing `learn.json`
+ * and a timestamped console error count once per visit, repeat visits group into one error with its
+ * count and one screenshot, and known errors can be left out by pattern.
  */
 import assert from "node:assert/strict";
 import { createBrowserLoad, readWebVitals } from "../lib/load/browser.ts";

@@ -1,9 +1,7 @@
 /**
- * Monitoring against real server processes: `/metrics` through promtool with counters that
- * match the jobs run, `/api/pressure` flipping for a load balancer, an injected failure burst
- * raising exactly one anomaly alert on the dashboard WebSocket and at a webhook the test runs,
- * tokens and public endpoints, stored history, and a worker process on its own reporting
- * through Redis.
+ * Monitoring against real server processes: `/metrics` through promtool, `/api/pressure` flipping,
+ * one anomaly alert for a failure burst (dashboard WebSocket and webhook), tokens, stored history,
+ * and a worker process reporting through Redis.
  */
 import assert from "node:assert/strict";
 import { api, requirePackages, startRedis, startServer, waitFor, waitForJob } from "./helpers.ts";

@@ -1,8 +1,7 @@
 /**
- * The machine's network bytes in resource samples (lib/jobs/sampler.ts), against real traffic:
- * 8 MB sent to a network namespace this test creates (a veth pair, as traffic leaves a real
- * interface) are counted; 40 MB over loopback are not (they never leave the machine, and each
- * byte would count twice, in and out).
+ * The machine's network bytes in resource samples (lib/jobs/sampler.ts): 8 MB sent into a network
+ * namespace (veth) are counted; 40 MB over loopback are not (they never leave the machine, and
+ * would count twice).
  */
 import assert from "node:assert/strict";
 import { createSampler } from "../lib/jobs/sampler.ts";

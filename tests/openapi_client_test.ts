@@ -1,11 +1,7 @@
 /**
- * The OpenAPI document as a client developer uses it: `/openapi.json` of a real server turned
- * into types by openapi-typescript, a script calling the API through openapi-fetch type-checked
- * by `deno check` (and refused when a param has the wrong type), then run against the server.
- *
- * openapi-typescript runs with `defaultNonNullable: false` (`--default-non-nullable=false`):
- * by default it makes every property with a default required, and the params' defaults are
- * exactly what a client may leave out.
+ * The OpenAPI document as a client developer uses it: a real server's `/openapi.json` turned into
+ * types by openapi-typescript, a script using openapi-fetch type-checked by `deno check` (and
+ * refused when a param has the wrong type), then run against the server.
  */
 import assert from "node:assert/strict";
 import openapiTS, { astToString } from "openapi-typescript";
@@ -94,6 +90,9 @@ Deno.test("a client generated from /openapi.json type-checks, catches a wrong pa
   });
 
   await t.step("openapi-typescript turns it into types", async () => {
+    // `defaultNonNullable: false` (`--default-non-nullable=false`): by default openapi-typescript
+    // makes every property with a default required, and the params' defaults are exactly what a
+    // client may leave out.
     const types = astToString(await openapiTS(doc, { defaultNonNullable: false }));
     await Deno.writeTextFile(`${dir.path}/schema.d.ts`, types);
     assert.match(types, /"\/api\/jobs": \{/);

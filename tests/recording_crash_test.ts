@@ -1,10 +1,7 @@
 /**
- * A recording made by a worker process on its own (an API process without a worker pool, a
- * worker with its own data directory, one Redis): the API redirects to the worker for the file;
- * when the worker and its ffmpeg are killed mid-recording, the partial video plays (ffprobe reads
- * it), the API marks the recording incomplete and keeps its timeline; the worker, started again,
- * finishes the recording from its file and serves it again. For both containers: fragmented MP4
- * (h264) and WebM (vp9).
+ * A recording made by a worker process on its own, for fragmented MP4 and WebM: the API redirects
+ * to it for the file; killed mid-recording, the partial video plays and is marked incomplete with
+ * its timeline; started again, the worker finishes the recording and serves it.
  */
 import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";

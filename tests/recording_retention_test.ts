@@ -1,8 +1,6 @@
 /**
- * Automatic retention against a real server, Chromium, ffmpeg and DuckDB file: of two finished
- * recordings, the one that started 10 days ago is deleted when the server starts with
- * STREAMPLAY_RECORDING_RETENTION_DAYS=7 (its row and its files, with nobody asking), the recent
- * one stays.
+ * Automatic retention: with STREAMPLAY_RECORDING_RETENTION_DAYS=7, a recording started 10 days ago
+ * is deleted at server start (row and files), a recent one stays.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

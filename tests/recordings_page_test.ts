@@ -1,8 +1,7 @@
 /**
- * The recordings pages in headless Chromium: a session recorded from the live view's Record
- * button is in the list; its page plays the video, a click on a timeline entry seeks the video
- * there, the error shows its screenshot, the download link serves the file; "Replay" opens the
- * replay live; Delete removes it.
+ * The recordings pages in headless Chromium: a recording made from the live view is listed; its
+ * page plays and seeks the video from the timeline, shows error screenshots, downloads, replays and
+ * deletes.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright";

@@ -1,11 +1,7 @@
 /**
- * Recordings against a real server process, a real Chromium, real ffmpeg and ffprobe: a
- * recorded session gives a constant-rate video as long as the wall time and a timeline with
- * the click's selector, the typed text and the error with its screenshot; every codec gives a
- * file ffprobe reads; the video is served with HTTP Range; ids that try to leave the recordings
- * directory are refused; the list filters and pages; the installed CLI, run from another
- * directory, lists, downloads (to a relative file or stdout, with one-line errors for a file it
- * cannot write), deletes, shows what a clean would remove, and cleans only what is older.
+ * Recordings on a real server, Chromium, ffmpeg and ffprobe: a constant-rate video as long as the
+ * wall time with a timeline of selectors, text and error screenshots, every codec, Range, refused
+ * ids, list filters, and the installed CLI (list, download, delete, clean) from another directory.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

@@ -1,9 +1,7 @@
 /**
- * Replays against a real server, Chromium and pages the test serves: a recording replayed on
- * the same page reports no divergence (the same navigations, the same error, the same last
- * frame); it can be watched live (view-only) and recorded itself; on a page whose button was
- * renamed it reports the element it could not find; where the link leads elsewhere it reports
- * the navigation, the new and the missing error, and the different last frame.
+ * Replays on a real server and Chromium: the same page gives no divergence and can be watched and
+ * recorded; a renamed button is reported as not found; a link leading elsewhere gives the
+ * navigation, new and missing error, and visual divergences.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitForJob } from "./helpers.ts";

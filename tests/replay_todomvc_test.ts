@@ -1,9 +1,7 @@
 /**
- * Recording and replaying a TodoMVC-like app (tests/fixtures/todomvc.html) against a real
- * server and Chromium, as a QA engineer would: the timeline names each todo's checkbox by what
- * it is (its class, within the todo named by its text), not by its position; a click beside the
- * app is on nothing; and a replay on a copy whose field's id was renamed reports the missing
- * field once, with how many steps it missed and the first and last of them.
+ * Recording and replaying a TodoMVC-like app (tests/fixtures/todomvc.html): the timeline names each
+ * checkbox by what it is, not its position; a click beside the app is on nothing; a replay on a
+ * copy with a renamed field id reports the missing field once, with the steps it missed.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitForJob } from "./helpers.ts";

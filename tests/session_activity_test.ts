@@ -1,8 +1,6 @@
 /**
- * What keeps a session from ending idle, against a real server, Chromium, ffmpeg and nginx: with
- * a 5 s idle timeout, a session whose HLS stream has a reader, one pushing RTMP and one being
- * recorded outlive it; one whose HLS stream nobody reads does not. Once the reader leaves, the
- * push stops or the recording stops, each ends idle too.
+ * What keeps a session from ending idle (5 s timeout): a read HLS stream, an RTMP push and a
+ * recording keep it alive, an unread stream does not; once each stops, the session ends idle too.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

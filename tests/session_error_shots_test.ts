@@ -1,9 +1,7 @@
 /**
- * Error screenshots of a recorded live session right after a reload, against a real server,
- * Chromium and ffmpeg: the page is scrolled down a tall red page, the viewer reloads, and the
- * server answers a green page that throws at once and asks for a missing `learn.json`. The
- * recording's screenshot of the 404 and the session's screenshot of the page error both show
- * the green page, not the red one before it; the 404 is in the recording's timeline.
+ * Error screenshots of a recorded session right after a reload (a tall red page, then a green one
+ * that throws and asks for a missing `learn.json`): the recording's and the session's screenshots
+ * show the green page, not the one before it, and the 404 is in the recording's timeline.
  */
 import assert from "node:assert/strict";
 import jpeg from "jpeg-js";

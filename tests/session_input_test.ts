@@ -1,8 +1,6 @@
 /**
- * The viewer protocol's corners against a real server, Chromium and WebSocket: every message
- * may carry a `ref` (a ping's comes back on its pong); the wheel scrolls the page under the
- * pointer; back and forward walk the history; reload loads the page again; a viewport message
- * resizes the page and its frames.
+ * The viewer protocol's corners on a real server, Chromium and WebSocket: `ref` echoes, wheel
+ * scrolling under the pointer, back, forward, reload, and viewport resizing.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor } from "./helpers.ts";

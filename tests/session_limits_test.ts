@@ -1,9 +1,7 @@
 /**
- * Sessions under stress and at their limits, against a real server and Chromium: a viewer that
- * never reads does not stall another one; pages cannot reach the browser's DevTools port; the
- * idle timeout and the max duration end sessions cleanly; a killed browser process fails the
- * session with its reason, tells the viewers and frees the slot; a server stopped with a session
- * running ends its browser and leaves no browser profile behind.
+ * Sessions at their limits on a real server and Chromium: a viewer that never reads stalls no one,
+ * pages cannot reach DevTools, idle and max-duration ends, a killed browser fails the session and
+ * frees its slot, and a stopped server leaves no browser or profile behind.
  */
 import assert from "node:assert/strict";
 import { listProcesses, readProcFiles, readStats } from "../lib/core/procfs.ts";

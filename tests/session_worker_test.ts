@@ -1,8 +1,6 @@
 /**
- * A session run by a separate worker process (`--role=worker`), with tokens on: the API hands
- * out a `ws_url` on the worker's own listener, viewers connect there with their token (viewer
- * role: view-only), and REST control (navigate, screenshot, delete) reaches the worker through
- * Redis.
+ * A session run by a separate worker process (`--role=worker`), tokens on: viewers connect to the
+ * worker's own `ws_url` with their token, and REST control reaches the worker through Redis.
  */
 import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, uniquePrefix, waitFor } from "./helpers.ts";

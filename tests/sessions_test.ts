@@ -1,9 +1,7 @@
 /**
- * Live sessions against a real server process, a real Chromium and real WebSockets: the REST
- * API, frames with metadata, input reaching the remote page (click, typing, Enter, Backspace,
- * arrows, copy and paste), view-only viewers, malformed messages, the URL policy on navigation
- * and on what the browser loads, tabs and popups, page errors with screenshots, pause, limits,
- * final stats, 404s, and the events stored in the job history.
+ * Live sessions on a real server, Chromium and WebSockets: the REST API, frames, input reaching the
+ * page, view-only viewers, malformed messages, the URL policy, tabs and popups, page errors with
+ * screenshots, pause, limits, final stats, 404s, and the events stored in history.
  */
 import assert from "node:assert/strict";
 import { api, startServer, waitFor } from "./helpers.ts";

@@ -1,8 +1,7 @@
 /**
- * Share links: an operator mints a link for one session and one role; its token reads that
- * session (API and viewer socket) and nothing else, a viewer's link controls nothing (403 on
- * pause, navigate, stop, record, new links; input refused on the socket), an operator's link
- * drives only its session, and an expired link is a 401 — with STREAMPLAY_TOKENS set and unset.
+ * Share links, with STREAMPLAY_TOKENS set and unset: a link's token reaches its one session and
+ * nothing else, a viewer's link controls nothing, an operator's drives only its session, and an
+ * expired link is a 401.
  */
 import assert from "node:assert/strict";
 import { createShareLinks } from "../lib/sessions/capability.ts";

@@ -1,8 +1,7 @@
 /**
- * The sizing view in headless Chromium on a report built by `buildSizingReport` from a sweep
- * whose costs are set by hand (1, 2, 4, 8 users healthy, 16 out of CPU): the verdict, a row per
- * level with its status, each model drawn with its band, the held-out points and the saturated
- * level, and the projections with their intervals and the level to measure next.
+ * The sizing view in headless Chromium on a hand-set report (1–8 users healthy, 16 out of CPU): the
+ * verdict, level rows, each model with its band, held-out and saturated points, projections with
+ * their intervals and the next level to measure.
  */
 import assert from "node:assert/strict";
 import { startServer } from "./helpers.ts";

@@ -1,9 +1,7 @@
 /**
- * A short http-bench sweep on a real server process against a static-file server in its own
- * process: the sizing report measures that target (named by pid) apart from the load generator,
- * and carries every field an SRE reads: level status and reasons, the split of target,
- * generator and machine, models with their validation state, intervals, extrapolation, the next
- * level to measure, and the verdict. Without a named target it says no cost was measured.
+ * A short http-bench sweep on a real server against a static-file server in its own process: the
+ * sizing report measures that target (named by pid) apart from the load generator and carries every
+ * field an SRE reads; without a named target it says no cost was measured.
  */
 import assert from "node:assert/strict";
 import { api, ROOT_DIR, startServer, waitForJob } from "./helpers.ts";

@@ -1,8 +1,7 @@
 /**
- * Slow and idle clients against a real server limited to 1,024 file descriptors (prlimit): heads
- * never finished, empty connections and bodies shorter than their Content-Length. The server goes
- * on answering /api/health to another address, closes each of them within its bound, and when the
- * connections exceed what its descriptors allow it refuses new ones and recovers instead of dying.
+ * Slow and idle clients against a real server limited to 1,024 file descriptors: it keeps
+ * answering, closes each within its bound, and past its descriptors refuses new connections and
+ * recovers instead of dying.
  */
 import assert from "node:assert/strict";
 import { startServer, waitFor } from "./helpers.ts";

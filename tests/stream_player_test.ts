@@ -1,8 +1,6 @@
 /**
- * The player page (`player_url`) in headless Chromium: it plays the HLS stream with hls.js and
- * the DASH stream with dash.js (the video's `currentTime` advances) and shows the stream's live
- * metrics beside the video, the stream's URL whole within its panel; the server counts it as a
- * viewer.
+ * The player page (`player_url`) in headless Chromium plays HLS (hls.js) and DASH (dash.js), shows
+ * the stream's live metrics with its URL whole in its panel, and counts as a viewer.
  */
 import assert from "node:assert/strict";
 import type { Page } from "playwright";

@@ -1,8 +1,7 @@
 /**
- * RTMP: a session's stream pushed to a local nginx with the RTMP module (started by the test on
- * a free port with its own nginx.conf) is read back from nginx by ffprobe with the codec and size
- * asked; the stream key is a secret (masked in the status, never in a response or a log line);
- * a server that cannot be reached is a 502 with ffmpeg's reason.
+ * RTMP: a session's stream pushed to a local nginx-rtmp is read back by ffprobe with the codec and
+ * size asked; the stream key stays secret (masked, never returned or logged); an unreachable server
+ * is a 502 with ffmpeg's reason.
  */
 import assert from "node:assert/strict";
 import { api, freePort, startServer, tempDir, waitFor } from "./helpers.ts";

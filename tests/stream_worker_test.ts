@@ -1,8 +1,7 @@
 /**
- * A stream of a session that runs on a worker process (`--role=worker`), tokens on: the worker
- * encodes and serves it (stream_url and player_url point there, media need no token: the stream
- * id is the capability), the API redirects media requests to it, the worker's own ffmpeg decides
- * which codecs work, and stopping through the API reaches the worker through Redis.
+ * A stream of a session on a worker process (`--role=worker`), tokens on: the worker encodes and
+ * serves it (its URLs point there, media need no token), the API redirects to it, and stopping
+ * through the API reaches it through Redis.
  */
 import assert from "node:assert/strict";
 import { api, freePort, startRedis, startServer, tempDir, uniquePrefix } from "./helpers.ts";

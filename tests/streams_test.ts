@@ -1,10 +1,7 @@
 /**
- * Video streams of a live session against a real server process, real Chromium and real ffmpeg,
- * read by real clients: ffprobe reads the HLS playlist and the DASH manifest over HTTP; segments
- * come with their MIME types and cache headers, in a sliding window; a low-latency DASH segment
- * is served while ffmpeg writes it; players are counted; stopping answers the totals served and
- * removes the files; a stalled encoder is degraded, a killed one restarted once and then the
- * stream stops with the reason; the session's end ends its streams; every bad input is a 400.
+ * Video streams of a live session on a real server, Chromium and ffmpeg, read by real clients: HLS
+ * and DASH over HTTP with their headers and window, low-latency DASH, player counts, stop, a
+ * degraded or restarted encoder, the session's end ending its streams, and 400s for bad input.
  */
 import assert from "node:assert/strict";
 import { api, startServer, tempDir, waitFor } from "./helpers.ts";

@@ -1,7 +1,5 @@
-// The view of one job, shared by /bench (live) and /bench/jobs/:id (stored, then live):
-// status, progress (and a bar per sweep level), KPIs, charts (throughput and latency, or web
-// vitals and users; CPU, memory, network), result (with error screenshots and the sizing
-// report) and logs.
+// The view of one job, shared by /bench (live) and /bench/jobs/:id (stored, then live): status,
+// progress, KPIs, charts, result (error screenshots, sizing report) and logs.
 import {
   el,
   fmtBytes,

@@ -1,8 +1,6 @@
-// The stream player (/player/:id): plays a stream's HLS (hls.js, or the browser's own HLS) or
-// DASH (dash.js) with low-latency settings when its segments are short, and shows the stream's
-// live metrics from the serving process beside the video, with what the player itself measures
-// (latency behind the live edge, buffer ahead). It needs no token: the stream id in the URL is
-// the capability, as for any player.
+// The stream player (/player/:id): plays a stream's HLS (hls.js, or the browser's own) or DASH
+// (dash.js), low-latency when its segments are short, beside the stream's live metrics and what the
+// player measures (latency behind the live edge, buffer ahead).
 
 import { el, fmtBytes, fmtNumber } from "./api.js";
 
@@ -19,6 +17,7 @@ function showError(message) {
   box.classList.remove("hidden");
 }
 
+/** Needs no token: the stream id in the URL is the capability, as for any player. */
 async function readStatus() {
   const res = await fetch(statusUrl, { cache: "no-store" });
   const body = await res.json().catch(() => ({}));

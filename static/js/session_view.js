@@ -1,13 +1,13 @@
-// The live view of one session: frames on a canvas that scales to the window, input mapped to
-// the remote page's CSS pixels through each frame's screencast metadata, an overlay with fps,
-// bitrate, latency and viewers, navigation, tabs, and the side panel of page events.
-//
-// Wire format of a frame (binary message): [u32 LE header length][header JSON][JPEG]; header
-// { seq, ts, w, h, ot, ps, sx, sy, tab }. Everything else is JSON (lib/sessions/protocol.ts).
+// The live view of one session: frames on a canvas scaled to the window, input mapped to the remote
+// page's CSS pixels, an overlay of live figures, navigation, tabs, and the page events panel.
 import { api, el, fmtBytes, fmtNumber, token } from "./api.js";
 
 const decoder = new TextDecoder();
 
+/**
+ * A frame is a binary message, [u32 LE header length][header JSON][JPEG]; header { seq, ts, w, h,
+ * ot, ps, sx, sy, tab }. Everything else is JSON (lib/sessions/protocol.ts).
+ */
 function parseFrame(buffer) {
   const view = new DataView(buffer);
   const length = view.getUint32(0, true);

@@ -1,7 +1,6 @@
-// The sizing report of a benchmark (result.sizing): the verdict in plain language, each level
-// with its status (healthy, saturated, generator-bound) and what it cost, the CPU and memory
-// models drawn with their 95 % band, the measured and held-out points and the excluded levels,
-// the leave-one-level-out errors, the projections with their intervals, warnings and formulas.
+// The sizing report of a benchmark (result.sizing): the verdict, each level with its status and
+// cost, the CPU and memory models with their 95 % band and points, the leave-one-level-out errors,
+// the projections with their intervals, warnings and formulas.
 import uPlot from "/vendor/uplot.js";
 import { el, fmtBytes, fmtNumber } from "./api.js";
 
