@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { api, ROOT_DIR, startServer, waitForJob } from "./helpers.ts";
+import { THRESHOLDS } from "../lib/capacity/report.ts";
 
 /** The static server as a child process (its own pid, like nginx would have). */
 async function startStaticServer() {
@@ -60,7 +61,7 @@ Deno.test("http-bench sizes the target server's processes with the full report",
     assert.equal(s.unit, "connections");
     assert.match(s.measured, /target server's processes/);
     assert.equal(s.confidence, 0.95);
-    assert.equal(s.thresholds.cpu_wait_ratio, 0.5);
+    assert.equal(s.thresholds.cpu_wait_ratio, THRESHOLDS.cpu_wait_ratio);
     assert.deepEqual(s.levels.map((l: { concurrency: number }) => l.concurrency), LEVELS);
     for (const l of s.levels) {
       assert.ok(["healthy", "saturated", "generator_bound"].includes(l.status));

@@ -273,3 +273,19 @@ Deno.test("a model's falling term is printed with a minus sign", () => {
     "2 + 0.5·n − 0.01·n²",
   );
 });
+
+Deno.test("a browser's own waiting on a quiet machine is not saturation; the load's is", () => {
+  // The simple page swept on the quiet 2-core box: Chromium already waits 0.31× as long as it
+  // runs at 1 user and 13 % machine CPU (its own threads), 0.60× at 4 users and 31 %.
+  const r = report(fixture("browser-simple-quiet"), "process");
+  const at = (n: number) => r.levels.find((l) => l.concurrency === n)!;
+  assert.ok(at(4).cpu_wait_ratio! >= 0.5 && at(4).machine.cpu_percent < 40);
+  assert.deepEqual(r.healthy_levels, [1, 2, 4, 8]);
+  assert.match(at(12).reasons.join(), /^action p75 \d+ ms, 2\.\d× the 1-user level's/);
+  assert.match(
+    at(16).reasons[0]!,
+    /^out of CPU: the browsers waited for a CPU 1\.70× as long as they ran, 1\.39× more than/,
+  );
+  assert.deepEqual(r.saturated_levels, [12, 16]);
+  assert.match(r.verdict, /measured up to 8 users \(saturated at 12, 16\)/);
+});
