@@ -102,6 +102,15 @@ Deno.test("bench pages, browser mode: editor, live sweep, sizing, errors, compar
     assert.equal(await page.locator("#sizing-models tbody tr").count(), models);
     if (models) await page.locator("#sizing-curves .chart").nth(models - 1).waitFor();
     assert.equal(await page.locator("#jv-level-table tbody tr").count(), 2);
+    // More than three distinct errors (a busy machine adds timeouts) come collapsed: open them.
+    const groups = page.locator("#jv-error-groups");
+    await groups.waitFor({ state: "attached", timeout: 15_000 });
+    if ((await groups.getAttribute("open")) === null) {
+      await groups.locator("summary").click();
+    }
+    // The errors come after the sizing report: scroll to them, as their lazy images wait for it.
+    await page.locator("#jv-error-shots figure[data-kind='console']").first()
+      .scrollIntoViewIfNeeded();
     const shot = page.locator("#jv-error-shots figure[data-kind='console'] img").first();
     await shot.waitFor({ timeout: 15_000 });
     await page.waitForFunction(
