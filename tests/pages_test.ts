@@ -68,10 +68,14 @@ Deno.test("bench pages: start, watch, find in history, open", async (t) => {
     await page.waitForURL(`**/bench/jobs/${jobId}`);
     await page.locator('#job-view[data-status="succeeded"]').waitFor({ timeout: 10_000 });
     await page.locator("#jv-result-props").waitFor();
-    const points = Number(await page.locator("#jv-chart-cpu").getAttribute("data-points"));
-    assert.ok(points >= 1, "CPU chart drawn from stored samples");
-    const rpsPoints = Number(await page.locator("#jv-chart-rps").getAttribute("data-points"));
-    assert.ok(rpsPoints >= 1, "throughput chart drawn from stored progress events");
+    // The charts are drawn once the stored samples and progress events have been fetched.
+    for (const [chart, what] of [["cpu", "stored samples"], ["rps", "stored progress events"]]) {
+      await page.waitForFunction(
+        `Number(document.querySelector("#jv-chart-${chart}")?.dataset.points) >= 1`,
+        null,
+        { timeout: 10_000 },
+      ).catch(() => assert.fail(`the ${chart} chart is not drawn from ${what}`));
+    }
     assert.ok((await page.locator("#jv-log div").count()) >= 2, "stored logs shown");
   });
 
