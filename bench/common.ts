@@ -147,3 +147,12 @@ export function benchReport(name: string, args: readonly string[] = Deno.args) {
     },
   };
 }
+
+/** Descriptors a process has open (through `sh`: Deno reads /proc only with every permission). */
+export async function openDescriptors(pid: number): Promise<number> {
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", `ls /proc/${pid}/fd | wc -l`],
+    stdout: "piped",
+  }).output();
+  return Number(new TextDecoder().decode(stdout).trim());
+}

@@ -4,7 +4,15 @@
  * Target: flat after warm-up, and nothing left once the server has stopped.
  */
 import { listProcesses, processTree, readProcFiles, readStats } from "../lib/core/procfs.ts";
-import { fixed, loadAverage, printTable, ROOT, sleep, undoOnInterrupt } from "./common.ts";
+import {
+  fixed,
+  loadAverage,
+  openDescriptors,
+  printTable,
+  ROOT,
+  sleep,
+  undoOnInterrupt,
+} from "./common.ts";
 
 /**
  * Sessions in all (SOAK_SESSIONS, default 500); each has a viewer that waits for its first frames.
@@ -99,15 +107,6 @@ interface Reading {
   temp: number;
 }
 
-/** Open descriptors of `pid` (through `sh`: Deno reads /proc only with every permission). */
-async function descriptors(pid: number): Promise<number> {
-  const { stdout } = await new Deno.Command("sh", {
-    args: ["-c", `ls /proc/${pid}/fd | wc -l`],
-    stdout: "piped",
-  }).output();
-  return Number(new TextDecoder().decode(stdout).trim());
-}
-
 async function read(sessions: number): Promise<Reading> {
   const [stat] = await readStats([server.pid]);
   const chromium = processTree([server.pid], await listProcesses())
@@ -116,7 +115,7 @@ async function read(sessions: number): Promise<Reading> {
     sessions,
     rssMb: (stat?.rssBytes ?? NaN) / 1024 / 1024,
     chromium,
-    fds: await descriptors(server.pid),
+    fds: await openDescriptors(server.pid),
     temp: (await tempEntries()).own.length,
   };
 }

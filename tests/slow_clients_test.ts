@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { startServer, waitFor } from "./helpers.ts";
+import { openDescriptors } from "../bench/common.ts";
 
 const encoder = new TextEncoder();
 
@@ -77,15 +78,6 @@ async function slow(port: number, bytes: string): Promise<Slow | null> {
   return { conn, ended };
 }
 
-/** Descriptors a process has open (through `sh`: Deno reads /proc only with every permission). */
-async function descriptors(pid: number): Promise<number> {
-  const { stdout } = await new Deno.Command("sh", {
-    args: ["-c", `ls /proc/${pid}/fd | wc -l`],
-    stdout: "piped",
-  }).output();
-  return Number(new TextDecoder().decode(stdout).trim());
-}
-
 const HALF_HEAD = "GET /api/health HTTP/1.1\r\nHost: x\r\nX-a: ";
 const SHORT_BODY =
   'POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"type"';
@@ -95,7 +87,7 @@ Deno.test("slow clients are closed within their bounds while health stays answer
     env: { STREAMPLAY_HEADER_TIMEOUT_S: "3", STREAMPLAY_BODY_TIMEOUT_S: "3" },
   });
   await limitDescriptors(server.process.pid, 1024);
-  const descriptorsBefore = await descriptors(server.process.pid);
+  const descriptorsBefore = await openDescriptors(server.process.pid);
   const descriptorsDuring: number[] = [];
   const opened: Slow[] = [];
   const kinds: Array<[string, string, number]> = [
@@ -108,7 +100,7 @@ Deno.test("slow clients are closed within their bounds while health stays answer
     for (let i = 0; i < count; i++) {
       const s = await slow(server.port, bytes);
       if (s) opened.push(s);
-      if (i % 50 === 0) descriptorsDuring.push(await descriptors(server.process.pid));
+      if (i % 50 === 0) descriptorsDuring.push(await openDescriptors(server.process.pid));
       if (i % 200 === 0) healthDuring.push(await health(server.port));
     }
   }
