@@ -42,22 +42,8 @@ export async function installCli(): Promise<InstalledCli> {
   return {
     bin,
     home: home.path,
-    async run(args, options = {}) {
-      const { code, stdout, stderr } = await new Deno.Command(bin, {
-        args,
-        cwd: options.cwd ?? home.path,
-        env: { NO_COLOR: "1", ...options.env },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return {
-        code,
-        out: new TextDecoder().decode(stdout),
-        err: new TextDecoder().decode(stderr),
-        bytes: stdout,
-      };
-    },
+    run: (args, options = {}) =>
+      runCommand(bin, args, options.cwd ?? home.path, { NO_COLOR: "1", ...options.env }),
     async [Symbol.asyncDispose]() {
       await root[Symbol.asyncDispose]();
       await home[Symbol.asyncDispose]();
@@ -69,21 +55,32 @@ export async function installCli(): Promise<InstalledCli> {
  * `deno task cli ...` run from `cwd` with the checkout's deno.json, as README users without the
  * installed command run it: the task moves to the caller's directory before starting the CLI.
  */
-export async function runCliTask(args: string[], cwd: string): Promise<CliRun> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "--quiet", "--config", `${ROOT_DIR}deno.json`, "cli", ...args],
+export function runCliTask(args: string[], cwd: string): Promise<CliRun> {
+  return runCommand(
+    Deno.execPath(),
+    ["task", "--quiet", "--config", `${ROOT_DIR}deno.json`, "cli", ...args],
     cwd,
     // deno task sets INIT_CWD to the caller's directory only when it is unset, as in a user's
     // shell; these tests may themselves run under `deno task test`, which set it already.
-    env: { NO_COLOR: "1", INIT_CWD: cwd },
+    { NO_COLOR: "1", INIT_CWD: cwd },
+  );
+}
+
+/** Runs `command` to its end with no stdin; its exit code and both outputs. */
+async function runCommand(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: Record<string, string>,
+): Promise<CliRun> {
+  const { code, stdout, stderr } = await new Deno.Command(command, {
+    args,
+    cwd,
+    env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).output();
-  return {
-    code,
-    out: new TextDecoder().decode(stdout),
-    err: new TextDecoder().decode(stderr),
-    bytes: stdout,
-  };
+  const text = new TextDecoder();
+  return { code, out: text.decode(stdout), err: text.decode(stderr), bytes: stdout };
 }
