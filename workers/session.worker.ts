@@ -55,6 +55,10 @@ const SELECTION_JS = `(() => {
   return String(getSelection() ?? "");
 })()`;
 
+function sameSize(a: Viewport, b: Viewport): boolean {
+  return a.width === b.width && a.height === b.height;
+}
+
 /** The browser's own favicon request (made or skipped as it likes): not the page's error. */
 function isFaviconLoad(url: string | undefined): boolean {
   return url !== undefined && /\/favicon\.ico(\?|$)/.test(url);
@@ -69,6 +73,50 @@ let idleTimer: ReturnType<typeof setTimeout> | undefined;
 const sessions = new Set<Session>();
 /** The processes of functions with a browser (when this Worker runs them). */
 let functionPool: ProcessPool | undefined;
+
+type Viewport = { width: number; height: number };
+
+/** Every session's browser context: its size, and all its traffic through the policy proxy. */
+const contextOptions = (viewport: Viewport, proxy: string) => ({
+  viewport,
+  deviceScaleFactor: 1,
+  proxy: { server: proxy, bypass: "<-loopback>" },
+  serviceWorkers: "block" as const,
+  acceptDownloads: false,
+});
+
+/** A browser context with a blank page, made ahead for the next function (see `makeSpare`). */
+interface Spare {
+  proxy: string;
+  viewport: Viewport;
+  ready: Promise<{ context: BrowserContext; page: Page } | null>;
+}
+let spare: Spare | undefined;
+
+/**
+ * A function Worker keeps one fresh context and page ready: Chromium takes about 150 ms to make
+ * them (Target.createBrowserContext, createTarget, attach), and contexts are made one at a time
+ * however many are asked for at once. Its proxy refuses everything until the session that takes
+ * the context over claims it (`SpareProxies`). Dropped when the browser closes.
+ */
+function makeSpare(b: Browser, proxy: string, viewport: Viewport) {
+  discardSpare(takeSpare());
+  const ready = (async () => {
+    const context = await b.newContext(contextOptions(viewport, proxy));
+    return { context, page: await context.newPage() };
+  })().catch(() => null);
+  spare = { proxy, viewport: { ...viewport }, ready };
+}
+
+function takeSpare(): Spare | undefined {
+  const taken = spare;
+  spare = undefined;
+  return taken;
+}
+
+function discardSpare(s: Spare | undefined) {
+  s?.ready.then((r) => r?.context.close()).catch(() => {});
+}
 
 /**
  * The shared browser; a new one listens for DevTools on `port` (loopback).
@@ -98,6 +146,7 @@ function getBrowser(port: number): Promise<Browser> {
     launching.then((b) => {
       b.on("disconnected", () => {
         if (browser === launching) browser = undefined;
+        spare = undefined;
         for (const s of sessions) {
           if (s.browser === b) {
             s.fail("the browser process ended unexpectedly (it crashed or was killed)");
@@ -196,7 +245,7 @@ class Session {
   functionInbox: { handler?: (msg: FunctionIn) => void; early: FunctionIn[] } = { early: [] };
   functionResult: { value: unknown } | undefined;
 
-  #setup = Promise.withResolvers<{ proxy: string; debugPort: number }>();
+  #setup = Promise.withResolvers<{ proxy: string; debugPort: number; spare?: string }>();
   #end = Promise.withResolvers<{ reason: string; stats: Record<string, unknown> }>();
   #replay = Promise.withResolvers<ReplaySpec>();
 
@@ -259,20 +308,27 @@ class Session {
   }
 
   async run() {
+    // A function takes the spare context when it has the function's size.
+    let offered = this.function ? takeSpare() : undefined;
+    if (offered && !sameSize(offered.viewport, this.viewport)) {
+      discardSpare(offered);
+      offered = undefined;
+    }
+    this.send({ k: "hello", spare: offered?.proxy ?? null, wantSpare: this.function });
     const setup = await Promise.race([this.#setup.promise, this.#end.promise.then(() => null)]);
-    if (setup === null) return this.result((await this.#end.promise).reason, {});
+    if (setup === null) {
+      discardSpare(offered);
+      return this.result((await this.#end.promise).reason, {});
+    }
     this.browser = await getBrowser(setup.debugPort);
     sessions.add(this);
     try {
-      this.context = await this.browser.newContext({
-        viewport: this.viewport,
-        deviceScaleFactor: 1,
-        proxy: { server: setup.proxy, bypass: "<-loopback>" },
-        serviceWorkers: "block",
-        acceptDownloads: false,
-      });
+      const ready = offered?.proxy === setup.proxy ? await offered.ready : null;
+      if (!ready) discardSpare(offered);
+      this.context = ready?.context ??
+        await this.browser.newContext(contextOptions(this.viewport, setup.proxy));
       this.context.on("page", (page) => this.addTab(page, true));
-      const page = await this.context.newPage();
+      const page = ready?.page ?? await this.context.newPage();
       this.addTab(page, true);
       if (!this.function) await this.navigate(page, this.params.url);
       this.send({ k: "active", page: await this.pageState() });
@@ -287,6 +343,9 @@ class Session {
       clearInterval(this.pollTimer);
       sessions.delete(this);
       await this.context?.close().catch(() => {});
+      if (setup.spare && this.browser.isConnected()) {
+        makeSpare(this.browser, setup.spare, this.params.viewport);
+      }
       releaseBrowser();
     }
   }

@@ -8,7 +8,7 @@ import type { Outcome } from "../jobs/queue.ts";
 import type { Logger } from "../core/log.ts";
 import { errorMessage } from "../core/log.ts";
 import type { UrlPolicy } from "../security/url_policy.ts";
-import { type SocksProxy, startSocksProxy } from "../security/socks_proxy.ts";
+import { type SessionProxy, sessionProxy, SpareProxies } from "./session_proxy.ts";
 import { type Screencast, startScreencast } from "./screencast.ts";
 import { freePort } from "../core/redis.ts";
 import type { ControlOp, ControlReply, SessionStore } from "./store.ts";
@@ -116,11 +116,6 @@ export interface SessionHostOptions {
   publicUrl(): string;
 }
 
-/** Loopback and unspecified addresses (connecting to 0.0.0.0 reaches local listeners). */
-function isLocalAddress(address: string): boolean {
-  return /^127\./.test(address) || address === "::1" || address === "0.0.0.0" || address === "::";
-}
-
 function frameOf(message: Uint8Array, ts: number): LiveFrame {
   let decoded: ReturnType<typeof decodeFrame> | undefined;
   return {
@@ -150,7 +145,8 @@ class Live implements LiveSession, CompanionRun {
   private readonly window = new MetricsWindow();
   private readonly viewers: Viewers;
   private readonly ops: SessionControl;
-  private readonly proxy: SocksProxy;
+  /** The policy proxy, once the Worker said hello (a new one, or the spare it claimed). */
+  private proxy: SessionProxy | undefined;
   private cast: Screencast | undefined;
   /** Bumped at every tab switch, so a slow connect to an old tab is dropped. */
   private castGeneration = 0;
@@ -173,18 +169,6 @@ class Live implements LiveSession, CompanionRun {
     this.browser.promise.catch(() => {});
     this.viewers = new Viewers(this.viewerSide(), this.window, host.log);
     this.ops = new SessionControl(this.controlSide(), (msg) => this.link.send(msg), host.policy);
-    this.proxy = startSocksProxy({
-      policy: host.policy,
-      // The browser's DevTools port drives the browser: pages must not reach it.
-      refuse: (addresses, port) =>
-        port === this.debugPort && addresses.some(isLocalAddress)
-          ? "the browser's own DevTools port is not for pages"
-          : null,
-      onRefused: (target, reason) => this.pageEvent({ type: "request_blocked", target, reason }),
-    });
-    this.link.send(
-      { k: "setup", proxy: this.proxy.url, debugPort: freePort() } satisfies SessionIn,
-    );
     this.tick = setInterval(() => this.everySecond(), 1000);
     host.store.hold(id).catch(() => {});
     this.publish();
@@ -251,9 +235,16 @@ class Live implements LiveSession, CompanionRun {
 
   private receive(msg: SessionOut) {
     switch (msg.k) {
+      case "hello":
+        this.hello(msg.spare, msg.wantSpare);
+        break;
       case "cast":
         this.debugPort = Number(new URL(msg.url).port);
-        this.browser.resolve({ port: this.debugPort, context: msg.context, proxy: this.proxy.url });
+        this.browser.resolve({
+          port: this.debugPort,
+          context: msg.context,
+          proxy: this.proxy!.url,
+        });
         this.capture(msg.tab, msg.url).catch((err) =>
           this.host.log.warn("screencast failed", { session: this.id, error: errorMessage(err) })
         );
@@ -423,9 +414,30 @@ class Live implements LiveSession, CompanionRun {
     return this.ended.promise;
   }
 
+  /**
+   * The Worker starts the session: it gets its proxy (the spare's, when the Worker made a context
+   * ahead with one that is still open) and, if it asked, a proxy for its next spare context.
+   */
+  private hello(spare: string | null, wantSpare: boolean) {
+    if (this.proxy || this.isOver()) return;
+    this.proxy = (spare ? this.host.spares.claim(spare) : null) ?? sessionProxy(this.host.policy);
+    this.proxy.own({
+      debugPort: () => this.debugPort,
+      refused: (target, reason) => this.pageEvent({ type: "request_blocked", target, reason }),
+    });
+    this.link.send(
+      {
+        k: "setup",
+        proxy: this.proxy.url,
+        debugPort: freePort(),
+        ...(wantSpare ? { spare: this.host.spares.make() } : {}),
+      } satisfies SessionIn,
+    );
+  }
+
   /** Closes the session's proxy (this process is stopping). */
-  closeProxy(): Promise<void> {
-    return this.proxy.close();
+  async closeProxy(): Promise<void> {
+    await this.proxy?.close();
   }
 
   // ---- the end ----
@@ -460,7 +472,7 @@ class Live implements LiveSession, CompanionRun {
     this.cast?.close();
     clearInterval(this.tick);
     clearTimeout(this.stateTimer);
-    this.proxy.close();
+    this.proxy?.close();
     this.publish();
     this.host.store.release(this.id).catch(() => {});
     this.host.forget(this.id);
@@ -528,6 +540,8 @@ class Live implements LiveSession, CompanionRun {
 interface HostContext {
   handlers: ReadonlyMap<ControlOp, SessionOpHandler>;
   policy: UrlPolicy;
+  /** Proxies of the browser contexts function Workers keep ready. */
+  spares: SpareProxies;
   store: SessionStore;
   log: Logger;
   publicUrl(): string;
@@ -541,6 +555,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
   const context: HostContext = {
     handlers,
     policy: options.policy,
+    spares: new SpareProxies(options.policy),
     store: options.store,
     log: options.log,
     publicUrl: options.publicUrl,
@@ -582,6 +597,7 @@ export function createSessionHost(options: SessionHostOptions): SessionHost {
     },
     async close() {
       await Promise.all([...sessions.values()].map((s) => s.closeProxy()));
+      await context.spares.close();
     },
   };
 }

@@ -8,8 +8,12 @@ import type { ReplaySpec } from "../recordings/replay_spec.ts";
 
 /** Companion → Worker. Requests with `rid` get a `reply`. */
 export type SessionIn =
-  /** The proxy the browser context must use; the DevTools port for a browser launched now. */
-  | { k: "setup"; proxy: string; debugPort: number }
+  /**
+   * The answer to `hello`: the proxy the session's browser context must use (the spare's when it
+   * was claimed), the DevTools port for a browser launched now, and a proxy for the next spare
+   * context when one was asked for.
+   */
+  | { k: "setup"; proxy: string; debugPort: number; spare?: string }
   | { k: "input"; rid: number; msg: InputMessage | { type: "tabs" } }
   | { k: "screenshot"; rid: number }
   | { k: "stop"; reason: string; stats: Record<string, unknown> }
@@ -22,6 +26,11 @@ export type SessionIn =
 
 /** Worker → companion. */
 export type SessionOut =
+  /**
+   * The session starts: `spare` is the proxy of a browser context made ahead for it (claimed when
+   * still open); `wantSpare` asks for a proxy for the next one.
+   */
+  | { k: "hello"; spare: string | null; wantSpare: boolean }
   | { k: "page"; page: PageState }
   | { k: "active"; page: PageState }
   /**
