@@ -47,8 +47,9 @@ Deno.test("dashboard: recent events when opened, bitrate on its own axis, readab
       const { CHARTS } = await import("/static/js/dashboard_charts.js");
       const { title, series, ...options } = CHARTS.find((c) => c.id === ${JSON.stringify(id)});
       const box = document.createElement("div");
-      box.style.width = "460px";
-      document.body.replaceChildren(box);
+      // Beside the dashboard, not in place of it: its live code still updates its own boxes.
+      box.style.cssText = "width: 460px; position: absolute; left: 0; top: 0";
+      document.body.append(box);
       const chart = lineChart(box, { title, series: series.map((s) => s[1]), ...options });
       const rows = ${JSON.stringify(rows)};
       const now = Math.floor(Date.now() / 1000);
