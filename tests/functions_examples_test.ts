@@ -90,9 +90,14 @@ Deno.test("function examples: signing in with a browser, and a scheduled run", a
   await t.step(
     "a browser function is a live session a viewer watches, and is recorded",
     async () => {
+      // The page keeps changing while the viewer watches: a still page sends one frame, and a
+      // spare page may have loaded it before the viewer joins.
       const code = `export default async ({ page, params }) => {
       await page.goto(params.url);
-      await page.waitForTimeout(4000);
+      for (let i = 1; i <= 16; i++) {
+        await page.fill("input[name=user]", "ada ".repeat(i));
+        await page.waitForTimeout(250);
+      }
       return await page.title();
     }`;
       const res = await api(base, "/api/jobs", {
