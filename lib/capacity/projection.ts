@@ -9,7 +9,8 @@ import { mean, sampleStandardDeviation } from "simple-statistics";
 export const FORMULAS = {
   cpu: "cost(n) = a + b·n (b ≥ 0), fitted to the healthy levels; per_session = cost(n) / n",
   memory: "cost(n) = a + b·n with b ≥ (cost(n_high) − cost(n_low)) / (n_high − n_low)",
-  non_linear: "a + b·n + c·n² (c > 0) only with ≥ 4 levels and a lower leave-one-level-out error",
+  non_linear: "a + b·n + c·n² only with ≥ 4 levels, c > 0 beyond noise (c / se(c) ≥ t(df), " +
+    "95 %) and a lower leave-one-level-out error",
   disk: "disk_rate = Σ growth / Σ (users × seconds) over healthy levels; " +
     "disk_per_session = disk_rate × session_s",
   network: "net_rate = Σ bytes / Σ (users × seconds); network(target) = net_rate × target",
@@ -124,6 +125,21 @@ export function fitLinear(points: Point[], minSlope = -Infinity): Model | null {
     a = mean(points.map((p) => p.y)) - b * mean(points.map((p) => p.n));
   }
   return finish("linear", [a, b], points, 2);
+}
+
+/**
+ * How many standard errors a quadratic's n² term lies above 0, against the two-sided 95 % Student
+ * t it must reach: a curvature no larger than the levels' scatter would still be squared out to the
+ * target. Infinite when the parabola goes through every level.
+ */
+export function curvature(m: Model, points: Point[]): { t: number; needed: number } | null {
+  if (m.kind !== "quadratic" || m.residual_sd === null || m.df < 1) return null;
+  const { inv } = design("quadratic", points.map((p) => p.n));
+  const se = m.residual_sd * Math.sqrt(Math.max(0, inv[2]![2]!));
+  return {
+    t: se === 0 ? (m.c > 0 ? Infinity : 0) : m.c / se,
+    needed: jStat.studentt.inv(1 - (1 - CONFIDENCE) / 2, m.df) as number,
+  };
 }
 
 /** Least-squares parabola; null with fewer than three distinct levels. */
@@ -248,8 +264,9 @@ export interface ResourceFit {
  * why it was chosen, its validation, and the interval at any n. The chart curve reaches at least
  * `curveTo` (the highest level run, healthy or not).
  *
- * A convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels and a
- * lower leave-one-level-out error: never on R² over the fitted points. The interval is the wider of
+ * A convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels, an n²
+ * term beyond the levels' scatter (`curvature`) and a lower leave-one-level-out error: never on R²
+ * over the fitted points. The interval is the wider of
  * the fit's prediction interval (Student's t, between-level scatter) and the measurement noise of
  * the level means (per-second samples) carried through the fit.
  */
@@ -280,15 +297,18 @@ export function fitResource(
     ? "linear: a fixed cost plus a cost per session"
     : "linear: a fixed cost plus a cost per user, up to saturation";
   const err = (c: typeof chosen | undefined) => c?.validation?.mean_abs_error_pct ?? null;
+  const bend = quad ? curvature(quad.model!, points) : null;
   if (linear && quad && err(quad) !== null && err(linear) !== null) {
-    if (err(quad)! < err(linear)!) {
-      chosen = quad;
-      reason = `quadratic: beats linear on held-out levels (${err(quad)!.toFixed(1)} % against ` +
-        `${err(linear)!.toFixed(1)} %)`;
+    const held = `(${err(quad)!.toFixed(1)} % against ${err(linear)!.toFixed(1)} %)`;
+    if (err(quad)! >= err(linear)!) {
+      reason += `; a quadratic did not beat it on held-out levels ${held}`;
+    } else if (bend && bend.t < bend.needed) {
+      reason += `; a quadratic beat it on held-out levels ${held} but its n² term is within ` +
+        `the levels' scatter (t = ${bend.t.toFixed(2)} < ${bend.needed.toFixed(2)}), so it is ` +
+        "not extrapolated";
     } else {
-      reason += `; a quadratic did not beat it on held-out levels (${
-        err(quad)!.toFixed(1)
-      } % against ${err(linear)!.toFixed(1)} %)`;
+      chosen = quad;
+      reason = `quadratic: beats linear on held-out levels ${held}`;
     }
   }
   const model = chosen.model!;

@@ -121,6 +121,26 @@ Deno.test("recorded per-second costs: memory linear with its floor, every level 
   assert.ok(at.value >= 1000 * Math.max(0, floor) * 0.9, "no sub-linear memory at 1,000");
 });
 
+Deno.test("a bend within the levels' scatter is not squared out to 1,000 users", () => {
+  // The simple page at 1, 2, 4, 8, 12, 16 users, all healthy (ramped starts): its memory means
+  // bend upwards a little, and a quadratic beat the line held out, yet its n² term is under one
+  // standard error. Picked, it projected 251 GB at 1,000 users where the other runs said 60.
+  const f = fixture("browser-simple-six-healthy");
+  const series = f.record.levels.map((w) => ({
+    n: w.concurrency,
+    values: samplesIn(f.samples, w.steady, w.ended)
+      .map((s) => (s.proc_mem_bytes ?? 0) + (s.platform_mem_bytes ?? 0)),
+  }));
+  const mem = fitResource("memory", series)!;
+  assert.equal(mem.model.chosen.kind, "linear");
+  assert.match(mem.model.reason, /n² term is within the levels' scatter \(t = 0\.\d+ < \d/);
+  assert.equal(mem.model.validation!.model, "linear", "the validated model is the one used");
+  const gb = mem.at(1000).value / GB;
+  assert.ok(gb > 30 && gb < 90, `1,000 users: ${gb.toFixed(1)} GB`);
+  const r = report(f, "process");
+  assert.deepEqual(r.healthy_levels, [1, 2, 4, 8, 12, 16]);
+});
+
 // ---- a synthetic healthy sweep ----
 
 const params: CapacityParams = {
