@@ -190,30 +190,48 @@ function show(r: Run): void {
   console.log(`  verdict: ${r.sizing.verdict}`);
 }
 
-const browserParams = (page: string, levels: number[], scenario?: unknown) =>
+/**
+ * A sweep of `page`. Users start spread over `ramp_s` (about one pass of their scenario), so they
+ * do not load and click in lockstep as no real users do; the level's measurement starts once all
+ * have started, `ramp_s` into the level, so the level lasts that much longer.
+ */
+const browserParams = (page: string, levels: number[], scenario?: unknown, ramp_s = 0) =>
   BrowserBenchParams.parse({
     url: `${site.url}/${page}`,
     levels,
-    duration_s: duration,
+    duration_s: duration + ramp_s,
+    ramp_s,
     baseline_s: Number(args.baseline),
     screenshot_every_s: 5,
     targets: [10, 100, TARGET],
     ...(scenario ? { scenario } : {}),
   });
 
-/** Each virtual user adds two items, completes one, flips the filters and clears. */
+/**
+ * Each virtual user adds two items, completes one, flips the filters and clears, pausing a second
+ * after each thing it does as a person would (think time). Without the pauses one user kept about
+ * three quarters of a core busy and two cores held fewer than four users.
+ */
+const PAUSE = { action: "wait", ms: 1000 } as const;
 const TODO_SCENARIO = [
   { action: "goto" },
+  PAUSE,
   { action: "type", selector: "#new-todo", text: "measure the app" },
   { action: "press", selector: "#new-todo", key: "Enter" },
+  PAUSE,
   { action: "type", selector: "#new-todo", text: "size the servers" },
   { action: "press", selector: "#new-todo", key: "Enter" },
+  PAUSE,
   { action: "click", selector: ".todo-list li .toggle" },
+  PAUSE,
   { action: "click", selector: "a[data-filter=active]" },
+  PAUSE,
   { action: "click", selector: "a[data-filter=completed]" },
+  PAUSE,
   { action: "click", selector: "a[data-filter=all]" },
+  PAUSE,
   { action: "click", selector: ".clear-completed" },
-  { action: "wait", ms: 500 },
+  PAUSE,
 ];
 
 /** The sizing report of a run refitted on some of its levels only. */
@@ -403,13 +421,18 @@ async function browserSweeps(): Promise<void> {
   const simple: Run[] = [];
   for (let i = 1; i <= Number(args.repeat); i++) {
     simple.push(
-      await run(`simple-${i}`, browserBenchJob, browserParams("simple", LEVELS), browserInfo),
+      await run(
+        `simple-${i}`,
+        browserBenchJob,
+        browserParams("simple", LEVELS, undefined, 1),
+        browserInfo,
+      ),
     );
   }
   const todo = await run(
     "todo",
     browserBenchJob,
-    browserParams("todo", LEVELS, TODO_SCENARIO),
+    browserParams("todo", LEVELS, TODO_SCENARIO, 8),
     browserInfo,
   );
 
