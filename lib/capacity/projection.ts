@@ -9,8 +9,8 @@ import { mean, sampleStandardDeviation } from "simple-statistics";
 export const FORMULAS = {
   cpu: "cost(n) = a + b·n (b ≥ 0), fitted to the healthy levels; per_session = cost(n) / n",
   memory: "cost(n) = a + b·n with b ≥ (cost(n_high) − cost(n_low)) / (n_high − n_low)",
-  non_linear: "a + b·n + c·n² only with ≥ 4 levels, c > 0 beyond noise (c / se(c) ≥ t(df), " +
-    "95 %) and a lower leave-one-level-out error",
+  non_linear: "CPU only: a + b·n + c·n² with ≥ 4 levels, c > 0 beyond noise " +
+    "(c / se(c) ≥ t(df), 95 %) and a lower leave-one-level-out error",
   disk: "disk_rate = Σ growth / Σ (users × seconds) over healthy levels; " +
     "disk_per_session = disk_rate × session_s",
   network: "net_rate = Σ bytes / Σ (users × seconds); network(target) = net_rate × target",
@@ -264,7 +264,10 @@ export interface ResourceFit {
  * why it was chosen, its validation, and the interval at any n. The chart curve reaches at least
  * `curveTo` (the highest level run, healthy or not).
  *
- * A convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels, an n²
+ * Memory is always a line: a session's memory does not grow with the number of other sessions, and
+ * a parabola through a few low levels (where the browser's shared processes still grow) squares a
+ * bend of a few MB into terabytes at 1,000 users. For CPU, which contention can make super-linear,
+ * a convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels, an n²
  * term beyond the levels' scatter (`curvature`) and a lower leave-one-level-out error: never on R²
  * over the fitted points. The interval is the wider of
  * the fit's prediction interval (Student's t, between-level scatter) and the measurement noise of
@@ -280,7 +283,7 @@ export function fitResource(
   const points = usable.map((s) => ({ n: s.n, y: mean(s.values) }));
   const kinds: ModelKind[] = points.length === 1
     ? ["proportional"]
-    : points.length >= MIN_LEVELS_NON_LINEAR
+    : points.length >= MIN_LEVELS_NON_LINEAR && resource === "cpu"
     ? ["linear", "quadratic"]
     : ["linear"];
   const candidates = kinds.map((kind) => ({

@@ -91,6 +91,28 @@ Deno.test("a quadratic wins only with 4 levels and a lower held-out error", asyn
     assert.ok(quad!.loo_mean_abs_error_pct! > lin!.loo_mean_abs_error_pct!);
     assert.match(fit.reason, /a quadratic did not beat it on held-out levels/);
   });
+  await t.step("a bend that wins held out but lies within the scatter stays a line", () => {
+    // 0.1 + 0.1n ± 0.03 on 1–16 users: the parabola's held-out error is lower (3.3 % against
+    // 4.4 %), but its n² term is 1.4 standard errors above 0 where t(3) at 95 % is 3.18.
+    const points: Array<[number, number]> = [
+      [1, 0.21],
+      [2, 0.32],
+      [4, 0.47],
+      [8, 0.89],
+      [12, 1.29],
+      [16, 1.7],
+    ];
+    const fit = fitResource("cpu", exact(points))!.model;
+    assert.equal(fit.chosen.kind, "linear");
+    const [lin, quad] = fit.candidates;
+    assert.ok(quad!.loo_mean_abs_error_pct! < lin!.loo_mean_abs_error_pct!);
+    assert.match(fit.reason, /n² term is within the levels' scatter \(t = 1\.3\d < 3\.18\)/);
+  });
+  await t.step("memory is never a parabola, however well it fits", () => {
+    const fit = fitResource("memory", exact([1, 2, 4, 8, 16].map((n) => [n, 1 + n * n])))!.model;
+    assert.equal(fit.chosen.kind, "linear");
+    assert.deepEqual(fit.candidates.map((c) => c.kind), ["linear"]);
+  });
 });
 
 Deno.test("leave-one-level-out predicts every level from the others", () => {
