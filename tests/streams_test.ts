@@ -357,8 +357,11 @@ Deno.test("video streams: HLS and DASH to real clients, totals, health, limits, 
         return s?.metrics.restarts === 1 ? s : null;
       }, { what: "the restart in the status" });
       assert.equal(restarted.state, "active");
-      const events = (await api(base, `/api/jobs/${sessionId}/events`)).body;
-      assert.ok(JSON.stringify(events).includes('"action":"restarted"'));
+      // The status answers at once; the job's events reach the store a moment later.
+      await waitFor(async () => {
+        const events = (await api(base, `/api/jobs/${sessionId}/events`)).body;
+        return JSON.stringify(events).includes('"action":"restarted"');
+      }, { what: "the restart in the session's events" });
       // The restarted ffmpeg writes new segments under new names.
       await waitFor(() =>
         [...Deno.readDirSync(`${server.dataDir}/streams/${ll.stream_id}`)]
