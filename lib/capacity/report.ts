@@ -145,6 +145,14 @@ export const THRESHOLDS = {
    * sizing goes by its own waits, the machine's CPU being the generator's too).
    */
   machine_cpu_pct: 90,
+  /**
+   * Past the knee: the machine this busy (% of all cores) _and_ the browsers waiting this many
+   * times their run time more than at the lowest level, both at once. On the 2-core box the
+   * simple page's 16 users (78–82 % busy, waits +0.6–0.8×) cost 15–20 % less CPU per user than
+   * at 8, their frames throttled, where 12 users (61–73 %, +0.3–0.45×) cost 5 % less.
+   */
+  knee_machine_cpu_pct: 75,
+  knee_wait_ratio: 0.5,
   /** Machine memory in use, % of total. */
   machine_mem_pct: 95,
   /** A user-facing timing this many times the lowest level's... */
@@ -594,6 +602,17 @@ function judge(
   ) {
     // Not for a target's sizing: there the machine's CPU is the load generator's as well.
     saturated.push(`machine CPU ${m.machine.cpu_percent.toFixed(0)} % busy`);
+  } else if (
+    basis !== "target" && m.cpu_wait_ratio !== null &&
+    m.machine.cpu_percent >= THRESHOLDS.knee_machine_cpu_pct &&
+    m.cpu_wait_ratio - lowestWait >= THRESHOLDS.knee_wait_ratio &&
+    (m.cpu_wait_cores ?? 0) >= THRESHOLDS.cpu_wait_min_cores
+  ) {
+    saturated.push(
+      `past the CPU knee: machine CPU ${m.machine.cpu_percent.toFixed(0)} % busy and the ` +
+        `browsers waited for a CPU ${(m.cpu_wait_ratio - lowestWait).toFixed(2)}× their run ` +
+        "time more than at the lowest level",
+    );
   }
   if (m.machine.mem_percent >= THRESHOLDS.machine_mem_pct) {
     saturated.push(`machine memory ${m.machine.mem_percent.toFixed(0)} % used`);

@@ -119,10 +119,10 @@ Deno.test("recorded per-second costs: memory linear with its floor, every level 
 });
 
 Deno.test("memory stays a line where a parabola beat it held out", () => {
-  // The simple page at 1, 2, 4, 8, 12, 16 users, all healthy (ramped starts): its memory means
-  // bend upwards by a few MB and a quadratic predicted the held-out levels a little better, yet
-  // squared out to 1,000 users it made 251 GB where the other runs of the same sweep said 60.
-  const f = fixture("browser-simple-six-healthy");
+  // The simple page at 1, 2, 4, 8, 12, 16 users (ramped starts), every level fitted: its memory
+  // means bend upwards by a few MB and a quadratic predicted the held-out levels a little better,
+  // yet squared out to 1,000 users it made 251 GB where the other runs of the same sweep said 60.
+  const f = fixture("browser-simple-ramped");
   const series = f.record.levels.map((w) => ({
     n: w.concurrency,
     values: samplesIn(f.samples, w.steady, w.ended)
@@ -134,8 +134,23 @@ Deno.test("memory stays a line where a parabola beat it held out", () => {
   assert.equal(mem.model.validation!.model, "linear", "the validated model is the one used");
   const gb = mem.at(1000).value / GB;
   assert.ok(gb > 30 && gb < 90, `1,000 users: ${gb.toFixed(1)} GB`);
-  const r = report(f, "process");
-  assert.deepEqual(r.healthy_levels, [1, 2, 4, 8, 12, 16]);
+});
+
+Deno.test("a level past the CPU knee is saturated: busy machine and rising waits at once", () => {
+  // The same sweep: at 16 users the machine was 82 % busy and the browsers waited 0.66× their run
+  // time more than at 1 user (neither alone is out of CPU), and each user cost 17 % less CPU than
+  // at 8 as their frames were throttled. At 12 users: 66 % busy, +0.40×, healthy.
+  const r = report(fixture("browser-simple-ramped"), "process");
+  assert.deepEqual(r.healthy_levels, [1, 2, 4, 8, 12]);
+  const top = r.levels.at(-1)!;
+  assert.equal(top.status, "saturated");
+  assert.match(top.reasons[0]!, /^past the CPU knee: machine CPU 8\d % busy and the browsers/);
+  const perUser = (n: number) => {
+    const l = r.levels.find((l) => l.concurrency === n)!;
+    return l.cost!.cpu_cores / n;
+  };
+  assert.ok(perUser(16) < perUser(8) * 0.9, "throttled: cheaper per user at the knee");
+  assert.match(r.verdict, /measured up to 12 users \(saturated at 16\)/);
 });
 
 // ---- a synthetic healthy sweep ----
@@ -298,7 +313,11 @@ Deno.test("a browser's own waiting on a quiet machine is not saturation; the loa
   const at = (n: number) => r.levels.find((l) => l.concurrency === n)!;
   assert.ok(at(4).cpu_wait_ratio! >= 0.5 && at(4).machine.cpu_percent < 40);
   assert.deepEqual(r.healthy_levels, [1, 2, 4, 8]);
-  assert.match(at(12).reasons.join(), /^action p75 \d+ ms, 2\.\d× the 1-user level's/);
+  assert.match(
+    at(12).reasons[0]!,
+    /^past the CPU knee: machine CPU 79 % busy and the browsers waited for a CPU 0\.90× their/,
+  );
+  assert.ok(at(12).reasons.some((x) => /^action p75 \d+ ms, 2\.\d× the 1-user level's/.test(x)));
   assert.match(
     at(16).reasons[0]!,
     /^out of CPU: the browsers waited for a CPU 1\.70× as long as they ran, 1\.39× more than/,
