@@ -195,7 +195,11 @@ function show(r: Run): void {
  * do not load and click in lockstep as no real users do; the level's measurement starts once all
  * have started, `ramp_s` into the level, so the level lasts that much longer.
  */
-const browserParams = (page: string, levels: number[], scenario?: unknown, ramp_s = 0) =>
+const browserParams = (
+  page: string,
+  levels: number[],
+  { scenario, ramp_s = 0 }: { scenario?: unknown; ramp_s?: number } = {},
+) =>
   BrowserBenchParams.parse({
     url: `${site.url}/${page}`,
     levels,
@@ -424,7 +428,7 @@ async function browserSweeps(): Promise<void> {
       await run(
         `simple-${i}`,
         browserBenchJob,
-        browserParams("simple", LEVELS, undefined, 1),
+        browserParams("simple", LEVELS, { ramp_s: 1 }),
         browserInfo,
       ),
     );
@@ -432,7 +436,7 @@ async function browserSweeps(): Promise<void> {
   const todo = await run(
     "todo",
     browserBenchJob,
-    browserParams("todo", LEVELS, TODO_SCENARIO, 8),
+    browserParams("todo", LEVELS, { scenario: TODO_SCENARIO, ramp_s: 8 }),
     browserInfo,
   );
 

@@ -132,7 +132,7 @@ export function fitLinear(points: Point[], minSlope = -Infinity): Model | null {
  * t it must reach: a curvature no larger than the levels' scatter would still be squared out to the
  * target. Infinite when the parabola goes through every level.
  */
-export function curvature(m: Model, points: Point[]): { t: number; needed: number } | null {
+function curvature(m: Model, points: Point[]): { t: number; needed: number } | null {
   if (m.kind !== "quadratic" || m.residual_sd === null || m.df < 1) return null;
   const { inv } = design("quadratic", points.map((p) => p.n));
   const se = m.residual_sd * Math.sqrt(Math.max(0, inv[2]![2]!));
@@ -269,9 +269,9 @@ export interface ResourceFit {
  * bend of a few MB into terabytes at 1,000 users. For CPU, which contention can make super-linear,
  * a convex quadratic (a + b·n + c·n², c > 0) replaces the line only with ≥ 4 fitted levels, an n²
  * term beyond the levels' scatter (`curvature`) and a lower leave-one-level-out error: never on R²
- * over the fitted points. The interval is the wider of
- * the fit's prediction interval (Student's t, between-level scatter) and the measurement noise of
- * the level means (per-second samples) carried through the fit.
+ * over the fitted points. The interval is the wider of the fit's prediction interval (Student's t,
+ * between-level scatter) and the measurement noise of the level means (per-second samples) carried
+ * through the fit.
  */
 export function fitResource(
   resource: ResourceKind,

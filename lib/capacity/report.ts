@@ -586,32 +586,32 @@ function judge(
   basis: ResourceBasis,
 ): void {
   const saturated: string[] = [];
-  if (
-    m.cpu_wait_ratio !== null && m.cpu_wait_ratio - lowestWait >= THRESHOLDS.cpu_wait_ratio &&
-    (m.cpu_wait_cores ?? 0) >= THRESHOLDS.cpu_wait_min_cores
-  ) {
+  // The wait this level added over the lowest; null when not measured or too small to be more
+  // than a near-idle process's noise.
+  const addedWait = m.cpu_wait_ratio !== null &&
+      (m.cpu_wait_cores ?? 0) >= THRESHOLDS.cpu_wait_min_cores
+    ? m.cpu_wait_ratio - lowestWait
+    : null;
+  const busy = `${m.machine.cpu_percent.toFixed(0)} % busy`;
+  if (addedWait !== null && addedWait >= THRESHOLDS.cpu_wait_ratio) {
     saturated.push(
       `out of CPU: the ${basis === "target" ? "target's processes" : "browsers"} waited for a ` +
-        `CPU ${m.cpu_wait_ratio.toFixed(2)}× as long as they ran, ` +
-        `${(m.cpu_wait_ratio - lowestWait).toFixed(2)}× more than at the lowest level (machine ` +
-        `CPU ${m.machine.cpu_percent.toFixed(0)} % busy)`,
+        `CPU ${m.cpu_wait_ratio!.toFixed(2)}× as long as they ran, ` +
+        `${addedWait.toFixed(2)}× more than at the lowest level (machine CPU ${busy})`,
     );
   } else if (
     (basis !== "target" || m.cpu_wait_ratio === null) &&
     m.machine.cpu_percent >= THRESHOLDS.machine_cpu_pct
   ) {
     // Not for a target's sizing: there the machine's CPU is the load generator's as well.
-    saturated.push(`machine CPU ${m.machine.cpu_percent.toFixed(0)} % busy`);
+    saturated.push(`machine CPU ${busy}`);
   } else if (
-    basis !== "target" && m.cpu_wait_ratio !== null &&
-    m.machine.cpu_percent >= THRESHOLDS.knee_machine_cpu_pct &&
-    m.cpu_wait_ratio - lowestWait >= THRESHOLDS.knee_wait_ratio &&
-    (m.cpu_wait_cores ?? 0) >= THRESHOLDS.cpu_wait_min_cores
+    basis !== "target" && addedWait !== null && addedWait >= THRESHOLDS.knee_wait_ratio &&
+    m.machine.cpu_percent >= THRESHOLDS.knee_machine_cpu_pct
   ) {
     saturated.push(
-      `past the CPU knee: machine CPU ${m.machine.cpu_percent.toFixed(0)} % busy and the ` +
-        `browsers waited for a CPU ${(m.cpu_wait_ratio - lowestWait).toFixed(2)}× their run ` +
-        "time more than at the lowest level",
+      `past the CPU knee: machine CPU ${busy} and the browsers waited for a CPU ` +
+        `${addedWait.toFixed(2)}× their run time more than at the lowest level`,
     );
   }
   if (m.machine.mem_percent >= THRESHOLDS.machine_mem_pct) {

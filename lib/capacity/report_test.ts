@@ -100,15 +100,18 @@ Deno.test("a lagging generator event loop is reported at its level", () => {
   }
 });
 
-Deno.test("recorded per-second costs: memory linear with its floor, every level held out", () => {
-  // The TodoMVC app at 1, 2, 4, 8, 12, 16 users, each level's per-second memory as measured.
-  const f = fixture("browser-todo-loaded");
-  const series = f.record.levels.map((w) => ({
+/** Every level of a recorded sweep with its per-second memory: browsers' PSS plus the platform. */
+const memorySeries = (f: Fixture) =>
+  f.record.levels.map((w) => ({
     n: w.concurrency,
     values: samplesIn(f.samples, w.steady, w.ended)
       .map((s) => (s.proc_mem_bytes ?? 0) + (s.platform_mem_bytes ?? 0)),
   }));
-  const mem = fitResource("memory", series)!;
+
+Deno.test("recorded per-second costs: memory linear with its floor, every level held out", () => {
+  // The TodoMVC app at 1, 2, 4, 8, 12, 16 users, each level's per-second memory as measured.
+  const f = fixture("browser-todo-loaded");
+  const mem = fitResource("memory", memorySeries(f))!;
   const floor = mem.model.added_session_cost!;
   assert.equal(mem.model.chosen.kind, "linear");
   assert.ok(mem.model.chosen.b >= floor - 1e-6);
@@ -123,12 +126,7 @@ Deno.test("memory stays a line where a parabola beat it held out", () => {
   // means bend upwards by a few MB and a quadratic predicted the held-out levels a little better,
   // yet squared out to 1,000 users it made 251 GB where the other runs of the same sweep said 60.
   const f = fixture("browser-simple-ramped");
-  const series = f.record.levels.map((w) => ({
-    n: w.concurrency,
-    values: samplesIn(f.samples, w.steady, w.ended)
-      .map((s) => (s.proc_mem_bytes ?? 0) + (s.platform_mem_bytes ?? 0)),
-  }));
-  const mem = fitResource("memory", series)!;
+  const mem = fitResource("memory", memorySeries(f))!;
   assert.equal(mem.model.chosen.kind, "linear");
   assert.deepEqual(mem.model.candidates.map((c) => c.kind), ["linear"]);
   assert.equal(mem.model.validation!.model, "linear", "the validated model is the one used");
