@@ -147,9 +147,10 @@ export const THRESHOLDS = {
   machine_cpu_pct: 90,
   /**
    * Past the knee: the machine this busy (% of all cores) _and_ the browsers waiting this many
-   * times their run time more than at the lowest level, both at once. On the 2-core box the
-   * simple page's 16 users (78–82 % busy, waits +0.6–0.8×) cost 15–20 % less CPU per user than
-   * at 8, their frames throttled, where 12 users (61–73 %, +0.3–0.45×) cost 5 % less.
+   * times their run time more than at the lowest level, both at once. In the recorded sweep
+   * fixtures/browser-simple-ramped.json (2 cores) the simple page's 16 users (82 % busy, waits
+   * +0.66×) cost 12 % less CPU per user than at 8, their frames throttled, where 12 users (66 %,
+   * +0.40×) cost 6 % less.
    */
   knee_machine_cpu_pct: 75,
   knee_wait_ratio: 0.5,

@@ -15,7 +15,7 @@ import {
   samplesIn,
   type SweepRecord,
 } from "./report.ts";
-import { fitResource } from "./projection.ts";
+import { fitQuadratic, fitResource, predict } from "./projection.ts";
 import type { Sample } from "../jobs/sampler.ts";
 
 const MB = 1024 * 1024;
@@ -124,9 +124,11 @@ Deno.test("recorded per-second costs: memory linear with its floor, every level 
 Deno.test("memory stays a line where a parabola beat it held out", () => {
   // The simple page at 1, 2, 4, 8, 12, 16 users (ramped starts), every level fitted: its memory
   // means bend upwards by a few MB and a quadratic predicted the held-out levels a little better,
-  // yet squared out to 1,000 users it made 251 GB where the other runs of the same sweep said 60.
+  // yet squared out to 1,000 users it makes 167 GB where the line says 40.
   const f = fixture("browser-simple-ramped");
   const mem = fitResource("memory", memorySeries(f))!;
+  const parabola = fitQuadratic(mem.model.points)!;
+  assert.ok(predict(parabola, 1000) > 4 * mem.at(1000).value, "the parabola it no longer picks");
   assert.equal(mem.model.chosen.kind, "linear");
   assert.deepEqual(mem.model.candidates.map((c) => c.kind), ["linear"]);
   assert.equal(mem.model.validation!.model, "linear", "the validated model is the one used");
@@ -136,7 +138,7 @@ Deno.test("memory stays a line where a parabola beat it held out", () => {
 
 Deno.test("a level past the CPU knee is saturated: busy machine and rising waits at once", () => {
   // The same sweep: at 16 users the machine was 82 % busy and the browsers waited 0.66× their run
-  // time more than at 1 user (neither alone is out of CPU), and each user cost 17 % less CPU than
+  // time more than at 1 user (neither alone is out of CPU), and each user cost 12 % less CPU than
   // at 8 as their frames were throttled. At 12 users: 66 % busy, +0.40×, healthy.
   const r = report(fixture("browser-simple-ramped"), "process");
   assert.deepEqual(r.healthy_levels, [1, 2, 4, 8, 12]);
